@@ -1,0 +1,101 @@
+//! The Licenseware operator as a library: the binary parses its configuration
+//! and calls [`run`]; tests call [`serve`] with a listener of their own.
+
+pub mod config;
+pub mod dependencies;
+pub mod telemetry;
+mod web;
+
+use std::{future::Future, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch};
+
+pub use config::Config;
+use dependencies::{Dependencies, Readiness};
+
+/// Why the operator could not run. Each variant has a stable [`Error::reason`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the Kubernetes client (KUBECONFIG or in-cluster config): {0}")]
+    KubeConfig(#[source] kube::Error),
+    #[error("invalid Kafka client configuration: {0}")]
+    KafkaConfig(#[source] rdkafka::error::KafkaError),
+    #[error("invalid MongoDB connection string: {0}")]
+    MongoConfig(#[source] mongodb::error::Error),
+    #[error("invalid Redis URL: {0}")]
+    RedisConfig(#[source] redis::RedisError),
+    #[error("cannot listen on the probe address: {0}")]
+    ProbeBind(#[source] std::io::Error),
+    #[error("the probe server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+impl Error {
+    /// A stable, low-cardinality name for logs, metrics and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::KubeConfig(_) => "KubeConfig",
+            Self::KafkaConfig(_) => "KafkaConfig",
+            Self::MongoConfig(_) => "MongoConfig",
+            Self::RedisConfig(_) => "RedisConfig",
+            Self::ProbeBind(_) => "ProbeBind",
+            Self::Serve(_) => "Serve",
+        }
+    }
+}
+
+/// Runs until `shutdown` completes, serving the probes on `config.probe_addr`.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = TcpListener::bind(config.probe_addr).await.map_err(Error::ProbeBind)?;
+    serve(config, listener, shutdown).await
+}
+
+/// [`run`] on a listener the caller has bound.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let dependencies = Dependencies::connect(&config).await?;
+    let (readiness_tx, readiness_rx) = watch::channel(Readiness::starting());
+    let interval = Duration::from_secs(config.readiness_interval_secs.max(1));
+    let checker = tokio::spawn(check_forever(dependencies, readiness_tx, interval));
+
+    tracing::info!(probe_addr = %listener.local_addr().map_err(Error::ProbeBind)?, "operator started");
+    let served = axum::serve(listener, web::router(readiness_rx))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve);
+    checker.abort();
+    tracing::info!("operator stopped");
+    served
+}
+
+/// Re-checks the servers forever, logging only when a server's readiness changes
+/// so that a healthy operator stays quiet.
+async fn check_forever(
+    dependencies: Dependencies,
+    readiness: watch::Sender<Readiness>,
+    interval: Duration,
+) {
+    loop {
+        let latest = dependencies.check().await;
+        let previous = readiness.borrow().clone();
+        for check in &latest.checks {
+            let was =
+                previous.checks.iter().find(|old| old.name == check.name).map(|old| old.ready);
+            if was != Some(check.ready) {
+                if check.ready {
+                    tracing::info!(dependency = check.name, detail = %check.detail, "dependency ready");
+                } else {
+                    tracing::warn!(dependency = check.name, detail = %check.detail, "dependency not ready");
+                }
+            }
+        }
+        readiness.send_replace(latest);
+        tokio::time::sleep(interval).await;
+    }
+}

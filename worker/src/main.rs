@@ -1,0 +1,6 @@
+use clap::Parser;
+use licenseware_worker::Cli;
+
+fn main() {
+    let Cli {} = Cli::parse();
+}

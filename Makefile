@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make dev` runs the system on this machine,
+# `make test` runs every test. Everything else here is a step of those two.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+STACK_ENV := e2e/.stack/env
+# Loads the addresses that e2e/stack/up wrote (KUBECONFIG, LW_*, PATH with the stack's kubectl).
+WITH_STACK := set -a; . $(STACK_ENV); set +a;
+CARGO_FLAGS ?= --locked
+
+.PHONY: help dev test fmt fmt-check lint unit e2e stack-up stack-down stack-status clean
+
+help: ## List the targets.
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+dev: stack-up ## Start the stack and run the operator against it (Ctrl-C stops the operator; `make stack-down` the stack).
+	$(WITH_STACK) cargo run $(CARGO_FLAGS) -p licenseware-operator -- run --log-format text
+
+test: fmt-check lint unit e2e ## Every test: format, clippy, unit tests, then the e2e suite on the real stack.
+
+fmt: ## Format the code.
+	cargo fmt --all
+
+fmt-check: ## Fail when the code is not formatted.
+	cargo fmt --all -- --check
+
+lint: ## Clippy on every target, warnings denied.
+	cargo clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+unit: ## Unit tests (no servers needed).
+	cargo test $(CARGO_FLAGS) --workspace --exclude licenseware-e2e
+
+e2e: stack-up ## The end-to-end suite against the real stack.
+	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e
+
+stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretDB and Redis on loopback.
+	e2e/stack/up
+
+stack-down: ## Stop the stack's processes (data kept).
+	e2e/stack/down
+
+stack-status: ## Show each server of the stack.
+	e2e/stack/status
+
+clean: stack-down ## Stop the stack and remove build output.
+	cargo clean

@@ -1,6 +1,6 @@
 //! Command line and environment configuration of the operator binary.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -16,6 +16,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator until SIGTERM or Ctrl-C.
     Run(Config),
+    /// Print the CustomResourceDefinitions of every kind as one YAML stream, or
+    /// write one file per kind (what `crds/*.yaml` holds).
+    Crdgen {
+        /// Directory to write `<plural>.licenseware.io.yaml` files into, instead of stdout.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// Everything `run` needs. Every flag has an environment equivalent, named as
@@ -75,7 +82,7 @@ mod tests {
             "text",
         ])
         .expect("valid command line");
-        let Command::Run(config) = cli.command;
+        let Command::Run(config) = cli.command else { panic!("expected run") };
         assert_eq!(config.kafka_brokers, "127.0.0.1:9092");
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.probe_addr, "127.0.0.1:8080".parse().expect("addr"));

@@ -2,6 +2,7 @@
 //! and calls [`run`]; tests call [`serve`] with a listener of their own.
 
 pub mod config;
+pub mod crdgen;
 pub mod dependencies;
 pub mod telemetry;
 mod web;

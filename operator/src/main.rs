@@ -5,11 +5,13 @@ use licenseware_operator::{
     config::{Cli, Command},
     run, telemetry,
 };
+use std::path::Path;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
     match command {
+        Command::Crdgen { out_dir } => crdgen(out_dir.as_deref()),
         Command::Run(config) => {
             if let Err(error) = telemetry::init(config.log_format) {
                 #[allow(clippy::print_stderr)] // no logger to report through
@@ -25,6 +27,25 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)] // a CLI command: its errors are for the terminal
+fn crdgen(out_dir: Option<&Path>) -> ExitCode {
+    let outcome = match out_dir {
+        Some(dir) => licenseware_operator::crdgen::write_files(dir).map(|files| {
+            for file in files {
+                eprintln!("wrote {}", dir.join(file).display());
+            }
+        }),
+        None => licenseware_operator::crdgen::print(&mut std::io::stdout().lock()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("crdgen: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,233 @@
+//! `ReportComponent`: SDK `NewReportComponent` plus the aggregation that feeds it.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::conditions::RegistrationStatus;
+use crate::filter::ReportFilter;
+use crate::schema::{ID_MAX_LENGTH, ID_PATTERN, free_form_object, free_form_object_list};
+
+/// Status of a ReportComponent.
+pub type ReportComponentStatus = RegistrationStatus;
+
+/// Aggregation stages that write, or read other collections (and so could reach other
+/// tenants' data). A pipeline containing one of them, at any depth, is invalid.
+pub const FORBIDDEN_PIPELINE_STAGES: [&str; 7] =
+    ["$out", "$merge", "$lookup", "$unionWith", "$graphLookup", "$function", "$where"];
+
+/// One chart, table or summary of a report, and the data that feeds it.
+// clippy's duplicated_attributes misreads the repeated `type_ = "string"` of the
+// printcolumn(...) entries as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "licenseware.io",
+    version = "v1alpha1",
+    kind = "ReportComponent",
+    namespaced,
+    status = "ReportComponentStatus",
+    derive = "PartialEq",
+    shortname = "lwrc",
+    category = "licenseware",
+    doc = "One chart, table or summary of a report, and the aggregation that feeds it.",
+    printcolumn(name = "App", type_ = "string", json_path = ".spec.appId"),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportComponentSpec {
+    /// Id of the component, e.g. `virtual_overview`; reports list it in `components`.
+    /// Default: metadata.name with '-' replaced by '_'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(ID_PATTERN), length(min = 1, max = ID_MAX_LENGTH))]
+    pub component_id: Option<String>,
+    /// Id of the app the component belongs to.
+    #[schemars(pattern(ID_PATTERN), length(min = 1, max = ID_MAX_LENGTH))]
+    pub app_id: String,
+    /// Title shown above the component.
+    #[schemars(length(min = 1))]
+    pub title: String,
+    /// What the component shows.
+    #[serde(default)]
+    pub description: String,
+    /// How the data is drawn: summary, pie, bar_horizontal, table, detailed_summary,
+    /// detailed_summary_v2, stacked_bar_vertical, stacked_area, relationship_graph or
+    /// data_narrative.
+    #[serde(rename = "type")]
+    pub component_type: ComponentType,
+    /// What the UI draws, in the SDK's attribute shape for the type, e.g. for a table
+    /// {"columns": [{"name": "Device Name", "prop": "device_name", "type": "string"}]},
+    /// for a pie {"series": [{"label_key": ..., "label_description": ...}, ...]}.
+    #[schemars(schema_with = "free_form_object")]
+    pub attributes: Map<String, Value>,
+    /// Layout hints for the UI, e.g. {"width": "1/2"} (width is 1/3, 2/3, 1/2 or full).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schemars(schema_with = "free_form_object")]
+    pub style: Map<String, Value>,
+    /// Position in a report. Default: the position in the report's components list,
+    /// counting from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub order: Option<i32>,
+    /// Columns users can filter the component on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<ReportFilter>,
+    /// Whether the component is published in the registry.
+    #[serde(default = "crate::defaults::yes")]
+    pub registrable: bool,
+    /// The aggregation that produces the component's data.
+    #[serde(default, skip_serializing_if = "crate::defaults::is_default")]
+    pub data: ComponentData,
+}
+
+/// How a component is drawn: summary, pie, bar_horizontal, table, detailed_summary,
+/// detailed_summary_v2, stacked_bar_vertical, stacked_area, relationship_graph or
+/// data_narrative.
+// No variant docs: they would turn the schema into `oneOf` branches.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentType {
+    Summary,
+    Pie,
+    BarHorizontal,
+    Table,
+    DetailedSummary,
+    DetailedSummaryV2,
+    StackedBarVertical,
+    StackedArea,
+    RelationshipGraph,
+    DataNarrative,
+}
+
+/// The MongoDB aggregation that feeds a component.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentData {
+    /// Collection the aggregation runs on.
+    #[serde(default = "crate::defaults::collection")]
+    #[schemars(length(min = 1))]
+    pub collection: String,
+    /// Aggregation stages, e.g. [{"$group": {"_id": "$os", "count": {"$sum": 1}}}]. The
+    /// server always runs them after a $match on the caller's tenant, then applies the
+    /// request's filters, skip and limit. $out, $merge, $lookup, $unionWith, $graphLookup,
+    /// $function and $where are not allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_object_list")]
+    pub pipeline: Vec<Map<String, Value>>,
+    /// Seconds a result stays cached per tenant and query. 0 disables the cache.
+    #[serde(default = "default_cache_ttl_seconds")]
+    #[schemars(range(min = 0))]
+    pub cache_ttl_seconds: i64,
+}
+
+fn default_cache_ttl_seconds() -> i64 {
+    300
+}
+
+impl Default for ComponentData {
+    fn default() -> Self {
+        Self {
+            collection: crate::defaults::collection(),
+            pipeline: Vec::new(),
+            cache_ttl_seconds: default_cache_ttl_seconds(),
+        }
+    }
+}
+
+impl ComponentData {
+    /// The forbidden stages and operators used anywhere in the pipeline (nested ones in
+    /// $facet or sub-pipelines too), in order of appearance, without duplicates.
+    pub fn forbidden_stages(&self) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        for stage in &self.pipeline {
+            collect_forbidden(stage, &mut found);
+        }
+        found
+    }
+}
+
+fn collect_forbidden(object: &Map<String, Value>, found: &mut Vec<&'static str>) {
+    for (key, value) in object {
+        if let Some(stage) = FORBIDDEN_PIPELINE_STAGES.iter().find(|s| **s == key.as_str())
+            && !found.contains(stage)
+        {
+            found.push(stage);
+        }
+        collect_forbidden_value(value, found);
+    }
+}
+
+fn collect_forbidden_value(value: &Value, found: &mut Vec<&'static str>) {
+    match value {
+        Value::Object(object) => collect_forbidden(object, found),
+        Value::Array(items) => items.iter().for_each(|v| collect_forbidden_value(v, found)),
+        _ => {}
+    }
+}
+
+impl ReportComponent {
+    /// `spec.componentId`, or metadata.name with '-' replaced by '_'.
+    pub fn component_id(&self) -> String {
+        match &self.spec.component_id {
+            Some(id) => id.clone(),
+            None => self.metadata.name.as_deref().unwrap_or_default().replace('-', "_"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pipeline: Value) -> ComponentData {
+        serde_json::from_value(serde_json::json!({ "pipeline": pipeline })).unwrap()
+    }
+
+    #[test]
+    fn finds_forbidden_stages_at_any_depth() {
+        let ok = data(serde_json::json!([
+            {"$match": {"os": {"$exists": true}}},
+            {"$group": {"_id": "$os", "count": {"$sum": 1}}}
+        ]));
+        assert!(ok.forbidden_stages().is_empty());
+
+        let bad = data(serde_json::json!([
+            {"$facet": {"a": [{"$lookup": {"from": "Quota"}}], "b": [{"$out": "x"}]}},
+            {"$match": {"$where": "true"}},
+            {"$lookup": {"from": "Other"}}
+        ]));
+        assert_eq!(bad.forbidden_stages(), vec!["$lookup", "$out", "$where"]);
+    }
+
+    #[test]
+    fn component_types_use_the_sdk_names() {
+        let names = serde_json::json!([
+            "summary",
+            "pie",
+            "bar_horizontal",
+            "table",
+            "detailed_summary",
+            "detailed_summary_v2",
+            "stacked_bar_vertical",
+            "stacked_area",
+            "relationship_graph",
+            "data_narrative"
+        ]);
+        let types: Vec<ComponentType> = serde_json::from_value(names.clone()).unwrap();
+        assert_eq!(types.len(), 10);
+        assert_eq!(serde_json::to_value(types).unwrap(), names);
+    }
+}

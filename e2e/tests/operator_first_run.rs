@@ -19,6 +19,10 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
         probe_addr: listener.local_addr().expect("local addr"),
         readiness_interval_secs: 1,
         log_format: LogFormat::Text,
+        // A namespace of its own, so this operator leaves the other tests' Topics alone.
+        namespaces: vec![licenseware_e2e::unique_name("first-run")],
+        topic_prefix: String::new(),
+        resync_interval_secs: 120,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {

@@ -53,6 +53,34 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "LW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+
+    /// Namespaces to watch, comma separated. Empty: every namespace.
+    #[arg(long, env = "LW_WATCH_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub namespaces: Vec<String>,
+
+    /// Prepended to the name of every Kafka topic the operator manages, e.g. `prod.`.
+    #[arg(long, env = "LW_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Seconds between two reconciles of an unchanged resource; each one reverts drift
+    /// made outside the operator (e.g. a topic config changed with the Kafka CLI).
+    #[arg(long, env = "LW_RESYNC_INTERVAL", default_value_t = 120)]
+    pub resync_interval_secs: u64,
+}
+
+impl Config {
+    /// The namespaces to watch, without blanks; empty means every namespace.
+    pub fn watched_namespaces(&self) -> Vec<String> {
+        let mut namespaces: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|namespace| namespace.trim().to_owned())
+            .filter(|namespace| !namespace.is_empty())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        namespaces
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,5 +115,30 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.probe_addr, "127.0.0.1:8080".parse().expect("addr"));
         assert_eq!(config.readiness_interval_secs, 10);
+        assert!(config.watched_namespaces().is_empty());
+        assert_eq!(config.topic_prefix, "");
+        assert_eq!(config.resync_interval_secs, 120);
+    }
+
+    #[test]
+    fn namespaces_are_a_comma_list() {
+        let cli = Cli::try_parse_from([
+            "licenseware-operator",
+            "run",
+            "--kafka-brokers=k:9092",
+            "--mongo-url=mongodb://m/",
+            "--redis-url=redis://r/",
+            "--namespaces",
+            "apps, tools,apps",
+            "--topic-prefix",
+            "prod.",
+            "--resync-interval-secs",
+            "30",
+        ])
+        .expect("valid command line");
+        let Command::Run(config) = cli.command else { panic!("expected run") };
+        assert_eq!(config.watched_namespaces(), ["apps", "tools"]);
+        assert_eq!(config.topic_prefix, "prod.");
+        assert_eq!(config.resync_interval_secs, 30);
     }
 }

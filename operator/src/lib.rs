@@ -2,17 +2,22 @@
 //! and calls [`run`]; tests call [`serve`] with a listener of their own.
 
 pub mod config;
+pub mod controllers;
 pub mod crdgen;
 pub mod dependencies;
+pub mod kafka;
 pub mod telemetry;
 mod web;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
+use futures::FutureExt;
 use tokio::{net::TcpListener, sync::watch};
 
 pub use config::Config;
 use dependencies::{Dependencies, Readiness};
+/// The CRD types, for callers (the e2e suite) that reach them through the operator.
+pub use licenseware_crds as crds;
 
 /// Why the operator could not run. Each variant has a stable [`Error::reason`].
 #[derive(Debug, thiserror::Error)]
@@ -54,23 +59,48 @@ pub async fn run(
     serve(config, listener, shutdown).await
 }
 
-/// [`run`] on a listener the caller has bound.
+/// How long the controllers may take to finish their in-flight reconciles once
+/// shutdown is asked for.
+const CONTROLLER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`run`] on a listener the caller has bound: the probe and metrics server and the
+/// Topic controller, all stopped by the same `shutdown`.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let dependencies = Dependencies::connect(&config).await?;
+    let shutdown = shutdown.boxed().shared();
+    let admin = kafka::KafkaAdmin::start(
+        Arc::clone(&dependencies.kafka),
+        kafka::DEFAULT_LINGER,
+        kafka::DEFAULT_MAX_BATCH,
+    );
+    let metrics = Arc::clone(admin.metrics());
+    let topics = tokio::spawn(controllers::topic::run(
+        dependencies.kube.clone(),
+        admin,
+        config.watched_namespaces(),
+        config.topic_prefix.clone(),
+        Duration::from_secs(config.resync_interval_secs),
+        shutdown.clone(),
+    ));
     let (readiness_tx, readiness_rx) = watch::channel(Readiness::starting());
     let interval = Duration::from_secs(config.readiness_interval_secs.max(1));
     let checker = tokio::spawn(check_forever(dependencies, readiness_tx, interval));
 
     tracing::info!(probe_addr = %listener.local_addr().map_err(Error::ProbeBind)?, "operator started");
-    let served = axum::serve(listener, web::router(readiness_rx))
+    let served = axum::serve(listener, web::router(readiness_rx, metrics))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(Error::Serve);
     checker.abort();
+    match tokio::time::timeout(CONTROLLER_STOP_TIMEOUT, topics).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "topic controller task failed"),
+        Err(_) => tracing::warn!("topic controller did not stop in time"),
+    }
     tracing::info!("operator stopped");
     served
 }

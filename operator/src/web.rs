@@ -1,15 +1,29 @@
-//! The probe endpoints: `/healthz` (the process serves) and `/readyz` (its servers answer).
+//! The probe endpoints: `/healthz` (the process serves) and `/readyz` (its servers
+//! answer), and `/metrics` (Prometheus text).
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use std::sync::Arc;
+
+use axum::{Json, Router, extract::State, http::StatusCode, http::header, routing::get};
 use tokio::sync::watch;
 
-use crate::dependencies::Readiness;
+use crate::{dependencies::Readiness, kafka::AdminMetrics};
 
-pub fn router(readiness: watch::Receiver<Readiness>) -> Router {
+pub fn router(readiness: watch::Receiver<Readiness>, metrics: Arc<AdminMetrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(readiness)
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    let mut body = String::new();
+                    metrics.render(&mut body);
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+                }
+            }),
+        )
 }
 
 async fn readyz(

@@ -1,0 +1,205 @@
+//! The pure half of the Kafka admin layer: given what a topic should be and what Kafka
+//! has, which admin requests bring them together, and which differences cannot be fixed.
+
+use std::{collections::BTreeMap, fmt};
+
+/// What the operator wants one Kafka topic to be. Built from a Topic resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredTopic {
+    /// Full Kafka name, with the operator's prefix.
+    pub name: String,
+    pub partitions: i32,
+    /// `None`: min(3, brokers) on creation, and no check afterwards.
+    pub replication_factor: Option<i32>,
+    /// The complete set of dynamic topic configs: Kafka's others are removed.
+    pub config: BTreeMap<String, String>,
+}
+
+/// What Kafka has for one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObservedTopic {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Configs set on the topic itself (source `DYNAMIC_TOPIC_CONFIG`); broker and
+    /// default values are not listed.
+    pub config: BTreeMap<String, String>,
+}
+
+/// A difference the operator will not fix, reported with reason `NotSupported`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    PartitionDecrease { spec: i32, actual: i32 },
+    ReplicationFactorChange { spec: i32, actual: i32 },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PartitionDecrease { spec, actual } => {
+                write!(f, "Decreasing partitions not supported (spec {spec} < {actual} in Kafka)")
+            }
+            Self::ReplicationFactorChange { spec, actual } => write!(
+                f,
+                "Replication factor change not supported (spec {spec}, {actual} in Kafka)"
+            ),
+        }
+    }
+}
+
+/// The admin requests one topic needs, and the state it will be in afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Create the topic with this replication factor (and the desired partitions and
+    /// configs).
+    pub create: Option<i32>,
+    /// Raise the partition count to this total.
+    pub add_partitions: Option<i32>,
+    /// Replace the topic's dynamic configs with the desired ones.
+    pub alter_config: bool,
+    pub refusals: Vec<Refusal>,
+    /// Partitions once the requests succeed.
+    pub partitions: i32,
+    /// Replication factor once the requests succeed.
+    pub replication_factor: i32,
+}
+
+impl Plan {
+    /// Whether nothing needs to be sent to Kafka.
+    pub fn is_noop(&self) -> bool {
+        self.create.is_none() && self.add_partitions.is_none() && !self.alter_config
+    }
+}
+
+/// Compares desired and observed state. `brokers` sets the default replication factor
+/// of a topic that does not exist yet.
+///
+/// Like Strimzi, a refused part does not stop the others: a topic with too many
+/// partitions still gets its configs.
+pub fn plan(desired: &DesiredTopic, observed: Option<&ObservedTopic>, brokers: i32) -> Plan {
+    let Some(observed) = observed else {
+        let replication_factor = desired.replication_factor.unwrap_or_else(|| brokers.clamp(1, 3));
+        return Plan {
+            create: Some(replication_factor),
+            add_partitions: None,
+            alter_config: false,
+            refusals: Vec::new(),
+            partitions: desired.partitions,
+            replication_factor,
+        };
+    };
+    let mut refusals = Vec::new();
+    let mut add_partitions = None;
+    let mut partitions = observed.partitions;
+    if desired.partitions > observed.partitions {
+        add_partitions = Some(desired.partitions);
+        partitions = desired.partitions;
+    } else if desired.partitions < observed.partitions {
+        refusals.push(Refusal::PartitionDecrease {
+            spec: desired.partitions,
+            actual: observed.partitions,
+        });
+    }
+    if let Some(spec) = desired.replication_factor
+        && spec != observed.replication_factor
+    {
+        refusals
+            .push(Refusal::ReplicationFactorChange { spec, actual: observed.replication_factor });
+    }
+    Plan {
+        create: None,
+        add_partitions,
+        alter_config: desired.config != observed.config,
+        refusals,
+        partitions,
+        replication_factor: observed.replication_factor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(partitions: i32, config: &[(&str, &str)]) -> DesiredTopic {
+        DesiredTopic {
+            name: "t".into(),
+            partitions,
+            replication_factor: None,
+            config: config.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        }
+    }
+
+    fn observed(partitions: i32, rf: i32, config: &[(&str, &str)]) -> ObservedTopic {
+        ObservedTopic {
+            partitions,
+            replication_factor: rf,
+            config: config.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        }
+    }
+
+    #[test]
+    fn missing_topic_is_created_with_min_3_brokers_replicas() {
+        let one = plan(&desired(3, &[]), None, 1);
+        assert_eq!(one.create, Some(1));
+        assert_eq!((one.partitions, one.replication_factor), (3, 1));
+        assert_eq!(plan(&desired(3, &[]), None, 5).create, Some(3));
+        let explicit = DesiredTopic { replication_factor: Some(2), ..desired(1, &[]) };
+        assert_eq!(plan(&explicit, None, 5).create, Some(2));
+    }
+
+    #[test]
+    fn identical_topic_needs_nothing() {
+        let p = plan(
+            &desired(2, &[("retention.ms", "1000")]),
+            Some(&observed(2, 1, &[("retention.ms", "1000")])),
+            1,
+        );
+        assert!(p.is_noop());
+        assert!(p.refusals.is_empty());
+    }
+
+    #[test]
+    fn partitions_only_grow() {
+        let grow = plan(&desired(4, &[]), Some(&observed(2, 1, &[])), 1);
+        assert_eq!(grow.add_partitions, Some(4));
+        assert_eq!(grow.partitions, 4);
+        let shrink = plan(&desired(2, &[]), Some(&observed(4, 1, &[])), 1);
+        assert_eq!(shrink.add_partitions, None);
+        assert_eq!(shrink.partitions, 4);
+        assert_eq!(shrink.refusals, [Refusal::PartitionDecrease { spec: 2, actual: 4 }]);
+        assert_eq!(
+            shrink.refusals[0].to_string(),
+            "Decreasing partitions not supported (spec 2 < 4 in Kafka)"
+        );
+    }
+
+    #[test]
+    fn refused_decrease_still_applies_configs() {
+        let p = plan(&desired(1, &[("cleanup.policy", "compact")]), Some(&observed(3, 1, &[])), 1);
+        assert!(p.alter_config);
+        assert_eq!(p.refusals.len(), 1);
+    }
+
+    #[test]
+    fn config_diff_covers_set_changed_and_removed_keys() {
+        let o = observed(1, 1, &[("retention.ms", "1000"), ("segment.ms", "5000")]);
+        // A key removed from the spec must be removed from Kafka.
+        assert!(plan(&desired(1, &[("retention.ms", "1000")]), Some(&o), 1).alter_config);
+        // A changed value.
+        assert!(
+            plan(&desired(1, &[("retention.ms", "2000"), ("segment.ms", "5000")]), Some(&o), 1)
+                .alter_config
+        );
+        // A new key.
+        assert!(plan(&desired(1, &[]), Some(&observed(1, 1, &[])), 1).is_noop());
+        assert!(plan(&desired(1, &[("a", "b")]), Some(&observed(1, 1, &[])), 1).alter_config);
+    }
+
+    #[test]
+    fn replication_factor_is_checked_only_when_set() {
+        assert!(plan(&desired(1, &[]), Some(&observed(1, 3, &[])), 1).refusals.is_empty());
+        let spec = DesiredTopic { replication_factor: Some(1), ..desired(1, &[]) };
+        let p = plan(&spec, Some(&observed(1, 3, &[])), 3);
+        assert_eq!(p.refusals, [Refusal::ReplicationFactorChange { spec: 1, actual: 3 }]);
+        assert_eq!(p.replication_factor, 3);
+    }
+}

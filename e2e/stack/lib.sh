@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the settings below are used by up, down, status
 # Shared code of e2e/stack/{up,down,status}: the real local stack that the
 # e2e suite runs against (see "The real local stack" in the design notes).
 #
@@ -44,7 +45,7 @@ declare -A READY_TIMEOUT=(
 )
 # Seconds between SIGTERM and SIGKILL in `down` (Kafka flushes its logs).
 declare -A STOP_TIMEOUT=(
-  [etcd]=15 [kube-apiserver]=20 [kube-controller-manager]=15
+  [etcd]=15 [kube-apiserver]=15 [kube-controller-manager]=15
   [kafka]=40 [ferretdb]=15 [redis]=15
 )
 
@@ -92,7 +93,9 @@ fail_component() { # name message
 # nothing and config fingerprints stay stable. Content comes on stdin.
 write_if_changed() { # path [mode]
   local path=$1 mode=${2:-} tmp
-  tmp=$(mktemp "$path.XXXXXX")
+  # The temporary file lives in the state dir itself, not next to $path, so
+  # that an unchanged file leaves its directory untouched too.
+  tmp=$(mktemp "$STATE/.write.XXXXXX")
   cat >"$tmp"
   [[ -n $mode ]] && chmod "$mode" "$tmp"
   if [[ -f $path ]] && cmp -s "$tmp" "$path"; then
@@ -110,6 +113,11 @@ shell_quote() {
   else
     printf "'%s'" "${1//\'/\'\\\'\'}"
   fi
+}
+
+# Replaces a symlink only when it points elsewhere.
+link() { # target link
+  [[ -L $2 && "$(readlink "$2")" == "$1" ]] || ln -sfn "$1" "$2"
 }
 
 probe() { python3 "$STACK_SRC/probe.py" "$@"; }
@@ -170,6 +178,13 @@ go_env() {
   # Keeps a user's GOPROXY/GONOSUMDB; only the caches move.
 }
 
+# Downloads module@version into the module cache and prints one field of
+# `go mod download -json` (Dir, GoMod, ...).
+gomod_field() { # field module@version workdir
+  (cd "$3" && go mod download -json "$2") |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
 # A component's install is valid when its stamp holds exactly the recipe
 # that would build it now: changing a pin or a build flag rebuilds.
 stamp_ok() { # dir recipe
@@ -199,9 +214,9 @@ install_kube() {
   local t=$SECONDS work=$CACHE/kube/.work-$KUBE_VERSION staging=v0.${KUBE_VERSION#v1.} gomod
   rm -rf "$work" && mkdir -p "$work"
   log "fetching k8s.io/kubernetes $KUBE_VERSION go.mod"
-  gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-  [[ -f $gomod ]] || die "could not download the go.mod of k8s.io/kubernetes@$KUBE_VERSION"
+  if ! gomod=$(gomod_field GoMod "k8s.io/kubernetes@$KUBE_VERSION" "$work") || [[ ! -f $gomod ]]; then
+    die "could not download the go.mod of k8s.io/kubernetes@$KUBE_VERSION"
+  fi
   {
     printf 'module lwstack/kube\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$KUBE_VERSION"
     # Every `k8s.io/x => ./staging/src/k8s.io/x` line becomes `k8s.io/x => k8s.io/x v0.N.P`.
@@ -215,7 +230,7 @@ install_kube() {
   local pkgs=("${bins[@]/#/k8s.io/kubernetes/cmd/}")
   (cd "$work" && go get "${pkgs[@]/%/@$KUBE_VERSION}") >"$work/get.log" 2>&1 ||
     { tail -n 20 "$work/get.log" >&2; die "go get for kubernetes $KUBE_VERSION failed (log: $work/get.log)"; }
-  log "modules ready ($((SECONDS - t))s); building ${bins[*]} $KUBE_VERSION (first run, takes 10-20 minutes on 2 cores)..."
+  log "modules ready ($((SECONDS - t))s); building ${bins[*]} $KUBE_VERSION (first run: about 5 minutes on 2 cores)..."
   local tb=$SECONDS
   mkdir -p "$work/bin"
   (cd "$work" && go build -trimpath -ldflags "$ld" -o "$work/bin/" "${pkgs[@]}") \
@@ -238,7 +253,7 @@ install_etcd() {
   go_env
   local t=$SECONDS work=$CACHE/etcd/.work-$ETCD_VERSION
   rm -rf "$work" && mkdir -p "$work"
-  log "building etcd $ETCD_VERSION (first run, 1-3 minutes)..."
+  log "building etcd $ETCD_VERSION (first run, under a minute)..."
   printf 'module lwstack/etcd\n\ngo 1.24\n' >"$work/go.mod"
   (cd "$work" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" &&
     go build -trimpath -ldflags "-s -w" -o "$work/bin/etcd" go.etcd.io/etcd/server/v3) >"$work/build.log" 2>&1 ||
@@ -251,20 +266,31 @@ install_etcd() {
   log "built etcd $ETCD_VERSION ($((SECONDS - t))s)"
 }
 
+# Not `go install ...@version`: the proxy answers 403 for FerretDB's version
+# list, which `go install` needs for its deprecation check, and a binary built
+# as a dependency panics at start because build/version/version.txt (made by
+# the project's release tooling) is missing from the module. So: the module
+# source, plus that one file, built as the main module.
 install_ferretdb() {
-  local pkg=github.com/FerretDB/FerretDB/cmd/ferretdb recipe
-  recipe="$pkg@$FERRETDB_VERSION ldflags=-s -w"
+  local mod=github.com/FerretDB/FerretDB recipe
+  recipe="$mod@$FERRETDB_VERSION version.txt ldflags=-s -w"
   stamp_ok "$FERRETDB_DIR" "$recipe" && return 0
   go_env
-  local t=$SECONDS tmp=$CACHE/ferretdb/.work-$FERRETDB_VERSION
-  rm -rf "$tmp" && mkdir -p "$tmp"
-  log "building ferretdb $FERRETDB_VERSION (first run, 1-3 minutes)..."
-  GOBIN=$tmp/bin go install -trimpath -ldflags "-s -w" "$pkg@$FERRETDB_VERSION" >"$tmp/build.log" 2>&1 ||
-    { tail -n 20 "$tmp/build.log" >&2; die "go install $pkg@$FERRETDB_VERSION failed (log: $tmp/build.log)"; }
+  local t=$SECONDS work=$CACHE/ferretdb/.work-$FERRETDB_VERSION src
+  rm -rf "$work" && mkdir -p "$work"
+  log "building ferretdb $FERRETDB_VERSION (first run, under a minute)..."
+  src=$(gomod_field Dir "$mod@$FERRETDB_VERSION" "$work") ||
+    die "could not download $mod@$FERRETDB_VERSION"
+  cp -R "$src" "$work/src"
+  chmod -R u+w "$work/src"
+  printf '%s\n' "$FERRETDB_VERSION" >"$work/src/build/version/version.txt"
+  (cd "$work/src" && go build -trimpath -ldflags "-s -w" -o "$work/bin/ferretdb" ./cmd/ferretdb) \
+    >"$work/build.log" 2>&1 ||
+    { tail -n 20 "$work/build.log" >&2; die "building ferretdb $FERRETDB_VERSION failed (log: $work/build.log)"; }
   rm -rf "$FERRETDB_DIR" && mkdir -p "$FERRETDB_DIR"
-  mv "$tmp/bin" "$FERRETDB_DIR/bin"
+  mv "$work/bin" "$FERRETDB_DIR/bin"
   printf '%s' "$recipe" >"$FERRETDB_DIR/.stamp"
-  rm -rf "$tmp"
+  rm -rf "$work"
   log "built ferretdb $FERRETDB_VERSION ($((SECONDS - t))s)"
 }
 
@@ -293,10 +319,18 @@ install_kafka() {
 install_all() {
   mkdir -p "$CACHE"
   ensure_commands curl openssl python3 setsid flock java redis-server
+  # Checkouts share the cache: one installer at a time (fd 8), the others
+  # wait for its build and then find the stamps in place.
+  exec 8>"$CACHE/.install.lock"
+  if ! flock -n 8; then
+    log "waiting for another e2e/stack/up that is installing into $CACHE"
+    flock -w 3600 8 || die "another e2e/stack/up still holds $CACHE/.install.lock after an hour"
+  fi
   install_kube
   install_etcd
   install_ferretdb
   install_kafka
+  exec 8>&-
 }
 
 # ---------------------------------------------------------------------------
@@ -309,12 +343,12 @@ install_all() {
 # was started with: a different fingerprint means "restart".
 # ---------------------------------------------------------------------------
 proc_starttime() { # pid
-  local stat f
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  local stat fields
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
   # Field 22; the command name (field 2) may contain spaces, so cut after ')'.
   stat=${stat##*) }
-  read -r -a f <<<"$stat"
-  printf '%s' "${f[19]}"
+  read -r -a fields <<<"$stat"
+  printf '%s' "${fields[19]}"
 }
 
 proc_exe() { # pid
@@ -337,13 +371,17 @@ component_pid() { # name
 
 start_component() { # name fingerprint exe args...
   local name=$1 fp=$2 exe=$3 logf=$STATE/logs/$1.log pid st
-  shift 2
+  shift 3
   mkdir -p "$STATE/logs" "$STATE/pids"
-  printf '\n===== %s %s: %s\n' "$(date '+%F %T')" "$name" "$*" >>"$logf"
+  { printf '\n===== %s %s:' "$(date '+%F %T')" "$name"; printf ' %q' "$@"; printf '\n'; } >>"$logf"
+  # Where this start's output begins, for checks of what the server logged.
+  stat -c %s "$logf" >"$STATE/pids/$name.logpos"
   # setsid: its own session and process group, so `down` can signal the
   # whole group (children included) and a Ctrl-C of `up` does not reach it.
   # No fd of ours may stay open in it, or `$(up)` / `up | tee` would hang.
-  setsid "$@" </dev/null >>"$logf" 2>&1 &
+  # 8>&- 9>&-: the locks of up/down must not be inherited, or the server
+  # would hold them for its whole life.
+  setsid "$@" </dev/null >>"$logf" 2>&1 8>&- 9>&- &
   pid=$!
   exe=$(readlink -f "$exe")
   # Until setsid has exec'd the server, /proc shows bash; record the process
@@ -359,6 +397,20 @@ start_component() { # name fingerprint exe args...
   printf '%s\n' "$fp" >"$STATE/pids/$name.args"
 }
 
+# True while a process of the group is alive. Zombies do not count: where
+# PID 1 reaps orphans late (as in some sandboxes), `kill -0` would still see
+# a server that has long exited.
+group_alive() { # pgid
+  local f line st pg
+  for f in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null <"$f" || continue
+    line=${line##*) }
+    read -r st _ pg _ <<<"$line"
+    [[ $pg == "$1" && $st != Z ]] && return 0
+  done
+  return 1
+}
+
 stop_component() { # name
   local name=$1 pid i timeout=${STOP_TIMEOUT[$1]:-15}
   if ! pid=$(component_pid "$name"); then
@@ -370,14 +422,14 @@ stop_component() { # name
   # any children it forked.
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < timeout * 5; i++)); do
-    kill -0 -- "-$pid" 2>/dev/null || break
+    group_alive "$pid" || break
     sleep 0.2
   done
-  if kill -0 -- "-$pid" 2>/dev/null; then
+  if group_alive "$pid"; then
     log "$name did not stop within ${timeout}s, sending SIGKILL"
     kill -KILL -- "-$pid" 2>/dev/null || true
     for ((i = 0; i < 25; i++)); do
-      kill -0 -- "-$pid" 2>/dev/null || break
+      group_alive "$pid" || break
       sleep 0.2
     done
   fi
@@ -415,6 +467,13 @@ saved_port() { # key
 # ---------------------------------------------------------------------------
 # Health checks: exit 0 when the server answers a real request.
 # ---------------------------------------------------------------------------
+logged_since_start() { # name fixed-string
+  local pos
+  pos=$(cat "$STATE/pids/$1.logpos" 2>/dev/null) || pos=0
+  # Not a pipe: with pipefail, grep -q quitting early would fail the pipe.
+  grep -qF -- "$2" < <(tail -c "+$((pos + 1))" "$STATE/logs/$1.log" 2>/dev/null)
+}
+
 kube_curl() { # path
   curl -fsS --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$(saved_port kube-apiserver)$1"
@@ -425,7 +484,7 @@ healthy() { # name
   case $1 in
     etcd)
       p=$(saved_port etcd) || return 1
-      curl -fsS --max-time 2 "http://127.0.0.1:$p/health" 2>/dev/null | grep -q '"health":"true"' ;;
+      [[ "$(curl -fsS --max-time 2 "http://127.0.0.1:$p/health" 2>/dev/null)" == *'"health":"true"'* ]] ;;
     kube-apiserver)
       [[ "$(kube_curl /readyz 2>/dev/null)" == ok ]] &&
         kube_curl /api/v1/namespaces/default >/dev/null 2>&1 ;;
@@ -435,7 +494,9 @@ healthy() { # name
       [[ "$(curl -fsSk --max-time 2 "https://127.0.0.1:$p/healthz" 2>/dev/null)" == ok ]] ;;
     kafka)
       p=$(saved_port kafka) || return 1
-      probe kafka "$p" 2>/dev/null ;;
+      # The broker says it finished starting (its listener can answer a
+      # little earlier), and it answers requests.
+      logged_since_start kafka 'Kafka Server started' && probe kafka "$p" 2>/dev/null ;;
     ferretdb)
       p=$(saved_port ferretdb) || return 1
       probe mongo "$p" 2>/dev/null ;;
@@ -446,6 +507,17 @@ healthy() { # name
   esac
 }
 
+healthy_within() { # name seconds
+  local deadline=$((SECONDS + $2))
+  until healthy "$1"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.3
+  done
+}
+
+# name -> $SECONDS when this run of `up` started it.
+declare -A STARTED=()
+
 # Waits for a component that is running (or just started). Fails fast when
 # the process dies and within READY_TIMEOUT when it never gets healthy.
 wait_healthy() { # name [extra-check-function]
@@ -454,10 +526,26 @@ wait_healthy() { # name [extra-check-function]
     if healthy "$name" && { [[ -z $extra ]] || "$extra"; }; then
       return 0
     fi
-    component_pid "$name" >/dev/null || fail_component "$name" "exited during startup"
-    ((SECONDS < deadline)) || fail_component "$name" "did not become healthy within ${READY_TIMEOUT[$name]:-60}s"
+    if ! component_pid "$name" >/dev/null; then
+      [[ -n ${STARTED[$name]:-} ]] || fail_component "$name" "stopped while up was waiting for it"
+      fail_component "$name" "exited during startup"
+    fi
+    if ((SECONDS >= deadline)); then
+      [[ -n ${STARTED[$name]:-} ]] ||
+        log "$name was already running but does not answer; e2e/stack/down, then up, restarts it"
+      fail_component "$name" "did not become healthy within ${READY_TIMEOUT[$name]:-60}s"
+    fi
     sleep 0.3
   done
+}
+
+# up and down serialize on e2e/.stack/.lock (fd 9), bounded so nothing hangs.
+take_lock() { # timeout-seconds
+  exec 9>"$STATE/.lock"
+  if ! flock -n 9; then
+    log "waiting for another e2e/stack/up or down to finish (lock: $STATE/.lock)"
+    flock -w "$1" 9 || die "another e2e/stack/up or down still holds $STATE/.lock after $1s"
+  fi
 }
 
 external_mongo_url() {

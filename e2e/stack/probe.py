@@ -29,6 +29,9 @@ PORT_LOW, PORT_HIGH = 20000, 32000
 
 def can_bind(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As every server here does: connections of a stopped server linger in
+    # TIME_WAIT and must not make its port look taken.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", port))
         return True

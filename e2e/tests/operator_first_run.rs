@@ -23,6 +23,8 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
         namespaces: vec![licenseware_e2e::unique_name("first-run")],
         topic_prefix: String::new(),
         resync_interval_secs: 120,
+        registry_database: None,
+        workers: Default::default(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {

@@ -73,6 +73,8 @@ impl Harness {
             namespaces: vec![namespace.clone()],
             topic_prefix: prefix.clone(),
             resync_interval_secs,
+            registry_database: None,
+            workers: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {

@@ -12,6 +12,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Run` is much larger than `Crdgen`, but the command is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator until SIGTERM or Ctrl-C.
@@ -66,9 +68,73 @@ pub struct Config {
     /// made outside the operator (e.g. a topic config changed with the Kafka CLI).
     #[arg(long, env = "LW_RESYNC_INTERVAL", default_value_t = 120)]
     pub resync_interval_secs: u64,
+
+    /// MongoDB database of the registry (collection `Registry`). Unset: the database in
+    /// the path of the MongoDB URL, else `licenseware`.
+    #[arg(long, env = "LW_REGISTRY_DATABASE")]
+    pub registry_database: Option<String>,
+
+    /// The uploaders' worker Deployments and their lag scaler.
+    #[command(flatten)]
+    pub workers: WorkerConfig,
+}
+
+/// The default worker image: the one released with this operator.
+pub const DEFAULT_WORKER_IMAGE: &str =
+    concat!("ghcr.io/licenseware/licenseware-worker:", env!("CARGO_PKG_VERSION"));
+
+/// How the operator runs and scales the uploaders' workers. [`Default`] gives the same
+/// values as the flags' defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct WorkerConfig {
+    /// Worker image of the uploaders whose `spec.worker.image` is empty.
+    #[arg(long, env = "LW_WORKER_IMAGE", default_value = DEFAULT_WORKER_IMAGE)]
+    pub worker_image: String,
+
+    /// PersistentVolumeClaim shared by the API and the workers, mounted at `/uploads` in
+    /// every worker pod.
+    #[arg(long, env = "LW_UPLOAD_CLAIM", default_value = "licenseware-uploads")]
+    pub upload_claim: String,
+
+    /// Secret (in the uploader's namespace) whose keys LW_KAFKA_BROKERS, LW_MONGO_URL and
+    /// LW_REDIS_URL the workers get as environment. Unset: the workers get the operator's
+    /// own addresses as plain values.
+    #[arg(long, env = "LW_WORKER_SECRET")]
+    pub worker_secret: Option<String>,
+
+    /// Seconds between two readings of an uploader's consumer lag by the lag scaler.
+    #[arg(long, env = "LW_POLL_INTERVAL", default_value_t = 10)]
+    pub poll_interval_secs: u64,
+
+    /// Seconds the lag scaler looks back before lowering replicas: it keeps the highest
+    /// replica count asked for in that window (like the HPA's default of 300).
+    #[arg(long, env = "LW_SCALE_DOWN_STABILIZATION", default_value_t = 300)]
+    pub scale_down_stabilization_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            worker_image: DEFAULT_WORKER_IMAGE.to_owned(),
+            upload_claim: "licenseware-uploads".to_owned(),
+            worker_secret: None,
+            poll_interval_secs: 10,
+            scale_down_stabilization_secs: 300,
+        }
+    }
 }
 
 impl Config {
+    /// The database of the registry: `--registry-database`, else the one in the MongoDB
+    /// URL's path, else `licenseware`.
+    pub fn registry_database(&self) -> String {
+        self.registry_database
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .or_else(|| crate::registry::database_in_url(&self.mongo_url))
+            .unwrap_or_else(|| crate::registry::DEFAULT_DATABASE.to_owned())
+    }
+
     /// The namespaces to watch, without blanks; empty means every namespace.
     pub fn watched_namespaces(&self) -> Vec<String> {
         let mut namespaces: Vec<String> = self
@@ -118,6 +184,10 @@ mod tests {
         assert!(config.watched_namespaces().is_empty());
         assert_eq!(config.topic_prefix, "");
         assert_eq!(config.resync_interval_secs, 120);
+        assert_eq!(config.registry_database, None);
+        assert_eq!(config.registry_database(), "licenseware");
+        assert_eq!(config.workers, WorkerConfig::default());
+        assert!(config.workers.worker_image.ends_with(env!("CARGO_PKG_VERSION")));
     }
 
     #[test]
@@ -134,11 +204,46 @@ mod tests {
             "prod.",
             "--resync-interval-secs",
             "30",
+            "--worker-image=example/worker:1",
+            "--upload-claim=files",
+            "--worker-secret=worker-env",
+            "--poll-interval-secs=2",
+            "--scale-down-stabilization-secs=60",
         ])
         .expect("valid command line");
         let Command::Run(config) = cli.command else { panic!("expected run") };
         assert_eq!(config.watched_namespaces(), ["apps", "tools"]);
         assert_eq!(config.topic_prefix, "prod.");
         assert_eq!(config.resync_interval_secs, 30);
+        assert_eq!(
+            config.workers,
+            WorkerConfig {
+                worker_image: "example/worker:1".into(),
+                upload_claim: "files".into(),
+                worker_secret: Some("worker-env".into()),
+                poll_interval_secs: 2,
+                scale_down_stabilization_secs: 60,
+            }
+        );
+    }
+
+    #[test]
+    fn registry_database_defaults_to_the_url_path() {
+        let parse = |args: &[&str]| {
+            let mut all = vec![
+                "licenseware-operator",
+                "run",
+                "--kafka-brokers=k:9092",
+                "--redis-url=redis://r/",
+            ];
+            all.extend_from_slice(args);
+            let Command::Run(config) = Cli::try_parse_from(all).expect("valid").command else {
+                panic!("expected run")
+            };
+            config
+        };
+        assert_eq!(parse(&["--mongo-url=mongodb://m/apps?w=1"]).registry_database(), "apps");
+        let config = parse(&["--mongo-url=mongodb://m/apps", "--registry-database=reg"]);
+        assert_eq!(config.registry_database(), "reg");
     }
 }

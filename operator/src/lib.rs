@@ -6,6 +6,8 @@ pub mod controllers;
 pub mod crdgen;
 pub mod dependencies;
 pub mod kafka;
+pub mod registry;
+pub mod scaler;
 pub mod telemetry;
 mod web;
 
@@ -78,6 +80,21 @@ pub async fn serve(
         kafka::DEFAULT_MAX_BATCH,
     );
     let metrics = Arc::clone(admin.metrics());
+    let registry = registry::Registry::new(
+        &dependencies.mongo,
+        &config.registry_database(),
+        &config.kafka_brokers,
+        &config.topic_prefix,
+        admin.clone(),
+    )
+    .map_err(Error::KafkaConfig)?;
+    let registered = tokio::spawn(controllers::registry_kinds::run(
+        dependencies.kube.clone(),
+        registry.clone(),
+        config.watched_namespaces(),
+        Duration::from_secs(config.resync_interval_secs),
+        shutdown.clone(),
+    ));
     let topics = tokio::spawn(controllers::topic::run(
         dependencies.kube.clone(),
         admin,
@@ -86,12 +103,20 @@ pub async fn serve(
         Duration::from_secs(config.resync_interval_secs),
         shutdown.clone(),
     ));
+    let scaler_metrics = Arc::new(scaler::metrics::ScalerMetrics::default());
+    let uploaders = tokio::spawn(controllers::uploader::run(
+        dependencies.kube.clone(),
+        config.watched_namespaces(),
+        uploader_options(&config),
+        Arc::clone(&scaler_metrics),
+        shutdown.clone(),
+    ));
     let (readiness_tx, readiness_rx) = watch::channel(Readiness::starting());
     let interval = Duration::from_secs(config.readiness_interval_secs.max(1));
     let checker = tokio::spawn(check_forever(dependencies, readiness_tx, interval));
 
     tracing::info!(probe_addr = %listener.local_addr().map_err(Error::ProbeBind)?, "operator started");
-    let served = axum::serve(listener, web::router(readiness_rx, metrics))
+    let served = axum::serve(listener, web::router(readiness_rx, metrics, scaler_metrics))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(Error::Serve);
@@ -101,8 +126,36 @@ pub async fn serve(
         Ok(Err(error)) => tracing::error!(%error, "topic controller task failed"),
         Err(_) => tracing::warn!("topic controller did not stop in time"),
     }
+    match tokio::time::timeout(CONTROLLER_STOP_TIMEOUT, registered).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "registry controllers task failed"),
+        Err(_) => tracing::warn!("registry controllers did not stop in time"),
+    }
+    match tokio::time::timeout(CONTROLLER_STOP_TIMEOUT, uploaders).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "uploader controller task failed"),
+        Err(_) => tracing::warn!("uploader controller did not stop in time"),
+    }
     tracing::info!("operator stopped");
     served
+}
+
+/// The Uploader controller's settings, from the operator's flags.
+fn uploader_options(config: &Config) -> controllers::uploader::Options {
+    let workers = &config.workers;
+    controllers::uploader::Options {
+        settings: controllers::uploader::build::WorkerSettings {
+            topic_prefix: config.topic_prefix.clone(),
+            default_image: workers.worker_image.clone(),
+            upload_claim: workers.upload_claim.clone(),
+            secret: workers.worker_secret.clone(),
+            kafka_brokers: config.kafka_brokers.clone(),
+            mongo_url: config.mongo_url.clone(),
+            redis_url: config.redis_url.clone(),
+        },
+        poll: Duration::from_secs(workers.poll_interval_secs),
+        stabilization: Duration::from_secs(workers.scale_down_stabilization_secs),
+    }
 }
 
 /// Re-checks the servers forever, logging only when a server's readiness changes

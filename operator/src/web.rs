@@ -6,9 +6,13 @@ use std::sync::Arc;
 use axum::{Json, Router, extract::State, http::StatusCode, http::header, routing::get};
 use tokio::sync::watch;
 
-use crate::{dependencies::Readiness, kafka::AdminMetrics};
+use crate::{dependencies::Readiness, kafka::AdminMetrics, scaler::metrics::ScalerMetrics};
 
-pub fn router(readiness: watch::Receiver<Readiness>, metrics: Arc<AdminMetrics>) -> Router {
+pub fn router(
+    readiness: watch::Receiver<Readiness>,
+    metrics: Arc<AdminMetrics>,
+    scaler: Arc<ScalerMetrics>,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -17,9 +21,11 @@ pub fn router(readiness: watch::Receiver<Readiness>, metrics: Arc<AdminMetrics>)
             "/metrics",
             get(move || {
                 let metrics = Arc::clone(&metrics);
+                let scaler = Arc::clone(&scaler);
                 async move {
                     let mut body = String::new();
                     metrics.render(&mut body);
+                    scaler.render(&mut body);
                     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
                 }
             }),

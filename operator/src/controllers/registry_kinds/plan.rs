@@ -1,0 +1,280 @@
+//! The pure steps of a Report, ReportComponent or DataTable reconcile: validate the
+//! spec, build the registry entry, and the status the outcome leads to.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use licenseware_crds::{
+    DataTable, RegistrationStatus, ReportComponent, condition_type,
+    conditions::{new_condition, set_condition},
+    reason,
+    report::Report,
+};
+
+use crate::registry::{RegistryEntry, component_entry, datatable_entry, entries, report_entry};
+
+/// Ready reason of a Report that lists a componentId no ReportComponent of its
+/// namespace and app has.
+pub const COMPONENT_NOT_FOUND: &str = "ComponentNotFound";
+/// Ready reason of a Report that lists a ReportComponent whose spec is invalid.
+pub const COMPONENT_INVALID: &str = "ComponentInvalid";
+
+/// What the registry should hold for a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Desired {
+    /// This entry.
+    Register(RegistryEntry),
+    /// Nothing: `registrable: false`.
+    NotRegistrable,
+    /// Nothing: the resource cannot be registered as it is; the reason and message
+    /// say why.
+    Invalid { reason: &'static str, message: String },
+}
+
+/// Checks a ReportComponent's own spec: its pipeline may not write or read other
+/// collections.
+pub fn validate_component(component: &ReportComponent) -> Result<(), String> {
+    let forbidden = component.spec.data.forbidden_stages();
+    if forbidden.is_empty() {
+        return Ok(());
+    }
+    let plural = if forbidden.len() == 1 { "stage" } else { "stages" };
+    Err(format!(
+        "data.pipeline uses {} {}: {}; stages that write or read other collections are not allowed",
+        if forbidden.len() == 1 { "the forbidden" } else { "forbidden" },
+        plural,
+        forbidden.join(", ")
+    ))
+}
+
+pub fn desired_component(component: &ReportComponent) -> Desired {
+    if let Err(message) = validate_component(component) {
+        return Desired::Invalid { reason: reason::INVALID_SPEC, message };
+    }
+    if !component.spec.registrable {
+        return Desired::NotRegistrable;
+    }
+    Desired::Register(component_entry(component))
+}
+
+/// `components`: the ReportComponents of the report's namespace that are not being
+/// deleted.
+pub fn desired_report(report: &Report, components: &[ReportComponent]) -> Desired {
+    if !report.spec.registrable {
+        return Desired::NotRegistrable;
+    }
+    let app = &report.spec.app_id;
+    let of_app: Vec<&ReportComponent> =
+        components.iter().filter(|c| &c.spec.app_id == app).collect();
+    let missing: Vec<&str> = report
+        .spec
+        .components
+        .iter()
+        .filter(|id| !of_app.iter().any(|c| c.component_id() == **id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Desired::Invalid {
+            reason: COMPONENT_NOT_FOUND,
+            message: format!(
+                "no ReportComponent with appId {app} and componentId {} in this namespace",
+                missing.join(", ")
+            ),
+        };
+    }
+    let invalid: Vec<String> = entries::report_components(report, components)
+        .into_iter()
+        .filter_map(|(c, _)| {
+            validate_component(c).err().map(|why| format!("{}: {why}", c.component_id()))
+        })
+        .collect();
+    if !invalid.is_empty() {
+        return Desired::Invalid {
+            reason: COMPONENT_INVALID,
+            message: format!("invalid ReportComponent {}", invalid.join("; ")),
+        };
+    }
+    Desired::Register(report_entry(report, components))
+}
+
+/// `tables`: the DataTables of the table's namespace that are not being deleted (they
+/// give the table its position among its app's tables).
+pub fn desired_datatable(table: &DataTable, tables: &[DataTable]) -> Desired {
+    if !table.spec.registrable {
+        return Desired::NotRegistrable;
+    }
+    Desired::Register(datatable_entry(table, entries::datatable_order(table, tables)))
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The entry with this key is in the registry.
+    Registered {
+        key: String,
+    },
+    NotRegistrable,
+    /// The spec, or the resources it refers to, keep it out of the registry.
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
+    /// Writing the registry failed (RegistryError, ResourceConflict).
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// The status after `outcome`, starting from `old`; identical input gives an identical
+/// status, so nothing is written.
+pub fn next_status(
+    old: Option<&RegistrationStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: Time,
+) -> RegistrationStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    let (ready, registered) = match outcome {
+        Outcome::Registered { key } => (
+            (true, reason::RECONCILED, format!("Registered as {key}")),
+            (true, reason::RECONCILED, format!("Registry entry {key} is written")),
+        ),
+        Outcome::NotRegistrable => (
+            (true, reason::NOT_REGISTRABLE, "registrable is false: not published".to_owned()),
+            (false, reason::NOT_REGISTRABLE, "registrable is false".to_owned()),
+        ),
+        Outcome::Invalid { reason, message } | Outcome::Failed { reason, message } => {
+            ((false, *reason, message.clone()), (false, *reason, message.clone()))
+        }
+    };
+    for (type_, (ok, reason, message)) in
+        [(condition_type::READY, ready), (condition_type::REGISTERED, registered)]
+    {
+        set_condition(
+            &mut status.conditions,
+            new_condition(type_, ok, reason, message, generation, now.clone()),
+        );
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use licenseware_crds::conditions::{find_condition, is_true};
+
+    fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    fn component(id: &str, pipeline: &str) -> ReportComponent {
+        yaml(&format!(
+            "{{apiVersion: licenseware.io/v1alpha1, kind: ReportComponent,
+              metadata: {{name: {}, namespace: ns}},
+              spec: {{appId: app, title: T, type: table, attributes: {{}},
+                      data: {{pipeline: {pipeline}}}}}}}",
+            id.replace('_', "-")
+        ))
+    }
+
+    fn report(components: &str) -> Report {
+        yaml(&format!(
+            "{{apiVersion: licenseware.io/v1alpha1, kind: Report,
+              metadata: {{name: devices, namespace: ns}},
+              spec: {{appId: app, name: Devices, components: {components}}}}}"
+        ))
+    }
+
+    #[test]
+    fn forbidden_stages_at_any_depth_are_invalid_spec() {
+        let ok = component("a", r#"[{$group: {_id: "$os"}}]"#);
+        assert!(matches!(desired_component(&ok), Desired::Register(_)));
+        let lookup = component("a", "[{$facet: {x: [{$lookup: {from: Quota}}]}}]");
+        let Desired::Invalid { reason, message } = desired_component(&lookup) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, "InvalidSpec");
+        assert!(message.contains("$lookup"), "{message}");
+        for stage in ["$out", "$merge", "$unionWith", "$graphLookup", "$function", "$where"] {
+            let c = component("a", &format!("[{{$match: {{x: 1}}}}, {{\"{stage}\": {{}}}}]"));
+            assert!(validate_component(&c).unwrap_err().contains(stage), "{stage}");
+        }
+        let two = component("a", "[{$out: x}, {$merge: y}]");
+        assert!(validate_component(&two).unwrap_err().contains("$out, $merge"));
+    }
+
+    #[test]
+    fn not_registrable_wins_over_registration_but_not_over_invalid_spec() {
+        let mut c = component("a", "[]");
+        c.spec.registrable = false;
+        assert_eq!(desired_component(&c), Desired::NotRegistrable);
+        let mut bad = component("a", "[{$out: x}]");
+        bad.spec.registrable = false;
+        assert!(matches!(desired_component(&bad), Desired::Invalid { .. }));
+        let mut r = report("[missing]");
+        r.spec.registrable = false;
+        assert_eq!(desired_report(&r, &[]), Desired::NotRegistrable);
+        let mut t: DataTable = yaml(
+            "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: ns},
+              spec: {appId: app, title: T, columns: [{prop: x}], registrable: false}}",
+        );
+        assert_eq!(desired_datatable(&t, &[]), Desired::NotRegistrable);
+        t.spec.registrable = true;
+        let Desired::Register(entry) = desired_datatable(&t, std::slice::from_ref(&t)) else {
+            panic!("expected an entry")
+        };
+        assert_eq!(entry.metadata["order"], 0);
+    }
+
+    #[test]
+    fn report_needs_its_components_in_its_app() {
+        let a = component("a", "[]");
+        let mut b_elsewhere = component("b", "[]");
+        b_elsewhere.spec.app_id = "other".into();
+        let r = report("[a, b]");
+        let Desired::Invalid { reason, message } = desired_report(&r, &[a.clone(), b_elsewhere])
+        else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, COMPONENT_NOT_FOUND);
+        assert!(message.contains("componentId b"), "{message}");
+        let b = component("b", "[]");
+        let Desired::Register(entry) = desired_report(&r, &[b.clone(), a.clone()]) else {
+            panic!("expected an entry")
+        };
+        assert_eq!(entry.metadata["report_components"].as_array().unwrap().len(), 2);
+        let bad_b = component("b", "[{$lookup: {from: x}}]");
+        let Desired::Invalid { reason, message } = desired_report(&r, &[a, bad_b]) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, COMPONENT_INVALID);
+        assert!(message.contains("b: ") && message.contains("$lookup"), "{message}");
+    }
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn status_follows_the_outcome_and_a_second_pass_changes_nothing() {
+        let registered = Outcome::Registered { key: "report/app/devices".into() };
+        let first = next_status(None, Some(1), &registered, at(10));
+        assert_eq!(first.observed_generation, Some(1));
+        assert!(is_true(&first.conditions, "Ready"));
+        assert!(is_true(&first.conditions, "Registered"));
+        assert_eq!(next_status(Some(&first), Some(1), &registered, at(20)), first);
+
+        let invalid = Outcome::Invalid { reason: COMPONENT_NOT_FOUND, message: "gone".into() };
+        let second = next_status(Some(&first), Some(2), &invalid, at(30));
+        let ready = find_condition(&second.conditions, "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", COMPONENT_NOT_FOUND));
+        assert_eq!(ready.last_transition_time, at(30));
+
+        let off = next_status(Some(&second), Some(3), &Outcome::NotRegistrable, at(40));
+        let ready = find_condition(&off.conditions, "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "NotRegistrable"));
+        let registered = find_condition(&off.conditions, "Registered").unwrap();
+        assert_eq!(registered.status, "False");
+    }
+}

@@ -1,0 +1,443 @@
+//! Uploader controller: an Uploader becomes two Topics (events and dead letters), the
+//! worker's ConfigMap and a worker Deployment scaled on the lag of its consumer group.
+//!
+//! Each reconcile: validate the spec and build the objects (pure, [`build`]), apply
+//! them with server-side apply under [`FIELD_MANAGER`] with ownerReferences to the
+//! Uploader (kube-controller-manager's garbage collector deletes them with it, so
+//! there is no finalizer), poll the lag and set the replicas (the lag scaler, under its
+//! own field manager [`scaler::FIELD_MANAGER`]), then write the status (pure,
+//! [`status`]) only when it changed. Every Uploader is requeued each poll interval,
+//! which is the scaler's clock; changes of the owned Topics and Deployments reconcile
+//! at once.
+
+pub mod build;
+pub mod status;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::ConfigMap},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::{Action, Config as ControllerConfig},
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use licenseware_crds::{
+    FIELD_MANAGER, Topic, Uploader, UploaderStatus, condition_type,
+    conditions::{find_condition, status as condition_status},
+};
+use serde_json::json;
+
+use self::{
+    build::{Desired, UPLOADER_LABEL, WorkerSettings},
+    status::{Outcome, ScaleFigures, next_status, topic_readiness},
+};
+use crate::{
+    controllers::backoff::Backoff,
+    scaler::{
+        self, ScalerState,
+        lag::LagReader,
+        metrics::{ScalerMetrics, UploaderFigures},
+    },
+};
+
+/// Reconciles in flight at once; each one may wait on Kafka for the lag.
+const CONCURRENCY: u16 = 50;
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Why a reconcile failed. The reason is stable: it names the log field and the
+/// condition reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) => licenseware_crds::reason::INVALID_SPEC,
+            Self::Kube(_) => licenseware_crds::reason::KUBERNETES_ERROR,
+        }
+    }
+}
+
+/// How the controller runs the workers and scales them.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub settings: WorkerSettings,
+    /// The lag scaler's poll interval.
+    pub poll: Duration,
+    /// The scale-down stabilization window.
+    pub stabilization: Duration,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    options: Options,
+    lag: LagReader,
+    metrics: Arc<ScalerMetrics>,
+    /// The scaler's memory per Uploader, with when it was last used.
+    states: Mutex<HashMap<String, (ScalerState, Instant)>>,
+    backoff: Backoff,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// How long an Uploader may go unreconciled before its scaler memory, consumer and
+    /// metric series are dropped as gone (Uploaders have no finalizer to tell).
+    fn idle(&self) -> Duration {
+        self.options.poll * 5 + Duration::from_secs(60)
+    }
+
+    fn forget_idle(&self) {
+        let idle = self.idle();
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (_, used)| used.elapsed() < idle);
+        self.lag.forget_idle(idle);
+        self.metrics.forget_idle(idle);
+    }
+
+    fn state(&self, key: &str) -> Option<ScalerState> {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner).get(key).map(|(s, _)| s.clone())
+    }
+
+    fn remember(&self, key: String, state: ScalerState) {
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (state, Instant::now()));
+    }
+}
+
+/// Runs the Uploader controller, one watcher per namespace (or one for all), until
+/// `shutdown` completes; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    namespaces: Vec<String>,
+    options: Options,
+    metrics: Arc<ScalerMetrics>,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+    let owned = || watcher::Config::default().labels(UPLOADER_LABEL);
+    let controllers: Vec<Controller<Uploader>> = scopes
+        .iter()
+        .map(|scope| {
+            let ns = scope.as_deref();
+            Controller::new(api::<Uploader>(&client, ns), watcher::Config::default())
+                .owns(api::<Topic>(&client, ns), owned())
+                .owns(api::<Deployment>(&client, ns), owned())
+                .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
+                .graceful_shutdown_on(shutdown.clone())
+        })
+        .collect();
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: None };
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        lag: LagReader::new(options.settings.kafka_brokers.clone()),
+        client,
+        options: Options { poll: options.poll.max(Duration::from_secs(1)), ..options },
+        metrics,
+        states: Mutex::default(),
+        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+    });
+    tracing::info!(
+        namespaces = ?namespaces,
+        poll_secs = context.options.poll.as_secs(),
+        stabilization_secs = context.options.stabilization.as_secs(),
+        "uploader controller started"
+    );
+    let runs = controllers.into_iter().map(|controller| {
+        controller.run(reconcile, error_policy, Arc::clone(&context)).for_each(
+            |result| async move {
+                match result {
+                    Ok((object, _)) => tracing::trace!(uploader = %object, "reconciled"),
+                    // Already logged by error_policy.
+                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                    // Watch errors are retried with backoff by the controller: log, go on.
+                    Err(error) => tracing::warn!(%error, "uploader controller"),
+                }
+            },
+        )
+    });
+    futures::future::join_all(runs).await;
+    tracing::info!("uploader controller stopped");
+}
+
+fn key(uploader: &Uploader) -> String {
+    ObjectRef::from_obj(uploader).to_string()
+}
+
+fn reference(uploader: &Uploader) -> String {
+    format!("{}/{}", uploader.namespace().unwrap_or_default(), uploader.name_any())
+}
+
+#[tracing::instrument(skip_all, fields(uploader = %reference(&uploader)))]
+async fn reconcile(uploader: Arc<Uploader>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.forget_idle();
+    if uploader.metadata.deletion_timestamp.is_some() {
+        // The garbage collector deletes the owned objects.
+        return Ok(Action::await_change());
+    }
+    let result = Box::pin(apply(&uploader, &ctx)).await;
+    if result.is_ok() {
+        ctx.backoff.reset(&key(&uploader));
+    }
+    result
+}
+
+fn error_policy(uploader: Arc<Uploader>, error: &Error, ctx: Arc<Context>) -> Action {
+    match error {
+        Error::InvalidSpec(_) => {
+            tracing::info!(uploader = %reference(&uploader), %error, "waiting for a spec change");
+            Action::await_change()
+        }
+        Error::Kube(_) => {
+            let wait = ctx.backoff.next(&key(&uploader));
+            tracing::warn!(
+                uploader = %reference(&uploader),
+                reason = error.reason(),
+                %error,
+                retry_in_ms = wait.as_millis() as u64,
+                "reconcile failed"
+            );
+            Action::requeue(wait)
+        }
+    }
+}
+
+async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
+    let namespace = uploader.namespace().unwrap_or_default();
+    let name = uploader.name_any();
+    let topics: Api<Topic> = Api::namespaced(ctx.client.clone(), &namespace);
+    let invalid = |message: String| async move {
+        write_status(uploader, ctx, &Outcome::InvalidSpec(message.clone())).await?;
+        Err(Error::InvalidSpec(message))
+    };
+    if let Err(message) = build::validate(uploader, &ctx.options.settings) {
+        return invalid(message).await;
+    }
+    let existing = topics.get_opt(&build::events_topic_resource(&name)).await?;
+    let desired = match build::build(
+        uploader,
+        &ctx.options.settings,
+        existing.map(|topic| topic.spec.partitions),
+    ) {
+        Ok(desired) => desired,
+        Err(message) => return invalid(message).await,
+    };
+
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let events = topics
+        .patch(&desired.events_topic.name_any(), &params, &Patch::Apply(&desired.events_topic))
+        .await?;
+    let dlq = topics
+        .patch(&desired.dlq_topic.name_any(), &params, &Patch::Apply(&desired.dlq_topic))
+        .await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    config_maps
+        .patch(&desired.config_map.name_any(), &params, &Patch::Apply(&desired.config_map))
+        .await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deployment = deployments
+        .patch(&desired.deployment.name_any(), &params, &Patch::Apply(&desired.deployment))
+        .await?;
+
+    let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
+    let scale = scale(uploader, ctx, &desired, &deployment, topics_ready.is_ok()).await?;
+    let outcome = Outcome::Applied {
+        topic_name: desired.events_kafka_name.clone(),
+        dlq_topic_name: desired.dlq_kafka_name.clone(),
+        topics: topics_ready,
+        worker: deployment.name_any(),
+        scale,
+    };
+    write_status(uploader, ctx, &outcome).await?;
+    Ok(Action::requeue(ctx.options.poll))
+}
+
+/// The lag scaler's poll: reads the lag, decides the replicas and applies them (only
+/// `spec.replicas`, under the scaler's field manager) when they change.
+async fn scale(
+    uploader: &Uploader,
+    ctx: &Context,
+    desired: &Desired,
+    deployment: &Deployment,
+    topics_ready: bool,
+) -> Result<ScaleFigures, Error> {
+    let key = key(uploader);
+    let worker = &uploader.spec.worker;
+    // The apiserver's default when nobody sets replicas.
+    let current = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let owned = deployment
+        .managed_fields()
+        .iter()
+        .any(|entry| entry.manager.as_deref() == Some(scaler::FIELD_MANAGER));
+    let now = Timestamp::now();
+    // Without a reading: keep what the scaler set, or start the worker at minReplicas.
+    let mut target = if owned { current } else { worker.min_replicas };
+    let mut decision = None;
+    if topics_ready {
+        match ctx.lag.read(&desired.consumer_group, &desired.events_kafka_name).await {
+            Ok(offsets) => {
+                let previous = ctx.state(&key).unwrap_or_else(|| {
+                    if owned { ScalerState::seeded(current, now) } else { ScalerState::default() }
+                });
+                let (found, state) = scaler::decide(
+                    &offsets,
+                    worker,
+                    current,
+                    &previous,
+                    ctx.options.stabilization,
+                    now,
+                );
+                ctx.remember(key, state);
+                target = found.desired;
+                decision = Some(found);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the lag; replicas stay as they are");
+            }
+        }
+    }
+    if target != current || !owned {
+        let deployments: Api<Deployment> =
+            Api::namespaced(ctx.client.clone(), &uploader.namespace().unwrap_or_default());
+        let body = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": deployment.name_any()},
+            "spec": {"replicas": target},
+        });
+        deployments
+            .patch(
+                &deployment.name_any(),
+                &PatchParams::apply(scaler::FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+    }
+    let scaled = target != current;
+    if scaled {
+        let lag = decision.map_or_else(|| "unknown".to_owned(), |d| d.lag.to_string());
+        tracing::info!(from = current, to = target, %lag, "scaled the worker");
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Scaled".to_owned(),
+            note: Some(format!(
+                "Scaled Deployment {} from {current} to {target} replicas (lag {lag})",
+                deployment.name_any()
+            )),
+            action: "Scale".to_owned(),
+            secondary: Some(deployment.object_ref(&())),
+        };
+        publish(ctx, uploader, &event).await;
+    }
+    ctx.metrics.set(
+        &uploader.namespace().unwrap_or_default(),
+        &uploader.name_any(),
+        UploaderFigures {
+            lag: decision
+                .map_or(uploader.status.as_ref().and_then(|s| s.lag).unwrap_or(0), |d| d.lag),
+            desired_replicas: decision.map_or(target, |d| d.desired),
+            replicas: target,
+        },
+    );
+    Ok(ScaleFigures {
+        replicas: target,
+        desired_replicas: decision.map(|d| d.desired),
+        lag: decision.map(|d| d.lag),
+        scaled_at: scaled.then_some(Time(now)),
+    })
+}
+
+async fn publish(ctx: &Context, uploader: &Uploader, event: &Event) {
+    if let Err(error) = ctx.recorder.publish(event, &uploader.object_ref(&())).await {
+        tracing::warn!(%error, "cannot publish Event");
+    }
+}
+
+/// Writes the status that `outcome` leads to, when it differs from the current one,
+/// and publishes a Warning Event when Ready turns to a new failure reason.
+async fn write_status(uploader: &Uploader, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
+    let old = uploader.status.as_ref();
+    let next = next_status(old, uploader.metadata.generation, outcome, Time(Timestamp::now()));
+    if old == Some(&next) || (old.is_none() && next == UploaderStatus::default()) {
+        return Ok(());
+    }
+    let api: Api<Uploader> =
+        Api::namespaced(ctx.client.clone(), &uploader.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": Uploader::api_version(&()),
+        "kind": Uploader::kind(&()),
+        "status": next,
+    });
+    api.patch_status(
+        &uploader.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    let ready = |status: Option<&UploaderStatus>| {
+        status
+            .and_then(|s| find_condition(&s.conditions, condition_type::READY))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let after = ready(Some(&next));
+    let before = ready(old).map(|(status, reason, _)| (status, reason));
+    if let Some((status, reason, message)) = after
+        && Some((status.clone(), reason.clone())) != before
+        && status == condition_status::FALSE
+    {
+        let event = Event {
+            type_: EventType::Warning,
+            reason,
+            note: Some(message),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        publish(ctx, uploader, &event).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! The status a reconcile leads to: a pure function of the old status, so an unchanged
+//! outcome yields an identical status and nothing is written.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use licenseware_crds::{
+    Topic, UploaderStatus, condition_type,
+    conditions::{find_condition, new_condition, set_condition, status as condition_status},
+    reason,
+};
+
+/// Whether an owned Topic is Ready for its latest spec; the error is the message.
+pub fn topic_readiness(topic: &Topic) -> Result<(), String> {
+    let name = topic.metadata.name.as_deref().unwrap_or_default();
+    let Some(status) = &topic.status else {
+        return Err(format!("Topic {name} is not reconciled yet"));
+    };
+    let Some(ready) = find_condition(&status.conditions, condition_type::READY) else {
+        return Err(format!("Topic {name} is not reconciled yet"));
+    };
+    if ready.status != condition_status::TRUE {
+        return Err(format!("Topic {name} is not Ready ({}): {}", ready.reason, ready.message));
+    }
+    if status.observed_generation != topic.metadata.generation {
+        return Err(format!("Topic {name} has not acted on its latest spec yet"));
+    }
+    Ok(())
+}
+
+/// The lag scaler's figures of one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleFigures {
+    /// Replicas now set on the Deployment.
+    pub replicas: i32,
+    /// Replicas the scaler asked for and lag it read; `None` when the lag could not be
+    /// read (the previous figures stay).
+    pub desired_replicas: Option<i32>,
+    pub lag: Option<i64>,
+    /// Set when this poll changed the replicas.
+    pub scaled_at: Option<Time>,
+}
+
+/// What one reconcile found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    InvalidSpec(String),
+    Applied {
+        topic_name: String,
+        dlq_topic_name: String,
+        /// Ok, or why the Topics are not Ready.
+        topics: Result<(), String>,
+        /// The Deployment that was applied.
+        worker: String,
+        scale: ScaleFigures,
+    },
+}
+
+/// The status after `outcome`, starting from `old`.
+pub fn next_status(
+    old: Option<&UploaderStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: Time,
+) -> UploaderStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    let condition = |type_: &str, ok: bool, reason: &str, message: String| {
+        new_condition(type_, ok, reason, message, generation, now.clone())
+    };
+    match outcome {
+        Outcome::InvalidSpec(message) => {
+            set_condition(
+                &mut status.conditions,
+                condition(condition_type::READY, false, reason::INVALID_SPEC, message.clone()),
+            );
+        }
+        Outcome::Applied { topic_name, dlq_topic_name, topics, worker, scale } => {
+            status.topic_name = Some(topic_name.clone());
+            status.dlq_topic_name = Some(dlq_topic_name.clone());
+            status.replicas = Some(scale.replicas);
+            if scale.desired_replicas.is_some() {
+                status.desired_replicas = scale.desired_replicas;
+            }
+            if scale.lag.is_some() {
+                status.lag = scale.lag;
+            }
+            if scale.scaled_at.is_some() {
+                status.last_scale_time = scale.scaled_at.clone();
+            }
+            let topic_condition = match topics {
+                Ok(()) => condition(
+                    condition_type::TOPIC_READY,
+                    true,
+                    reason::RECONCILED,
+                    format!("Topics {topic_name} and {dlq_topic_name} are Ready"),
+                ),
+                Err(message) => condition(
+                    condition_type::TOPIC_READY,
+                    false,
+                    reason::TOPIC_NOT_READY,
+                    message.clone(),
+                ),
+            };
+            set_condition(&mut status.conditions, topic_condition);
+            set_condition(
+                &mut status.conditions,
+                condition(
+                    condition_type::WORKER_READY,
+                    true,
+                    reason::RECONCILED,
+                    format!("Deployment {worker} is applied"),
+                ),
+            );
+            let ready = match topics {
+                Ok(()) => condition(
+                    condition_type::READY,
+                    true,
+                    reason::RECONCILED,
+                    "Topics and worker are in place".to_owned(),
+                ),
+                Err(message) => condition(
+                    condition_type::READY,
+                    false,
+                    reason::TOPIC_NOT_READY,
+                    message.clone(),
+                ),
+            };
+            set_condition(&mut status.conditions, ready);
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use licenseware_crds::{TopicSpec, TopicStatus, conditions::is_true};
+
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn applied(topics: Result<(), String>, scale: ScaleFigures) -> Outcome {
+        Outcome::Applied {
+            topic_name: "p.a.u.events".into(),
+            dlq_topic_name: "p.a.u.dlq".into(),
+            topics,
+            worker: "u-worker".into(),
+            scale,
+        }
+    }
+
+    fn figures(replicas: i32, desired: Option<i32>, lag: Option<i64>) -> ScaleFigures {
+        ScaleFigures { replicas, desired_replicas: desired, lag, scaled_at: None }
+    }
+
+    fn topic(ready: Option<(&str, i64)>, generation: i64) -> Topic {
+        let mut topic = Topic::new("u-events", serde_json::from_str::<TopicSpec>("{}").unwrap());
+        topic.metadata.generation = Some(generation);
+        topic.status = ready.map(|(status, observed)| TopicStatus {
+            observed_generation: Some(observed),
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                status: status.into(),
+                ..new_condition("Ready", true, "KafkaError", "broker down", None, at(1))
+            }],
+            ..TopicStatus::default()
+        });
+        topic
+    }
+
+    #[test]
+    fn topic_readiness_needs_ready_true_for_the_latest_generation() {
+        assert!(topic_readiness(&topic(None, 1)).unwrap_err().contains("not reconciled"));
+        assert!(
+            topic_readiness(&topic(Some(("False", 1)), 1)).unwrap_err().contains("broker down")
+        );
+        assert!(topic_readiness(&topic(Some(("True", 1)), 2)).unwrap_err().contains("latest spec"));
+        assert_eq!(topic_readiness(&topic(Some(("True", 2)), 2)), Ok(()));
+    }
+
+    #[test]
+    fn ready_needs_topics_and_worker() {
+        let waiting = next_status(
+            None,
+            Some(1),
+            &applied(Err("Topic x".into()), figures(0, None, None)),
+            at(1),
+        );
+        assert!(!is_true(&waiting.conditions, "Ready"));
+        assert!(!is_true(&waiting.conditions, "TopicReady"));
+        assert!(is_true(&waiting.conditions, "WorkerReady"));
+        assert_eq!(find_condition(&waiting.conditions, "Ready").unwrap().reason, "TopicNotReady");
+        let ready = next_status(
+            Some(&waiting),
+            Some(1),
+            &applied(Ok(()), figures(0, Some(0), Some(0))),
+            at(2),
+        );
+        assert!(is_true(&ready.conditions, "Ready"));
+        assert!(is_true(&ready.conditions, "TopicReady"));
+        assert_eq!(ready.topic_name.as_deref(), Some("p.a.u.events"));
+        assert_eq!(ready.dlq_topic_name.as_deref(), Some("p.a.u.dlq"));
+        assert_eq!(
+            (ready.replicas, ready.desired_replicas, ready.lag),
+            (Some(0), Some(0), Some(0))
+        );
+        assert_eq!(ready.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn unchanged_outcome_is_an_identical_status() {
+        let outcome = applied(Ok(()), figures(2, Some(2), Some(9)));
+        let first = next_status(None, Some(3), &outcome, at(1));
+        assert_eq!(first, next_status(Some(&first), Some(3), &outcome, at(50)));
+    }
+
+    #[test]
+    fn unreadable_lag_keeps_the_last_figures_and_scaling_stamps_the_time() {
+        let first =
+            next_status(None, Some(1), &applied(Ok(()), figures(2, Some(2), Some(9))), at(1));
+        let blind =
+            next_status(Some(&first), Some(1), &applied(Ok(()), figures(2, None, None)), at(2));
+        assert_eq!((blind.desired_replicas, blind.lag), (Some(2), Some(9)));
+        let scaled = ScaleFigures { scaled_at: Some(at(3)), ..figures(3, Some(3), Some(14)) };
+        let scaled = next_status(Some(&blind), Some(1), &applied(Ok(()), scaled), at(3));
+        assert_eq!(scaled.last_scale_time, Some(at(3)));
+    }
+
+    #[test]
+    fn invalid_spec_turns_ready_false_and_keeps_the_rest() {
+        let ok = next_status(None, Some(1), &applied(Ok(()), figures(1, Some(1), Some(3))), at(1));
+        let bad = next_status(Some(&ok), Some(2), &Outcome::InvalidSpec("bad id".into()), at(2));
+        let ready = find_condition(&bad.conditions, "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+        assert_eq!(bad.observed_generation, Some(2));
+        assert_eq!(bad.replicas, Some(1));
+    }
+}

@@ -1,0 +1,397 @@
+//! The registry writer: one MongoDB document per registered resource (collection
+//! `Registry`, `_id` = `{kind}/{appId}/{id}`), in the SDK's metadata shapes, mirrored on
+//! the compacted Kafka topic `{prefix}licenseware.registry` (same key, the document as
+//! JSON, a tombstone when the entry goes), so other services can follow it.
+//!
+//! Controllers build an entry with the pure builders of [`entries`] and hand it over:
+//!
+//! ```ignore
+//! use licenseware_operator::registry::{EntryKind, Registry, uploader_entry};
+//! // after a successful reconcile of a registrable Uploader:
+//! registry.upsert(&uploader_entry(&uploader)).await?;
+//! // when it is deleted (in the finalizer) or becomes `registrable: false`:
+//! registry.remove(EntryKind::Uploader, &namespace, &name).await?;
+//! ```
+//!
+//! Both calls are idempotent and keep the app document (`app/{appId}/{appId}`) up to
+//! date. Writes go to Kafka first, then to MongoDB, so a document in MongoDB has always
+//! been published; a failure in between is repaired by the next call.
+
+pub mod entries;
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use futures::TryStreamExt;
+use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
+use mongodb::{
+    Collection,
+    bson::{self, Bson, Document, doc},
+    options::ReplaceOptions,
+};
+use rdkafka::{
+    ClientConfig,
+    error::KafkaError,
+    producer::{FutureProducer, FutureRecord},
+};
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, OnceCell};
+
+pub use entries::{
+    EntryKind, RegistryEntry, RegistryKey, app_entry, component_entry, datatable_entry,
+    report_entry, uploader_entry,
+};
+
+use crate::kafka::{AdminError, DesiredTopic, KafkaAdmin};
+
+/// The MongoDB collection of the registry.
+pub const COLLECTION: &str = "Registry";
+/// The registry topic, before the operator's topic prefix.
+pub const TOPIC: &str = "licenseware.registry";
+/// The database used when neither `--registry-database` nor the MongoDB URL names one.
+pub const DEFAULT_DATABASE: &str = "licenseware";
+/// How long a publish may wait for the broker's acknowledgement.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a registry write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("cannot convert the registry document: {0}")]
+    Bson(String),
+    #[error("cannot publish {key} on the registry topic: {source}")]
+    Publish {
+        key: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("cannot create the registry topic: {0}")]
+    Topic(#[from] AdminError),
+    /// Another resource already wrote an entry under this key.
+    #[error("registry entry {key} belongs to {owner}")]
+    Conflict { key: String, owner: String },
+}
+
+impl RegistryError {
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => licenseware_crds::reason::RESOURCE_CONFLICT,
+            _ => licenseware_crds::reason::REGISTRY_ERROR,
+        }
+    }
+}
+
+/// What [`Registry::upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The document was created or its content changed: written and published.
+    Changed,
+    /// The stored document already had this content: nothing written.
+    Unchanged,
+}
+
+/// The registry writer. Cheap to clone; share one per operator.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    collection: Collection<Document>,
+    producer: FutureProducer,
+    topic: String,
+    admin: KafkaAdmin,
+    topic_ready: OnceCell<()>,
+    /// App documents are derived from several entries: one refresh at a time, so a
+    /// refresh never overwrites a newer one with what it read earlier.
+    app_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("collection", &self.inner.collection.namespace())
+            .field("topic", &self.inner.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Now, as the SDK writes `updated_at`: UTC ISO format with microseconds and no zone.
+pub fn now_iso() -> String {
+    let now = Timestamp::now().to_zoned(TimeZone::UTC).datetime();
+    now.strftime("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// The database named in the path of a MongoDB connection string, if any.
+pub fn database_in_url(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (_, path) = rest.split_once('/')?;
+    let name = path.split(['?', '/']).next().unwrap_or_default();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+impl Registry {
+    /// The registry in `database` of `mongo`, publishing on `{topic_prefix}licenseware.registry`
+    /// through an idempotent producer. Connects lazily: the topic is created (compacted,
+    /// one partition, replication factor min(3, brokers)) before the first publish.
+    pub fn new(
+        mongo: &mongodb::Client,
+        database: &str,
+        kafka_brokers: &str,
+        topic_prefix: &str,
+        admin: KafkaAdmin,
+    ) -> Result<Self, KafkaError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers)
+            .set("client.id", "licenseware-operator-registry")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                collection: mongo.database(database).collection(COLLECTION),
+                producer,
+                topic: format!("{topic_prefix}{TOPIC}"),
+                admin,
+                topic_ready: OnceCell::new(),
+                app_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The full name of the registry topic.
+    pub fn topic(&self) -> &str {
+        &self.inner.topic
+    }
+
+    /// Creates the registry topic when it is missing. Called before every publish; only
+    /// the first successful call talks to Kafka.
+    pub async fn ensure_topic(&self) -> Result<(), RegistryError> {
+        self.inner
+            .topic_ready
+            .get_or_try_init(|| async {
+                let desired = DesiredTopic {
+                    name: self.inner.topic.clone(),
+                    partitions: 1,
+                    replication_factor: None,
+                    config: [("cleanup.policy".to_owned(), "compact".to_owned())].into(),
+                };
+                let applied = self.inner.admin.apply(desired).await?;
+                if applied.created {
+                    tracing::info!(kafka_topic = %self.inner.topic, "created the registry topic");
+                }
+                Ok::<(), RegistryError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes `entry` when its content differs from the stored document (then with a new
+    /// `updated_at`, published on the registry topic first), removes the entries the
+    /// same resource wrote under other keys (an id changed), and refreshes the app
+    /// document. Fails with [`RegistryError::Conflict`] when another resource owns the
+    /// key.
+    pub async fn upsert(&self, entry: &RegistryEntry) -> Result<Upserted, RegistryError> {
+        let key = entry.key.to_string();
+        let existing = self.inner.collection.find_one(doc! { "_id": &key }).await?;
+        let existing = existing.map(to_json);
+        if let Some(existing) = &existing
+            && let Some(owner) = foreign_owner(existing, entry)
+        {
+            return Err(RegistryError::Conflict { key, owner });
+        }
+        let unchanged = existing.as_ref().is_some_and(|old| {
+            let mut old = old.clone();
+            old.remove("updated_at");
+            let mut new = entry.document("");
+            new.remove("updated_at");
+            old == new
+        });
+        let outcome = if unchanged {
+            Upserted::Unchanged
+        } else {
+            let document = entry.document(&now_iso());
+            self.publish(&key, Some(&document)).await?;
+            let bson = to_bson(&document)?;
+            self.inner
+                .collection
+                .replace_one(doc! { "_id": &key }, bson)
+                .with_options(ReplaceOptions::builder().upsert(true).build())
+                .await?;
+            tracing::info!(registry_key = %key, "registry entry written");
+            Upserted::Changed
+        };
+        if entry.key.kind != EntryKind::App {
+            let stale = doc! {
+                "kind": entry.key.kind.as_str(),
+                "namespace": &entry.namespace,
+                "resource_name": &entry.resource_name,
+                "_id": { "$ne": &key },
+            };
+            let mut apps = self.delete_matching(stale).await?;
+            apps.insert(entry.key.app_id.clone());
+            for app in apps {
+                self.refresh_app(&app).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Removes every entry the resource `namespace/name` of `kind` wrote (a tombstone on
+    /// the topic, then the document), and refreshes the app documents: the app's goes
+    /// with its last entry. What is already gone counts as removed. Returns how many
+    /// documents were removed.
+    pub async fn remove(
+        &self,
+        kind: EntryKind,
+        namespace: &str,
+        resource_name: &str,
+    ) -> Result<usize, RegistryError> {
+        let filter = doc! {
+            "kind": kind.as_str(),
+            "namespace": namespace,
+            "resource_name": resource_name,
+        };
+        let apps = self.delete_matching(filter).await?;
+        for app in &apps {
+            self.refresh_app(app).await?;
+        }
+        Ok(apps.len())
+    }
+
+    /// Tombstones and deletes the documents matching `filter`; returns their apps.
+    async fn delete_matching(&self, filter: Document) -> Result<BTreeSet<String>, RegistryError> {
+        let found: Vec<Document> = self.inner.collection.find(filter).await?.try_collect().await?;
+        let mut apps = BTreeSet::new();
+        for document in found {
+            let Ok(key) = document.get_str("_id") else { continue };
+            self.publish(key, None).await?;
+            self.inner.collection.delete_one(doc! { "_id": key }).await?;
+            tracing::info!(registry_key = %key, "registry entry removed");
+            if let Some(parsed) = RegistryKey::parse(key) {
+                apps.insert(parsed.app_id);
+            }
+        }
+        Ok(apps)
+    }
+
+    /// Rebuilds the app document of `app_id` from the entries that exist now.
+    async fn refresh_app(&self, app_id: &str) -> Result<(), RegistryError> {
+        let _guard = self.inner.app_lock.lock().await;
+        let members: Vec<Document> = self
+            .inner
+            .collection
+            .find(doc! { "app_id": app_id, "kind": { "$ne": EntryKind::App.as_str() } })
+            .await?
+            .try_collect()
+            .await?;
+        let keys: Vec<RegistryKey> = members
+            .iter()
+            .filter_map(|d| d.get_str("_id").ok().and_then(RegistryKey::parse))
+            .filter(|k| k.app_id == app_id)
+            .collect();
+        let app = app_entry(app_id, &keys);
+        if keys.is_empty() {
+            let key = app.key.to_string();
+            let found = self.inner.collection.find_one(doc! { "_id": &key }).await?;
+            if found.is_some() {
+                self.publish(&key, None).await?;
+                self.inner.collection.delete_one(doc! { "_id": &key }).await?;
+                tracing::info!(registry_key = %key, "app entry removed");
+            }
+            return Ok(());
+        }
+        Box::pin(self.upsert(&app)).await.map(|_| ())
+    }
+
+    /// Publishes `document` under `key`, or a tombstone when `None`.
+    async fn publish(
+        &self,
+        key: &str,
+        document: Option<&Map<String, Value>>,
+    ) -> Result<(), RegistryError> {
+        self.ensure_topic().await?;
+        let payload = match document {
+            Some(document) => Some(
+                serde_json::to_vec(document)
+                    .map_err(|error| RegistryError::Bson(error.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut record = FutureRecord::<str, [u8]>::to(&self.inner.topic).key(key);
+        if let Some(payload) = &payload {
+            record = record.payload(payload.as_slice());
+        }
+        self.inner
+            .producer
+            .send(record, PUBLISH_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(|(source, _)| RegistryError::Publish { key: key.to_owned(), source })
+    }
+}
+
+/// `namespace/name` of the resource that wrote `existing`, when it is not the one
+/// `entry` comes from.
+fn foreign_owner(existing: &Map<String, Value>, entry: &RegistryEntry) -> Option<String> {
+    let field = |name: &str| existing.get(name).and_then(Value::as_str).unwrap_or_default();
+    let (namespace, name) = (field("namespace"), field("resource_name"));
+    (namespace != entry.namespace || name != entry.resource_name)
+        .then(|| format!("{} {namespace}/{name}", entry.key.kind))
+}
+
+fn to_json(document: Document) -> Map<String, Value> {
+    match Bson::Document(document).into_relaxed_extjson() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn to_bson(document: &Map<String, Value>) -> Result<Document, RegistryError> {
+    bson::to_document(document).map_err(|error| RegistryError::Bson(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_comes_from_the_url_path() {
+        assert_eq!(database_in_url("mongodb://127.0.0.1:27017/apps"), Some("apps".into()));
+        assert_eq!(
+            database_in_url("mongodb://u:p@h1,h2/apps?authSource=admin"),
+            Some("apps".into())
+        );
+        assert_eq!(database_in_url("mongodb://127.0.0.1:27017/"), None);
+        assert_eq!(database_in_url("mongodb://127.0.0.1:27017"), None);
+        assert_eq!(database_in_url("mongodb://h/?tls=true"), None);
+    }
+
+    #[test]
+    fn updated_at_is_iso_without_zone() {
+        let now = now_iso();
+        assert_eq!(now.len(), "2026-01-02T03:04:05.123456".len(), "{now}");
+        assert_eq!(&now[10..11], "T");
+        assert!(!now.ends_with('Z'));
+    }
+
+    #[test]
+    fn a_document_round_trips_through_bson_unchanged() {
+        let entry = entries::datatable_entry(
+            &serde_yaml::from_str(
+                "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: n},
+                  spec: {appId: a, title: T, columns: [{prop: number_x}, {prop: os, values: [a]}]}}",
+            )
+            .unwrap(),
+            3,
+        );
+        let document = entry.document("2026-01-02T03:04:05.000000");
+        let back = to_json(to_bson(&document).unwrap());
+        assert_eq!(back, document);
+        assert_eq!(foreign_owner(&back, &entry), None);
+        let mut other = entry.clone();
+        other.namespace = "m".into();
+        assert_eq!(foreign_owner(&back, &other), Some("datatable n/t".into()));
+    }
+}

@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,16 @@ unit: ## Unit tests (no servers needed).
 
 e2e: stack-up ## The end-to-end suite against the real stack.
 	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e
+
+crds: ## Regenerate the committed CRD YAML (crds/*.yaml) from the Rust types.
+	cargo run $(CARGO_FLAGS) -q -p licenseware-operator -- crdgen --out-dir crds
+
+BENCH_TOPICS ?= 1000
+BENCH_UPLOADERS ?= 1000
+bench-operator: stack-up ## Benchmark: BENCH_TOPICS Topics + BENCH_UPLOADERS Uploaders until Ready, peak RSS, no-op resync calls.
+	cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-e2e --bin licenseware-operator --bin bench_operator
+	$(WITH_STACK) target/release/bench_operator --operator-bin target/release/licenseware-operator \
+		--topics $(BENCH_TOPICS) --uploaders $(BENCH_UPLOADERS)
 
 stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretDB and Redis on loopback.
 	e2e/stack/up

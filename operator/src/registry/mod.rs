@@ -18,6 +18,7 @@
 //! been published; a failure in between is repaired by the next call.
 
 pub mod entries;
+pub mod storage;
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
@@ -103,6 +104,9 @@ struct Inner {
     topic: String,
     admin: KafkaAdmin,
     topic_ready: OnceCell<()>,
+    /// Whether documents must be stored with their inner arrays wrapped (see [`storage`]);
+    /// asked of the server once.
+    wrap_nested_arrays: OnceCell<bool>,
     /// App documents are derived from several entries: one refresh at a time, so a
     /// refresh never overwrites a newer one with what it read earlier.
     app_lock: Mutex<()>,
@@ -155,9 +159,20 @@ impl Registry {
                 topic: format!("{topic_prefix}{TOPIC}"),
                 admin,
                 topic_ready: OnceCell::new(),
+                wrap_nested_arrays: OnceCell::new(),
                 app_lock: Mutex::new(()),
             }),
         })
+    }
+
+    async fn wraps_nested_arrays(&self) -> Result<bool, RegistryError> {
+        let database =
+            self.inner.collection.client().database(self.inner.collection.namespace().db.as_str());
+        Ok(*self
+            .inner
+            .wrap_nested_arrays
+            .get_or_try_init(|| storage::refuses_nested_arrays(&database))
+            .await?)
     }
 
     /// The full name of the registry topic.
@@ -213,7 +228,7 @@ impl Registry {
         } else {
             let document = entry.document(&now_iso());
             self.publish(&key, Some(&document)).await?;
-            let bson = to_bson(&document)?;
+            let bson = to_bson(&document, self.wraps_nested_arrays().await?)?;
             self.inner
                 .collection
                 .replace_one(doc! { "_id": &key }, bson)
@@ -342,14 +357,22 @@ fn foreign_owner(existing: &Map<String, Value>, entry: &RegistryEntry) -> Option
 }
 
 fn to_json(document: Document) -> Map<String, Value> {
-    match Bson::Document(document).into_relaxed_extjson() {
+    match storage::unwrap_nested_arrays(Bson::Document(document).into_relaxed_extjson()) {
         Value::Object(map) => map,
         _ => Map::new(),
     }
 }
 
-fn to_bson(document: &Map<String, Value>) -> Result<Document, RegistryError> {
-    bson::to_document(document).map_err(|error| RegistryError::Bson(error.to_string()))
+fn to_bson(
+    document: &Map<String, Value>,
+    wrap_nested_arrays: bool,
+) -> Result<Document, RegistryError> {
+    let result = if wrap_nested_arrays {
+        bson::to_document(&storage::wrap_nested_arrays(Value::Object(document.clone())))
+    } else {
+        bson::to_document(document)
+    };
+    result.map_err(|error| RegistryError::Bson(error.to_string()))
 }
 
 #[cfg(test)]
@@ -387,7 +410,7 @@ mod tests {
             3,
         );
         let document = entry.document("2026-01-02T03:04:05.000000");
-        let back = to_json(to_bson(&document).unwrap());
+        let back = to_json(to_bson(&document, true).unwrap());
         assert_eq!(back, document);
         assert_eq!(foreign_owner(&back, &entry), None);
         let mut other = entry.clone();

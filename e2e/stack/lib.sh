@@ -25,6 +25,8 @@ LOG4J_VERSION=2.25.5     # Kafka 4 logs through log4j2
 # v1.24.1 is not served by proxy.golang.org (403); v1.24.0 is the last v1
 # release that resolves. v1 is the line with the SQLite backend.
 FERRETDB_VERSION=v1.24.0
+# helm.sh/helm/v3: the chart tooling (helm lint/template in the e2e suite).
+HELM_VERSION=v3.22.0
 
 # Without kubelets and a scheduler only these controllers do anything useful:
 # ownerReference cascades, namespace deletion, default ServiceAccounts and
@@ -63,6 +65,7 @@ KUBE_DIR=$CACHE/kube/$KUBE_VERSION
 ETCD_DIR=$CACHE/etcd/$ETCD_VERSION
 FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
 KAFKA_DIR=$CACHE/kafka/${KAFKA_VERSION}-scala${KAFKA_SCALA}-log4j${LOG4J_VERSION}
+HELM_DIR=$CACHE/helm/$HELM_VERSION
 
 # ---------------------------------------------------------------------------
 # Output
@@ -294,6 +297,46 @@ install_ferretdb() {
   log "built ferretdb $FERRETDB_VERSION ($((SECONDS - t))s)"
 }
 
+# helm's go.mod has no replace directives, so `go install module@version`
+# builds it as the main module (no wrapper needed). The ldflags are those of
+# helm's Makefile: without them `helm version` says "v3.22" and the default
+# Capabilities.KubeVersion of `helm template`/`lint` is v1.20; with them it
+# is the client-go minor helm was built with.
+helm_ldflags() { # client-go version (v0.N.P)
+  local minor=${1#v0.}
+  minor=${minor%%.*}
+  printf '%s' "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  printf '%s' " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  local p
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    printf '%s' " -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+}
+
+install_helm() {
+  local mod=helm.sh/helm/v3 recipe
+  # The client-go minor in the ldflags follows from the helm version.
+  recipe="$mod/cmd/helm@$HELM_VERSION ldflags=$(helm_ldflags 'v0.<client-go minor>.0')"
+  stamp_ok "$HELM_DIR" "$recipe" && return 0
+  go_env
+  local t=$SECONDS work=$CACHE/helm/.work-$HELM_VERSION gomod clientgo
+  rm -rf "$work" && mkdir -p "$work"
+  log "building helm $HELM_VERSION (first run, 2-4 minutes on 2 cores)..."
+  if ! gomod=$(gomod_field GoMod "$mod@$HELM_VERSION" "$work") || [[ ! -f $gomod ]]; then
+    die "could not download the go.mod of $mod@$HELM_VERSION"
+  fi
+  clientgo=$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$gomod")
+  [[ $clientgo == v0.* ]] || die "no k8s.io/client-go requirement in $gomod"
+  (cd "$work" && GOBIN=$work/bin go install -trimpath -ldflags "$(helm_ldflags "$clientgo")" \
+    "$mod/cmd/helm@$HELM_VERSION") >"$work/build.log" 2>&1 ||
+    { tail -n 20 "$work/build.log" >&2; die "building helm $HELM_VERSION failed (log: $work/build.log)"; }
+  rm -rf "$HELM_DIR" && mkdir -p "$HELM_DIR"
+  mv "$work/bin" "$HELM_DIR/bin"
+  printf '%s' "$recipe" >"$HELM_DIR/.stamp"
+  rm -rf "$work"
+  log "built helm $HELM_VERSION ($((SECONDS - t))s)"
+}
+
 install_kafka() {
   local pom=$STACK_SRC/kafka-pom.xml recipe
   recipe="kafka_$KAFKA_SCALA@$KAFKA_VERSION log4j@$LOG4J_VERSION pom=$(sha256sum <"$pom" | cut -c1-16)"
@@ -330,6 +373,7 @@ install_all() {
   install_etcd
   install_ferretdb
   install_kafka
+  install_helm
   exec 8>&-
 }
 

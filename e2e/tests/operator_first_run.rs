@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use licenseware_e2e::{Stack, eventually};
-use licenseware_operator::config::{Config, LogFormat};
+use licenseware_operator::config::{Config, LeaderConfig, LogFormat};
 use tokio::{net::TcpListener, sync::oneshot};
 
 #[tokio::test]
 async fn operator_reports_ready_and_shuts_down_gracefully() {
     let stack = Stack::from_env();
+    let client = kube::Client::try_default().await.expect("kubeconfig from KUBECONFIG");
+    licenseware_e2e::install_crds(&client).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
     let probe = format!("http://{}", listener.local_addr().expect("local addr"));
     let config = Config {
@@ -25,6 +27,7 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
         resync_interval_secs: 120,
         registry_database: None,
         workers: Default::default(),
+        leader: LeaderConfig::disabled(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
@@ -50,9 +53,10 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
         .await;
     let checks = readiness["checks"].as_array().expect("checks array");
     let names: Vec<&str> = checks.iter().filter_map(|check| check["name"].as_str()).collect();
-    assert_eq!(names, ["kubernetes", "kafka", "mongodb", "redis"]);
+    assert_eq!(names, ["kubernetes", "crds", "kafka", "mongodb", "redis"]);
     assert!(checks.iter().all(|check| check["ready"] == true), "{readiness}");
-    assert_eq!(checks[1]["detail"], "1 broker(s)");
+    assert_eq!(checks[1]["detail"], "5 established");
+    assert_eq!(checks[2]["detail"], "1 broker(s)");
 
     stop.send(()).expect("operator still running");
     let outcome = tokio::time::timeout(Duration::from_secs(10), operator)

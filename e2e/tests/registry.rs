@@ -18,7 +18,7 @@ use kube::{
 };
 use licenseware_e2e::{Stack, eventually, unique_name};
 use licenseware_operator::{
-    config::{Config, LogFormat},
+    config::{Config, LeaderConfig, LogFormat},
     crds::{DataTable, RegistrationStatus, Report, ReportComponent, generate::crds},
 };
 use mongodb::bson::{Bson, Document, doc};
@@ -73,6 +73,7 @@ impl Harness {
             resync_interval_secs,
             registry_database: Some(database),
             workers: Default::default(),
+            leader: LeaderConfig::disabled(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
@@ -168,7 +169,9 @@ impl Harness {
     /// The registry document with this `_id`, as JSON.
     async fn document(&self, key: &str) -> Option<serde_json::Map<String, Value>> {
         let found = self.registry.find_one(doc! { "_id": key }).await.expect("find")?;
-        match Bson::Document(found).into_relaxed_extjson() {
+        match licenseware_operator::registry::storage::unwrap_nested_arrays(
+            Bson::Document(found).into_relaxed_extjson(),
+        ) {
             Value::Object(map) => Some(map),
             _ => None,
         }

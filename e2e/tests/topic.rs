@@ -15,7 +15,7 @@ use kube::{
 };
 use licenseware_e2e::{Stack, eventually, unique_name};
 use licenseware_operator::{
-    config::{Config, LogFormat},
+    config::{Config, LeaderConfig, LogFormat},
     crds::{Topic, generate::crds},
 };
 use rdkafka::{
@@ -75,6 +75,7 @@ impl Harness {
             resync_interval_secs,
             registry_database: None,
             workers: Default::default(),
+            leader: LeaderConfig::disabled(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {

@@ -1,7 +1,7 @@
 //! The Uploader controller and the lag scaler against the real stack: each test runs
-//! its own operator in-process, watching a fresh namespace with a unique topic prefix
-//! and a one-second poll interval, and reads the results back from the apiserver and
-//! from Kafka.
+//! its own operator in-process, watching a fresh namespace with a unique topic prefix,
+//! a unique registry database and a one-second poll interval, and reads the results
+//! back from the apiserver, from Kafka and from MongoDB.
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,9 +18,10 @@ use kube::{
 };
 use licenseware_e2e::{Stack, eventually, unique_name};
 use licenseware_operator::{
-    config::{Config, LogFormat, WorkerConfig},
+    config::{Config, LeaderConfig, LogFormat, WorkerConfig},
     crds::{Topic, Uploader, generate::crds},
 };
+use mongodb::bson::{Bson, Document, doc};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
     admin::AdminClient,
@@ -28,12 +29,14 @@ use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
     producer::{BaseProducer, BaseRecord, Producer},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 const WAIT: Duration = Duration::from_secs(60);
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const NAME: &str = "rv-tools";
+const REGISTRY_KEY: &str = "uploader/ifmp-service/rv_tools";
+const FINALIZER: &str = "licenseware.io/registry";
 
 /// One operator, one namespace, one topic prefix.
 struct Harness {
@@ -43,6 +46,7 @@ struct Harness {
     brokers: String,
     kafka: Arc<AdminClient<DefaultClientContext>>,
     probe: String,
+    registry: mongodb::Collection<Document>,
     stop: Option<oneshot::Sender<()>>,
     operator: Option<JoinHandle<Result<(), licenseware_operator::Error>>>,
 }
@@ -60,6 +64,9 @@ impl Harness {
         };
         namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
         let prefix = format!("{}.", unique_name("e2e"));
+        let database = unique_name("uploader").replace('-', "_");
+        let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
+        let registry = mongo.database(&database).collection::<Document>("Registry");
         let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &stack.kafka_brokers)
             .create()
@@ -78,12 +85,13 @@ impl Harness {
             namespaces: vec![namespace.clone()],
             topic_prefix: prefix.clone(),
             resync_interval_secs: 120,
-            registry_database: None,
+            registry_database: Some(database),
             workers: WorkerConfig {
                 poll_interval_secs: 1,
                 scale_down_stabilization_secs: 2,
                 ..WorkerConfig::default()
             },
+            leader: LeaderConfig::disabled(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
@@ -96,6 +104,7 @@ impl Harness {
             brokers,
             kafka: Arc::new(kafka),
             probe,
+            registry,
             stop: Some(stop),
             operator: Some(operator),
         }
@@ -140,23 +149,56 @@ impl Harness {
         self.api::<Uploader>().create(&PostParams::default(), &uploader).await.expect("create")
     }
 
-    /// Waits until the Uploader is Ready for its latest generation, with TopicReady and
-    /// WorkerReady True too.
+    /// Waits until the Uploader is Ready for its latest generation, with TopicReady,
+    /// WorkerReady and Registered True too.
     async fn ready(&self) -> Uploader {
+        self.registered("Reconciled").await
+    }
+
+    /// [`Self::ready`], with `Registered` True for `reason` (`Reconciled` or
+    /// `NotRegistrable`).
+    async fn registered(&self, reason: &str) -> Uploader {
         let api = self.api::<Uploader>();
-        eventually(WAIT, "the Uploader to be Ready", || {
+        eventually(WAIT, &format!("the Uploader to be Ready, Registered {reason}"), || {
             let api = api.clone();
             async move {
                 let uploader = api.get(NAME).await.ok()?;
                 let status = uploader.status.as_ref()?;
-                let all_true = ["TopicReady", "WorkerReady", "Ready"].iter().all(|type_| {
-                    status.conditions.iter().any(|c| c.type_ == *type_ && c.status == "True")
-                });
-                (all_true && status.observed_generation == uploader.metadata.generation)
+                let all_true =
+                    ["TopicReady", "WorkerReady", "Registered", "Ready"].iter().all(|type_| {
+                        status.conditions.iter().any(|c| c.type_ == *type_ && c.status == "True")
+                    });
+                let registered =
+                    status.conditions.iter().any(|c| c.type_ == "Registered" && c.reason == reason);
+                (all_true
+                    && registered
+                    && status.observed_generation == uploader.metadata.generation)
                     .then_some(uploader)
             }
         })
         .await
+    }
+
+    /// The registry document with this `_id`, as JSON.
+    async fn document(&self, key: &str) -> Option<serde_json::Map<String, Value>> {
+        let found = self.registry.find_one(doc! { "_id": key }).await.expect("find")?;
+        match licenseware_operator::registry::storage::unwrap_nested_arrays(
+            Bson::Document(found).into_relaxed_extjson(),
+        ) {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    async fn wait_document(&self, key: &str) -> serde_json::Map<String, Value> {
+        eventually(WAIT, &format!("registry document {key}"), || self.document(key)).await
+    }
+
+    async fn wait_no_document(&self, key: &str) {
+        eventually(WAIT, &format!("registry document {key} to be removed"), || async {
+            self.document(key).await.is_none().then_some(())
+        })
+        .await;
     }
 
     /// Partitions of a Kafka topic, `None` when it does not exist.
@@ -219,6 +261,7 @@ impl Harness {
         }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces.delete(&self.namespace, &DeleteParams::default()).await;
+        let _ = self.registry.drop().await;
     }
 }
 
@@ -255,6 +298,79 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(status.topic_name.as_deref(), Some(events.as_str()));
     assert_eq!(status.dlq_topic_name.as_deref(), Some(dlq.as_str()));
     assert_eq!((status.replicas, status.lag), (Some(0), Some(0)), "idle: scaled to zero");
+    assert!(uploader.finalizers().iter().any(|f| f == FINALIZER), "{:?}", uploader.finalizers());
+
+    // The registry document, in the SDK's NewUploader metadata shape.
+    let entry = h.wait_document(REGISTRY_KEY).await;
+    let mut keys: Vec<&str> = entry.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut expected = vec![
+        "app_id",
+        "name",
+        "uploader_id",
+        "description",
+        "upload_url",
+        "upload_validation_url",
+        "quota_validation_url",
+        "status_check_url",
+        "accepted_file_types",
+        "icon",
+        "flags",
+        "validation_parameters",
+        "encryption_parameters",
+        "status",
+        "parrent_app",
+        "_id",
+        "kind",
+        "namespace",
+        "resource_name",
+        "updated_at",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(entry["app_id"], "ifmp-service");
+    assert_eq!(entry["name"], "RVTools");
+    assert_eq!(entry["uploader_id"], "rv_tools");
+    assert_eq!(
+        entry["description"],
+        "XLSX export from RVTools after scanning your VMware infrastructure."
+    );
+    assert_eq!(entry["upload_url"], "/uploads/rv-tools/files");
+    assert_eq!(entry["upload_validation_url"], "/uploads/rv-tools/validation");
+    assert_eq!(entry["quota_validation_url"], "/uploads/rv-tools/quota");
+    assert_eq!(entry["status_check_url"], "/uploads/rv-tools/status");
+    assert_eq!(entry["accepted_file_types"], json!([".xls", ".xlsx"]));
+    assert_eq!(entry["icon"], "ServersIcon");
+    assert_eq!(entry["flags"], json!(["beta"]));
+    assert_eq!(entry["status"], json!([]));
+    assert_eq!(entry["parrent_app"], json!({"app_id": "ifmp-service"}));
+    assert_eq!(
+        (entry["kind"].as_str(), entry["resource_name"].as_str()),
+        (Some("uploader"), Some(NAME))
+    );
+    assert_eq!(entry["namespace"], h.namespace.as_str());
+    let validation = &entry["validation_parameters"];
+    assert_eq!(validation["required_input_type"], "excel");
+    assert_eq!(validation["filename_contains"], json!(["rv", "tools"]));
+    assert_eq!(validation["filename_endswith"], json!([".xls", ".xlsx"]));
+    assert_eq!(
+        validation["required_sheets"][0],
+        json!(["tabvInfo", "tabvCPU", "tabvHost", "tabvCluster"])
+    );
+    assert_eq!(validation["required_columns"], json!([["VM", "Host", "OS"]]));
+    assert_eq!(validation["min_rows_number"], 1);
+    assert_eq!(validation["header_starts_at"], 0);
+    assert_eq!(validation["buffer"], 15000);
+    assert_eq!(validation["regex_escape"], true);
+    assert_eq!(validation["ignored_by_uup"], false);
+    assert_eq!(validation["filename_valid_message"], "File is valid");
+    assert_eq!(
+        entry["encryption_parameters"],
+        json!({"filepaths": null, "filecontent": null, "columns": null})
+    );
+    let app = h.wait_document("app/ifmp-service/ifmp-service").await;
+    assert_eq!(app["uploaders"], json!(["rv_tools"]));
+    let updated_at = entry["updated_at"].clone();
 
     // The owned Topics and their Kafka topics: one partition per possible replica.
     let topics = h.api::<Topic>();
@@ -349,9 +465,67 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     })
     .await;
 
-    // Deleting the Uploader: kube-controller-manager's garbage collector removes what
-    // it owned.
+    // The registry follows the spec: a new document, with a new updated_at.
+    let changed = eventually(WAIT, "the registry entry to follow the spec", || async {
+        let entry = h.document(REGISTRY_KEY).await?;
+        (entry["validation_parameters"]["min_rows_number"] == 2).then_some(entry)
+    })
+    .await;
+    assert_ne!(changed["updated_at"], updated_at);
+    // Reconciles that change nothing write nothing (the poll requeues every second).
+    let observed = h.ready().await.status.expect("status").observed_generation;
+    h.api::<Uploader>()
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"worker": {"maxAttempts": 7}}})),
+        )
+        .await
+        .expect("patch");
+    let again = h.ready().await;
+    assert_ne!(again.status.expect("status").observed_generation, observed);
+    assert_eq!(h.wait_document(REGISTRY_KEY).await["updated_at"], changed["updated_at"]);
+
+    // registrable: false removes the entry (the app's goes with it) and the finalizer,
+    // and the Uploader stays Ready; true brings both back.
+    let uploaders = h.api::<Uploader>();
+    let set_registrable = |registrable: bool| {
+        let uploaders = uploaders.clone();
+        async move {
+            uploaders
+                .patch(
+                    NAME,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"registrable": registrable}})),
+                )
+                .await
+                .expect("patch");
+        }
+    };
+    set_registrable(false).await;
+    let off = h.registered("NotRegistrable").await;
+    h.wait_no_document(REGISTRY_KEY).await;
+    h.wait_no_document("app/ifmp-service/ifmp-service").await;
+    eventually(WAIT, "the finalizer to be removed", || async {
+        let uploader = h.api::<Uploader>().get(NAME).await.ok()?;
+        (!uploader.finalizers().iter().any(|f| f == FINALIZER)).then_some(())
+    })
+    .await;
+    assert!(off.status.is_some());
+    set_registrable(true).await;
+    let on = h.ready().await;
+    assert!(on.finalizers().iter().any(|f| f == FINALIZER), "{:?}", on.finalizers());
+    h.wait_document(REGISTRY_KEY).await;
+
+    // Deleting the Uploader: the finalizer removes the registry entry, then
+    // kube-controller-manager's garbage collector removes what it owned.
     h.api::<Uploader>().delete(NAME, &DeleteParams::default()).await.expect("delete");
+    h.wait_no_document(REGISTRY_KEY).await;
+    h.wait_no_document("app/ifmp-service/ifmp-service").await;
+    eventually(WAIT, "the Uploader to be gone", || async {
+        h.api::<Uploader>().get_opt(NAME).await.ok()?.is_none().then_some(())
+    })
+    .await;
     let (topics, config_maps) = (h.api::<Topic>(), h.api::<ConfigMap>());
     eventually(WAIT, "the owned objects to be garbage-collected", || {
         let (topics, config_maps, deployments) =

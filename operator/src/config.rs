@@ -77,7 +77,68 @@ pub struct Config {
     /// The uploaders' worker Deployments and their lag scaler.
     #[command(flatten)]
     pub workers: WorkerConfig,
+
+    /// Leader election between replicas.
+    #[command(flatten)]
+    pub leader: LeaderConfig,
 }
+
+/// Leader election on a `coordination.k8s.io/v1` Lease: only the holder runs the
+/// controllers. [`Default`] gives the same values as the flags' defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct LeaderConfig {
+    /// Run the controllers only while holding the Lease. Without it every replica
+    /// reconciles, so run one replica only.
+    #[arg(
+        long = "leader-elect",
+        env = "LW_LEADER_ELECT",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub elect: bool,
+
+    /// Name of the Lease.
+    #[arg(long = "lease-name", env = "LW_LEASE_NAME", default_value = "licenseware-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease. Unset: the pod's own namespace (from its service
+    /// account), else `default`.
+    #[arg(long = "lease-namespace", env = "LW_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        Self { elect: true, lease_name: "licenseware-operator".to_owned(), lease_namespace: None }
+    }
+}
+
+impl LeaderConfig {
+    /// No election: the controllers start at once (tests, single-replica setups).
+    pub fn disabled() -> Self {
+        Self { elect: false, ..Self::default() }
+    }
+
+    /// `--lease-namespace`, else the namespace of the pod's service account, else
+    /// `default`.
+    pub fn lease_namespace(&self) -> String {
+        self.lease_namespace
+            .clone()
+            .filter(|namespace| !namespace.trim().is_empty())
+            .or_else(|| {
+                std::fs::read_to_string(IN_CLUSTER_NAMESPACE_FILE)
+                    .ok()
+                    .map(|namespace| namespace.trim().to_owned())
+                    .filter(|namespace| !namespace.is_empty())
+            })
+            .unwrap_or_else(|| "default".to_owned())
+    }
+}
+
+/// Where Kubernetes mounts the namespace of a pod's service account.
+const IN_CLUSTER_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// The default worker image: the one released with this operator.
 pub const DEFAULT_WORKER_IMAGE: &str =
@@ -188,6 +249,33 @@ mod tests {
         assert_eq!(config.registry_database(), "licenseware");
         assert_eq!(config.workers, WorkerConfig::default());
         assert!(config.workers.worker_image.ends_with(env!("CARGO_PKG_VERSION")));
+        assert_eq!(config.leader, LeaderConfig::default());
+        assert!(config.leader.elect);
+    }
+
+    #[test]
+    fn leader_election_flags() {
+        let cli = Cli::try_parse_from([
+            "licenseware-operator",
+            "run",
+            "--kafka-brokers=k:9092",
+            "--mongo-url=mongodb://m/",
+            "--redis-url=redis://r/",
+            "--leader-elect=no",
+            "--lease-name=ops",
+            "--lease-namespace=tools",
+        ])
+        .expect("valid command line");
+        let Command::Run(config) = cli.command else { panic!("expected run") };
+        assert_eq!(
+            config.leader,
+            LeaderConfig {
+                elect: false,
+                lease_name: "ops".into(),
+                lease_namespace: Some("tools".into()),
+            }
+        );
+        assert_eq!(config.leader.lease_namespace(), "tools");
     }
 
     #[test]

@@ -77,18 +77,35 @@ impl Dependencies {
 
     /// Asks every server for a sign of life, all at once.
     pub async fn check(&self) -> Readiness {
-        let (kube, kafka, mongo, redis) = tokio::join!(
+        let (kube, crds, kafka, mongo, redis) = tokio::join!(
             self.check_kube(),
+            self.check_crds(),
             self.check_kafka(),
             self.check_mongo(),
             self.check_redis()
         );
         Readiness::from_checks(vec![
             outcome("kubernetes", kube),
+            outcome("crds", crds),
             outcome("kafka", kafka),
             outcome("mongodb", mongo),
             outcome("redis", redis),
         ])
+    }
+
+    async fn check_crds(&self) -> Result<String, String> {
+        let missing = tokio::time::timeout(CHECK_TIMEOUT, missing_crds(&self.kube))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|error| error.to_string())?;
+        if missing.is_empty() {
+            Ok(format!("{} established", crd_names().len()))
+        } else {
+            Err(format!(
+                "not established: {} (install them: kubectl apply --server-side -f crds/)",
+                missing.join(", ")
+            ))
+        }
     }
 
     async fn check_kube(&self) -> Result<String, String> {
@@ -133,6 +150,41 @@ impl Dependencies {
             .map_err(|error| error.to_string())?;
         Ok(pong)
     }
+}
+
+/// The CRD of every kind the operator reconciles.
+pub fn crd_names() -> [String; 5] {
+    use kube::CustomResourceExt;
+    use licenseware_crds::{DataTable, Report, ReportComponent, Topic, Uploader};
+    [
+        Uploader::crd_name().to_owned(),
+        Report::crd_name().to_owned(),
+        ReportComponent::crd_name().to_owned(),
+        DataTable::crd_name().to_owned(),
+        Topic::crd_name().to_owned(),
+    ]
+}
+
+/// The CRDs of [`crd_names`] that the apiserver does not serve yet. The controllers wait
+/// for none to be missing: a watch on a kind the apiserver does not know only fails.
+pub async fn missing_crds(kube: &kube::Client) -> Result<Vec<String>, kube::Error> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(kube.clone());
+    let mut missing = Vec::new();
+    for name in crd_names() {
+        let established =
+            api.get_opt(&name).await?.and_then(|crd| crd.status).is_some_and(|status| {
+                status
+                    .conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|condition| condition.type_ == "Established" && condition.status == "True")
+            });
+        if !established {
+            missing.push(name);
+        }
+    }
+    Ok(missing)
 }
 
 fn outcome(name: &'static str, result: Result<String, String>) -> Check {

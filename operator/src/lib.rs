@@ -6,6 +6,8 @@ pub mod controllers;
 pub mod crdgen;
 pub mod dependencies;
 pub mod kafka;
+pub mod leader;
+pub mod metrics;
 pub mod registry;
 pub mod scaler;
 pub mod telemetry;
@@ -14,7 +16,11 @@ mod web;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::FutureExt;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 
 pub use config::Config;
 use dependencies::{Dependencies, Readiness};
@@ -36,6 +42,8 @@ pub enum Error {
     ProbeBind(#[source] std::io::Error),
     #[error("the probe server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("leadership lost: another process holds the Lease, or it could not be renewed")]
+    LeadershipLost,
 }
 
 impl Error {
@@ -48,6 +56,7 @@ impl Error {
             Self::RedisConfig(_) => "RedisConfig",
             Self::ProbeBind(_) => "ProbeBind",
             Self::Serve(_) => "Serve",
+            Self::LeadershipLost => "LeadershipLost",
         }
     }
 }
@@ -64,9 +73,20 @@ pub async fn run(
 /// How long the controllers may take to finish their in-flight reconciles once
 /// shutdown is asked for.
 const CONTROLLER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the probe server may take to close its connections.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// [`run`] on a listener the caller has bound: the probe and metrics server and the
-/// Topic controller, all stopped by the same `shutdown`.
+/// Why the controllers stopped.
+enum Stop {
+    Shutdown,
+    LeadershipLost,
+    ServerEnded(Result<(), Error>),
+}
+
+/// [`run`] on a listener the caller has bound. The probe and metrics server starts at
+/// once; the controllers start once this process leads (at once without election) and
+/// run until `shutdown` completes, or until leadership is lost, which is an error: the
+/// process should exit and campaign again from scratch, as controller-runtime does.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -74,12 +94,12 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let dependencies = Dependencies::connect(&config).await?;
     let shutdown = shutdown.boxed().shared();
+    let kube = dependencies.kube.clone();
     let admin = kafka::KafkaAdmin::start(
         Arc::clone(&dependencies.kafka),
         kafka::DEFAULT_LINGER,
         kafka::DEFAULT_MAX_BATCH,
     );
-    let metrics = Arc::clone(admin.metrics());
     let registry = registry::Registry::new(
         &dependencies.mongo,
         &config.registry_database(),
@@ -88,56 +108,162 @@ pub async fn serve(
         admin.clone(),
     )
     .map_err(Error::KafkaConfig)?;
-    let registered = tokio::spawn(controllers::registry_kinds::run(
-        dependencies.kube.clone(),
-        registry.clone(),
-        config.watched_namespaces(),
-        Duration::from_secs(config.resync_interval_secs),
-        shutdown.clone(),
-    ));
-    let topics = tokio::spawn(controllers::topic::run(
-        dependencies.kube.clone(),
-        admin,
-        config.watched_namespaces(),
-        config.topic_prefix.clone(),
-        Duration::from_secs(config.resync_interval_secs),
-        shutdown.clone(),
-    ));
     let scaler_metrics = Arc::new(scaler::metrics::ScalerMetrics::default());
-    let uploaders = tokio::spawn(controllers::uploader::run(
-        dependencies.kube.clone(),
-        config.watched_namespaces(),
-        uploader_options(&config),
-        Arc::clone(&scaler_metrics),
-        shutdown.clone(),
-    ));
+    let leadership = if config.leader.elect {
+        leader::Leadership::campaign(kube.clone(), &config.leader, leader::Timing::default())
+    } else {
+        leader::Leadership::disabled()
+    };
+
     let (readiness_tx, readiness_rx) = watch::channel(Readiness::starting());
     let interval = Duration::from_secs(config.readiness_interval_secs.max(1));
     let checker = tokio::spawn(check_forever(dependencies, readiness_tx, interval));
+    let probes = web::Probes {
+        readiness: readiness_rx,
+        role: leadership.role(),
+        admin: Arc::clone(admin.metrics()),
+        scaler: Arc::clone(&scaler_metrics),
+    };
+    let probe_addr = listener.local_addr().map_err(Error::ProbeBind)?;
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        axum::serve(listener, web::router(probes))
+            .with_graceful_shutdown(async {
+                let _ = server_stopped.await;
+            })
+            .into_future(),
+    );
+    tracing::info!(%probe_addr, leader_election = config.leader.elect, "operator started");
 
-    tracing::info!(probe_addr = %listener.local_addr().map_err(Error::ProbeBind)?, "operator started");
-    let served = axum::serve(listener, web::router(readiness_rx, metrics, scaler_metrics))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve);
+    let stop = tokio::select! {
+        () = shutdown.clone() => Stop::Shutdown,
+        served = &mut server => Stop::ServerEnded(served_outcome(served)),
+        () = async {
+            leadership.acquired().await;
+            wait_for_crds(&kube).await;
+        } => {
+            let (stop_controllers, controllers_stopped) = oneshot::channel::<()>();
+            let stopping = async {
+                let _ = controllers_stopped.await;
+            }
+            .boxed()
+            .shared();
+            let controllers = [
+                (
+                    "registry",
+                    tokio::spawn(controllers::registry_kinds::run(
+                        kube.clone(),
+                        registry.clone(),
+                        config.watched_namespaces(),
+                        Duration::from_secs(config.resync_interval_secs),
+                        stopping.clone(),
+                    )),
+                ),
+                (
+                    "topic",
+                    tokio::spawn(controllers::topic::run(
+                        kube.clone(),
+                        admin,
+                        config.watched_namespaces(),
+                        config.topic_prefix.clone(),
+                        Duration::from_secs(config.resync_interval_secs),
+                        stopping.clone(),
+                    )),
+                ),
+                (
+                    "uploader",
+                    tokio::spawn(controllers::uploader::run(
+                        kube.clone(),
+                        registry.clone(),
+                        config.watched_namespaces(),
+                        uploader_options(&config),
+                        Arc::clone(&scaler_metrics),
+                        stopping.clone(),
+                    )),
+                ),
+            ];
+            let stop = tokio::select! {
+                () = shutdown.clone() => Stop::Shutdown,
+                () = leadership.lost() => Stop::LeadershipLost,
+                served = &mut server => Stop::ServerEnded(served_outcome(served)),
+            };
+            let _ = stop_controllers.send(());
+            // A lost leader stops at once: another process may already reconcile.
+            let grace = match stop {
+                Stop::LeadershipLost => Duration::ZERO,
+                _ => CONTROLLER_STOP_TIMEOUT,
+            };
+            futures::future::join_all(
+                controllers.into_iter().map(|(name, task)| stop_task(name, task, grace)),
+            )
+            .await;
+            stop
+        }
+    };
     checker.abort();
-    match tokio::time::timeout(CONTROLLER_STOP_TIMEOUT, topics).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, "topic controller task failed"),
-        Err(_) => tracing::warn!("topic controller did not stop in time"),
-    }
-    match tokio::time::timeout(CONTROLLER_STOP_TIMEOUT, registered).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, "registry controllers task failed"),
-        Err(_) => tracing::warn!("registry controllers did not stop in time"),
-    }
-    match tokio::time::timeout(CONTROLLER_STOP_TIMEOUT, uploaders).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, "uploader controller task failed"),
-        Err(_) => tracing::warn!("uploader controller did not stop in time"),
-    }
+    // After the controllers, so that the Lease is only free once they are done.
+    leadership.release().await;
+    let _ = stop_server.send(());
+    let outcome = match stop {
+        Stop::ServerEnded(outcome) => outcome,
+        Stop::Shutdown | Stop::LeadershipLost => {
+            let served = match tokio::time::timeout(SERVER_STOP_TIMEOUT, &mut server).await {
+                Ok(served) => served_outcome(served),
+                Err(_) => {
+                    server.abort();
+                    Ok(())
+                }
+            };
+            match stop {
+                Stop::LeadershipLost => Err(Error::LeadershipLost),
+                _ => served,
+            }
+        }
+    };
     tracing::info!("operator stopped");
-    served
+    outcome
+}
+
+fn served_outcome(
+    served: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), Error> {
+    served.map_err(std::io::Error::other).and_then(|served| served).map_err(Error::Serve)
+}
+
+/// Waits up to `grace` for a controller task to finish its in-flight reconciles, then
+/// aborts it.
+async fn stop_task(name: &'static str, mut task: JoinHandle<()>, grace: Duration) {
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(controller = name, %error, "controller task failed"),
+        Err(_) => {
+            if !grace.is_zero() {
+                tracing::warn!(controller = name, "controller did not stop in time");
+            }
+            task.abort();
+        }
+    }
+}
+
+/// Returns once the apiserver serves every CRD, saying once what is missing and how to
+/// install it: the controllers' watches would only fail until then.
+async fn wait_for_crds(kube: &kube::Client) {
+    let mut reported = false;
+    loop {
+        match dependencies::missing_crds(kube).await {
+            Ok(missing) if missing.is_empty() => return,
+            Ok(missing) if !reported => {
+                tracing::warn!(
+                    missing = %missing.join(", "),
+                    "waiting for the CRDs: kubectl apply --server-side -f crds/"
+                );
+                reported = true;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the CRDs; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// The Uploader controller's settings, from the operator's flags.

@@ -292,8 +292,15 @@ fn key<K: RegisteredKind>(object: &K) -> String {
     ObjectRef::from_obj(object).to_string()
 }
 
-#[tracing::instrument(skip_all, fields(kind = %K::ENTRY_KIND, object = %key(&*object)))]
+// The root span of a reconcile, in every log line under it. `resource_name`, not `name`:
+// JSON log lines already carry the span's own name under `name`.
+#[tracing::instrument(skip_all, fields(
+    kind = %K::kind(&()),
+    namespace = %object.namespace().unwrap_or_default(),
+    resource_name = %object.name_any(),
+))]
 async fn reconcile<K: RegisteredKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = crate::metrics::reconciles().start(&K::kind(&()));
     let result = if object.meta().deletion_timestamp.is_some() {
         cleanup(&*object, &ctx).await
     } else {
@@ -306,6 +313,7 @@ async fn reconcile<K: RegisteredKind>(object: Arc<K>, ctx: Arc<Context>) -> Resu
 }
 
 fn error_policy<K: RegisteredKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    crate::metrics::reconciles().failed(&K::kind(&()), error.reason());
     let wait = ctx.backoff.next(&key(&*object));
     tracing::warn!(
         object = %key(&*object),

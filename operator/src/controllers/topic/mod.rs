@@ -148,8 +148,15 @@ fn key(topic: &Topic) -> String {
     ObjectRef::from_obj(topic).to_string()
 }
 
-#[tracing::instrument(skip_all, fields(topic = %desired::reference(&topic)))]
+// The root span of a reconcile, in every log line under it. `resource_name`, not `name`:
+// JSON log lines already carry the span's own name under `name`.
+#[tracing::instrument(skip_all, fields(
+    kind = "Topic",
+    namespace = %topic.namespace().unwrap_or_default(),
+    resource_name = %topic.name_any(),
+))]
 async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = crate::metrics::reconciles().start("Topic");
     for store in &ctx.stores {
         // Ownership looks at every namespace's cache: wait until all are filled.
         let _ = store.wait_until_ready().await;
@@ -166,6 +173,7 @@ async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 fn error_policy(topic: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
+    crate::metrics::reconciles().failed("Topic", error.reason());
     match error {
         Error::InvalidSpec(_) => {
             tracing::info!(topic = %desired::reference(&topic), %error, "waiting for a spec change");

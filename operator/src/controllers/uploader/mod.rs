@@ -1,14 +1,20 @@
 //! Uploader controller: an Uploader becomes two Topics (events and dead letters), the
-//! worker's ConfigMap and a worker Deployment scaled on the lag of its consumer group.
+//! worker's ConfigMap, a worker Deployment scaled on the lag of its consumer group, and
+//! a registry entry.
 //!
 //! Each reconcile: validate the spec and build the objects (pure, [`build`]), apply
 //! them with server-side apply under [`FIELD_MANAGER`] with ownerReferences to the
-//! Uploader (kube-controller-manager's garbage collector deletes them with it, so
-//! there is no finalizer), poll the lag and set the replicas (the lag scaler, under its
-//! own field manager [`scaler::FIELD_MANAGER`]), then write the status (pure,
-//! [`status`]) only when it changed. Every Uploader is requeued each poll interval,
-//! which is the scaler's clock; changes of the owned Topics and Deployments reconcile
-//! at once.
+//! Uploader (kube-controller-manager's garbage collector deletes them with it), poll
+//! the lag and set the replicas (the lag scaler, under its own field manager
+//! [`scaler::FIELD_MANAGER`]), upsert the registry entry (the registry writes only
+//! when its content changed) or remove it when `registrable: false` or the spec is
+//! invalid, then write the status (pure, [`status`]) only when it changed. Every
+//! Uploader is requeued each poll interval, which is the scaler's clock; changes of the
+//! owned Topics and Deployments reconcile at once.
+//!
+//! A registrable Uploader carries the finalizer [`FINALIZER`]: its registry entry
+//! (tombstone included) goes before the Uploader does. A registry that cannot be
+//! written turns `Registered` and `Ready` False but does not stop the scaler.
 
 pub mod build;
 pub mod status;
@@ -45,16 +51,21 @@ use serde_json::json;
 
 use self::{
     build::{Desired, UPLOADER_LABEL, WorkerSettings},
-    status::{Outcome, ScaleFigures, next_status, topic_readiness},
+    status::{Outcome, Registration, ScaleFigures, next_status, topic_readiness},
 };
 use crate::{
     controllers::backoff::Backoff,
+    registry::{EntryKind, Registry, RegistryError, uploader_entry},
     scaler::{
         self, ScalerState,
         lag::LagReader,
         metrics::{ScalerMetrics, UploaderFigures},
     },
 };
+
+/// The finalizer that removes the Uploader's registry entry before the Uploader goes
+/// (the same one the Report, ReportComponent and DataTable controllers use).
+pub use crate::controllers::registry_kinds::FINALIZER;
 
 /// Reconciles in flight at once; each one may wait on Kafka for the lag.
 const CONCURRENCY: u16 = 50;
@@ -69,6 +80,8 @@ pub enum Error {
     InvalidSpec(String),
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 impl Error {
@@ -76,6 +89,7 @@ impl Error {
         match self {
             Self::InvalidSpec(_) => licenseware_crds::reason::INVALID_SPEC,
             Self::Kube(_) => licenseware_crds::reason::KUBERNETES_ERROR,
+            Self::Registry(error) => error.reason(),
         }
     }
 }
@@ -93,6 +107,7 @@ pub struct Options {
 /// What every reconcile shares.
 pub struct Context {
     client: Client,
+    registry: Registry,
     options: Options,
     lag: LagReader,
     metrics: Arc<ScalerMetrics>,
@@ -110,7 +125,8 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     /// How long an Uploader may go unreconciled before its scaler memory, consumer and
-    /// metric series are dropped as gone (Uploaders have no finalizer to tell).
+    /// metric series are dropped as gone (only registrable Uploaders have a finalizer
+    /// to tell).
     fn idle(&self) -> Duration {
         self.options.poll * 5 + Duration::from_secs(60)
     }
@@ -141,6 +157,7 @@ impl Context {
 /// `shutdown` completes; in-flight reconciles finish first.
 pub async fn run(
     client: Client,
+    registry: Registry,
     namespaces: Vec<String>,
     options: Options,
     metrics: Arc<ScalerMetrics>,
@@ -177,6 +194,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         lag: LagReader::new(options.settings.kafka_brokers.clone()),
         client,
+        registry,
         options: Options { poll: options.poll.max(Duration::from_secs(1)), ..options },
         metrics,
         states: Mutex::default(),
@@ -215,12 +233,14 @@ fn reference(uploader: &Uploader) -> String {
 
 #[tracing::instrument(skip_all, fields(uploader = %reference(&uploader)))]
 async fn reconcile(uploader: Arc<Uploader>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = crate::metrics::reconciles().start("Uploader");
     ctx.forget_idle();
-    if uploader.metadata.deletion_timestamp.is_some() {
-        // The garbage collector deletes the owned objects.
-        return Ok(Action::await_change());
-    }
-    let result = Box::pin(apply(&uploader, &ctx)).await;
+    let result = if uploader.metadata.deletion_timestamp.is_some() {
+        // The garbage collector deletes the owned objects; the registry entry is ours.
+        cleanup(&uploader, &ctx).await
+    } else {
+        Box::pin(apply(&uploader, &ctx)).await
+    };
     if result.is_ok() {
         ctx.backoff.reset(&key(&uploader));
     }
@@ -228,12 +248,13 @@ async fn reconcile(uploader: Arc<Uploader>, ctx: Arc<Context>) -> Result<Action,
 }
 
 fn error_policy(uploader: Arc<Uploader>, error: &Error, ctx: Arc<Context>) -> Action {
+    crate::metrics::reconciles().failed("Uploader", error.reason());
     match error {
         Error::InvalidSpec(_) => {
             tracing::info!(uploader = %reference(&uploader), %error, "waiting for a spec change");
             Action::await_change()
         }
-        Error::Kube(_) => {
+        Error::Kube(_) | Error::Registry(_) => {
             let wait = ctx.backoff.next(&key(&uploader));
             tracing::warn!(
                 uploader = %reference(&uploader),
@@ -251,8 +272,20 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let namespace = uploader.namespace().unwrap_or_default();
     let name = uploader.name_any();
     let topics: Api<Topic> = Api::namespaced(ctx.client.clone(), &namespace);
+    if uploader.spec.registrable && !has_finalizer(uploader) {
+        set_finalizer(uploader, ctx, true).await?;
+    }
+    // An invalid spec keeps the Uploader out of the registry; a failed removal is
+    // retried with backoff.
     let invalid = |message: String| async move {
         write_status(uploader, ctx, &Outcome::InvalidSpec(message.clone())).await?;
+        ctx.registry
+            .remove(
+                EntryKind::Uploader,
+                &uploader.namespace().unwrap_or_default(),
+                &uploader.name_any(),
+            )
+            .await?;
         Err(Error::InvalidSpec(message))
     };
     if let Err(message) = build::validate(uploader, &ctx.options.settings) {
@@ -286,15 +319,87 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
 
     let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
     let scale = scale(uploader, ctx, &desired, &deployment, topics_ready.is_ok()).await?;
+    let registration = register(uploader, ctx).await?;
     let outcome = Outcome::Applied {
         topic_name: desired.events_kafka_name.clone(),
         dlq_topic_name: desired.dlq_kafka_name.clone(),
         topics: topics_ready,
         worker: deployment.name_any(),
         scale,
+        registration,
     };
     write_status(uploader, ctx, &outcome).await?;
     Ok(Action::requeue(ctx.options.poll))
+}
+
+/// Upserts the registry entry of a registrable Uploader (the registry writes only when
+/// the content changed), or removes it and then the finalizer. A registry failure is
+/// the returned [`Registration`], so the status says it and the scaler keeps its clock:
+/// the next poll retries.
+async fn register(uploader: &Uploader, ctx: &Context) -> Result<Registration, Error> {
+    let failed = |error: RegistryError| {
+        tracing::warn!(reason = error.reason(), %error, "cannot write the registry entry");
+        Registration::Failed { reason: error.reason(), message: error.to_string() }
+    };
+    if uploader.spec.registrable {
+        let entry = uploader_entry(uploader);
+        let key = entry.key.to_string();
+        return Ok(match ctx.registry.upsert(&entry).await {
+            Ok(_) => Registration::Registered { key },
+            Err(error) => failed(error),
+        });
+    }
+    let namespace = uploader.namespace().unwrap_or_default();
+    match ctx.registry.remove(EntryKind::Uploader, &namespace, &uploader.name_any()).await {
+        Ok(_) => {
+            if has_finalizer(uploader) {
+                set_finalizer(uploader, ctx, false).await?;
+            }
+            Ok(Registration::NotRegistrable)
+        }
+        Err(error) => Ok(failed(error)),
+    }
+}
+
+/// Deletion: the registry entry goes (tombstone, then document; what is gone already
+/// counts as removed), then the finalizer. The garbage collector deletes the owned
+/// objects once the Uploader is gone.
+async fn cleanup(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
+    if !has_finalizer(uploader) {
+        return Ok(Action::await_change());
+    }
+    let namespace = uploader.namespace().unwrap_or_default();
+    ctx.registry.remove(EntryKind::Uploader, &namespace, &uploader.name_any()).await?;
+    set_finalizer(uploader, ctx, false).await?;
+    ctx.states.lock().unwrap_or_else(PoisonError::into_inner).remove(&key(uploader));
+    Ok(Action::await_change())
+}
+
+fn has_finalizer(uploader: &Uploader) -> bool {
+    uploader.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Adds or removes the finalizer. The patch carries the resourceVersion, so it fails
+/// (and is retried) instead of overwriting a list someone changed in between.
+async fn set_finalizer(uploader: &Uploader, ctx: &Context, present: bool) -> Result<(), Error> {
+    let mut finalizers: Vec<String> =
+        uploader.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if present {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    let api: Api<Uploader> =
+        Api::namespaced(ctx.client.clone(), &uploader.namespace().unwrap_or_default());
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": uploader.resource_version(),
+        }
+    });
+    match api.patch(&uploader.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The lag scaler's poll: reads the lag, decides the replicas and applies them (only

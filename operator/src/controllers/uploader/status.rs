@@ -39,9 +39,24 @@ pub struct ScaleFigures {
     pub scaled_at: Option<Time>,
 }
 
+/// What the registry holds for the Uploader after a reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// The entry with this key is written (or already was, with this content).
+    Registered { key: String },
+    /// `registrable: false`: the entry is removed, on purpose.
+    NotRegistrable,
+    /// Writing or removing the entry failed: the [`RegistryError`] reason
+    /// (`RegistryError`, `ResourceConflict`) and message.
+    ///
+    /// [`RegistryError`]: crate::registry::RegistryError
+    Failed { reason: &'static str, message: String },
+}
+
 /// What one reconcile found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The spec cannot be acted on; its registry entry is removed.
     InvalidSpec(String),
     Applied {
         topic_name: String,
@@ -51,6 +66,7 @@ pub enum Outcome {
         /// The Deployment that was applied.
         worker: String,
         scale: ScaleFigures,
+        registration: Registration,
     },
 }
 
@@ -68,12 +84,14 @@ pub fn next_status(
     };
     match outcome {
         Outcome::InvalidSpec(message) => {
-            set_condition(
-                &mut status.conditions,
-                condition(condition_type::READY, false, reason::INVALID_SPEC, message.clone()),
-            );
+            for type_ in [condition_type::REGISTERED, condition_type::READY] {
+                set_condition(
+                    &mut status.conditions,
+                    condition(type_, false, reason::INVALID_SPEC, message.clone()),
+                );
+            }
         }
-        Outcome::Applied { topic_name, dlq_topic_name, topics, worker, scale } => {
+        Outcome::Applied { topic_name, dlq_topic_name, topics, worker, scale, registration } => {
             status.topic_name = Some(topic_name.clone());
             status.dlq_topic_name = Some(dlq_topic_name.clone());
             status.replicas = Some(scale.replicas);
@@ -110,18 +128,48 @@ pub fn next_status(
                     format!("Deployment {worker} is applied"),
                 ),
             );
-            let ready = match topics {
-                Ok(()) => condition(
-                    condition_type::READY,
+            let registered = match registration {
+                Registration::Registered { key } => condition(
+                    condition_type::REGISTERED,
                     true,
                     reason::RECONCILED,
-                    "Topics and worker are in place".to_owned(),
+                    format!("Registry entry {key} is written"),
                 ),
-                Err(message) => condition(
+                Registration::NotRegistrable => condition(
+                    condition_type::REGISTERED,
+                    true,
+                    reason::NOT_REGISTRABLE,
+                    "registrable is false: no registry entry, on purpose".to_owned(),
+                ),
+                Registration::Failed { reason, message } => {
+                    condition(condition_type::REGISTERED, false, reason, message.clone())
+                }
+            };
+            set_condition(&mut status.conditions, registered);
+            // Ready = TopicReady AND WorkerReady (always, once applied) AND Registered;
+            // the first failing one gives the reason.
+            let ready = match (topics, registration) {
+                (Err(message), _) => condition(
                     condition_type::READY,
                     false,
                     reason::TOPIC_NOT_READY,
                     message.clone(),
+                ),
+                (Ok(()), Registration::Failed { reason, message }) => {
+                    condition(condition_type::READY, false, reason, message.clone())
+                }
+                (Ok(()), Registration::Registered { key }) => condition(
+                    condition_type::READY,
+                    true,
+                    reason::RECONCILED,
+                    format!("Topics and worker are in place; registered as {key}"),
+                ),
+                (Ok(()), Registration::NotRegistrable) => condition(
+                    condition_type::READY,
+                    true,
+                    reason::RECONCILED,
+                    "Topics and worker are in place; not registered (registrable is false)"
+                        .to_owned(),
                 ),
             };
             set_condition(&mut status.conditions, ready);
@@ -142,13 +190,29 @@ mod tests {
     }
 
     fn applied(topics: Result<(), String>, scale: ScaleFigures) -> Outcome {
+        registered_as(topics, scale, Registration::Registered { key: KEY.into() })
+    }
+
+    const KEY: &str = "uploader/a/u";
+
+    fn registered_as(
+        topics: Result<(), String>,
+        scale: ScaleFigures,
+        registration: Registration,
+    ) -> Outcome {
         Outcome::Applied {
             topic_name: "p.a.u.events".into(),
             dlq_topic_name: "p.a.u.dlq".into(),
             topics,
             worker: "u-worker".into(),
             scale,
+            registration,
         }
+    }
+
+    fn condition_of<'a>(status: &'a UploaderStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = find_condition(&status.conditions, type_).unwrap();
+        (c.status.as_str(), c.reason.as_str())
     }
 
     fn figures(replicas: i32, desired: Option<i32>, lag: Option<i64>) -> ScaleFigures {
@@ -235,5 +299,73 @@ mod tests {
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
         assert_eq!(bad.observed_generation, Some(2));
         assert_eq!(bad.replicas, Some(1));
+    }
+
+    #[test]
+    fn ready_needs_topics_worker_and_registration() {
+        let failed = || Registration::Failed {
+            reason: "RegistryError",
+            message: "MongoDB: connection refused".into(),
+        };
+        // Topics first: their reason wins while they are not Ready.
+        let waiting = next_status(
+            None,
+            Some(1),
+            &registered_as(Err("Topic x".into()), figures(0, None, None), failed()),
+            at(1),
+        );
+        assert_eq!(condition_of(&waiting, "Ready"), ("False", "TopicNotReady"));
+        assert_eq!(condition_of(&waiting, "Registered"), ("False", "RegistryError"));
+        // Topics Ready, registry down: Ready False with the registry's reason and message.
+        let down = next_status(
+            Some(&waiting),
+            Some(1),
+            &registered_as(Ok(()), figures(0, None, None), failed()),
+            at(2),
+        );
+        assert_eq!(condition_of(&down, "TopicReady"), ("True", "Reconciled"));
+        assert_eq!(condition_of(&down, "WorkerReady"), ("True", "Reconciled"));
+        assert_eq!(condition_of(&down, "Ready"), ("False", "RegistryError"));
+        assert!(
+            find_condition(&down.conditions, "Ready")
+                .unwrap()
+                .message
+                .contains("connection refused")
+        );
+        let conflict =
+            Registration::Failed { reason: "ResourceConflict", message: "owned by x/y".into() };
+        let taken = next_status(
+            Some(&down),
+            Some(1),
+            &registered_as(Ok(()), figures(0, None, None), conflict),
+            at(3),
+        );
+        assert_eq!(condition_of(&taken, "Ready"), ("False", "ResourceConflict"));
+        assert_eq!(condition_of(&taken, "Registered"), ("False", "ResourceConflict"));
+        // Registered: all True, and the key is in the messages.
+        let ok =
+            next_status(Some(&taken), Some(1), &applied(Ok(()), figures(0, None, None)), at(4));
+        assert_eq!(condition_of(&ok, "Registered"), ("True", "Reconciled"));
+        assert_eq!(condition_of(&ok, "Ready"), ("True", "Reconciled"));
+        assert!(find_condition(&ok.conditions, "Registered").unwrap().message.contains(KEY));
+        assert_eq!(find_condition(&ok.conditions, "Ready").unwrap().last_transition_time, at(4));
+    }
+
+    #[test]
+    fn not_registrable_is_registered_true_and_ready() {
+        let outcome =
+            registered_as(Ok(()), figures(0, Some(0), Some(0)), Registration::NotRegistrable);
+        let off = next_status(None, Some(2), &outcome, at(1));
+        assert_eq!(condition_of(&off, "Registered"), ("True", "NotRegistrable"));
+        assert_eq!(condition_of(&off, "Ready"), ("True", "Reconciled"));
+        assert_eq!(next_status(Some(&off), Some(2), &outcome, at(9)), off);
+    }
+
+    #[test]
+    fn invalid_spec_is_not_registered() {
+        let ok = next_status(None, Some(1), &applied(Ok(()), figures(1, Some(1), Some(3))), at(1));
+        let bad = next_status(Some(&ok), Some(2), &Outcome::InvalidSpec("bad id".into()), at(2));
+        assert_eq!(condition_of(&bad, "Registered"), ("False", "InvalidSpec"));
+        assert_eq!(condition_of(&bad, "Ready"), ("False", "InvalidSpec"));
     }
 }

@@ -1,0 +1,662 @@
+//! The packaging against the code and the real stack:
+//!
+//! - the chart's `crds/` are byte-for-byte the generated `crds/*.yaml`;
+//! - the chart's RBAC rules (rendered with `helm template`, the stack's helm) are the
+//!   ones of `manifests/base`, so the two ways to install ship the same privileges;
+//! - the operator works under exactly those rules: the chart's ServiceAccount, Role
+//!   and ClusterRole are applied in a fresh namespace, and the operator runs
+//!   in-process with a kubeconfig that impersonates that ServiceAccount. Without the
+//!   ClusterRoleBinding it gets `forbidden` and a Topic never becomes Ready; with it a
+//!   Topic, an Uploader, a ReportComponent and a Report all become Ready, with no
+//!   `forbidden` in its log, and leader election takes the Lease under the chart's Role.
+//!
+//! The operator builds its client from `KUBECONFIG`, and the workspace forbids
+//! `unsafe` (so no `std::env::set_var`): the test runs the operator in a child process
+//! of this same test binary ([`operator_child`], ignored unless started that way),
+//! with `KUBECONFIG` pointing at the impersonating copy.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::serde::{Serialize, de::DeserializeOwned};
+use k8s_openapi::{
+    api::{
+        coordination::v1::Lease,
+        core::v1::{Namespace, ServiceAccount},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use licenseware_e2e::{Stack, eventually, unique_name};
+use licenseware_operator::{
+    config::{Config, LeaderConfig, LogFormat},
+    crds::{Report, ReportComponent, Topic, Uploader, generate::crds},
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const WAIT: Duration = Duration::from_secs(90);
+/// How long the operator without its ClusterRoleBinding gets to (wrongly) make a
+/// Topic Ready. Its watches fail at once; this only has to outlast a few retries.
+const DENIED_FOR: Duration = Duration::from_secs(15);
+const FIELD_MANAGER: &str = "licenseware-e2e";
+const APP: &str = "rbac-service";
+
+/// Environment of the child process: what [`operator_child`] runs against.
+const CHILD_NAMESPACE: &str = "LW_RBAC_CHILD_NAMESPACE";
+const CHILD_PREFIX: &str = "LW_RBAC_CHILD_PREFIX";
+const CHILD_DATABASE: &str = "LW_RBAC_CHILD_DATABASE";
+const CHILD_LEASE: &str = "LW_RBAC_CHILD_LEASE";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e/ has a parent").to_path_buf()
+}
+
+fn chart_dir() -> PathBuf {
+    repo_root().join("charts/licenseware-operator")
+}
+
+// ---------------------------------------------------------------------------------
+// Drift checks (no cluster needed; the RBAC one needs helm on PATH)
+// ---------------------------------------------------------------------------------
+
+/// `*.yaml` files of a directory, by name.
+fn yaml_files(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+            let text = fs::read_to_string(&path).expect("read yaml");
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn chart_crds_are_the_generated_crds() {
+    let generated = yaml_files(&repo_root().join("crds"));
+    let chart = yaml_files(&chart_dir().join("crds"));
+    assert!(!generated.is_empty(), "no crds/*.yaml");
+    let names = |files: &[(String, String)]| files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    let fix = "cp crds/*.licenseware.io.yaml charts/licenseware-operator/crds/";
+    assert_eq!(names(&chart), names(&generated), "chart CRD files differ from crds/; run: {fix}");
+    for ((name, chart), (_, generated)) in chart.iter().zip(&generated) {
+        assert!(chart == generated, "charts/licenseware-operator/crds/{name} drifted; run: {fix}");
+    }
+}
+
+/// `helm template` of the chart, as YAML documents (JSON values), failing with a hint
+/// when the stack's helm is not on PATH.
+fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
+    let output = Command::new("helm")
+        .args(["template", release])
+        .arg(chart_dir())
+        .args(["--namespace", namespace])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run helm ({e}): start the stack with `e2e/stack/up` (it builds helm), \
+                 then `set -a; . e2e/.stack/env; set +a`"
+            )
+        });
+    assert!(output.status.success(), "helm template: {}", String::from_utf8_lossy(&output.stderr));
+    parse_documents(&String::from_utf8(output.stdout).expect("utf-8"))
+}
+
+fn parse_documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| {
+            let value: serde_yaml::Value =
+                k8s_openapi::serde::Deserialize::deserialize(doc).expect("YAML document");
+            serde_json::to_value(value).expect("YAML as JSON")
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(docs, kind);
+    assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
+    found[0]
+}
+
+/// Rules as a set of (apiGroups, resources, verbs, resourceNames), each sorted: two
+/// rule lists grant the same when these sets are equal.
+fn normalized(role: &Value) -> BTreeSet<Vec<Vec<String>>> {
+    let sorted = |value: &Value| {
+        let mut items: Vec<String> = value
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().expect("string").to_owned()).collect())
+            .unwrap_or_default();
+        items.sort();
+        items
+    };
+    role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|rule| {
+            ["apiGroups", "resources", "verbs", "resourceNames"]
+                .iter()
+                .map(|key| sorted(&rule[*key]))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn chart_rbac_is_the_base_rbac() {
+    let chart = helm_template("lw", "licenseware-system", &[]);
+    let base = |file: &str| {
+        parse_documents(
+            &fs::read_to_string(repo_root().join("manifests/base").join(file)).expect("read base"),
+        )
+    };
+    let base_cluster_role = base("clusterrole.yaml");
+    assert_eq!(
+        normalized(only(&chart, "ClusterRole")),
+        normalized(only(&base_cluster_role, "ClusterRole")),
+        "the chart's ClusterRole and manifests/base/clusterrole.yaml grant different rules"
+    );
+    let base_lease = base("leader-election-role.yaml");
+    assert_eq!(
+        normalized(only(&chart, "Role")),
+        normalized(only(&base_lease, "Role")),
+        "the chart's leader-election Role and manifests/base/leader-election-role.yaml differ"
+    );
+    // Least privilege, stated: nothing deletes, nothing touches Secrets, CRDs are only read.
+    for (group, resource, verb) in normalized(only(&chart, "ClusterRole")).iter().flat_map(|rule| {
+        let [groups, resources, verbs, _] = rule.as_slice() else { unreachable!() };
+        groups.iter().flat_map(move |g| {
+            resources.iter().flat_map(move |r| verbs.iter().map(move |v| (g, r, v)))
+        })
+    }) {
+        assert!(verb != "delete" && verb != "*", "{verb} on {group}/{resource}");
+        assert!(resource != "secrets" && resource != "*", "{verb} on {group}/{resource}");
+        assert!(resource != "customresourcedefinitions" || verb == "get", "{verb} on CRDs");
+    }
+    for rule in normalized(only(&chart, "ClusterRole")) {
+        let [_, resources, _, names] = rule.as_slice() else { unreachable!() };
+        if resources.iter().any(|resource| resource == "customresourcedefinitions") {
+            assert_eq!(names.len(), 5, "CRD access must name the five CRDs: {names:?}");
+        }
+    }
+    // Confined to namespaces: RoleBindings to the same ClusterRole, no cluster binding.
+    let confined = helm_template("lw", "licenseware-system", &["--set", "watchNamespaces={a,b}"]);
+    assert!(of_kind(&confined, "ClusterRoleBinding").is_empty());
+    let bound: BTreeSet<&str> = of_kind(&confined, "RoleBinding")
+        .iter()
+        .filter(|b| b["roleRef"]["kind"] == "ClusterRole")
+        .map(|b| b["metadata"]["namespace"].as_str().expect("namespace"))
+        .collect();
+    assert_eq!(bound, BTreeSet::from(["a", "b"]));
+}
+
+// ---------------------------------------------------------------------------------
+// The operator under the chart's RBAC
+// ---------------------------------------------------------------------------------
+
+/// The operator, run by this test binary in a child process with `KUBECONFIG` set.
+/// Started only by [`operator_runs_under_the_chart_rbac`]; runs until its stdin
+/// closes.
+#[tokio::test]
+#[ignore = "the operator half of operator_runs_under_the_chart_rbac, run in a child process"]
+async fn operator_child() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let stack = Stack::from_env();
+    licenseware_operator::telemetry::init(LogFormat::Text).expect("logging");
+    let namespace = var(CHILD_NAMESPACE);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
+    let config = Config {
+        kafka_brokers: stack.kafka_brokers,
+        mongo_url: stack.mongo_url,
+        redis_url: stack.redis_url,
+        probe_addr: listener.local_addr().expect("addr"),
+        readiness_interval_secs: 5,
+        log_format: LogFormat::Text,
+        namespaces: vec![namespace.clone()],
+        topic_prefix: var(CHILD_PREFIX),
+        resync_interval_secs: 120,
+        registry_database: Some(var(CHILD_DATABASE)),
+        workers: Default::default(),
+        // Elected, on the Lease the chart's Role allows: in the test namespace.
+        leader: LeaderConfig {
+            elect: true,
+            lease_name: var(CHILD_LEASE),
+            lease_namespace: Some(namespace),
+        },
+    };
+    let outcome = licenseware_operator::serve(config, listener, async {
+        // EOF on stdin: the parent closed it (or died).
+        let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
+    })
+    .await;
+    assert!(outcome.is_ok(), "operator: {outcome:?}");
+}
+
+/// A running [`operator_child`]; killed if dropped without [`OperatorProcess::stop`].
+struct OperatorProcess {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl OperatorProcess {
+    fn start(kubeconfig: &Path, env: &[(&str, &str)], log: PathBuf) -> Self {
+        let file = fs::File::create(&log).expect("create operator log");
+        let child = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["operator_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,kube_runtime=warn,rdkafka=warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("start the operator child process");
+        Self { child: Some(child), log }
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+
+    /// Closes stdin (the child's shutdown signal) and waits for a clean exit.
+    async fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        drop(child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(45);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the operator") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the operator did not stop within 45 s:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let log = self.log();
+        assert!(status.success(), "the operator child failed ({status}):\n{log}");
+        log
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A copy of the current kubeconfig whose users impersonate `user` (the `as` field).
+fn impersonating_kubeconfig(user: &str, path: &Path) {
+    let source = std::env::var("KUBECONFIG").expect("KUBECONFIG (from e2e/.stack/env)");
+    let source = std::env::split_paths(&source).next().expect("a kubeconfig path");
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(&source).expect("read kubeconfig"))
+            .expect("kubeconfig YAML");
+    for entry in config["users"].as_sequence_mut().expect("users").iter_mut() {
+        entry["user"]["as"] = serde_yaml::Value::from(user);
+    }
+    // It holds the admin's client key: readable by us only.
+    fs::write(path, serde_yaml::to_string(&config).expect("kubeconfig")).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+async fn apply<K>(api: &Api<K>, doc: &Value) -> K
+where
+    K: Resource + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+{
+    let object: K = serde_json::from_value(doc.clone()).expect("a valid object");
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&object.name_any(), &params, &Patch::Apply(&object)).await.expect("apply")
+}
+
+/// Server-side applies every CRD (idempotent) and waits until they serve.
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut names = Vec::new();
+    for crd in crds() {
+        names.push(crd.name_any());
+        api.patch(&crd.name_any(), &params, &Patch::Apply(&crd)).await.expect("apply CRD");
+    }
+    for name in names {
+        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
+            let crd = api.get(&name).await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+/// Everything one run creates, so that cleanup can find it after a panic too.
+#[derive(Clone)]
+struct Scenario {
+    client: Client,
+    namespace: String,
+    release: String,
+    docs: Vec<Value>,
+    prefix: String,
+    database: String,
+    lease: String,
+    dir: PathBuf,
+}
+
+impl Scenario {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn operator(&self, run: &str) -> OperatorProcess {
+        let service_account = only(&self.docs, "ServiceAccount")["metadata"]["name"]
+            .as_str()
+            .expect("ServiceAccount name")
+            .to_owned();
+        let kubeconfig = self.dir.join("kubeconfig");
+        impersonating_kubeconfig(
+            &format!("system:serviceaccount:{}:{service_account}", self.namespace),
+            &kubeconfig,
+        );
+        OperatorProcess::start(
+            &kubeconfig,
+            &[
+                (CHILD_NAMESPACE, &self.namespace),
+                (CHILD_PREFIX, &self.prefix),
+                (CHILD_DATABASE, &self.database),
+                (CHILD_LEASE, &self.lease),
+            ],
+            self.dir.join(format!("operator-{run}.log")),
+        )
+    }
+
+    async fn create<K>(&self, kind: &str, mut manifest: Value) -> K
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + Serialize
+            + DeserializeOwned,
+    {
+        manifest["apiVersion"] = json!("licenseware.io/v1alpha1");
+        manifest["kind"] = json!(kind);
+        let object: K = serde_json::from_value(manifest).expect("manifest");
+        self.api::<K>().create(&PostParams::default(), &object).await.expect("create")
+    }
+
+    /// The status conditions of `name` that are True, once its status is current.
+    async fn true_conditions<K>(&self, name: &str) -> Option<BTreeSet<String>>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + Serialize
+            + DeserializeOwned,
+    {
+        let object = self.api::<K>().get(name).await.ok()?;
+        let value = serde_json::to_value(&object).ok()?;
+        let status = &value["status"];
+        (status["observedGeneration"] == value["metadata"]["generation"]).then_some(())?;
+        Some(
+            status["conditions"]
+                .as_array()?
+                .iter()
+                .filter(|c| c["status"] == "True")
+                .filter_map(|c| c["type"].as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    async fn ready<K>(&self, name: &str, types: &[&str])
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + Serialize
+            + DeserializeOwned,
+    {
+        eventually(WAIT, &format!("{} {name} to be {types:?}", K::kind(&())), || async {
+            let found = self.true_conditions::<K>(name).await?;
+            types.iter().all(|t| found.contains(*t)).then_some(())
+        })
+        .await;
+    }
+
+    /// Deletes what the run created; the operator logs stay when it failed.
+    async fn cleanup(&self, failed: bool) {
+        let delete = DeleteParams::default();
+        let roles: Api<ClusterRole> = Api::all(self.client.clone());
+        let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = bindings.delete(&self.release, &delete).await;
+        let _ = roles.delete(&self.release, &delete).await;
+        // After a failure, finalizers may be left that only the (stopped) operator
+        // would remove: clear them so that the namespace can go.
+        for kind in ["uploaders", "reports", "reportcomponents", "datatables", "topics"] {
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+                self.client.clone(),
+                &self.namespace,
+                &kube::api::ApiResource {
+                    group: "licenseware.io".into(),
+                    version: "v1alpha1".into(),
+                    api_version: "licenseware.io/v1alpha1".into(),
+                    kind: String::new(),
+                    plural: kind.into(),
+                },
+            );
+            if let Ok(list) = api.list(&Default::default()).await {
+                for object in list {
+                    let _ = api
+                        .patch(
+                            &object.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                        )
+                        .await;
+                }
+            }
+        }
+        let _ = namespaces.delete(&self.namespace, &delete).await;
+        if let Ok(mongo) = mongodb::Client::with_uri_str(&Stack::from_env().mongo_url).await {
+            let _ = mongo.database(&self.database).drop().await;
+        }
+        if failed {
+            #[allow(clippy::print_stderr)] // shown by libtest with the failure
+            {
+                eprintln!("operator logs kept in {}", self.dir.display());
+            }
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[tokio::test]
+async fn operator_runs_under_the_chart_rbac() {
+    let _ = Stack::from_env();
+    let client = Client::try_default().await.expect("kubeconfig");
+    install_crds(&client).await;
+    let namespace = unique_name("rbac");
+    let release = unique_name("lw-rbac");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+    // The chart's objects, named after the release (the ClusterRole included, so runs
+    // never share one), for a ServiceAccount in the test namespace.
+    let docs =
+        helm_template("rbac", &namespace, &["--set", &format!("fullnameOverride={release}")]);
+    let dir = std::env::temp_dir().join(&release);
+    fs::create_dir_all(&dir).expect("temp dir");
+    let scenario = Scenario {
+        client,
+        namespace,
+        docs,
+        prefix: format!("{release}."),
+        database: release.replace('-', "_"),
+        lease: format!("{release}-lease"),
+        release,
+        dir,
+    };
+    let outcome = tokio::spawn(run(scenario.clone())).await;
+    scenario.cleanup(outcome.is_err()).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+async fn run(s: Scenario) {
+    let client = &s.client;
+    apply(&s.api::<ServiceAccount>(), only(&s.docs, "ServiceAccount")).await;
+    apply(&s.api::<Role>(), only(&s.docs, "Role")).await;
+    apply(&s.api::<RoleBinding>(), only(&s.docs, "RoleBinding")).await;
+    let cluster_role = only(&s.docs, "ClusterRole");
+    assert_eq!(cluster_role["metadata"]["name"], json!(s.release));
+    apply(&Api::<ClusterRole>::all(client.clone()), cluster_role).await;
+
+    // 1. Without the ClusterRoleBinding: the Lease is allowed (Role), the custom
+    //    resources are not. The Topic stays without status and the log says why.
+    s.create::<Topic>("Topic", json!({"metadata": {"name": "events"}, "spec": {"partitions": 1}}))
+        .await;
+    let denied = s.operator("denied");
+    let leases: Api<Lease> = s.api();
+    eventually(WAIT, "the operator to take the Lease under the chart's Role", || async {
+        let lease = leases.get(&s.lease).await.ok()?;
+        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+    })
+    .await;
+    let until = Instant::now() + DENIED_FOR;
+    while Instant::now() < until {
+        assert_eq!(
+            s.true_conditions::<Topic>("events").await.unwrap_or_default(),
+            BTreeSet::new(),
+            "a Topic became Ready without the ClusterRoleBinding"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = denied.stop().await;
+    assert!(
+        log.contains("forbidden"),
+        "no `forbidden` in the log of the operator without its ClusterRoleBinding:\n{log}"
+    );
+
+    // 2. With the chart's ClusterRoleBinding: everything works, nothing is forbidden.
+    let binding = only(&s.docs, "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], json!(s.release));
+    apply(&Api::<ClusterRoleBinding>::all(client.clone()), binding).await;
+    let allowed = s.operator("allowed");
+    s.create::<Uploader>(
+        "Uploader",
+        json!({
+            "metadata": {"name": "rv-tools"},
+            "spec": {
+                "appId": APP,
+                "uploaderId": "rv_tools",
+                "name": "RVTools",
+                "description": "XLSX export from RVTools.",
+                "acceptedFileTypes": [".xlsx"],
+                "worker": {"maxReplicas": 1}
+            }
+        }),
+    )
+    .await;
+    s.create::<ReportComponent>(
+        "ReportComponent",
+        json!({
+            "metadata": {"name": "devices-by-os"},
+            "spec": {
+                "appId": APP,
+                "title": "Devices by operating system",
+                "type": "pie",
+                "attributes": {"series": [
+                    {"label_key": "os", "label_description": "Operating System"},
+                    {"value_key": "count", "value_description": "Count"}
+                ]},
+                "style": {"width": "1/2"},
+                "data": {"pipeline": [{"$group": {"_id": "$os", "count": {"$sum": 1}}}]}
+            }
+        }),
+    )
+    .await;
+    s.create::<Report>(
+        "Report",
+        json!({
+            "metadata": {"name": "devices"},
+            "spec": {
+                "appId": APP,
+                "name": "Devices",
+                "description": "Your devices.",
+                "components": ["devices_by_os"]
+            }
+        }),
+    )
+    .await;
+    s.ready::<Topic>("events", &["Ready"]).await;
+    s.ready::<Uploader>("rv-tools", &["Ready", "TopicReady", "WorkerReady"]).await;
+    s.ready::<ReportComponent>("devices-by-os", &["Ready"]).await;
+    s.ready::<Report>("devices", &["Ready"]).await;
+
+    // Deleting under the same RBAC: the finalizers (registry entries) are removed by
+    // the operator, and everything goes.
+    let delete = DeleteParams::default();
+    let _ = s.api::<Report>().delete("devices", &delete).await.expect("delete Report");
+    let _ = s.api::<ReportComponent>().delete("devices-by-os", &delete).await.expect("delete");
+    let _ = s.api::<Uploader>().delete("rv-tools", &delete).await.expect("delete Uploader");
+    let _ = s.api::<Topic>().delete("events", &delete).await.expect("delete Topic");
+    eventually(WAIT, "the custom resources to be gone", || async {
+        let lists = (
+            s.api::<Report>().list(&Default::default()).await.ok()?,
+            s.api::<ReportComponent>().list(&Default::default()).await.ok()?,
+            s.api::<Uploader>().list(&Default::default()).await.ok()?,
+            s.api::<Topic>().list(&Default::default()).await.ok()?,
+        );
+        (lists.0.items.is_empty()
+            && lists.1.items.is_empty()
+            && lists.2.items.is_empty()
+            // The Uploader's own Topics go through the garbage collector.
+            && lists.3.items.iter().all(|t| t.metadata.deletion_timestamp.is_some() || t.owner_references().iter().any(|o| o.kind == "Uploader")))
+        .then_some(())
+    })
+    .await;
+    let log = allowed.stop().await;
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator was refused something under the chart's RBAC:\n{log}"
+    );
+}

@@ -1,0 +1,583 @@
+//! The operator binary as a process: killed half-way it converges once restarted, and
+//! with two replicas only the Lease holder reconciles until it goes.
+//!
+//! Each test builds `licenseware-operator` (`cargo build -p licenseware-operator`, a
+//! no-op when it is fresh; `LW_OPERATOR_BIN` names another binary), then runs it as child
+//! processes watching a fresh namespace, with a unique topic prefix, registry database
+//! and Lease, and a free probe port each.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    io::Read,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use futures::TryStreamExt;
+use k8s_openapi::{
+    api::{coordination::v1::Lease, core::v1::Namespace},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use licenseware_e2e::{Stack, eventually, unique_name};
+use licenseware_operator::crds::{Topic, Uploader, generate::crds};
+use mongodb::bson::{Document, doc};
+use rdkafka::{ClientConfig, admin::AdminClient, client::DefaultClientContext};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(90);
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+const TOPICS: usize = 30;
+const UPLOADERS: usize = 3;
+const APP: &str = "restart-app";
+
+/// The operator binary, built once per test process.
+fn operator_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("LW_OPERATOR_BIN") {
+                return PathBuf::from(path);
+            }
+            // Without the variables cargo sets for this test, so the build is the one
+            // `cargo build` gives from a shell and reuses its artifacts.
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "licenseware-operator", "--bin", "licenseware-operator"])
+                .envs_remove_cargo_test_vars()
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build -p licenseware-operator failed: {status}");
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+                PathBuf::from,
+            );
+            target.join("debug/licenseware-operator")
+        })
+        .clone()
+}
+
+trait RemoveCargoTestVars {
+    fn envs_remove_cargo_test_vars(&mut self) -> &mut Self;
+}
+
+impl RemoveCargoTestVars for Command {
+    fn envs_remove_cargo_test_vars(&mut self) -> &mut Self {
+        for (name, _) in std::env::vars_os() {
+            let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].iter().any(|kept| name == *kept);
+            if name.to_string_lossy().starts_with("CARGO_") && !keep {
+                self.env_remove(name);
+            }
+        }
+        self
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("addr").port()
+}
+
+/// What every operator process of one test shares.
+#[derive(Debug, Clone)]
+struct Setup {
+    namespace: String,
+    prefix: String,
+    database: String,
+    lease: String,
+}
+
+/// One operator process; SIGKILLed when dropped, so a failing test leaves none behind.
+struct Operator {
+    child: Child,
+    probe: String,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Operator {
+    fn start(setup: &Setup, label: &str) -> Self {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{}-{label}.log", setup.namespace));
+        let file = fs::File::create(&log).expect("create the operator log");
+        let child = Command::new(operator_binary())
+            .arg("run")
+            .args(["--namespaces", &setup.namespace])
+            .args(["--topic-prefix", &setup.prefix])
+            .args(["--registry-database", &setup.database])
+            .args(["--probe-addr", &format!("127.0.0.1:{port}")])
+            .args(["--readiness-interval-secs", "1"])
+            .args(["--poll-interval-secs", "1"])
+            .args(["--leader-elect", "true"])
+            .args(["--lease-name", &setup.lease])
+            .args(["--lease-namespace", &setup.namespace])
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info,kube_runtime=warn,rdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("start the operator binary");
+        Self { child, probe: format!("http://127.0.0.1:{port}"), log, http: reqwest::Client::new() }
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+
+    /// The `/readyz` JSON, whatever its status code.
+    async fn readyz(&self) -> Option<serde_json::Value> {
+        let response = self.http.get(format!("{}/readyz", self.probe)).send().await.ok()?;
+        response.json().await.ok()
+    }
+
+    async fn metrics(&self) -> Option<String> {
+        let response = self.http.get(format!("{}/metrics", self.probe)).send().await.ok()?;
+        response.text().await.ok()
+    }
+
+    /// Waits for `/readyz` to say `leader: leading`.
+    async fn wait_leader(&self, leading: bool, timeout: Duration) {
+        eventually(
+            timeout,
+            &format!("/readyz of {} to say leader {leading}", self.probe),
+            || async move { (self.readyz().await?["leader"] == json!(leading)).then_some(()) },
+        )
+        .await;
+    }
+
+    /// One sample of `name` (a full series name, labels included) in `/metrics`.
+    async fn sample(&self, series: &str) -> Option<f64> {
+        let metrics = self.metrics().await?;
+        metrics.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit by itself.
+    async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the operator") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the operator did not exit within {timeout:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    #[allow(clippy::print_stderr)] // the test's output is where a failure is read
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- log of the operator at {} ---\n{}", self.probe, self.log());
+        }
+        self.kill();
+    }
+}
+
+/// The test's namespace, prefix and clients; the namespace and registry database are
+/// removed when dropped.
+struct Harness {
+    client: Client,
+    setup: Setup,
+    kafka: Arc<AdminClient<DefaultClientContext>>,
+    registry: mongodb::Collection<Document>,
+}
+
+impl Harness {
+    async fn start(name: &str) -> Self {
+        let stack = Stack::from_env();
+        let client = Client::try_default().await.expect("kubeconfig");
+        install_crds(&client).await;
+        let namespace = unique_name(name);
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
+            ..Namespace::default()
+        };
+        namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+        let database = unique_name("restart").replace('-', "_");
+        let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
+        let registry = mongo.database(&database).collection::<Document>("Registry");
+        let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &stack.kafka_brokers)
+            .create()
+            .expect("admin client");
+        let setup = Setup {
+            prefix: format!("{}.", unique_name("e2e")),
+            lease: unique_name("lease"),
+            namespace,
+            database,
+        };
+        Self { client, setup, kafka: Arc::new(kafka), registry }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), &self.setup.namespace)
+    }
+
+    async fn create_topic(&self, name: &str, partitions: i32) {
+        let topic: Topic = serde_json::from_value(json!({
+            "apiVersion": "licenseware.io/v1alpha1",
+            "kind": "Topic",
+            "metadata": {"name": name},
+            "spec": {"partitions": partitions, "deletionPolicy": "Delete"},
+        }))
+        .expect("Topic manifest");
+        self.api::<Topic>().create(&PostParams::default(), &topic).await.expect("create Topic");
+    }
+
+    async fn create_uploader(&self, index: usize) {
+        let uploader: Uploader = serde_json::from_value(json!({
+            "apiVersion": "licenseware.io/v1alpha1",
+            "kind": "Uploader",
+            "metadata": {"name": format!("uploader-{index}")},
+            "spec": {
+                "appId": APP,
+                "uploaderId": format!("files_{index}"),
+                "name": format!("Files {index}"),
+                "acceptedFileTypes": [".csv"],
+            }
+        }))
+        .expect("Uploader manifest");
+        self.api::<Uploader>().create(&PostParams::default(), &uploader).await.expect("create");
+    }
+
+    /// Names of the Topics and Uploaders that are Ready for their latest generation.
+    async fn ready(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        fn is_ready(
+            conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        ) -> bool {
+            conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        }
+        let topics = self.api::<Topic>().list(&ListParams::default()).await.expect("list Topics");
+        let uploaders =
+            self.api::<Uploader>().list(&ListParams::default()).await.expect("list Uploaders");
+        let topics = topics
+            .items
+            .into_iter()
+            .filter(|t| {
+                t.status.as_ref().is_some_and(|s| {
+                    is_ready(&s.conditions) && s.observed_generation == t.metadata.generation
+                })
+            })
+            .map(|t| t.name_any())
+            .collect();
+        let uploaders = uploaders
+            .items
+            .into_iter()
+            .filter(|u| {
+                u.status.as_ref().is_some_and(|s| {
+                    is_ready(&s.conditions) && s.observed_generation == u.metadata.generation
+                })
+            })
+            .map(|u| u.name_any())
+            .collect();
+        (topics, uploaders)
+    }
+
+    /// Kafka topics under the test's prefix, with their partition counts.
+    async fn kafka_topics(&self) -> BTreeMap<String, usize> {
+        let kafka = Arc::clone(&self.kafka);
+        let prefix = self.setup.prefix.clone();
+        tokio::task::spawn_blocking(move || {
+            let metadata = kafka.inner().fetch_metadata(None, KAFKA_TIMEOUT).expect("metadata");
+            metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name().starts_with(&prefix) && t.error().is_none())
+                .map(|t| (t.name().to_owned(), t.partitions().len()))
+                .collect()
+        })
+        .await
+        .expect("metadata task")
+    }
+
+    async fn registry_documents(&self) -> Vec<Document> {
+        self.registry.find(doc! {}).await.expect("find").try_collect().await.expect("cursor")
+    }
+
+    async fn lease(&self) -> Option<Lease> {
+        self.api::<Lease>().get_opt(&self.setup.lease).await.expect("get Lease")
+    }
+
+    async fn holder(&self) -> Option<String> {
+        self.lease().await?.spec?.holder_identity.filter(|holder| !holder.is_empty())
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let namespace = self.setup.namespace.clone();
+        let database = self.setup.database.clone();
+        // Drop cannot await, and the test's clients live on the test's runtime, which
+        // this thread blocks: clean up with new clients on a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(client) = Client::try_default().await {
+                    let namespaces: Api<Namespace> = Api::all(client);
+                    let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
+                }
+                if let Ok(mongo) = mongodb::Client::with_uri_str(Stack::from_env().mongo_url).await
+                {
+                    let _ = mongo.database(&database).drop().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Server-side applies every CRD (idempotent) and waits until they serve.
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("licenseware-e2e").force();
+    for crd in crds() {
+        let name = crd.name_any();
+        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply CRD");
+    }
+    for name in ["topics.licenseware.io", "uploaders.licenseware.io"] {
+        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
+            let crd = api.get(name).await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+fn partitions_of(index: usize) -> i32 {
+    1 + (index % 3) as i32
+}
+
+#[tokio::test]
+async fn killed_operator_converges_when_restarted() {
+    let h = Harness::start("restart").await;
+    for index in 0..TOPICS {
+        h.create_topic(&format!("topic-{index:02}"), partitions_of(index)).await;
+    }
+    for index in 0..UPLOADERS {
+        h.create_uploader(index).await;
+    }
+    let total = TOPICS + UPLOADERS;
+
+    let mut first = Operator::start(&h.setup, "first");
+    // Kill it as soon as anything is Ready: the rest is half-way or not started.
+    eventually(WAIT, "a first Topic to be Ready", || async {
+        let (topics, _) = h.ready().await;
+        (!topics.is_empty()).then_some(())
+    })
+    .await;
+    first.kill();
+    let (topics, uploaders) = h.ready().await;
+    let ready_at_kill = topics.len() + uploaders.len();
+    assert!(ready_at_kill < total + 2 * UPLOADERS, "everything was Ready before the kill");
+    println!("SIGKILL with {} Topics and {} Uploaders Ready", topics.len(), uploaders.len());
+    assert!(h.holder().await.is_some(), "the killed leader still holds the Lease");
+
+    // The new process waits for the dead one's Lease to expire, then takes over.
+    let second = Operator::start(&h.setup, "second");
+    let (topics, uploaders) = eventually(WAIT, "every Topic and Uploader to be Ready", || async {
+        let (topics, uploaders) = h.ready().await;
+        (topics.len() == TOPICS + 2 * UPLOADERS && uploaders.len() == UPLOADERS)
+            .then_some((topics, uploaders))
+    })
+    .await;
+    assert_eq!(uploaders.len(), UPLOADERS);
+
+    // Kafka: one topic per Topic resource with its partitions, plus the registry's.
+    let resources = h.api::<Topic>().list(&ListParams::default()).await.expect("list").items;
+    assert_eq!(resources.len(), topics.len());
+    let mut expected: BTreeMap<String, usize> = resources
+        .iter()
+        .map(|t| {
+            let name = t.status.as_ref().and_then(|s| s.topic_name.clone()).expect("topicName");
+            (name, usize::try_from(t.spec.partitions).expect("partitions"))
+        })
+        .collect();
+    assert_eq!(expected.len(), resources.len(), "two Topics share a Kafka topic");
+    for index in 0..TOPICS {
+        let name = format!("{}topic-{index:02}", h.setup.prefix);
+        assert_eq!(expected.get(&name), Some(&(partitions_of(index) as usize)), "{name}");
+    }
+    let registry_topic = format!("{}licenseware.registry", h.setup.prefix);
+    let in_kafka = h.kafka_topics().await;
+    let registry_partitions = in_kafka.get(&registry_topic).copied();
+    assert!(registry_partitions.is_some(), "no registry topic in {in_kafka:?}");
+    expected.extend([(registry_topic, registry_partitions.unwrap_or_default())]);
+    assert_eq!(in_kafka, expected);
+
+    // The registry: one document per resource, none twice.
+    let documents = h.registry_documents().await;
+    let mut seen = BTreeSet::new();
+    for document in &documents {
+        let identity = (
+            document.get_str("kind").unwrap_or_default().to_owned(),
+            document.get_str("namespace").unwrap_or_default().to_owned(),
+            document.get_str("resource_name").unwrap_or_default().to_owned(),
+        );
+        assert!(seen.insert(identity.clone()), "{identity:?} twice in {documents:?}");
+    }
+    let mut ids: Vec<&str> = documents.iter().filter_map(|d| d.get_str("_id").ok()).collect();
+    ids.sort_unstable();
+    let mut wanted: Vec<String> =
+        (0..UPLOADERS).map(|index| format!("uploader/{APP}/files_{index}")).collect();
+    wanted.push(format!("app/{APP}/{APP}"));
+    wanted.sort();
+    assert_eq!(ids, wanted);
+
+    // The new process did the rest, as the leader.
+    assert_eq!(second.sample("licenseware_leader").await, Some(1.0));
+    let reconciled = second.sample("licenseware_reconciliations_total{kind=\"Topic\"}").await;
+    assert!(reconciled.is_some_and(|count| count >= 1.0), "{reconciled:?}");
+    h.api::<Topic>()
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .expect("delete Topics");
+    h.api::<Uploader>()
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .expect("delete Uploaders");
+    // Finalizers run: the Kafka topics of deletionPolicy Delete and the registry entries go.
+    eventually(WAIT, "the Uploaders' registry entries to be removed", || async {
+        let left = h.registry_documents().await;
+        left.iter().all(|d| d.get_str("kind") != Ok("uploader")).then_some(())
+    })
+    .await;
+    eventually(WAIT, "the Topics to be gone", || async {
+        let left = h.api::<Topic>().list(&ListParams::default()).await.ok()?;
+        left.items.iter().all(|t| !t.name_any().starts_with("topic-")).then_some(())
+    })
+    .await;
+    stop_cleanly(&h, second).await;
+}
+
+/// SIGTERM: the process exits 0 and gives the Lease up.
+async fn stop_cleanly(h: &Harness, mut operator: Operator) {
+    operator.terminate();
+    let status = operator.exited(Duration::from_secs(45)).await;
+    assert!(status.success(), "exit status {status}; log:\n{}", operator.log());
+    assert_eq!(h.holder().await, None, "the Lease is released on shutdown");
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_standby_takes_over() {
+    let h = Harness::start("leader").await;
+    let first = Operator::start(&h.setup, "first");
+    first.wait_leader(true, WAIT).await;
+    let first_holder = h.holder().await.expect("a holder");
+    let mut second = Operator::start(&h.setup, "second");
+    // The standby serves its probes and metrics, and says it does not lead.
+    second.wait_leader(false, WAIT).await;
+    let readyz = second.readyz().await.expect("/readyz");
+    assert!(readyz["checks"].is_array(), "{readyz}");
+    assert_eq!(second.sample("licenseware_leader").await, Some(0.0));
+
+    h.create_topic("led-by-first", 1).await;
+    eventually(WAIT, "led-by-first to be Ready", || async {
+        h.ready().await.0.contains("led-by-first").then_some(())
+    })
+    .await;
+    let topic_series = "licenseware_reconciliations_total{kind=\"Topic\"}";
+    assert!(first.sample(topic_series).await.is_some_and(|count| count >= 1.0));
+    assert_eq!(second.sample(topic_series).await, None, "the standby reconciled");
+    assert_eq!(h.holder().await.as_deref(), Some(first_holder.as_str()));
+
+    // The leader stops: it releases the Lease, and the standby takes over at once.
+    let stopped = Instant::now();
+    let first_log = stop_leader(&h, first).await;
+    second.wait_leader(true, Duration::from_secs(20)).await;
+    println!("the standby took over {:?} after SIGTERM", stopped.elapsed());
+    let second_holder = h.holder().await.expect("a holder");
+    assert_ne!(second_holder, first_holder);
+    assert_eq!(second.sample("licenseware_leader").await, Some(1.0));
+    h.create_topic("led-by-second", 2).await;
+    eventually(WAIT, "led-by-second to be Ready", || async {
+        h.ready().await.0.contains("led-by-second").then_some(())
+    })
+    .await;
+    assert!(second.sample(topic_series).await.is_some_and(|count| count >= 1.0));
+
+    // The reconcile span carries kind, namespace and name into the JSON log lines.
+    let created = first_log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "created Kafka topic")
+        .expect("a \"created Kafka topic\" line in the first leader's log");
+    let span = created["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|span| span["name"] == "reconcile"))
+        .unwrap_or_else(|| panic!("no reconcile span in {created}"));
+    assert_eq!(span["kind"], "Topic", "{created}");
+    assert_eq!(span["namespace"], json!(h.setup.namespace), "{created}");
+    assert_eq!(span["resource_name"], "led-by-first", "{created}");
+
+    h.api::<Topic>()
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .expect("delete Topics");
+    eventually(WAIT, "the Topics to be gone", || async {
+        h.api::<Topic>().list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+
+    // Someone else takes the Lease: the leader notices at its next renewal, stops
+    // and exits non-zero, so that its pod restarts and campaigns again.
+    let lease = h.lease().await.expect("Lease");
+    let mut spec = lease.spec.clone().unwrap_or_default();
+    spec.holder_identity = Some("intruder".to_owned());
+    let stolen = Lease { spec: Some(spec), ..lease };
+    h.api::<Lease>()
+        .replace(&h.setup.lease, &PostParams::default(), &stolen)
+        .await
+        .expect("take the Lease over");
+    let status = second.exited(Duration::from_secs(20)).await;
+    assert!(!status.success(), "a lost leader exits non-zero; log:\n{}", second.log());
+    assert!(second.log().contains("leadership lost"), "{}", second.log());
+}
+
+/// SIGTERM to the leader: it exits 0 and the Lease is no longer its own. Returns its log.
+async fn stop_leader(h: &Harness, mut operator: Operator) -> String {
+    let holder = h.holder().await;
+    operator.terminate();
+    let status = operator.exited(Duration::from_secs(45)).await;
+    assert!(status.success(), "exit status {status}; log:\n{}", operator.log());
+    assert_ne!(h.holder().await, holder, "the Lease is released on shutdown");
+    operator.log()
+}

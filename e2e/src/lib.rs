@@ -9,6 +9,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod kafka;
+pub mod kube;
+pub mod operator;
+pub mod registry;
+
+pub use crate::{
+    kafka::{KAFKA_TIMEOUT, Kafka},
+    kube::install_crds,
+    operator::{InProcessOperator, OperatorUnderTest, Options},
+    registry::RegistryReader,
+};
+
 /// Addresses of the stack's servers, as `e2e/stack/up` exports them.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -59,94 +71,5 @@ where
         }
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The operator's `Registry` collection in one database, read as the SDK shapes (inner
-/// arrays unwrapped when the server stored them wrapped; see the operator's
-/// `registry::storage`).
-#[derive(Debug, Clone)]
-pub struct RegistryReader {
-    pub collection: mongodb::Collection<mongodb::bson::Document>,
-}
-
-impl RegistryReader {
-    pub fn new(mongo: &mongodb::Client, database: &str) -> Self {
-        Self { collection: mongo.database(database).collection("Registry") }
-    }
-
-    /// The registry document with this `_id`, as JSON.
-    pub async fn document(&self, key: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-        use licenseware_operator::registry::storage::unwrap_nested_arrays;
-        let found = self
-            .collection
-            .find_one(mongodb::bson::doc! { "_id": key })
-            .await
-            .expect("find a registry document")?;
-        match unwrap_nested_arrays(mongodb::bson::Bson::Document(found).into_relaxed_extjson()) {
-            serde_json::Value::Object(map) => Some(map),
-            _ => None,
-        }
-    }
-
-    pub async fn wait_document(
-        &self,
-        key: &str,
-        timeout: Duration,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        eventually(timeout, &format!("registry document {key}"), || self.document(key)).await
-    }
-
-    pub async fn wait_no_document(&self, key: &str, timeout: Duration) {
-        eventually(timeout, &format!("registry document {key} to be removed"), || async {
-            self.document(key).await.is_none().then_some(())
-        })
-        .await;
-    }
-
-    /// Every `_id`, sorted.
-    pub async fn keys(&self) -> Vec<String> {
-        use futures::TryStreamExt;
-        let all: Vec<mongodb::bson::Document> = self
-            .collection
-            .find(mongodb::bson::doc! {})
-            .await
-            .expect("find registry documents")
-            .try_collect()
-            .await
-            .expect("read the cursor");
-        let mut keys: Vec<String> =
-            all.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_owned)).collect();
-        keys.sort();
-        keys
-    }
-}
-
-/// Installs (server-side applies) the CRDs of every kind and waits until the apiserver
-/// serves them.
-pub async fn install_crds(client: &kube::Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::{
-        Api, ResourceExt,
-        api::{Patch, PatchParams},
-    };
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("licenseware-e2e").force();
-    for crd in licenseware_operator::crds::generate::crds() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply a CRD");
-        eventually(Duration::from_secs(30), &format!("CRD {name} to be established"), || {
-            let api = api.clone();
-            let name = name.clone();
-            async move {
-                let crd = api.get(&name).await.ok()?;
-                let conditions = crd.status?.conditions?;
-                conditions
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
     }
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use licenseware_e2e::{Stack, eventually};
-use licenseware_operator::config::{Config, LeaderConfig, LogFormat};
-use tokio::{net::TcpListener, sync::oneshot};
+use licenseware_e2e::{InProcessOperator, Stack, eventually, operator};
+use licenseware_operator::config::Config;
+use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn operator_reports_ready_and_shuts_down_gracefully() {
@@ -14,25 +14,14 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
     licenseware_e2e::install_crds(&client).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
     let probe = format!("http://{}", listener.local_addr().expect("local addr"));
+    // A namespace of its own, so this operator leaves the other tests' Topics alone.
+    let namespace = licenseware_e2e::unique_name("first-run");
+    let probe_addr = listener.local_addr().expect("local addr");
     let config = Config {
-        kafka_brokers: stack.kafka_brokers,
-        mongo_url: stack.mongo_url,
-        redis_url: stack.redis_url,
-        probe_addr: listener.local_addr().expect("local addr"),
         readiness_interval_secs: 1,
-        log_format: LogFormat::Text,
-        // A namespace of its own, so this operator leaves the other tests' Topics alone.
-        namespaces: vec![licenseware_e2e::unique_name("first-run")],
-        topic_prefix: String::new(),
-        resync_interval_secs: 120,
-        registry_database: None,
-        workers: Default::default(),
-        leader: LeaderConfig::disabled(),
+        ..operator::config(stack, probe_addr, &namespace, "")
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let mut operator = InProcessOperator::spawn(config, listener);
 
     let http = reqwest::Client::new();
     let healthz = http.get(format!("{probe}/healthz")).send().await.expect("GET /healthz");
@@ -58,10 +47,6 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
     assert_eq!(checks[1]["detail"], "5 established");
     assert_eq!(checks[2]["detail"], "1 broker(s)");
 
-    stop.send(()).expect("operator still running");
-    let outcome = tokio::time::timeout(Duration::from_secs(10), operator)
-        .await
-        .expect("operator stops within 10 s of shutdown")
-        .expect("operator task did not panic");
-    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(operator.signal_stop(), "operator still running");
+    operator.stop(Duration::from_secs(10)).await;
 }

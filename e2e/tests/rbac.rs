@@ -24,23 +24,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::serde::{Serialize, de::DeserializeOwned};
-use k8s_openapi::{
-    api::{
-        coordination::v1::Lease,
-        core::v1::{Namespace, ServiceAccount},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Namespace, ServiceAccount},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
+use k8s_openapi::serde::{Serialize, de::DeserializeOwned};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams},
 };
-use licenseware_e2e::{Stack, eventually, unique_name};
+use licenseware_e2e::{
+    Stack, eventually,
+    kube::{apply, create_custom, create_namespace, install_crds},
+    operator, unique_name,
+};
 use licenseware_operator::{
     config::{Config, LeaderConfig, LogFormat},
-    crds::{Report, ReportComponent, Topic, Uploader, generate::crds},
+    crds::{Report, ReportComponent, Topic, Uploader},
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -49,7 +50,6 @@ const WAIT: Duration = Duration::from_secs(90);
 /// How long the operator without its ClusterRoleBinding gets to (wrongly) make a
 /// Topic Ready. Its watches fail at once; this only has to outlast a few retries.
 const DENIED_FOR: Duration = Duration::from_secs(15);
-const FIELD_MANAGER: &str = "licenseware-e2e";
 const APP: &str = "rbac-service";
 
 /// Environment of the child process: what [`operator_child`] runs against.
@@ -226,24 +226,16 @@ async fn operator_child() {
     licenseware_operator::telemetry::init(LogFormat::Text).expect("logging");
     let namespace = var(CHILD_NAMESPACE);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
+    let probe_addr = listener.local_addr().expect("addr");
     let config = Config {
-        kafka_brokers: stack.kafka_brokers,
-        mongo_url: stack.mongo_url,
-        redis_url: stack.redis_url,
-        probe_addr: listener.local_addr().expect("addr"),
-        readiness_interval_secs: 5,
-        log_format: LogFormat::Text,
-        namespaces: vec![namespace.clone()],
-        topic_prefix: var(CHILD_PREFIX),
-        resync_interval_secs: 120,
         registry_database: Some(var(CHILD_DATABASE)),
-        workers: Default::default(),
         // Elected, on the Lease the chart's Role allows: in the test namespace.
         leader: LeaderConfig {
             elect: true,
             lease_name: var(CHILD_LEASE),
-            lease_namespace: Some(namespace),
+            lease_namespace: Some(namespace.clone()),
         },
+        ..operator::config(stack, probe_addr, &namespace, &var(CHILD_PREFIX))
     };
     let outcome = licenseware_operator::serve(config, listener, async {
         // EOF on stdin: the parent closed it (or died).
@@ -330,37 +322,6 @@ fn impersonating_kubeconfig(user: &str, path: &Path) {
     }
 }
 
-async fn apply<K>(api: &Api<K>, doc: &Value) -> K
-where
-    K: Resource + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
-{
-    let object: K = serde_json::from_value(doc.clone()).expect("a valid object");
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&object.name_any(), &params, &Patch::Apply(&object)).await.expect("apply")
-}
-
-/// Server-side applies every CRD (idempotent) and waits until they serve.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut names = Vec::new();
-    for crd in crds() {
-        names.push(crd.name_any());
-        api.patch(&crd.name_any(), &params, &Patch::Apply(&crd)).await.expect("apply CRD");
-    }
-    for name in names {
-        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
-            let crd = api.get(&name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
-    }
-}
-
 /// Everything one run creates, so that cleanup can find it after a panic too.
 #[derive(Clone)]
 struct Scenario {
@@ -404,7 +365,7 @@ impl Scenario {
         )
     }
 
-    async fn create<K>(&self, kind: &str, mut manifest: Value) -> K
+    async fn create<K>(&self, kind: &str, manifest: Value) -> K
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -412,10 +373,7 @@ impl Scenario {
             + Serialize
             + DeserializeOwned,
     {
-        manifest["apiVersion"] = json!("licenseware.io/v1alpha1");
-        manifest["kind"] = json!(kind);
-        let object: K = serde_json::from_value(manifest).expect("manifest");
-        self.api::<K>().create(&PostParams::default(), &object).await.expect("create")
+        create_custom(&self.api::<K>(), kind, manifest).await
     }
 
     /// The status conditions of `name` that are True, once its status is current.
@@ -512,12 +470,7 @@ async fn operator_runs_under_the_chart_rbac() {
     install_crds(&client).await;
     let namespace = unique_name("rbac");
     let release = unique_name("lw-rbac");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
-        ..Namespace::default()
-    };
-    namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+    create_namespace(&client, &namespace).await;
     // The chart's objects, named after the release (the ClusterRole included, so runs
     // never share one), for a ServiceAccount in the test namespace.
     let docs =

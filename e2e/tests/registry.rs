@@ -3,228 +3,127 @@
 //! a unique topic prefix and registry database, and reads the registry back from
 //! MongoDB and from the compacted Kafka topic.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, ops::Deref, time::Duration};
 
-use futures::TryStreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::serde::{Serialize, de::DeserializeOwned};
-use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    apimachinery::pkg::apis::meta::v1::Condition,
+use kube::Resource;
+use licenseware_e2e::{
+    OperatorUnderTest, Options, eventually,
+    kube::{Conditioned, Expected, create_custom, delete_and_wait, merge_patch, wait_condition},
+    unique_name,
 };
-use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
-};
-use licenseware_e2e::{Stack, eventually, unique_name};
-use licenseware_operator::{
-    config::{Config, LeaderConfig, LogFormat},
-    crds::{DataTable, RegistrationStatus, Report, ReportComponent, generate::crds},
-};
-use mongodb::bson::{Bson, Document, doc};
+use licenseware_operator::crds::{DataTable, Report, ReportComponent};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
 };
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 const WAIT: Duration = Duration::from_secs(60);
 const APP: &str = "ifmp-service";
 
 /// One operator, one namespace, one topic prefix, one registry database.
-struct Harness {
-    client: Client,
-    namespace: String,
-    topic: String,
-    brokers: String,
-    registry: mongodb::Collection<Document>,
-    stop: Option<oneshot::Sender<()>>,
-    operator: Option<JoinHandle<Result<(), licenseware_operator::Error>>>,
+struct Harness(OperatorUnderTest);
+
+impl Deref for Harness {
+    type Target = OperatorUnderTest;
+
+    fn deref(&self) -> &OperatorUnderTest {
+        &self.0
+    }
+}
+
+/// The kinds of the registry controllers.
+trait Kind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Serialize
+    + Conditioned
+{
+}
+
+impl<K> Kind for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Serialize
+        + Conditioned
+{
 }
 
 impl Harness {
     async fn start(resync_interval_secs: u64) -> Self {
-        let stack = Stack::from_env();
-        let client = Client::try_default().await.expect("kubeconfig");
-        install_crds(&client).await;
-        let namespace = unique_name("registry");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
-            ..Namespace::default()
-        };
-        namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
-        let prefix = format!("{}.", unique_name("e2e"));
-        let database = unique_name("registry").replace('-', "_");
-        let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
-        let registry = mongo.database(&database).collection::<Document>("Registry");
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
-        let config = Config {
-            kafka_brokers: stack.kafka_brokers.clone(),
-            mongo_url: stack.mongo_url,
-            redis_url: stack.redis_url,
-            probe_addr: listener.local_addr().expect("addr"),
-            readiness_interval_secs: 5,
-            log_format: LogFormat::Text,
-            namespaces: vec![namespace.clone()],
-            topic_prefix: prefix.clone(),
-            resync_interval_secs,
-            registry_database: Some(database),
-            workers: Default::default(),
-            leader: LeaderConfig::disabled(),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            client,
-            namespace,
-            topic: format!("{prefix}licenseware.registry"),
-            brokers: stack.kafka_brokers,
-            registry,
-            stop: Some(stop),
-            operator: Some(operator),
-        }
+        let options =
+            Options::new("registry").resync_interval_secs(resync_interval_secs).own_registry();
+        Self(OperatorUnderTest::start(options).await)
     }
 
-    fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    /// The registry topic's name.
+    fn topic(&self) -> String {
+        format!("{}licenseware.registry", self.prefix)
     }
 
-    async fn create<K>(&self, kind: &str, manifest: Value) -> K
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + DeserializeOwned
-            + Serialize,
-    {
-        let mut manifest = manifest;
-        manifest["apiVersion"] = json!("licenseware.io/v1alpha1");
-        manifest["kind"] = json!(kind);
-        let object: K = serde_json::from_value(manifest).expect("manifest");
-        self.api::<K>().create(&PostParams::default(), &object).await.expect("create")
+    async fn create<K: Kind>(&self, kind: &str, manifest: Value) -> K {
+        create_custom(&self.api::<K>(), kind, manifest).await
     }
 
     /// Waits for condition `type_` of `name` to have `status` and `reason` for the
     /// latest generation.
-    async fn condition<K>(&self, name: &str, type_: &str, status: &str, reason: &str) -> Condition
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + DeserializeOwned
-            + HasStatus,
-    {
-        let api = self.api::<K>();
-        eventually(WAIT, &format!("{name}: {type_}={status} {reason}"), || {
-            let api = api.clone();
-            async move {
-                let object = api.get(name).await.ok()?;
-                let generation = object.meta().generation;
-                let current = object.status()?.clone();
-                let condition = current.conditions.into_iter().find(|c| c.type_ == type_)?;
-                (condition.status == status
-                    && condition.reason == reason
-                    && current.observed_generation == generation)
-                    .then_some(condition)
-            }
-        })
-        .await
+    async fn condition<K: Kind>(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> Condition {
+        wait_condition(&self.api::<K>(), name, Expected::new(type_, status, reason), WAIT).await
     }
 
-    async fn ready<K>(&self, name: &str) -> Condition
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + DeserializeOwned
-            + HasStatus,
-    {
+    async fn ready<K: Kind>(&self, name: &str) -> Condition {
         self.condition::<K>(name, "Ready", "True", "Reconciled").await
     }
 
-    async fn delete<K>(&self, name: &str)
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + DeserializeOwned,
-    {
-        let api = self.api::<K>();
-        api.delete(name, &DeleteParams::default()).await.expect("delete");
-        eventually(WAIT, &format!("{name} to be gone"), || {
-            let api = api.clone();
-            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
-        })
-        .await;
+    async fn delete<K: Kind>(&self, name: &str) {
+        delete_and_wait(&self.api::<K>(), name, WAIT).await;
     }
 
     /// The registry document with this `_id`, as JSON.
     async fn document(&self, key: &str) -> Option<serde_json::Map<String, Value>> {
-        let found = self.registry.find_one(doc! { "_id": key }).await.expect("find")?;
-        match licenseware_operator::registry::storage::unwrap_nested_arrays(
-            Bson::Document(found).into_relaxed_extjson(),
-        ) {
-            Value::Object(map) => Some(map),
-            _ => None,
-        }
+        self.registry().document(key).await
     }
 
     async fn wait_document(&self, key: &str) -> serde_json::Map<String, Value> {
-        eventually(WAIT, &format!("registry document {key}"), || self.document(key)).await
+        self.registry().wait_document(key, WAIT).await
     }
 
     async fn wait_no_document(&self, key: &str) {
-        eventually(WAIT, &format!("registry document {key} to be removed"), || async {
-            self.document(key).await.is_none().then_some(())
-        })
-        .await;
+        self.registry().wait_no_document(key, WAIT).await;
     }
 
     async fn keys(&self) -> Vec<String> {
-        let all: Vec<Document> =
-            self.registry.find(doc! {}).await.expect("find").try_collect().await.expect("cursor");
-        let mut keys: Vec<String> =
-            all.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_owned)).collect();
-        keys.sort();
-        keys
+        self.registry().keys().await
     }
 
     /// A consumer of the registry topic from its first offset.
     fn follow(&self) -> RegistryTopic {
         let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+            .set("bootstrap.servers", self.kafka.brokers())
             .set("group.id", unique_name("registry-reader"))
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
         let mut partitions = TopicPartitionList::new();
-        partitions.add_partition_offset(&self.topic, 0, Offset::Beginning).expect("partition");
+        partitions.add_partition_offset(&self.topic(), 0, Offset::Beginning).expect("partition");
         consumer.assign(&partitions).expect("assign");
         RegistryTopic { consumer, latest: BTreeMap::new() }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            let outcome = tokio::time::timeout(Duration::from_secs(30), operator)
-                .await
-                .expect("operator stops within 30 s")
-                .expect("operator task did not panic");
-            assert!(outcome.is_ok(), "{outcome:?}");
-        }
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = namespaces.delete(&self.namespace, &DeleteParams::default()).await;
-        let _ = self.registry.drop().await;
+    async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
@@ -248,52 +147,6 @@ impl RegistryTopic {
                 message.payload().map(|p| serde_json::from_slice(p).expect("JSON payload"));
             self.latest.insert(key, payload);
         }
-    }
-}
-
-/// Kinds with a RegistrationStatus.
-trait HasStatus {
-    fn status(&self) -> Option<&RegistrationStatus>;
-}
-
-impl HasStatus for Report {
-    fn status(&self) -> Option<&RegistrationStatus> {
-        self.status.as_ref()
-    }
-}
-
-impl HasStatus for ReportComponent {
-    fn status(&self) -> Option<&RegistrationStatus> {
-        self.status.as_ref()
-    }
-}
-
-impl HasStatus for DataTable {
-    fn status(&self) -> Option<&RegistrationStatus> {
-        self.status.as_ref()
-    }
-}
-
-/// Server-side applies every CRD (idempotent) and waits until they serve.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("licenseware-e2e").force();
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply CRD");
-    }
-    for name in
-        ["reports.licenseware.io", "reportcomponents.licenseware.io", "datatables.licenseware.io"]
-    {
-        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
-            let crd = api.get(name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
     }
 }
 
@@ -517,28 +370,24 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
     assert_eq!(published["updated_at"], json!(updated_at));
 
     // A spec change that leaves the entries as they are writes nothing.
-    h.api::<ReportComponent>()
-        .patch(
-            "devices-by-os",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"data": {"cacheTtlSeconds": 30}}})),
-        )
-        .await
-        .expect("patch");
+    merge_patch(
+        &h.api::<ReportComponent>(),
+        "devices-by-os",
+        json!({"spec": {"data": {"cacheTtlSeconds": 30}}}),
+    )
+    .await;
     let ready = h.ready::<ReportComponent>("devices-by-os").await;
     assert_eq!(ready.observed_generation, Some(2));
     assert_eq!(h.wait_document(BY_OS_KEY).await["updated_at"], component["updated_at"]);
     assert_eq!(h.wait_document(REPORT_KEY).await["updated_at"], json!(updated_at));
 
     // A component title change reaches the report's embedded copy.
-    h.api::<ReportComponent>()
-        .patch(
-            "devices-overview",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"title": "At a glance"}})),
-        )
-        .await
-        .expect("patch");
+    merge_patch(
+        &h.api::<ReportComponent>(),
+        "devices-overview",
+        json!({"spec": {"title": "At a glance"}}),
+    )
+    .await;
     eventually(WAIT, "the report to embed the new title", || async {
         let report = h.document(REPORT_KEY).await?;
         (report["report_components"][1]["title"] == "At a glance").then_some(())
@@ -592,26 +441,18 @@ async fn invalid_component_and_missing_component_keep_entries_out() {
     h.wait_document(REPORT_KEY).await;
 
     // registrable: false removes the entry and is Ready.
-    h.api::<Report>()
-        .patch(
-            "devices-report",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"registrable": false}})),
-        )
-        .await
-        .expect("patch");
+    merge_patch(&h.api::<Report>(), "devices-report", json!({"spec": {"registrable": false}}))
+        .await;
     h.condition::<Report>("devices-report", "Ready", "True", "NotRegistrable").await;
     h.wait_no_document(REPORT_KEY).await;
 
     // Fixing the pipeline registers the component.
-    h.api::<ReportComponent>()
-        .patch(
-            "devices-by-os",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"data": {"pipeline": [{"$group": {"_id": "$os"}}]}}})),
-        )
-        .await
-        .expect("patch");
+    merge_patch(
+        &h.api::<ReportComponent>(),
+        "devices-by-os",
+        json!({"spec": {"data": {"pipeline": [{"$group": {"_id": "$os"}}]}}}),
+    )
+    .await;
     h.ready::<ReportComponent>("devices-by-os").await;
     h.wait_document(BY_OS_KEY).await;
     h.stop().await;

@@ -13,27 +13,27 @@ use std::{
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
-use futures::TryStreamExt;
-use k8s_openapi::{
-    api::{coordination::v1::Lease, core::v1::Namespace},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
 };
-use licenseware_e2e::{Stack, eventually, unique_name};
-use licenseware_operator::crds::{Topic, Uploader, generate::crds};
-use mongodb::bson::{Document, doc};
-use rdkafka::{ClientConfig, admin::AdminClient, client::DefaultClientContext};
+use licenseware_e2e::{
+    Kafka, RegistryReader, Stack, eventually,
+    kube::{
+        create_custom, delete_namespace, fresh_namespace, install_crds, names_true_and_current,
+    },
+    unique_name,
+};
+use licenseware_operator::crds::{Topic, Uploader};
+use mongodb::bson::Document;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const TOPICS: usize = 30;
 const UPLOADERS: usize = 3;
 const APP: &str = "restart-app";
@@ -206,8 +206,8 @@ impl Drop for Operator {
 struct Harness {
     client: Client,
     setup: Setup,
-    kafka: Arc<AdminClient<DefaultClientContext>>,
-    registry: mongodb::Collection<Document>,
+    kafka: Kafka,
+    registry: RegistryReader,
 }
 
 impl Harness {
@@ -215,27 +215,17 @@ impl Harness {
         let stack = Stack::from_env();
         let client = Client::try_default().await.expect("kubeconfig");
         install_crds(&client).await;
-        let namespace = unique_name(name);
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
-            ..Namespace::default()
-        };
-        namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+        let namespace = fresh_namespace(&client, name).await;
         let database = unique_name("restart").replace('-', "_");
-        let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
-        let registry = mongo.database(&database).collection::<Document>("Registry");
-        let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &stack.kafka_brokers)
-            .create()
-            .expect("admin client");
+        let registry = RegistryReader::connect(&stack.mongo_url, &database).await;
+        let kafka = Kafka::new(&stack.kafka_brokers);
         let setup = Setup {
             prefix: format!("{}.", unique_name("e2e")),
             lease: unique_name("lease"),
             namespace,
             database,
         };
-        Self { client, setup, kafka: Arc::new(kafka), registry }
+        Self { client, setup, kafka, registry }
     }
 
     fn api<K>(&self) -> Api<K>
@@ -246,20 +236,15 @@ impl Harness {
     }
 
     async fn create_topic(&self, name: &str, partitions: i32) {
-        let topic: Topic = serde_json::from_value(json!({
-            "apiVersion": "licenseware.io/v1alpha1",
-            "kind": "Topic",
+        let manifest = json!({
             "metadata": {"name": name},
             "spec": {"partitions": partitions, "deletionPolicy": "Delete"},
-        }))
-        .expect("Topic manifest");
-        self.api::<Topic>().create(&PostParams::default(), &topic).await.expect("create Topic");
+        });
+        create_custom::<Topic>(&self.api(), "Topic", manifest).await;
     }
 
     async fn create_uploader(&self, index: usize) {
-        let uploader: Uploader = serde_json::from_value(json!({
-            "apiVersion": "licenseware.io/v1alpha1",
-            "kind": "Uploader",
+        let manifest = json!({
             "metadata": {"name": format!("uploader-{index}")},
             "spec": {
                 "appId": APP,
@@ -267,63 +252,24 @@ impl Harness {
                 "name": format!("Files {index}"),
                 "acceptedFileTypes": [".csv"],
             }
-        }))
-        .expect("Uploader manifest");
-        self.api::<Uploader>().create(&PostParams::default(), &uploader).await.expect("create");
+        });
+        create_custom::<Uploader>(&self.api(), "Uploader", manifest).await;
     }
 
     /// Names of the Topics and Uploaders that are Ready for their latest generation.
     async fn ready(&self) -> (BTreeSet<String>, BTreeSet<String>) {
-        fn is_ready(
-            conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-        ) -> bool {
-            conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-        }
-        let topics = self.api::<Topic>().list(&ListParams::default()).await.expect("list Topics");
-        let uploaders =
-            self.api::<Uploader>().list(&ListParams::default()).await.expect("list Uploaders");
-        let topics = topics
-            .items
-            .into_iter()
-            .filter(|t| {
-                t.status.as_ref().is_some_and(|s| {
-                    is_ready(&s.conditions) && s.observed_generation == t.metadata.generation
-                })
-            })
-            .map(|t| t.name_any())
-            .collect();
-        let uploaders = uploaders
-            .items
-            .into_iter()
-            .filter(|u| {
-                u.status.as_ref().is_some_and(|s| {
-                    is_ready(&s.conditions) && s.observed_generation == u.metadata.generation
-                })
-            })
-            .map(|u| u.name_any())
-            .collect();
+        let topics = names_true_and_current(&self.api::<Topic>(), "Ready").await;
+        let uploaders = names_true_and_current(&self.api::<Uploader>(), "Ready").await;
         (topics, uploaders)
     }
 
     /// Kafka topics under the test's prefix, with their partition counts.
     async fn kafka_topics(&self) -> BTreeMap<String, usize> {
-        let kafka = Arc::clone(&self.kafka);
-        let prefix = self.setup.prefix.clone();
-        tokio::task::spawn_blocking(move || {
-            let metadata = kafka.inner().fetch_metadata(None, KAFKA_TIMEOUT).expect("metadata");
-            metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name().starts_with(&prefix) && t.error().is_none())
-                .map(|t| (t.name().to_owned(), t.partitions().len()))
-                .collect()
-        })
-        .await
-        .expect("metadata task")
+        self.kafka.topics_with_prefix(&self.setup.prefix).await
     }
 
     async fn registry_documents(&self) -> Vec<Document> {
-        self.registry.find(doc! {}).await.expect("find").try_collect().await.expect("cursor")
+        self.registry.documents().await
     }
 
     async fn lease(&self) -> Option<Lease> {
@@ -348,8 +294,7 @@ impl Drop for Harness {
             };
             runtime.block_on(async move {
                 if let Ok(client) = Client::try_default().await {
-                    let namespaces: Api<Namespace> = Api::all(client);
-                    let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
+                    delete_namespace(&client, &namespace).await;
                 }
                 if let Ok(mongo) = mongodb::Client::with_uri_str(Stack::from_env().mongo_url).await
                 {
@@ -358,27 +303,6 @@ impl Drop for Harness {
             });
         });
         let _ = cleanup.join();
-    }
-}
-
-/// Server-side applies every CRD (idempotent) and waits until they serve.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("licenseware-e2e").force();
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply CRD");
-    }
-    for name in ["topics.licenseware.io", "uploaders.licenseware.io"] {
-        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
-            let crd = api.get(name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
     }
 }
 

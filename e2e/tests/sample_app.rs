@@ -7,43 +7,20 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
-use futures::TryStreamExt;
-use k8s_openapi::{
-    api::{
-        apps::v1::Deployment,
-        core::v1::{ConfigMap, Namespace},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{
-        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams,
-        PostParams,
-    },
+    Api, ResourceExt,
+    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
     discovery,
 };
-use licenseware_e2e::{Stack, eventually, unique_name};
-use licenseware_operator::{
-    config::{Config, LeaderConfig, LogFormat, WorkerConfig},
-    crds::generate::crds,
-};
-use mongodb::bson::{Bson, Document, doc};
-use rdkafka::{
-    ClientConfig,
-    admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier},
-    client::DefaultClientContext,
-};
+use licenseware_e2e::{OperatorUnderTest, Options, eventually, kube::FIELD_MANAGER};
+use licenseware_operator::config::WorkerConfig;
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 const WAIT: Duration = Duration::from_secs(90);
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
-const FIELD_MANAGER: &str = "licenseware-e2e";
 
 const UPLOADER_KEY: &str = "uploader/ifmp-service/rv_tools";
 const REPORT_KEY: &str = "report/ifmp-service/devices";
@@ -97,29 +74,6 @@ fn example_objects() -> Vec<(String, DynamicObject)> {
         .collect()
 }
 
-/// Server-side applies every CRD (idempotent) and waits until they all serve.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut names = Vec::new();
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply CRD");
-        names.push(name);
-    }
-    for name in names {
-        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
-            let crd = api.get(&name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
-    }
-}
-
 /// Waits until `object` has Ready=True for its latest generation.
 async fn wait_ready(object: &Applied) -> DynamicObject {
     eventually(WAIT, &format!("{} {} to be Ready", object.kind, object.name), || async {
@@ -142,160 +96,13 @@ fn condition<'a>(object: &'a DynamicObject, type_: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {type_} condition on {}", object.name_any()))
 }
 
-struct Kafka {
-    admin: Arc<AdminClient<DefaultClientContext>>,
-}
-
-impl Kafka {
-    /// Partitions of a Kafka topic, `None` when it does not exist.
-    async fn partitions(&self, topic: &str) -> Option<usize> {
-        let admin = Arc::clone(&self.admin);
-        let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let metadata =
-                admin.inner().fetch_metadata(Some(&topic), KAFKA_TIMEOUT).expect("metadata");
-            let found = metadata.topics().iter().find(|t| t.name() == topic)?;
-            if found.error().is_some() {
-                return None;
-            }
-            Some(found.partitions().len())
-        })
-        .await
-        .expect("metadata task")
-    }
-
-    /// Configs set on the topic itself.
-    async fn configs(&self, topic: &str) -> BTreeMap<String, String> {
-        let results = self
-            .admin
-            .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
-            .await
-            .expect("describe configs");
-        let resource = results.into_iter().next().expect("one result").expect("topic config");
-        resource
-            .entries
-            .into_iter()
-            .filter(|e| e.source == ConfigSource::DynamicTopic)
-            .filter_map(|e| Some((e.name, e.value?)))
-            .collect()
-    }
-
-    async fn wait_partitions(&self, topic: &str, expected: Option<usize>) {
-        eventually(WAIT, &format!("{topic} to have {expected:?} partitions"), || async {
-            (self.partitions(topic).await == expected).then_some(())
-        })
-        .await;
-    }
-
-    /// Deletes what the test leaves behind on purpose (Retain), ignoring what is gone.
-    async fn delete(&self, topics: &[&str]) {
-        let _ = self.admin.delete_topics(topics, &AdminOptions::new()).await;
-    }
-}
-
-struct Registry {
-    collection: mongodb::Collection<Document>,
-}
-
-impl Registry {
-    async fn document(&self, key: &str) -> Option<serde_json::Map<String, Value>> {
-        let found = self.collection.find_one(doc! { "_id": key }).await.expect("find")?;
-        match licenseware_operator::registry::storage::unwrap_nested_arrays(
-            Bson::Document(found).into_relaxed_extjson(),
-        ) {
-            Value::Object(map) => Some(map),
-            _ => None,
-        }
-    }
-
-    async fn wait_document(&self, key: &str) -> serde_json::Map<String, Value> {
-        eventually(WAIT, &format!("registry document {key}"), || self.document(key)).await
-    }
-
-    async fn keys(&self) -> Vec<String> {
-        let all: Vec<Document> =
-            self.collection.find(doc! {}).await.expect("find").try_collect().await.expect("cursor");
-        let mut keys: Vec<String> =
-            all.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_owned)).collect();
-        keys.sort();
-        keys
-    }
-}
-
-struct Operator {
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), licenseware_operator::Error>>>,
-}
-
-impl Operator {
-    fn start(
-        stack: Stack,
-        listener: TcpListener,
-        namespace: &str,
-        prefix: &str,
-        database: &str,
-    ) -> Self {
-        let config = Config {
-            kafka_brokers: stack.kafka_brokers,
-            mongo_url: stack.mongo_url,
-            redis_url: stack.redis_url,
-            probe_addr: listener.local_addr().expect("addr"),
-            readiness_interval_secs: 5,
-            log_format: LogFormat::Text,
-            namespaces: vec![namespace.to_owned()],
-            topic_prefix: prefix.to_owned(),
-            resync_interval_secs: 120,
-            registry_database: Some(database.to_owned()),
-            workers: WorkerConfig { poll_interval_secs: 1, ..WorkerConfig::default() },
-            leader: LeaderConfig::disabled(),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(licenseware_operator::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Self { stop: Some(stop), task: Some(task) }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let outcome = tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("operator stops within 30 s")
-                .expect("operator task did not panic");
-            assert!(outcome.is_ok(), "{outcome:?}");
-        }
-    }
-}
-
 #[tokio::test]
 async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
-    let stack = Stack::from_env();
-    let client = Client::try_default().await.expect("kubeconfig");
-    install_crds(&client).await;
-    let namespace = unique_name("sample-app");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
-        ..Namespace::default()
-    };
-    namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
-    let prefix = format!("{}.", unique_name("e2e"));
-    let database = unique_name("sample").replace('-', "_");
-    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
-    let registry = Registry { collection: mongo.database(&database).collection("Registry") };
-    let kafka = Kafka {
-        admin: Arc::new(
-            ClientConfig::new()
-                .set("bootstrap.servers", &stack.kafka_brokers)
-                .create()
-                .expect("admin client"),
-        ),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
-    let operator = Operator::start(stack, listener, &namespace, &prefix, &database);
+    let workers = WorkerConfig { poll_interval_secs: 1, ..WorkerConfig::default() };
+    let h =
+        OperatorUnderTest::start(Options::new("sample-app").own_registry().workers(workers)).await;
+    let (client, namespace, prefix) = (&h.client, &h.namespace, &h.prefix);
+    let (kafka, registry) = (&h.kafka, h.registry());
 
     // Install: every file, as `kubectl apply --server-side -n <namespace> -f` would.
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -304,8 +111,8 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
         let types = object.types.clone().unwrap_or_else(|| panic!("{file}: no apiVersion/kind"));
         let gvk = GroupVersionKind::try_from(&types).expect("apiVersion");
         let (resource, _): (ApiResource, _) =
-            discovery::pinned_kind(&client, &gvk).await.expect("discover the kind");
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+            discovery::pinned_kind(client, &gvk).await.expect("discover the kind");
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         let name = object.name_any();
         api.patch(&name, &params, &Patch::Apply(&object))
             .await
@@ -349,10 +156,8 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
 
     // The worker: its ConfigMap carries the processing tables, the Deployment is
     // hardened and starts at minReplicas.
-    let config_map: ConfigMap = Api::namespaced(client.clone(), &namespace)
-        .get("rv-tools-worker")
-        .await
-        .expect("ConfigMap");
+    let config_map: ConfigMap =
+        Api::namespaced(client.clone(), namespace).get("rv-tools-worker").await.expect("ConfigMap");
     let file: Value =
         serde_yaml::from_str(&config_map.data.expect("data")["worker.yaml"]).expect("YAML");
     assert_eq!(file["eventsTopic"], events.as_str());
@@ -364,7 +169,7 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
     assert_eq!(tables[0]["documentType"], "virtual_machine");
     assert_eq!(tables[0]["columns"][0], json!({"from": "VM", "to": "name", "type": "string"}));
     assert_eq!(tables[1]["sheets"], json!(["tabvHost", "vHost"]));
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deployment = eventually(WAIT, "the worker Deployment at minReplicas", || async {
         let deployment = deployments.get("rv-tools-worker").await.ok()?;
         (deployment.spec.as_ref()?.replicas == Some(0)).then_some(deployment)
@@ -419,7 +224,7 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
     assert!(volumes.iter().any(|v| v.name == "uploads" && v.persistent_volume_claim.is_some()));
 
     // The registry: one document per resource, and the app's.
-    let entry = registry.wait_document(UPLOADER_KEY).await;
+    let entry = registry.wait_document(UPLOADER_KEY, WAIT).await;
     assert_eq!(entry["upload_url"], "/uploads/rv-tools/files");
     assert_eq!(entry["name"], "RVTools");
     assert_eq!(entry["flags"], json!(["beta"]));
@@ -430,7 +235,7 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
     );
     assert_eq!(validation["required_columns"][0][0], "VM");
     assert_eq!(entry["encryption_parameters"]["columns"], json!(["VM", "DNS Name", "Host"]));
-    let report = registry.wait_document(REPORT_KEY).await;
+    let report = registry.wait_document(REPORT_KEY, WAIT).await;
     assert_eq!(report["name"], "Devices");
     let embedded: Vec<&str> = report["report_components"]
         .as_array()
@@ -439,18 +244,18 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
         .filter_map(|c| c["component_id"].as_str())
         .collect();
     assert_eq!(embedded, ["devices_overview", "devices_by_os"]);
-    let overview = registry.wait_document(OVERVIEW_KEY).await;
+    let overview = registry.wait_document(OVERVIEW_KEY, WAIT).await;
     assert_eq!(
         (overview["type"].as_str(), overview["url"].as_str()),
         (Some("summary"), Some("/report-components/devices-overview"))
     );
-    let by_os = registry.wait_document(BY_OS_KEY).await;
+    let by_os = registry.wait_document(BY_OS_KEY, WAIT).await;
     assert_eq!(by_os["type"], "table");
     assert_eq!(by_os["filters"][0]["visible_name"], "Operating System");
-    let table = registry.wait_document(TABLE_KEY).await;
+    let table = registry.wait_document(TABLE_KEY, WAIT).await;
     assert_eq!(table["path"], "/datatables/devices");
     assert_eq!(table["columns"].as_array().expect("columns").len(), 10);
-    let app = registry.wait_document(APP_KEY).await;
+    let app = registry.wait_document(APP_KEY, WAIT).await;
     assert_eq!(app["uploaders"], json!(["rv_tools"]));
     assert_eq!(app["reports"], json!(["devices"]));
     assert_eq!(app["datatables"], json!(["devices"]));
@@ -470,7 +275,7 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
         })
         .await;
     }
-    kafka.wait_partitions(&notifications, None).await;
+    kafka.wait_partitions(&notifications, None, WAIT).await;
     eventually(WAIT, "the registry to be empty", || async {
         registry.keys().await.is_empty().then_some(())
     })
@@ -478,8 +283,8 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
     assert_eq!(kafka.partitions(&events).await, Some(4), "Retain keeps the events topic");
     assert_eq!(kafka.partitions(&dlq).await, Some(1), "Retain keeps the dead letters");
 
-    operator.stop().await;
-    kafka.delete(&[&events, &dlq, &format!("{prefix}licenseware.registry")]).await;
-    let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
-    let _ = registry.collection.drop().await;
+    let kafka = kafka.clone();
+    let registry_topic = format!("{prefix}licenseware.registry");
+    h.stop().await;
+    kafka.delete_topics(&[&events, &dlq, &registry_topic]).await;
 }

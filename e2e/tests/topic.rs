@@ -2,98 +2,43 @@
 //! in-process, watching a fresh namespace with a unique topic prefix, and reads the
 //! results back from Kafka and from the apiserver.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, ops::Deref, time::Duration};
 
-use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    apimachinery::pkg::apis::meta::v1::Condition,
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{Api, ResourceExt};
+use licenseware_e2e::{
+    OperatorUnderTest, Options,
+    kube::{Expected, create_custom, delete_and_wait, merge_patch, wait_condition},
 };
-use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
-};
-use licenseware_e2e::{Stack, eventually, unique_name};
-use licenseware_operator::{
-    config::{Config, LeaderConfig, LogFormat},
-    crds::{Topic, generate::crds},
-};
-use rdkafka::{
-    ClientConfig,
-    admin::{
-        AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
-        ResourceSpecifier, TopicReplication,
-    },
-    client::DefaultClientContext,
-};
+use licenseware_operator::crds::Topic;
+use rdkafka::admin::{AdminOptions, AlterConfig, NewPartitions, ResourceSpecifier};
 use serde_json::json;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 const WAIT: Duration = Duration::from_secs(60);
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One operator, one namespace, one topic prefix.
-struct Harness {
-    client: Client,
-    namespace: String,
-    prefix: String,
-    kafka: Arc<AdminClient<DefaultClientContext>>,
-    probe: String,
-    stop: Option<oneshot::Sender<()>>,
-    operator: Option<JoinHandle<Result<(), licenseware_operator::Error>>>,
+struct Harness(OperatorUnderTest);
+
+impl Deref for Harness {
+    type Target = OperatorUnderTest;
+
+    fn deref(&self) -> &OperatorUnderTest {
+        &self.0
+    }
 }
 
 impl Harness {
     async fn start(resync_interval_secs: u64) -> Self {
-        let stack = Stack::from_env();
-        let client = Client::try_default().await.expect("kubeconfig");
-        install_crds(&client).await;
-        let namespace = unique_name("topic");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
-            ..Namespace::default()
-        };
-        namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
-        let prefix = format!("{}.", unique_name("e2e"));
-        let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &stack.kafka_brokers)
-            .create()
-            .expect("admin client");
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
-        let probe = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = Config {
-            kafka_brokers: stack.kafka_brokers,
-            mongo_url: stack.mongo_url,
-            redis_url: stack.redis_url,
-            probe_addr: listener.local_addr().expect("addr"),
-            readiness_interval_secs: 5,
-            log_format: LogFormat::Text,
-            namespaces: vec![namespace.clone()],
-            topic_prefix: prefix.clone(),
-            resync_interval_secs,
-            registry_database: None,
-            workers: Default::default(),
-            leader: LeaderConfig::disabled(),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            client,
-            namespace,
-            prefix,
-            kafka: Arc::new(kafka),
-            probe,
-            stop: Some(stop),
-            operator: Some(operator),
-        }
+        Self(
+            OperatorUnderTest::start(
+                Options::new("topic").resync_interval_secs(resync_interval_secs),
+            )
+            .await,
+        )
     }
 
     fn topics(&self) -> Api<Topic> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+        self.api()
     }
 
     fn kafka_name(&self, name: &str) -> String {
@@ -101,39 +46,21 @@ impl Harness {
     }
 
     async fn create(&self, manifest: serde_json::Value) -> Topic {
-        let mut manifest = manifest;
-        manifest["apiVersion"] = json!("licenseware.io/v1alpha1");
-        manifest["kind"] = json!("Topic");
-        let topic: Topic = serde_json::from_value(manifest).expect("Topic manifest");
-        self.topics().create(&PostParams::default(), &topic).await.expect("create Topic")
+        create_custom(&self.topics(), "Topic", manifest).await
     }
 
     async fn patch(&self, name: &str, patch: serde_json::Value) {
-        self.topics()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .expect("patch Topic");
+        merge_patch(&self.topics(), name, patch).await;
     }
 
     /// Waits for condition `type_` of `name` to have `status` and `reason`, for the
-    /// latest generation when `current` is set.
+    /// latest generation unless it is `ReconciliationPaused`.
     async fn condition(&self, name: &str, type_: &str, status: &str, reason: &str) -> Condition {
-        let api = self.topics();
-        eventually(WAIT, &format!("{name}: {type_}={status} {reason}"), || {
-            let api = api.clone();
-            async move {
-                let topic = api.get(name).await.ok()?;
-                let generation = topic.metadata.generation;
-                let status_ = topic.status?;
-                let condition = status_.conditions.into_iter().find(|c| c.type_ == type_)?;
-                (condition.status == status
-                    && condition.reason == reason
-                    && (type_ == "ReconciliationPaused"
-                        || status_.observed_generation == generation))
-                    .then_some(condition)
-            }
-        })
-        .await
+        let expected = Expected {
+            current: type_ != "ReconciliationPaused",
+            ..Expected::new(type_, status, reason)
+        };
+        wait_condition(&self.topics(), name, expected, WAIT).await
     }
 
     async fn ready(&self, name: &str) -> Condition {
@@ -142,109 +69,33 @@ impl Harness {
 
     /// Partitions of a Kafka topic, `None` when it does not exist.
     async fn partitions(&self, topic: &str) -> Option<usize> {
-        let kafka = Arc::clone(&self.kafka);
-        let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let metadata =
-                kafka.inner().fetch_metadata(Some(&topic), KAFKA_TIMEOUT).expect("metadata");
-            let found = metadata.topics().iter().find(|t| t.name() == topic)?;
-            if found.error().is_some() {
-                return None;
-            }
-            Some(found.partitions().len())
-        })
-        .await
-        .expect("metadata task")
+        self.kafka.partitions(topic).await
     }
 
     /// Configs set on the topic itself.
     async fn configs(&self, topic: &str) -> BTreeMap<String, String> {
-        let results = self
-            .kafka
-            .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
-            .await
-            .expect("describe configs");
-        let resource = results.into_iter().next().expect("one result").expect("topic config");
-        resource
-            .entries
-            .into_iter()
-            .filter(|e| e.source == ConfigSource::DynamicTopic)
-            .filter_map(|e| Some((e.name, e.value?)))
-            .collect()
+        self.kafka.configs(topic).await
     }
 
     async fn wait_configs(&self, topic: &str, expected: &[(&str, &str)]) {
-        let expected: BTreeMap<String, String> =
-            expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        eventually(WAIT, &format!("configs of {topic} to be {expected:?}"), || async {
-            (self.configs(topic).await == expected).then_some(())
-        })
-        .await;
+        self.kafka.wait_configs(topic, expected, WAIT).await;
     }
 
     async fn wait_partitions(&self, topic: &str, expected: Option<usize>) {
-        eventually(WAIT, &format!("{topic} to have {expected:?} partitions"), || async {
-            (self.partitions(topic).await == expected).then_some(())
-        })
-        .await;
+        self.kafka.wait_partitions(topic, expected, WAIT).await;
     }
 
     async fn create_in_kafka(&self, topic: &str, partitions: i32, config: &[(&str, &str)]) {
-        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        for (key, value) in config {
-            new = new.set(key, value);
-        }
-        let results =
-            self.kafka.create_topics(&[new], &AdminOptions::new()).await.expect("create topic");
-        for result in results {
-            result.expect("topic created");
-        }
-        self.wait_partitions(topic, Some(usize::try_from(partitions).expect("positive"))).await;
+        self.kafka.create_topic(topic, partitions, config, WAIT).await;
     }
 
     async fn delete(&self, name: &str) {
-        self.topics().delete(name, &DeleteParams::default()).await.expect("delete Topic");
-        let api = self.topics();
-        eventually(WAIT, &format!("Topic {name} to be gone"), || {
-            let api = api.clone();
-            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
-        })
-        .await;
+        delete_and_wait(&self.topics(), name, WAIT).await;
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            let outcome = tokio::time::timeout(Duration::from_secs(30), operator)
-                .await
-                .expect("operator stops within 30 s")
-                .expect("operator task did not panic");
-            assert!(outcome.is_ok(), "{outcome:?}");
-        }
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = namespaces.delete(&self.namespace, &DeleteParams::default()).await;
+    async fn stop(self) {
+        self.0.stop().await;
     }
-}
-
-/// Server-side applies every CRD (idempotent) and waits until the Topic CRD serves.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("licenseware-e2e").force();
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply CRD");
-    }
-    eventually(WAIT, "the Topic CRD to be established", || async {
-        let crd = api.get("topics.licenseware.io").await.ok()?;
-        crd.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -269,27 +120,20 @@ async fn creates_grows_and_sets_and_removes_configs() {
     );
 
     // Grow, drop retention and segment.ms, set cleanup.policy.
-    h.topics()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({
-                "spec": {"partitions": 3, "retention": null,
-                         "config": {"segment.ms": null, "cleanup.policy": "compact"}}
-            })),
-        )
-        .await
-        .expect("patch");
+    merge_patch(
+        &h.topics(),
+        name,
+        json!({
+            "spec": {"partitions": 3, "retention": null,
+                     "config": {"segment.ms": null, "cleanup.policy": "compact"}}
+        }),
+    )
+    .await;
     h.ready(name).await;
     h.wait_partitions(&kafka_name, Some(3)).await;
     h.wait_configs(&kafka_name, &[("cleanup.policy", "compact")]).await;
 
-    let metrics = reqwest::get(format!("{}/metrics", h.probe))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("licenseware_kafka_admin_calls_total{call=\"create_topics\"} 1"),
         "{metrics}"
@@ -337,6 +181,7 @@ async fn periodic_resync_reverts_config_drift() {
         .set("retention.ms", "5")
         .set("segment.ms", "600000");
     h.kafka
+        .admin()
         .alter_configs(&[drift], &AdminOptions::new())
         .await
         .expect("alter")
@@ -346,7 +191,7 @@ async fn periodic_resync_reverts_config_drift() {
         });
     let partitions = NewPartitions::new(&kafka_name, 2);
     for result in
-        h.kafka.create_partitions(&[partitions], &AdminOptions::new()).await.expect("grow")
+        h.kafka.admin().create_partitions(&[partitions], &AdminOptions::new()).await.expect("grow")
     {
         result.expect("grown");
     }
@@ -465,19 +310,6 @@ async fn paused_topic_gets_no_changes_until_resumed() {
     h.stop().await;
 }
 
-/// Reads one counter from the operator's `/metrics`.
-async fn metric(probe: &str, series: &str) -> u64 {
-    let body = reqwest::get(format!("{probe}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {body}"))
-}
-
 #[tokio::test]
 async fn topics_reconciled_together_share_admin_calls() {
     const TOPICS: usize = 40;
@@ -491,10 +323,10 @@ async fn topics_reconciled_together_share_admin_calls() {
         h.ready(name).await;
     }
     let series = |call: &str| format!("licenseware_kafka_admin_calls_total{{call=\"{call}\"}}");
-    let creates = metric(&h.probe, &series("create_topics")).await;
-    let metadata = metric(&h.probe, &series("metadata")).await;
-    let batches = metric(&h.probe, "licenseware_kafka_admin_batches_total").await;
-    let carried = metric(&h.probe, "licenseware_kafka_admin_batched_topics_total").await;
+    let creates = h.metric(&series("create_topics")).await;
+    let metadata = h.metric(&series("metadata")).await;
+    let batches = h.metric("licenseware_kafka_admin_batches_total").await;
+    let carried = h.metric("licenseware_kafka_admin_batched_topics_total").await;
     println!(
         "{TOPICS} topics: {creates} create_topics, {metadata} metadata calls, \
          {batches} batches carrying {carried} topic requests"

@@ -3,295 +3,123 @@
 //! a unique registry database and a one-second poll interval, and reads the results
 //! back from the apiserver, from Kafka and from MongoDB.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use k8s_openapi::{
-    api::{
-        apps::v1::Deployment,
-        core::v1::{ConfigMap, Namespace},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+use kube::{ResourceExt, api::DeleteParams};
+use licenseware_e2e::{
+    KAFKA_TIMEOUT, OperatorUnderTest, Options, eventually,
+    kube::{create_custom, merge_patch},
 };
-use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
-};
-use licenseware_e2e::{Stack, eventually, unique_name};
 use licenseware_operator::{
-    config::{Config, LeaderConfig, LogFormat, WorkerConfig},
-    crds::{Topic, Uploader, generate::crds},
+    config::WorkerConfig,
+    crds::{Topic, Uploader},
 };
-use mongodb::bson::{Bson, Document, doc};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
-    admin::AdminClient,
-    client::DefaultClientContext,
     consumer::{BaseConsumer, CommitMode, Consumer},
     producer::{BaseProducer, BaseRecord, Producer},
 };
-use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const NAME: &str = "rv-tools";
 const REGISTRY_KEY: &str = "uploader/ifmp-service/rv_tools";
 const FINALIZER: &str = "licenseware.io/registry";
 
-/// One operator, one namespace, one topic prefix.
-struct Harness {
-    client: Client,
-    namespace: String,
-    prefix: String,
-    brokers: String,
-    kafka: Arc<AdminClient<DefaultClientContext>>,
-    probe: String,
-    registry: mongodb::Collection<Document>,
-    stop: Option<oneshot::Sender<()>>,
-    operator: Option<JoinHandle<Result<(), licenseware_operator::Error>>>,
+/// One operator, one namespace, one topic prefix, one registry database.
+async fn start() -> OperatorUnderTest {
+    let workers = WorkerConfig {
+        poll_interval_secs: 1,
+        scale_down_stabilization_secs: 2,
+        ..WorkerConfig::default()
+    };
+    OperatorUnderTest::start(Options::new("uploader").own_registry().workers(workers)).await
 }
 
-impl Harness {
-    async fn start() -> Self {
-        let stack = Stack::from_env();
-        let client = Client::try_default().await.expect("kubeconfig");
-        install_crds(&client).await;
-        let namespace = unique_name("uploader");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta { name: Some(namespace.clone()), ..ObjectMeta::default() },
-            ..Namespace::default()
-        };
-        namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
-        let prefix = format!("{}.", unique_name("e2e"));
-        let database = unique_name("uploader").replace('-', "_");
-        let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
-        let registry = mongo.database(&database).collection::<Document>("Registry");
-        let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &stack.kafka_brokers)
-            .create()
-            .expect("admin client");
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
-        let probe = format!("http://{}", listener.local_addr().expect("addr"));
-        let brokers = stack.kafka_brokers.clone();
-        let config = Config {
-            kafka_brokers: stack.kafka_brokers,
-            mongo_url: stack.mongo_url,
-            redis_url: stack.redis_url,
-            probe_addr: listener.local_addr().expect("addr"),
-            readiness_interval_secs: 5,
-            log_format: LogFormat::Text,
-            namespaces: vec![namespace.clone()],
-            topic_prefix: prefix.clone(),
-            resync_interval_secs: 120,
-            registry_database: Some(database),
-            workers: WorkerConfig {
-                poll_interval_secs: 1,
-                scale_down_stabilization_secs: 2,
-                ..WorkerConfig::default()
+/// The RVTools uploader of DESIGN.md, with `worker` as its worker block.
+async fn create_rv_tools(h: &OperatorUnderTest, worker: serde_json::Value) -> Uploader {
+    let manifest = json!({
+        "metadata": {"name": NAME},
+        "spec": {
+            "appId": "ifmp-service",
+            "uploaderId": "rv_tools",
+            "name": "RVTools",
+            "description": "XLSX export from RVTools after scanning your VMware infrastructure.",
+            "acceptedFileTypes": [".xls", ".xlsx"],
+            "icon": "ServersIcon",
+            "flags": ["beta"],
+            "validation": {
+                "requiredInputType": "excel",
+                "filenameContains": ["rv", "tools"],
+                "filenameEndswith": [".xls", ".xlsx"],
+                "requiredSheets": [
+                    ["tabvInfo", "tabvCPU", "tabvHost", "tabvCluster"],
+                    ["vInfo", "vCPU", "vHost", "vCluster"]
+                ],
+                "requiredColumns": [["VM", "Host", "OS"]],
+                "minRowsNumber": 1
             },
-            leader: LeaderConfig::disabled(),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let operator = tokio::spawn(licenseware_operator::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            client,
-            namespace,
-            prefix,
-            brokers,
-            kafka: Arc::new(kafka),
-            probe,
-            registry,
-            stop: Some(stop),
-            operator: Some(operator),
+            "worker": worker,
         }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        Api::namespaced(self.client.clone(), &self.namespace)
-    }
-
-    /// The RVTools uploader of DESIGN.md, with `worker` as its worker block.
-    async fn create_rv_tools(&self, worker: serde_json::Value) -> Uploader {
-        let uploader: Uploader = serde_json::from_value(json!({
-            "apiVersion": "licenseware.io/v1alpha1",
-            "kind": "Uploader",
-            "metadata": {"name": NAME},
-            "spec": {
-                "appId": "ifmp-service",
-                "uploaderId": "rv_tools",
-                "name": "RVTools",
-                "description": "XLSX export from RVTools after scanning your VMware infrastructure.",
-                "acceptedFileTypes": [".xls", ".xlsx"],
-                "icon": "ServersIcon",
-                "flags": ["beta"],
-                "validation": {
-                    "requiredInputType": "excel",
-                    "filenameContains": ["rv", "tools"],
-                    "filenameEndswith": [".xls", ".xlsx"],
-                    "requiredSheets": [
-                        ["tabvInfo", "tabvCPU", "tabvHost", "tabvCluster"],
-                        ["vInfo", "vCPU", "vHost", "vCluster"]
-                    ],
-                    "requiredColumns": [["VM", "Host", "OS"]],
-                    "minRowsNumber": 1
-                },
-                "worker": worker,
-            }
-        }))
-        .expect("Uploader manifest");
-        self.api::<Uploader>().create(&PostParams::default(), &uploader).await.expect("create")
-    }
-
-    /// Waits until the Uploader is Ready for its latest generation, with TopicReady,
-    /// WorkerReady and Registered True too.
-    async fn ready(&self) -> Uploader {
-        self.registered("Reconciled").await
-    }
-
-    /// [`Self::ready`], with `Registered` True for `reason` (`Reconciled` or
-    /// `NotRegistrable`).
-    async fn registered(&self, reason: &str) -> Uploader {
-        let api = self.api::<Uploader>();
-        eventually(WAIT, &format!("the Uploader to be Ready, Registered {reason}"), || {
-            let api = api.clone();
-            async move {
-                let uploader = api.get(NAME).await.ok()?;
-                let status = uploader.status.as_ref()?;
-                let all_true =
-                    ["TopicReady", "WorkerReady", "Registered", "Ready"].iter().all(|type_| {
-                        status.conditions.iter().any(|c| c.type_ == *type_ && c.status == "True")
-                    });
-                let registered =
-                    status.conditions.iter().any(|c| c.type_ == "Registered" && c.reason == reason);
-                (all_true
-                    && registered
-                    && status.observed_generation == uploader.metadata.generation)
-                    .then_some(uploader)
-            }
-        })
-        .await
-    }
-
-    /// The registry document with this `_id`, as JSON.
-    async fn document(&self, key: &str) -> Option<serde_json::Map<String, Value>> {
-        let found = self.registry.find_one(doc! { "_id": key }).await.expect("find")?;
-        match licenseware_operator::registry::storage::unwrap_nested_arrays(
-            Bson::Document(found).into_relaxed_extjson(),
-        ) {
-            Value::Object(map) => Some(map),
-            _ => None,
-        }
-    }
-
-    async fn wait_document(&self, key: &str) -> serde_json::Map<String, Value> {
-        eventually(WAIT, &format!("registry document {key}"), || self.document(key)).await
-    }
-
-    async fn wait_no_document(&self, key: &str) {
-        eventually(WAIT, &format!("registry document {key} to be removed"), || async {
-            self.document(key).await.is_none().then_some(())
-        })
-        .await;
-    }
-
-    /// Partitions of a Kafka topic, `None` when it does not exist.
-    async fn partitions(&self, topic: &str) -> Option<i32> {
-        let kafka = Arc::clone(&self.kafka);
-        let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let metadata =
-                kafka.inner().fetch_metadata(Some(&topic), KAFKA_TIMEOUT).expect("metadata");
-            let found = metadata.topics().iter().find(|t| t.name() == topic)?;
-            if found.error().is_some() {
-                return None;
-            }
-            i32::try_from(found.partitions().len()).ok()
-        })
-        .await
-        .expect("metadata task")
-    }
-
-    /// Waits for the worker Deployment to have `replicas` and the status to say so,
-    /// with `lag`.
-    async fn scaled_to(&self, replicas: i32, lag: i64) -> Uploader {
-        let uploaders = self.api::<Uploader>();
-        let deployments = self.api::<Deployment>();
-        eventually(WAIT, &format!("{replicas} replicas at lag {lag}"), || {
-            let (uploaders, deployments) = (uploaders.clone(), deployments.clone());
-            async move {
-                let deployment = deployments.get(&format!("{NAME}-worker")).await.ok()?;
-                let uploader = uploaders.get(NAME).await.ok()?;
-                let status = uploader.status.as_ref()?;
-                (deployment.spec?.replicas == Some(replicas)
-                    && status.replicas == Some(replicas)
-                    && status.desired_replicas == Some(replicas)
-                    && status.lag == Some(lag))
-                .then_some(uploader)
-            }
-        })
-        .await
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.probe))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            let outcome = tokio::time::timeout(Duration::from_secs(30), operator)
-                .await
-                .expect("operator stops within 30 s")
-                .expect("operator task did not panic");
-            assert!(outcome.is_ok(), "{outcome:?}");
-        }
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = namespaces.delete(&self.namespace, &DeleteParams::default()).await;
-        let _ = self.registry.drop().await;
-    }
+    });
+    create_custom(&h.api::<Uploader>(), "Uploader", manifest).await
 }
 
-/// Server-side applies every CRD (idempotent) and waits until the Uploader and Topic
-/// CRDs serve.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("licenseware-e2e").force();
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.expect("apply CRD");
-    }
-    for name in ["uploaders.licenseware.io", "topics.licenseware.io"] {
-        eventually(WAIT, &format!("the CRD {name} to be established"), || async {
-            let crd = api.get(name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        })
-        .await;
-    }
+/// Waits until the Uploader is Ready for its latest generation, with TopicReady,
+/// WorkerReady and Registered True too.
+async fn ready(h: &OperatorUnderTest) -> Uploader {
+    registered(h, "Reconciled").await
+}
+
+/// [`ready`], with `Registered` True for `reason` (`Reconciled` or
+/// `NotRegistrable`).
+async fn registered(h: &OperatorUnderTest, reason: &str) -> Uploader {
+    let api = h.api::<Uploader>();
+    eventually(WAIT, &format!("the Uploader to be Ready, Registered {reason}"), || {
+        let api = api.clone();
+        async move {
+            let uploader = api.get(NAME).await.ok()?;
+            let status = uploader.status.as_ref()?;
+            let all_true =
+                ["TopicReady", "WorkerReady", "Registered", "Ready"].iter().all(|type_| {
+                    status.conditions.iter().any(|c| c.type_ == *type_ && c.status == "True")
+                });
+            let registered =
+                status.conditions.iter().any(|c| c.type_ == "Registered" && c.reason == reason);
+            (all_true && registered && status.observed_generation == uploader.metadata.generation)
+                .then_some(uploader)
+        }
+    })
+    .await
+}
+
+/// Waits for the worker Deployment to have `replicas` and the status to say so,
+/// with `lag`.
+async fn scaled_to(h: &OperatorUnderTest, replicas: i32, lag: i64) -> Uploader {
+    let uploaders = h.api::<Uploader>();
+    let deployments = h.api::<Deployment>();
+    eventually(WAIT, &format!("{replicas} replicas at lag {lag}"), || {
+        let (uploaders, deployments) = (uploaders.clone(), deployments.clone());
+        async move {
+            let deployment = deployments.get(&format!("{NAME}-worker")).await.ok()?;
+            let uploader = uploaders.get(NAME).await.ok()?;
+            let status = uploader.status.as_ref()?;
+            (deployment.spec?.replicas == Some(replicas)
+                && status.replicas == Some(replicas)
+                && status.desired_replicas == Some(replicas)
+                && status.lag == Some(lag))
+            .then_some(uploader)
+        }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
-    let h = Harness::start().await;
-    h.create_rv_tools(json!({"maxReplicas": 3, "lagPerReplica": 2, "cooldownSeconds": 2})).await;
-    let uploader = h.ready().await;
+    let h = start().await;
+    create_rv_tools(&h, json!({"maxReplicas": 3, "lagPerReplica": 2, "cooldownSeconds": 2})).await;
+    let uploader = ready(&h).await;
     let events = format!("{}ifmp-service.rv_tools.events", h.prefix);
     let dlq = format!("{}ifmp-service.rv_tools.dlq", h.prefix);
     let status = uploader.status.clone().expect("status");
@@ -301,7 +129,7 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert!(uploader.finalizers().iter().any(|f| f == FINALIZER), "{:?}", uploader.finalizers());
 
     // The registry document, in the SDK's NewUploader metadata shape.
-    let entry = h.wait_document(REGISTRY_KEY).await;
+    let entry = h.registry().wait_document(REGISTRY_KEY, WAIT).await;
     let mut keys: Vec<&str> = entry.keys().map(String::as_str).collect();
     keys.sort_unstable();
     let mut expected = vec![
@@ -368,7 +196,7 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
         entry["encryption_parameters"],
         json!({"filepaths": null, "filecontent": null, "columns": null})
     );
-    let app = h.wait_document("app/ifmp-service/ifmp-service").await;
+    let app = h.registry().wait_document("app/ifmp-service/ifmp-service", WAIT).await;
     assert_eq!(app["uploaders"], json!(["rv_tools"]));
     let updated_at = entry["updated_at"].clone();
 
@@ -379,8 +207,8 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(events_topic.spec.partitions, 3);
     let dlq_topic = topics.get(&format!("{NAME}-dlq")).await.expect("dlq Topic");
     assert_eq!(dlq_topic.spec.topic_name.as_deref(), Some("ifmp-service.rv_tools.dlq"));
-    assert_eq!(h.partitions(&events).await, Some(3));
-    assert_eq!(h.partitions(&dlq).await, Some(1));
+    assert_eq!(h.kafka.partitions(&events).await, Some(3));
+    assert_eq!(h.kafka.partitions(&dlq).await, Some(1));
     for owned in [events_topic.owner_references(), dlq_topic.owner_references()] {
         assert_eq!(owned[0].uid, uploader.uid().expect("uid"));
     }
@@ -440,15 +268,9 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert!(mounts.iter().any(|m| m.name == "tmp" && m.mount_path == "/tmp"));
 
     // A spec change rolls the pods: the template's hash follows the ConfigMap.
-    h.api::<Uploader>()
-        .patch(
-            NAME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"validation": {"minRowsNumber": 2}}})),
-        )
-        .await
-        .expect("patch");
-    h.ready().await;
+    merge_patch(&h.api::<Uploader>(), NAME, json!({"spec": {"validation": {"minRowsNumber": 2}}}))
+        .await;
+    ready(&h).await;
     eventually(WAIT, "the config hash to change", || {
         let deployments = deployments.clone();
         let hash = hash.clone();
@@ -467,24 +289,20 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
 
     // The registry follows the spec: a new document, with a new updated_at.
     let changed = eventually(WAIT, "the registry entry to follow the spec", || async {
-        let entry = h.document(REGISTRY_KEY).await?;
+        let entry = h.registry().document(REGISTRY_KEY).await?;
         (entry["validation_parameters"]["min_rows_number"] == 2).then_some(entry)
     })
     .await;
     assert_ne!(changed["updated_at"], updated_at);
     // Reconciles that change nothing write nothing (the poll requeues every second).
-    let observed = h.ready().await.status.expect("status").observed_generation;
-    h.api::<Uploader>()
-        .patch(
-            NAME,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"worker": {"maxAttempts": 7}}})),
-        )
-        .await
-        .expect("patch");
-    let again = h.ready().await;
+    let observed = ready(&h).await.status.expect("status").observed_generation;
+    merge_patch(&h.api::<Uploader>(), NAME, json!({"spec": {"worker": {"maxAttempts": 7}}})).await;
+    let again = ready(&h).await;
     assert_ne!(again.status.expect("status").observed_generation, observed);
-    assert_eq!(h.wait_document(REGISTRY_KEY).await["updated_at"], changed["updated_at"]);
+    assert_eq!(
+        h.registry().wait_document(REGISTRY_KEY, WAIT).await["updated_at"],
+        changed["updated_at"]
+    );
 
     // registrable: false removes the entry (the app's goes with it) and the finalizer,
     // and the Uploader stays Ready; true brings both back.
@@ -492,20 +310,13 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     let set_registrable = |registrable: bool| {
         let uploaders = uploaders.clone();
         async move {
-            uploaders
-                .patch(
-                    NAME,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"registrable": registrable}})),
-                )
-                .await
-                .expect("patch");
+            merge_patch(&uploaders, NAME, json!({"spec": {"registrable": registrable}})).await;
         }
     };
     set_registrable(false).await;
-    let off = h.registered("NotRegistrable").await;
-    h.wait_no_document(REGISTRY_KEY).await;
-    h.wait_no_document("app/ifmp-service/ifmp-service").await;
+    let off = registered(&h, "NotRegistrable").await;
+    h.registry().wait_no_document(REGISTRY_KEY, WAIT).await;
+    h.registry().wait_no_document("app/ifmp-service/ifmp-service", WAIT).await;
     eventually(WAIT, "the finalizer to be removed", || async {
         let uploader = h.api::<Uploader>().get(NAME).await.ok()?;
         (!uploader.finalizers().iter().any(|f| f == FINALIZER)).then_some(())
@@ -513,15 +324,15 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     .await;
     assert!(off.status.is_some());
     set_registrable(true).await;
-    let on = h.ready().await;
+    let on = ready(&h).await;
     assert!(on.finalizers().iter().any(|f| f == FINALIZER), "{:?}", on.finalizers());
-    h.wait_document(REGISTRY_KEY).await;
+    h.registry().wait_document(REGISTRY_KEY, WAIT).await;
 
     // Deleting the Uploader: the finalizer removes the registry entry, then
     // kube-controller-manager's garbage collector removes what it owned.
     h.api::<Uploader>().delete(NAME, &DeleteParams::default()).await.expect("delete");
-    h.wait_no_document(REGISTRY_KEY).await;
-    h.wait_no_document("app/ifmp-service/ifmp-service").await;
+    h.registry().wait_no_document(REGISTRY_KEY, WAIT).await;
+    h.registry().wait_no_document("app/ifmp-service/ifmp-service", WAIT).await;
     eventually(WAIT, "the Uploader to be gone", || async {
         h.api::<Uploader>().get_opt(NAME).await.ok()?.is_none().then_some(())
     })
@@ -546,19 +357,22 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
 #[tokio::test]
 async fn lag_scales_the_worker_up_and_the_cooldown_back_to_zero() {
     const EVENTS: i64 = 11;
-    let h = Harness::start().await;
+    let h = start().await;
     // 3 partitions, 2 events per replica, 2 s cooldown.
-    h.create_rv_tools(json!({
-        "minReplicas": 0, "maxReplicas": 3, "lagPerReplica": 2, "cooldownSeconds": 2
-    }))
+    create_rv_tools(
+        &h,
+        json!({
+            "minReplicas": 0, "maxReplicas": 3, "lagPerReplica": 2, "cooldownSeconds": 2
+        }),
+    )
     .await;
-    h.ready().await;
-    h.scaled_to(0, 0).await;
+    ready(&h).await;
+    scaled_to(&h, 0, 0).await;
     let events = format!("{}ifmp-service.rv_tools.events", h.prefix);
 
     // Events with no consumer: ceil(11 / 2) = 6 replicas, capped at 3 partitions.
     let producer: BaseProducer =
-        ClientConfig::new().set("bootstrap.servers", &h.brokers).create().expect("producer");
+        ClientConfig::new().set("bootstrap.servers", h.kafka.brokers()).create().expect("producer");
     for i in 0..EVENTS {
         let key = format!("event-{i}");
         let payload = json!({"schema": "ProcessingEvent:1", "data": {"event_id": key}}).to_string();
@@ -569,7 +383,7 @@ async fn lag_scales_the_worker_up_and_the_cooldown_back_to_zero() {
             .expect("queue event");
     }
     producer.flush(KAFKA_TIMEOUT).expect("flush");
-    let scaled = h.scaled_to(3, EVENTS).await;
+    let scaled = scaled_to(&h, 3, EVENTS).await;
     assert!(scaled.status.expect("status").last_scale_time.is_some());
     let metrics = h.metrics().await;
     let series = format!("{{namespace=\"{}\",uploader=\"{NAME}\"}}", h.namespace);
@@ -582,7 +396,7 @@ async fn lag_scales_the_worker_up_and_the_cooldown_back_to_zero() {
     // The group commits everything: lag 0, then zero replicas once the cooldown passed.
     let group = format!("{}ifmp-service.rv_tools.worker", h.prefix);
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &h.brokers)
+        .set("bootstrap.servers", h.kafka.brokers())
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .create()
@@ -602,6 +416,6 @@ async fn lag_scales_the_worker_up_and_the_cooldown_back_to_zero() {
     })
     .await
     .expect("commit task");
-    h.scaled_to(0, 0).await;
+    scaled_to(&h, 0, 0).await;
     h.stop().await;
 }

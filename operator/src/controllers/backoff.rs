@@ -7,6 +7,13 @@ use std::{
     time::Duration,
 };
 
+use kube::{Resource, runtime::reflector::ObjectRef};
+
+/// The backoff key of `object`: its kind, namespace and name.
+pub fn key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    ObjectRef::from_obj(object).to_string()
+}
+
 /// The delay before retry number `attempt` (0 for the first retry): `base * 2^attempt`,
 /// at most `max`.
 pub fn delay(base: Duration, max: Duration, attempt: u32) -> Duration {
@@ -22,9 +29,19 @@ pub struct Backoff {
     attempts: Mutex<HashMap<String, u32>>,
 }
 
+/// The first retry delay of a failed reconcile.
+const RECONCILE_BASE: Duration = Duration::from_secs(1);
+/// The longest retry delay of a failed reconcile.
+const RECONCILE_MAX: Duration = Duration::from_secs(300);
+
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
         Self { base, max, attempts: Mutex::default() }
+    }
+
+    /// The backoff of every controller's failed reconciles: 1 s, doubling up to 5 min.
+    pub fn reconciles() -> Self {
+        Self::new(RECONCILE_BASE, RECONCILE_MAX)
     }
 
     /// Records one more failure of `key` and returns how long to wait before retrying.

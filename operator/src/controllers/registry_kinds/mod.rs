@@ -13,32 +13,24 @@ pub mod plan;
 
 use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 
-use futures::StreamExt;
-use k8s_openapi::{
-    NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp,
-};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
-    runtime::{
-        Controller,
-        controller::{Action, Config as ControllerConfig},
-        events::{Event, EventType, Recorder, Reporter},
-        reflector::ObjectRef,
-        watcher,
-    },
+    Api, Client, ResourceExt,
+    api::ListParams,
+    runtime::{Controller, controller::Action, events::Recorder, reflector::ObjectRef, watcher},
 };
-use licenseware_crds::{
-    DataTable, FIELD_MANAGER, RegistrationStatus, ReportComponent, condition_type,
-    conditions::{find_condition, status as condition_status},
-    report::Report,
-};
-use serde::{Serialize, de::DeserializeOwned};
-use serde_json::json;
+use licenseware_crds::{DataTable, RegistrationStatus, ReportComponent, report::Report};
+use serde::Serialize;
 
 use self::plan::{Desired, Outcome, next_status};
 use crate::{
-    controllers::backoff::Backoff,
+    controllers::{
+        backoff::{Backoff, key},
+        events, finalizer,
+        policy::retry_action,
+        scope::{self, Namespaced, Scope},
+        status as status_writer,
+    },
     registry::{EntryKind, Registry, RegistryError},
 };
 
@@ -46,8 +38,6 @@ use crate::{
 pub const FINALIZER: &str = "licenseware.io/registry";
 
 const CONCURRENCY: u16 = 50;
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,16 +58,7 @@ impl Error {
 }
 
 /// A kind whose resources become registry entries.
-pub trait RegisteredKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Serialize
-    + Send
-    + Sync
-    + 'static
-{
+pub trait RegisteredKind: Namespaced + Serialize {
     const ENTRY_KIND: EntryKind;
 
     fn registration_status(&self) -> Option<&RegistrationStatus>;
@@ -132,20 +113,9 @@ impl RegisteredKind for Report {
 
     /// A change to a ReportComponent re-checks the Reports of its namespace and app.
     fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
-        let store = controller.store();
-        controller.watches(
-            scope.api::<ReportComponent>(),
-            watcher::Config::default(),
-            move |c: ReportComponent| {
-                let namespace = c.namespace();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|r| r.namespace() == namespace && r.spec.app_id == c.spec.app_id)
-                    .map(|r| ObjectRef::from_obj(&*r))
-                    .collect::<Vec<_>>()
-            },
-        )
+        watch_related(controller, scope, |r: &Self, c: &ReportComponent| {
+            r.spec.app_id == c.spec.app_id
+        })
     }
 }
 
@@ -167,51 +137,29 @@ impl RegisteredKind for DataTable {
 
     /// A table that comes or goes moves the `order` of the other tables of its app.
     fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
-        let store = controller.store();
-        controller.watches(
-            scope.api::<DataTable>(),
-            watcher::Config::default(),
-            move |t: DataTable| {
-                let namespace = t.namespace();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|o| {
-                        o.namespace() == namespace
-                            && o.spec.app_id == t.spec.app_id
-                            && o.name_any() != t.name_any()
-                    })
-                    .map(|o| ObjectRef::from_obj(&*o))
-                    .collect::<Vec<_>>()
-            },
-        )
+        watch_related(controller, scope, |o: &Self, t: &Self| {
+            o.spec.app_id == t.spec.app_id && o.name_any() != t.name_any()
+        })
     }
 }
 
-/// Where one controller watches: one namespace, or all.
-#[derive(Clone)]
-pub struct Scope {
-    client: Client,
-    namespace: Option<String>,
-}
-
-impl Debug for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("namespace", &self.namespace).finish_non_exhaustive()
-    }
-}
-
-impl Scope {
-    /// An Api of `K` in this scope.
-    pub fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
-    {
-        match &self.namespace {
-            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
-            None => Api::all(self.client.clone()),
-        }
-    }
+/// Adds a watch of `R` in `scope` to `controller`: a change to an `R` reconciles the
+/// resources of `K` in its namespace that are `related` to it.
+fn watch_related<K: RegisteredKind, R: Namespaced>(
+    controller: Controller<K>,
+    scope: &Scope,
+    related: impl Fn(&K, &R) -> bool + Send + Sync + 'static,
+) -> Controller<K> {
+    let store = controller.store();
+    controller.watches(scope.api::<R>(), watcher::Config::default(), move |changed: R| {
+        let namespace = changed.namespace();
+        store
+            .state()
+            .into_iter()
+            .filter(|o| o.namespace() == namespace && related(o, &changed))
+            .map(|o| ObjectRef::from_obj(&*o))
+            .collect::<Vec<_>>()
+    })
 }
 
 /// What every reconcile shares.
@@ -238,13 +186,12 @@ pub async fn run(
     resync: Duration,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: None };
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: events::recorder(client.clone()),
         client: client.clone(),
         registry,
         resync: resync.max(Duration::from_secs(1)),
-        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        backoff: Backoff::reconciles(),
     });
     tracing::info!(namespaces = ?namespaces, "registry controllers started");
     tokio::join!(
@@ -261,35 +208,19 @@ async fn run_kind<K: RegisteredKind>(
     context: &Arc<Context>,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let scopes: Vec<Scope> = if namespaces.is_empty() {
-        vec![Scope { client: client.clone(), namespace: None }]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Scope { client: client.clone(), namespace: Some(ns.clone()) })
-            .collect()
-    };
-    let runs = scopes.into_iter().map(|scope| {
-        let controller = Controller::new(scope.api::<K>(), watcher::Config::default())
-            .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-            .graceful_shutdown_on(shutdown.clone());
-        K::extra_watches(controller, &scope)
-            .run(reconcile::<K>, error_policy::<K>, Arc::clone(context))
-            .for_each(|result| async move {
-                match result {
-                    Ok((object, _)) => tracing::trace!(object = %object, "reconciled"),
-                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                    Err(error) => {
-                        tracing::warn!(kind = %K::ENTRY_KIND, %error, "registry controller")
-                    }
-                }
-            })
-    });
-    futures::future::join_all(runs).await;
-}
-
-fn key<K: RegisteredKind>(object: &K) -> String {
-    ObjectRef::from_obj(object).to_string()
+    let controllers: Vec<Controller<K>> = Scope::all(client, namespaces)
+        .iter()
+        .map(|scope| K::extra_watches(scope.controller(CONCURRENCY, shutdown.clone()), scope))
+        .collect();
+    scope::run_all(
+        controllers,
+        reconcile::<K>,
+        error_policy::<K>,
+        context,
+        |object| tracing::trace!(object = %object, "reconciled"),
+        |error| tracing::warn!(kind = %K::ENTRY_KIND, %error, "registry controller"),
+    )
+    .await;
 }
 
 // The root span of a reconcile, in every log line under it. `resource_name`, not `name`:
@@ -314,19 +245,17 @@ async fn reconcile<K: RegisteredKind>(object: Arc<K>, ctx: Arc<Context>) -> Resu
 
 fn error_policy<K: RegisteredKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     crate::metrics::reconciles().failed(&K::kind(&()), error.reason());
-    let wait = ctx.backoff.next(&key(&*object));
-    tracing::warn!(
-        object = %key(&*object),
-        reason = error.reason(),
-        %error,
-        retry_in_ms = wait.as_millis() as u64,
-        "reconcile failed"
-    );
-    Action::requeue(wait)
+    retry_action!(
+        object = key(&*object),
+        error: error,
+        invalid_spec: false,
+        backoff: ctx.backoff,
+        key: key(&*object),
+    )
 }
 
 async fn apply<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
-    if !object.finalizers().iter().any(|f| f == FINALIZER) {
+    if !finalizer::has(object, FINALIZER) {
         set_finalizer(object, ctx, true).await?;
     }
     let namespace = object.namespace().unwrap_or_default();
@@ -364,7 +293,7 @@ async fn apply<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action, E
 /// Deletion: the entry goes (tombstone, then document; what is gone already counts as
 /// removed), then the finalizer.
 async fn cleanup<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
-    if !object.finalizers().iter().any(|f| f == FINALIZER) {
+    if !finalizer::has(object, FINALIZER) {
         return Ok(Action::await_change());
     }
     let namespace = object.namespace().unwrap_or_default();
@@ -373,30 +302,13 @@ async fn cleanup<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action,
     Ok(Action::await_change())
 }
 
-/// Adds or removes the finalizer. The patch carries the resourceVersion, so it fails
-/// instead of overwriting a list another controller changed in between.
+/// Adds or removes the finalizer.
 async fn set_finalizer<K: RegisteredKind>(
     object: &K,
     ctx: &Context,
     present: bool,
 ) -> Result<(), Error> {
-    let mut finalizers: Vec<String> =
-        object.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": object.resource_version(),
-        }
-    });
-    match api.patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    Ok(finalizer::set(&ctx.client, object, FINALIZER, present).await?)
 }
 
 /// Writes the status `outcome` leads to when it differs from the current one, and
@@ -408,42 +320,6 @@ async fn write_status<K: RegisteredKind>(
 ) -> Result<(), Error> {
     let old = object.registration_status();
     let next = next_status(old, object.meta().generation, outcome, Time(Timestamp::now()));
-    if old == Some(&next) {
-        return Ok(());
-    }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": next,
-    });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    let ready = |status: Option<&RegistrationStatus>| {
-        status
-            .and_then(|s| find_condition(&s.conditions, condition_type::READY))
-            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-    };
-    let after = ready(Some(&next));
-    let before = ready(old).map(|(s, r, _)| (s, r));
-    if let Some((status, reason, message)) = after
-        && status == condition_status::FALSE
-        && before != Some((status.clone(), reason.clone()))
-    {
-        let event = Event {
-            type_: EventType::Warning,
-            reason,
-            note: Some(message),
-            action: "Register".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(%error, "cannot publish Event");
-        }
-    }
+    status_writer::write(&ctx.client, &ctx.recorder, object, old, &next, "Register").await?;
     Ok(())
 }

@@ -10,27 +10,27 @@ pub mod status;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::{
-        Controller,
-        controller::{Action, Config as ControllerConfig},
-        events::{Event, EventType, Recorder, Reporter},
-        reflector::{ObjectRef, Store},
-        watcher,
-    },
+    Client, ResourceExt,
+    runtime::{Controller, controller::Action, events::Recorder, reflector::Store},
 };
-use licenseware_crds::{DeletionPolicy, FIELD_MANAGER, Topic, TopicStatus, condition_type};
-use serde_json::json;
+use licenseware_crds::{DeletionPolicy, Topic};
 
 use self::{
     desired::{Management, management},
     status::{Outcome, next_status},
 };
-use crate::{controllers::backoff::Backoff, kafka::KafkaAdmin};
+use crate::{
+    controllers::{
+        backoff::{Backoff, key},
+        events, finalizer,
+        policy::retry_action,
+        scope::{self, Scope},
+        status as status_writer,
+    },
+    kafka::KafkaAdmin,
+};
 
 /// The finalizer that makes deleting a Topic with `deletionPolicy: Delete` delete its
 /// Kafka topic first.
@@ -42,8 +42,6 @@ const CONCURRENCY: u16 = 200;
 /// A loser of a name conflict looks again this often, so it takes over soon after the
 /// owner goes.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Why a reconcile failed. The reason is stable: it names the metric label and the
 /// condition reason.
@@ -98,28 +96,18 @@ pub async fn run(
     resync: Duration,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let apis: Vec<Api<Topic>> = if namespaces.is_empty() {
-        vec![Api::all(client.clone())]
-    } else {
-        namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
-    };
-    let controllers: Vec<Controller<Topic>> = apis
-        .into_iter()
-        .map(|api| {
-            Controller::new(api, watcher::Config::default())
-                .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-                .graceful_shutdown_on(shutdown.clone())
-        })
+    let controllers: Vec<Controller<Topic>> = Scope::all(&client, &namespaces)
+        .iter()
+        .map(|scope| scope.controller(CONCURRENCY, shutdown.clone()))
         .collect();
-    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: None };
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: events::recorder(client.clone()),
         client,
         admin,
         topic_prefix,
         resync: resync.max(Duration::from_secs(1)),
         stores: controllers.iter().map(Controller::store).collect(),
-        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        backoff: Backoff::reconciles(),
     });
     tracing::info!(
         namespaces = ?namespaces,
@@ -127,25 +115,16 @@ pub async fn run(
         resync_secs = context.resync.as_secs(),
         "topic controller started"
     );
-    let runs = controllers.into_iter().map(|controller| {
-        controller.run(reconcile, error_policy, Arc::clone(&context)).for_each(
-            |result| async move {
-                match result {
-                    Ok((object, _)) => tracing::trace!(topic = %object, "reconciled"),
-                    // Already logged by error_policy.
-                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                    // Watch errors are retried with backoff by the controller: log, go on.
-                    Err(error) => tracing::warn!(%error, "topic controller"),
-                }
-            },
-        )
-    });
-    futures::future::join_all(runs).await;
+    scope::run_all(
+        controllers,
+        reconcile,
+        error_policy,
+        &context,
+        |object| tracing::trace!(topic = %object, "reconciled"),
+        |error| tracing::warn!(%error, "topic controller"),
+    )
+    .await;
     tracing::info!("topic controller stopped");
-}
-
-fn key(topic: &Topic) -> String {
-    ObjectRef::from_obj(topic).to_string()
 }
 
 // The root span of a reconcile, in every log line under it. `resource_name`, not `name`:
@@ -167,35 +146,25 @@ async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error
         apply(&topic, &ctx).await
     };
     if result.is_ok() {
-        ctx.backoff.reset(&key(&topic));
+        ctx.backoff.reset(&key(&*topic));
     }
     result
 }
 
 fn error_policy(topic: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
     crate::metrics::reconciles().failed("Topic", error.reason());
-    match error {
-        Error::InvalidSpec(_) => {
-            tracing::info!(topic = %desired::reference(&topic), %error, "waiting for a spec change");
-            Action::await_change()
-        }
-        _ => {
-            let wait = ctx.backoff.next(&key(&topic));
-            tracing::warn!(
-                topic = %desired::reference(&topic),
-                reason = error.reason(),
-                %error,
-                retry_in_ms = wait.as_millis() as u64,
-                "reconcile failed"
-            );
-            Action::requeue(wait)
-        }
-    }
+    retry_action!(
+        topic = desired::reference(&topic),
+        error: error,
+        invalid_spec: matches!(error, Error::InvalidSpec(_)),
+        backoff: ctx.backoff,
+        key: key(&*topic),
+    )
 }
 
 async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
     let management = management(topic);
-    let has_finalizer = topic.finalizers().iter().any(|f| f == FINALIZER);
+    let has_finalizer = finalizer::has(topic, FINALIZER);
     if desired::needs_finalizer(topic) != has_finalizer {
         set_finalizer(topic, ctx, !has_finalizer).await?;
     }
@@ -256,7 +225,7 @@ fn owner(ctx: &Context, kafka_name: &str) -> Option<String> {
 /// Deletion: with `deletionPolicy: Delete`, the owner deletes its Kafka topic before the
 /// finalizer goes. Unmanaged resources and conflict losers never delete anything.
 async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
-    if !topic.finalizers().iter().any(|f| f == FINALIZER) {
+    if !finalizer::has(topic, FINALIZER) {
         return Ok(Action::await_change());
     }
     let name = topic
@@ -279,28 +248,9 @@ async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// Adds or removes the finalizer. The patch carries the resourceVersion, so it fails
-/// instead of overwriting a list another controller changed in between.
+/// Adds or removes the finalizer.
 async fn set_finalizer(topic: &Topic, ctx: &Context, present: bool) -> Result<(), Error> {
-    let mut finalizers: Vec<String> =
-        topic.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let api: Api<Topic> =
-        Api::namespaced(ctx.client.clone(), &topic.namespace().unwrap_or_default());
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": topic.resource_version(),
-        }
-    });
-    match api.patch(&topic.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        // Gone already: nothing left to finalize.
-        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    Ok(finalizer::set(&ctx.client, topic, FINALIZER, present).await?)
 }
 
 /// Writes the status that `outcome` leads to, when it differs from the current one,
@@ -309,47 +259,6 @@ async fn write_status(topic: &Topic, ctx: &Context, outcome: &Outcome) -> Result
     let now = Time(Timestamp::now());
     let old = topic.status.as_ref();
     let next = next_status(old, topic.metadata.generation, outcome, now);
-    if old == Some(&next) || (old.is_none() && next == TopicStatus::default()) {
-        return Ok(());
-    }
-    let api: Api<Topic> =
-        Api::namespaced(ctx.client.clone(), &topic.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": Topic::api_version(&()),
-        "kind": Topic::kind(&()),
-        "status": next,
-    });
-    api.patch_status(
-        &topic.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    let ready_reason = |status: Option<&TopicStatus>| {
-        status
-            .and_then(|s| {
-                licenseware_crds::conditions::find_condition(&s.conditions, condition_type::READY)
-            })
-            .map(|c| (c.status.clone(), c.reason.clone()))
-    };
-    let after = ready_reason(Some(&next));
-    if after != ready_reason(old)
-        && let Some((ready, reason)) = after
-        && ready == licenseware_crds::conditions::status::FALSE
-    {
-        let note =
-            licenseware_crds::conditions::find_condition(&next.conditions, condition_type::READY)
-                .map(|c| c.message.clone());
-        let event = Event {
-            type_: EventType::Warning,
-            reason,
-            note,
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &topic.object_ref(&())).await {
-            tracing::warn!(%error, "cannot publish Event");
-        }
-    }
+    status_writer::write(&ctx.client, &ctx.recorder, topic, old, &next, "Reconcile").await?;
     Ok(())
 }

@@ -26,7 +26,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
 use k8s_openapi::{
     api::{apps::v1::Deployment, core::v1::ConfigMap},
     apimachinery::pkg::apis::meta::v1::Time,
@@ -37,16 +36,12 @@ use kube::{
     api::{Patch, PatchParams},
     runtime::{
         Controller,
-        controller::{Action, Config as ControllerConfig},
-        events::{Event, EventType, Recorder, Reporter},
-        reflector::ObjectRef,
+        controller::Action,
+        events::{Event, EventType, Recorder},
         watcher,
     },
 };
-use licenseware_crds::{
-    FIELD_MANAGER, Topic, Uploader, UploaderStatus, condition_type,
-    conditions::{find_condition, status as condition_status},
-};
+use licenseware_crds::{FIELD_MANAGER, Topic, Uploader};
 use serde_json::json;
 
 use self::{
@@ -54,7 +49,13 @@ use self::{
     status::{Outcome, Registration, ScaleFigures, next_status, topic_readiness},
 };
 use crate::{
-    controllers::backoff::Backoff,
+    controllers::{
+        backoff::{Backoff, key},
+        events, finalizer,
+        policy::retry_action,
+        scope::{self, Scope},
+        status as status_writer,
+    },
     registry::{EntryKind, Registry, RegistryError, uploader_entry},
     scaler::{
         self, ScalerState,
@@ -69,8 +70,6 @@ pub use crate::controllers::registry_kinds::FINALIZER;
 
 /// Reconciles in flight at once; each one may wait on Kafka for the lag.
 const CONCURRENCY: u16 = 50;
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Why a reconcile failed. The reason is stable: it names the log field and the
 /// condition reason.
@@ -163,42 +162,25 @@ pub async fn run(
     metrics: Arc<ScalerMetrics>,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.iter().cloned().map(Some).collect()
-    };
-    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        match namespace {
-            Some(namespace) => Api::namespaced(client.clone(), namespace),
-            None => Api::all(client.clone()),
-        }
-    }
     let owned = || watcher::Config::default().labels(UPLOADER_LABEL);
-    let controllers: Vec<Controller<Uploader>> = scopes
+    let controllers: Vec<Controller<Uploader>> = Scope::all(&client, &namespaces)
         .iter()
         .map(|scope| {
-            let ns = scope.as_deref();
-            Controller::new(api::<Uploader>(&client, ns), watcher::Config::default())
-                .owns(api::<Topic>(&client, ns), owned())
-                .owns(api::<Deployment>(&client, ns), owned())
-                .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-                .graceful_shutdown_on(shutdown.clone())
+            scope
+                .controller(CONCURRENCY, shutdown.clone())
+                .owns(scope.api::<Topic>(), owned())
+                .owns(scope.api::<Deployment>(), owned())
         })
         .collect();
-    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: None };
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: events::recorder(client.clone()),
         lag: LagReader::new(options.settings.kafka_brokers.clone()),
         client,
         registry,
         options: Options { poll: options.poll.max(Duration::from_secs(1)), ..options },
         metrics,
         states: Mutex::default(),
-        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+        backoff: Backoff::reconciles(),
     });
     tracing::info!(
         namespaces = ?namespaces,
@@ -206,25 +188,16 @@ pub async fn run(
         stabilization_secs = context.options.stabilization.as_secs(),
         "uploader controller started"
     );
-    let runs = controllers.into_iter().map(|controller| {
-        controller.run(reconcile, error_policy, Arc::clone(&context)).for_each(
-            |result| async move {
-                match result {
-                    Ok((object, _)) => tracing::trace!(uploader = %object, "reconciled"),
-                    // Already logged by error_policy.
-                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                    // Watch errors are retried with backoff by the controller: log, go on.
-                    Err(error) => tracing::warn!(%error, "uploader controller"),
-                }
-            },
-        )
-    });
-    futures::future::join_all(runs).await;
+    scope::run_all(
+        controllers,
+        reconcile,
+        error_policy,
+        &context,
+        |object| tracing::trace!(uploader = %object, "reconciled"),
+        |error| tracing::warn!(%error, "uploader controller"),
+    )
+    .await;
     tracing::info!("uploader controller stopped");
-}
-
-fn key(uploader: &Uploader) -> String {
-    ObjectRef::from_obj(uploader).to_string()
 }
 
 fn reference(uploader: &Uploader) -> String {
@@ -242,30 +215,20 @@ async fn reconcile(uploader: Arc<Uploader>, ctx: Arc<Context>) -> Result<Action,
         Box::pin(apply(&uploader, &ctx)).await
     };
     if result.is_ok() {
-        ctx.backoff.reset(&key(&uploader));
+        ctx.backoff.reset(&key(&*uploader));
     }
     result
 }
 
 fn error_policy(uploader: Arc<Uploader>, error: &Error, ctx: Arc<Context>) -> Action {
     crate::metrics::reconciles().failed("Uploader", error.reason());
-    match error {
-        Error::InvalidSpec(_) => {
-            tracing::info!(uploader = %reference(&uploader), %error, "waiting for a spec change");
-            Action::await_change()
-        }
-        Error::Kube(_) | Error::Registry(_) => {
-            let wait = ctx.backoff.next(&key(&uploader));
-            tracing::warn!(
-                uploader = %reference(&uploader),
-                reason = error.reason(),
-                %error,
-                retry_in_ms = wait.as_millis() as u64,
-                "reconcile failed"
-            );
-            Action::requeue(wait)
-        }
-    }
+    retry_action!(
+        uploader = reference(&uploader),
+        error: error,
+        invalid_spec: matches!(error, Error::InvalidSpec(_)),
+        backoff: ctx.backoff,
+        key: key(&*uploader),
+    )
 }
 
 async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
@@ -376,30 +339,12 @@ async fn cleanup(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
 }
 
 fn has_finalizer(uploader: &Uploader) -> bool {
-    uploader.finalizers().iter().any(|f| f == FINALIZER)
+    finalizer::has(uploader, FINALIZER)
 }
 
-/// Adds or removes the finalizer. The patch carries the resourceVersion, so it fails
-/// (and is retried) instead of overwriting a list someone changed in between.
+/// Adds or removes the finalizer.
 async fn set_finalizer(uploader: &Uploader, ctx: &Context, present: bool) -> Result<(), Error> {
-    let mut finalizers: Vec<String> =
-        uploader.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let api: Api<Uploader> =
-        Api::namespaced(ctx.client.clone(), &uploader.namespace().unwrap_or_default());
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": uploader.resource_version(),
-        }
-    });
-    match api.patch(&uploader.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    Ok(finalizer::set(&ctx.client, uploader, FINALIZER, present).await?)
 }
 
 /// The lag scaler's poll: reads the lag, decides the replicas and applies them (only
@@ -477,7 +422,7 @@ async fn scale(
             action: "Scale".to_owned(),
             secondary: Some(deployment.object_ref(&())),
         };
-        publish(ctx, uploader, &event).await;
+        events::publish(&ctx.recorder, &event, uploader).await;
     }
     ctx.metrics.set(
         &uploader.namespace().unwrap_or_default(),
@@ -497,52 +442,11 @@ async fn scale(
     })
 }
 
-async fn publish(ctx: &Context, uploader: &Uploader, event: &Event) {
-    if let Err(error) = ctx.recorder.publish(event, &uploader.object_ref(&())).await {
-        tracing::warn!(%error, "cannot publish Event");
-    }
-}
-
 /// Writes the status that `outcome` leads to, when it differs from the current one,
 /// and publishes a Warning Event when Ready turns to a new failure reason.
 async fn write_status(uploader: &Uploader, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
     let old = uploader.status.as_ref();
     let next = next_status(old, uploader.metadata.generation, outcome, Time(Timestamp::now()));
-    if old == Some(&next) || (old.is_none() && next == UploaderStatus::default()) {
-        return Ok(());
-    }
-    let api: Api<Uploader> =
-        Api::namespaced(ctx.client.clone(), &uploader.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": Uploader::api_version(&()),
-        "kind": Uploader::kind(&()),
-        "status": next,
-    });
-    api.patch_status(
-        &uploader.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    let ready = |status: Option<&UploaderStatus>| {
-        status
-            .and_then(|s| find_condition(&s.conditions, condition_type::READY))
-            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-    };
-    let after = ready(Some(&next));
-    let before = ready(old).map(|(status, reason, _)| (status, reason));
-    if let Some((status, reason, message)) = after
-        && Some((status.clone(), reason.clone())) != before
-        && status == condition_status::FALSE
-    {
-        let event = Event {
-            type_: EventType::Warning,
-            reason,
-            note: Some(message),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        };
-        publish(ctx, uploader, &event).await;
-    }
+    status_writer::write(&ctx.client, &ctx.recorder, uploader, old, &next, "Reconcile").await?;
     Ok(())
 }

@@ -1,0 +1,89 @@
+//! Writing a reconciled object's status: server-side apply under [`FIELD_MANAGER`],
+//! only when it changed, then a Warning Event when Ready turned to a new failure.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::events::Recorder,
+};
+use licenseware_crds::{FIELD_MANAGER, RegistrationStatus, TopicStatus, UploaderStatus};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::controllers::{events, scope::Namespaced};
+
+/// A status with conditions, `Ready` among them.
+pub trait Conditioned: Serialize + PartialEq + Default {
+    fn conditions(&self) -> &[Condition];
+}
+
+impl Conditioned for TopicStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+impl Conditioned for UploaderStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+impl Conditioned for RegistrationStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+/// Writes `next` as the status of `object` when it differs from `old` (an empty first
+/// status is not written), then publishes a Warning Event `action` when Ready turned
+/// False with a new reason.
+pub async fn write<K, S>(
+    client: &Client,
+    recorder: &Recorder,
+    object: &K,
+    old: Option<&S>,
+    next: &S,
+    action: &str,
+) -> Result<(), kube::Error>
+where
+    K: Namespaced,
+    S: Conditioned,
+{
+    if old == Some(next) || (old.is_none() && *next == S::default()) {
+        return Ok(());
+    }
+    apply(client, object, next).await?;
+    let event =
+        events::ready_turned_false(old.map(Conditioned::conditions), next.conditions(), action);
+    if let Some(event) = event {
+        events::publish(recorder, &event, object).await;
+    }
+    Ok(())
+}
+
+/// Server-side applies `status` as the status of `object`, forcing ownership of its
+/// fields to [`FIELD_MANAGER`].
+pub async fn apply<K>(
+    client: &Client,
+    object: &K,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Namespaced,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}

@@ -3,7 +3,7 @@
 
 use std::{fmt::Debug, future::Future, sync::Arc};
 
-use futures::{StreamExt, TryFuture, future};
+use futures::{FutureExt, StreamExt, TryFuture, future};
 use k8s_openapi::NamespaceResourceScope;
 use kube::{
     Api, Client, Resource,
@@ -99,8 +99,15 @@ pub type RunError<E> = controller::Error<E, watcher::Error>;
 /// them stop. `reconciled` logs a success; a failed reconcile is left to the error
 /// policy, which logs it; any other error (a watch error, which the controller retries
 /// with backoff) goes to `failed`, and the controller goes on.
+///
+/// `shutdown` must be the future the controllers were built with. A controller holds
+/// its reconciles until its cache is filled, and that hold does not end when shutdown
+/// stops the watch, so a shutdown before the caches are filled would wait forever for
+/// a runner that never started. Nothing is in flight then, so the controllers are
+/// simply dropped.
 pub async fn run_all<K, Ctx, Fut>(
     controllers: Vec<Controller<K>>,
+    shutdown: impl Future<Output = ()>,
     reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut + Clone,
     error_policy: impl Fn(Arc<K>, &Fut::Error, Arc<Ctx>) -> Action + Clone,
     context: &Arc<Ctx>,
@@ -111,6 +118,7 @@ pub async fn run_all<K, Ctx, Fut>(
     Fut: TryFuture<Ok = Action> + Send + 'static,
     Fut::Error: std::error::Error + Send + 'static,
 {
+    let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
     let runs = controllers.into_iter().map(|controller| {
         let (reconciled, failed) = (reconciled.clone(), failed.clone());
         controller.run(reconcile.clone(), error_policy.clone(), Arc::clone(context)).for_each(
@@ -126,5 +134,17 @@ pub async fn run_all<K, Ctx, Fut>(
             },
         )
     });
-    future::join_all(runs).await;
+    let mut runs = std::pin::pin!(future::join_all(runs));
+    let caches_filled = future::join_all(stores.iter().map(|store| store.wait_until_ready()));
+    tokio::select! {
+        _ = &mut runs => return,
+        _ = caches_filled => {}
+        () = shutdown => {
+            let filled = stores.iter().all(|store| store.wait_until_ready().now_or_never().is_some());
+            if !filled {
+                return;
+            }
+        }
+    }
+    runs.await;
 }

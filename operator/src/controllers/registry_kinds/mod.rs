@@ -214,6 +214,7 @@ async fn run_kind<K: RegisteredKind>(
         .collect();
     scope::run_all(
         controllers,
+        shutdown.clone(),
         reconcile::<K>,
         error_policy::<K>,
         context,

@@ -190,6 +190,7 @@ pub async fn run(
     );
     scope::run_all(
         controllers,
+        shutdown.clone(),
         reconcile,
         error_policy,
         &context,

@@ -15,8 +15,12 @@ CARGO_FLAGS ?= --locked
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-dev: stack-up ## Start the stack and run the operator against it (Ctrl-C stops the operator; `make stack-down` the stack).
-	$(WITH_STACK) cargo run $(CARGO_FLAGS) -p licenseware-operator -- run --log-format text
+DEV_NAMESPACE ?= licenseware-demo
+dev: stack-up ## Start the stack, install the CRDs and the sample app, and run the operator (Ctrl-C stops it; `make stack-down` the stack).
+	$(WITH_STACK) kubectl apply --server-side -f crds/ && \
+		kubectl create namespace $(DEV_NAMESPACE) --dry-run=client -o yaml | kubectl apply -f - && \
+		kubectl apply --server-side -n $(DEV_NAMESPACE) -k manifests/examples
+	$(WITH_STACK) cargo run $(CARGO_FLAGS) -p licenseware-operator -- run --log-format text --leader-elect false
 
 test: fmt-check lint unit e2e ## Every test: format, clippy, unit tests, then the e2e suite on the real stack.
 

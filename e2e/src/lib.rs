@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod kube;
 pub mod operator;
 pub mod registry;
+pub mod worker;
 
 pub use crate::{
     kafka::{KAFKA_TIMEOUT, Kafka},

@@ -187,29 +187,7 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
             .map(String::as_str),
         Some("rv-tools")
     );
-    let template = spec.template;
-    let hash = &template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.as_ref())
-        .expect("annotations")["licenseware.io/config-hash"];
-    assert_eq!(hash.len(), 64);
-    let pod = template.spec.expect("pod");
-    assert_eq!(pod.automount_service_account_token, Some(false));
-    assert_eq!(pod.security_context.as_ref().and_then(|s| s.run_as_non_root), Some(true));
-    let container = &pod.containers[0];
-    assert_eq!(container.args.as_deref(), Some(&["consume".to_owned()][..]));
-    assert!(
-        container
-            .image
-            .as_deref()
-            .expect("image")
-            .starts_with("ghcr.io/licenseware/licenseware-worker:"),
-        "image: '' means the operator's default"
-    );
-    let security = container.security_context.as_ref().expect("securityContext");
-    assert_eq!(security.read_only_root_filesystem, Some(true));
-    assert_eq!(security.allow_privilege_escalation, Some(false));
+    let (_, pod, container) = licenseware_e2e::worker::assert_hardened_worker(&spec);
     let env: BTreeMap<&str, &str> = container
         .env
         .as_deref()

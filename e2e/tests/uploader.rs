@@ -233,23 +233,7 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert!(managers.iter().any(|m| m == "licenseware-operator/scaler"), "{managers:?}");
     let spec = deployment.spec.clone().expect("spec");
     assert_eq!(spec.replicas, Some(0));
-    let template = spec.template;
-    let hash = template.metadata.as_ref().expect("meta").annotations.as_ref().expect("annotations")
-        ["licenseware.io/config-hash"]
-        .clone();
-    assert_eq!(hash.len(), 64);
-    let pod = template.spec.expect("pod");
-    assert_eq!(pod.automount_service_account_token, Some(false));
-    assert_eq!(pod.security_context.as_ref().and_then(|s| s.run_as_non_root), Some(true));
-    let container = &pod.containers[0];
-    assert_eq!(container.args.as_deref(), Some(&["consume".to_owned()][..]));
-    assert!(
-        container
-            .image
-            .as_deref()
-            .expect("image")
-            .starts_with("ghcr.io/licenseware/licenseware-worker:")
-    );
+    let (hash, pod, container) = licenseware_e2e::worker::assert_hardened_worker(&spec);
     let security = container.security_context.clone().expect("securityContext");
     assert_eq!(security.run_as_non_root, Some(true));
     assert_eq!(security.read_only_root_filesystem, Some(true));

@@ -22,11 +22,15 @@ use clap::Parser;
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    Api, Client,
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
 };
-use licenseware_e2e::{Stack, unique_name};
-use licenseware_operator::crds::{Topic, Uploader, generate::crds};
+use licenseware_e2e::{
+    Stack,
+    kube::{create_namespace, install_crds},
+    unique_name,
+};
+use licenseware_operator::crds::{Topic, Uploader};
 use rdkafka::{
     ClientConfig,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -73,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let stack = Stack::from_env();
     let client = Client::try_default().await.context("kube client from KUBECONFIG")?;
-    apply_crds(&client).await?;
+    install_crds(&client).await;
 
     let run = unique_name("bench");
     let prefix = format!("{run}.");
@@ -91,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let namespace = format!("{run}-op");
-    create_namespace(&client, &namespace).await?;
+    create_namespace(&client, &namespace).await;
     let probe_port = free_port()?;
     let operator = Operator(
         Command::new(&args.operator_bin)
@@ -183,7 +187,7 @@ async fn measure_floor(
     let kafka = started.elapsed();
 
     let namespace = format!("{run}-floor");
-    create_namespace(client, &namespace).await?;
+    create_namespace(client, &namespace).await;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let started = Instant::now();
     stream::iter(0..objects)
@@ -354,27 +358,6 @@ async fn delete_kafka_topics(
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
         admin.delete_topics(&chunk, &options).await?;
     }
-    Ok(())
-}
-
-async fn apply_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &PatchParams::apply("licenseware-bench").force(), &Patch::Apply(&crd))
-            .await?;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    Ok(())
-}
-
-async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let namespace = Namespace {
-        metadata: ObjectMeta { name: Some(name.to_owned()), ..Default::default() },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
     Ok(())
 }
 

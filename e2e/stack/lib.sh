@@ -374,7 +374,18 @@ install_all() {
   install_ferretdb
   install_kafka
   install_helm
+  drop_go_caches
   exec 8>&-
+}
+
+# Later runs use only the built binaries. The Go build and module caches (about
+# 6 GB after the kube build) would serve only a rebuild after a pin changes, which
+# fetches the modules again in seconds; a CI machine's disk cannot spare them.
+# LW_STACK_KEEP_GO_CACHE=1 keeps them (for work on the stack's build recipes).
+drop_go_caches() {
+  [[ -d $CACHE/go && ${LW_STACK_KEEP_GO_CACHE:-0} != 1 ]] || return 0
+  log "removing the Go build and module caches ($(du -sh "$CACHE/go" | cut -f1)): the binaries are built"
+  chmod -R u+w "$CACHE/go" && rm -rf "$CACHE/go"
 }
 
 # ---------------------------------------------------------------------------

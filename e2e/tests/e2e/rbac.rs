@@ -255,7 +255,13 @@ impl OperatorProcess {
     fn start(kubeconfig: &Path, env: &[(&str, &str)], log: PathBuf) -> Self {
         let file = fs::File::create(&log).expect("create operator log");
         let child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["operator_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "rbac::operator_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube_runtime=warn,rdkafka=warn")
             .envs(env.iter().copied())

@@ -1,0 +1,13 @@
+//! The end-to-end suite against the real stack (`e2e/stack/up`), as one test
+//! binary: each module below was a binary of its own, and every one of them
+//! linked the whole dependency tree (kube, rdkafka, mongodb...), which cost a
+//! link per file and several GB of disk per build.
+
+mod operator_first_run;
+mod rbac;
+mod registry;
+mod restart;
+mod sample_app;
+mod smoke;
+mod topic;
+mod uploader;

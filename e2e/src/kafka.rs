@@ -45,6 +45,33 @@ impl Kafka {
         &self.admin
     }
 
+    /// The topic's id as Kafka's own tool prints it (`kafka-topics --describe`, the
+    /// Java admin client): a reading independent of the operator's protocol code.
+    pub async fn topic_id_from_cli(&self, topic: &str) -> String {
+        let brokers = self.brokers.clone();
+        let topic = topic.to_owned();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("kafka-topics")
+                .args(["--bootstrap-server", &brokers, "--describe", "--topic", &topic])
+                .output()
+                .expect("run kafka-topics (the stack's bin directory is in PATH)")
+        })
+        .await
+        .expect("kafka-topics task");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "kafka-topics failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+            .split_whitespace()
+            .skip_while(|word| *word != "TopicId:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no TopicId in: {stdout}"))
+            .to_owned()
+    }
+
     /// Partitions of a Kafka topic, `None` when it does not exist.
     pub async fn partitions(&self, topic: &str) -> Option<usize> {
         let admin = Arc::clone(&self.admin);

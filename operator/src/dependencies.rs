@@ -3,10 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use mongodb::bson::doc;
-use rdkafka::{ClientConfig, admin::AdminClient, client::DefaultClientContext};
 use serde::Serialize;
 
-use crate::{Error, config::Config};
+use crate::{Error, config::Config, kafka::KafkaClient};
 
 /// How long one readiness check may wait for its server.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -14,7 +13,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// One client per service, built once and shared by every controller.
 pub struct Dependencies {
     pub kube: kube::Client,
-    pub kafka: Arc<AdminClient<DefaultClientContext>>,
+    /// Its own connection, so that a check never waits behind a long admin request.
+    pub kafka: Arc<KafkaClient>,
     pub mongo: mongodb::Client,
     pub redis: redis::Client,
 }
@@ -60,11 +60,7 @@ impl Dependencies {
     /// shows in `/readyz` instead of stopping the process.
     pub async fn connect(config: &Config) -> Result<Self, Error> {
         let kube = kube::Client::try_default().await.map_err(Error::KubeConfig)?;
-        let kafka: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &config.kafka_brokers)
-            .set("client.id", "licenseware-operator")
-            .create()
-            .map_err(Error::KafkaConfig)?;
+        let kafka = KafkaClient::new(&config.kafka_brokers, "licenseware-operator", CHECK_TIMEOUT);
         let mut mongo_options = mongodb::options::ClientOptions::parse(&config.mongo_url)
             .await
             .map_err(Error::MongoConfig)?;
@@ -117,14 +113,8 @@ impl Dependencies {
     }
 
     async fn check_kafka(&self) -> Result<String, String> {
-        // The admin client's metadata call blocks its thread, so it leaves the runtime's.
-        let admin = Arc::clone(&self.kafka);
-        let metadata =
-            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, CHECK_TIMEOUT))
-                .await
-                .map_err(|error| error.to_string())?
-                .map_err(|error| error.to_string())?;
-        Ok(format!("{} broker(s)", metadata.brokers().len()))
+        let metadata = self.kafka.metadata(Some(&[])).await.map_err(|error| error.to_string())?;
+        Ok(format!("{} broker(s)", metadata.brokers.len()))
     }
 
     async fn check_mongo(&self) -> Result<String, String> {

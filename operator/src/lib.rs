@@ -32,7 +32,7 @@ pub use licenseware_crds as crds;
 pub enum Error {
     #[error("cannot build the Kubernetes client (KUBECONFIG or in-cluster config): {0}")]
     KubeConfig(#[source] kube::Error),
-    #[error("invalid Kafka client configuration: {0}")]
+    #[error("invalid Kafka producer configuration: {0}")]
     KafkaConfig(#[source] rdkafka::error::KafkaError),
     #[error("invalid MongoDB connection string: {0}")]
     MongoConfig(#[source] mongodb::error::Error),
@@ -96,7 +96,11 @@ pub async fn serve(
     let shutdown = shutdown.boxed().shared();
     let kube = dependencies.kube.clone();
     let admin = kafka::KafkaAdmin::start(
-        Arc::clone(&dependencies.kafka),
+        Arc::new(kafka::KafkaClient::new(
+            &config.kafka_brokers,
+            "licenseware-operator",
+            kafka::ADMIN_REQUEST_TIMEOUT,
+        )),
         kafka::DEFAULT_LINGER,
         kafka::DEFAULT_MAX_BATCH,
     );

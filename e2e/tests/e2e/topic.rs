@@ -114,6 +114,11 @@ async fn creates_grows_and_sets_and_removes_configs() {
     let status = h.topics().get(name).await.expect("get").status.expect("status");
     assert_eq!(status.topic_name.as_deref(), Some(kafka_name.as_str()));
     assert_eq!((status.partitions, status.replication_factor), (Some(2), Some(1)));
+    assert_eq!(
+        status.topic_id.as_deref(),
+        Some(h.kafka.topic_id_from_cli(&kafka_name).await.as_str()),
+        "status.topicId is the id Kafka's own tool shows"
+    );
     assert!(
         h.topics().get(name).await.expect("get").finalizers().is_empty(),
         "Retain: no finalizer"
@@ -212,10 +217,21 @@ async fn broker_refusals_are_kafka_errors() {
     .await;
     h.create(json!({"metadata": {"name": "too-many-replicas"}, "spec": {"replicationFactor": 3}}))
         .await;
+    // The broker's own words, not only its error code.
     let bad_config = h.condition("bad-config", "Ready", "False", "KafkaError").await;
     assert!(bad_config.message.contains("create_topics"), "{}", bad_config.message);
+    assert!(
+        bad_config.message.contains("unknown.config.parameter"),
+        "the broker's message names the config: {}",
+        bad_config.message
+    );
     let replicas = h.condition("too-many-replicas", "Ready", "False", "KafkaError").await;
-    assert!(replicas.message.to_lowercase().contains("replication"), "{}", replicas.message);
+    assert!(replicas.message.contains("InvalidReplicationFactor"), "{}", replicas.message);
+    assert!(
+        replicas.message.contains("only 1 broker"),
+        "the broker's message gives the broker count: {}",
+        replicas.message
+    );
     assert_eq!(h.partitions(&h.kafka_name("bad-config")).await, None);
 
     // Fixing the spec recovers.

@@ -4,6 +4,8 @@
 //! DeleteTopics) instead of sending one each.
 
 pub mod plan;
+mod requests;
+pub mod wire;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -14,25 +16,19 @@ use std::{
     time::Duration,
 };
 
-use rdkafka::{
-    admin::{
-        AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
-        OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
-    },
-    client::DefaultClientContext,
-    error::KafkaError,
-    types::RDKafkaErrorCode,
-};
+use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 
-pub use plan::{DesiredTopic, ObservedTopic, Plan, Refusal};
+pub use plan::{ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal};
+pub use wire::{KafkaClient, WireError};
 
 /// How long the batcher waits for more requests after the first one of a batch.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(50);
 /// The most topics one batch carries.
 pub const DEFAULT_MAX_BATCH: usize = 200;
-/// How long one admin request may take on the broker side.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one admin request may take: the broker's own operation timeout (30 s)
+/// plus the way there and back.
+pub const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Why Kafka did not do what a topic needed. Cloneable because one failed batch
 /// request fails every topic in it.
@@ -43,11 +39,12 @@ pub enum AdminError {
     Request {
         call: AdminCall,
         #[source]
-        source: KafkaError,
+        source: WireError,
     },
-    /// The broker refused the request for this topic.
-    #[error("Kafka refused {call} for topic {topic}: {code}")]
-    Topic { call: AdminCall, topic: String, code: RDKafkaErrorCode },
+    /// The broker refused the request for this topic, with its own words when it gave
+    /// any.
+    #[error("Kafka refused {call} for topic {topic}: {error:?}: {}", message.as_deref().map_or_else(|| error.to_string(), str::to_owned))]
+    Topic { call: AdminCall, topic: String, error: ResponseError, message: Option<String> },
     /// The admin task is gone: the operator is shutting down.
     #[error("the Kafka admin task has stopped")]
     Stopped,
@@ -153,6 +150,8 @@ pub struct AppliedTopic {
     pub replication_factor: i32,
     /// Differences left in place, reported as NotSupported.
     pub refusals: Vec<Refusal>,
+    /// Kafka's id of the topic (None from a broker that does not give ids).
+    pub topic_id: Option<String>,
 }
 
 enum Job {
@@ -179,11 +178,7 @@ pub struct KafkaAdmin {
 impl KafkaAdmin {
     /// Starts the batching task on the current runtime. It stops when every handle is
     /// dropped.
-    pub fn start(
-        client: Arc<AdminClient<DefaultClientContext>>,
-        linger: Duration,
-        max_batch: usize,
-    ) -> Self {
+    pub fn start(client: Arc<KafkaClient>, linger: Duration, max_batch: usize) -> Self {
         let (jobs, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let metrics = Arc::new(AdminMetrics::default());
         let batcher =
@@ -213,7 +208,7 @@ impl KafkaAdmin {
 }
 
 struct Batcher {
-    client: Arc<AdminClient<DefaultClientContext>>,
+    client: Arc<KafkaClient>,
     metrics: Arc<AdminMetrics>,
     linger: Duration,
     max_batch: usize,
@@ -264,12 +259,6 @@ impl Batcher {
         }
     }
 
-    fn options() -> AdminOptions {
-        AdminOptions::new()
-            .request_timeout(Some(REQUEST_TIMEOUT))
-            .operation_timeout(Some(REQUEST_TIMEOUT))
-    }
-
     async fn process(&self, batch: Vec<Job>) {
         let mut applies = Vec::new();
         let mut deletes = Vec::new();
@@ -281,150 +270,64 @@ impl Batcher {
         }
         if !deletes.is_empty() {
             let names: Vec<&str> = deletes.iter().map(|(name, _)| name.as_str()).collect();
-            let results = self.delete_topics(&names).await;
+            let mut errors = HashMap::new();
+            requests::delete(&self.client, &self.metrics, &names, &mut errors).await;
             for (name, reply) in deletes {
-                let _ = reply.send(results.get(&name).cloned().unwrap_or(Ok(())));
+                let _ = reply.send(errors.remove(&name).map_or(Ok(()), Err));
             }
         }
         if !applies.is_empty() {
             let desired: Vec<DesiredTopic> = applies.iter().map(|(d, _)| d.clone()).collect();
             let mut results = self.apply_all(&desired).await;
             for (desired, reply) in applies {
-                let result = results.remove(&desired.name).unwrap_or_else(|| {
-                    Err(AdminError::Request {
-                        call: AdminCall::Metadata,
-                        source: KafkaError::Canceled,
-                    })
-                });
+                let result = results.remove(&desired.name).unwrap_or(Err(AdminError::Stopped));
                 let _ = reply.send(result);
             }
         }
     }
 
-    async fn delete_topics(&self, names: &[&str]) -> HashMap<String, Result<(), AdminError>> {
-        self.metrics.count(AdminCall::DeleteTopics);
-        let call = AdminCall::DeleteTopics;
-        match self.client.delete_topics(names, &Self::options()).await {
-            Err(source) => names
-                .iter()
-                .map(|name| {
-                    ((*name).to_owned(), Err(AdminError::Request { call, source: source.clone() }))
-                })
-                .collect(),
-            Ok(results) => results
-                .into_iter()
-                .map(|result| match result {
-                    Ok(name) | Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                        (name, Ok(()))
-                    }
-                    Err((topic, code)) => {
-                        (topic.clone(), Err(AdminError::Topic { call, topic, code }))
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    /// One metadata request and one DescribeConfigs for every topic of the batch, then
-    /// at most one CreateTopics, one CreatePartitions and one AlterConfigs.
+    /// One Metadata and one DescribeConfigs request for every topic of the batch, then
+    /// at most one CreateTopics, one CreatePartitions and one IncrementalAlterConfigs.
     async fn apply_all(
         &self,
         desired: &[DesiredTopic],
     ) -> HashMap<String, Result<AppliedTopic, AdminError>> {
-        let fail_all = |error: AdminError| {
-            desired.iter().map(|d| (d.name.clone(), Err(error.clone()))).collect()
+        let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
+        let mut observed = match requests::observe(&self.client, &self.metrics, &names).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                return desired.iter().map(|d| (d.name.clone(), Err(error.clone()))).collect();
+            }
         };
-        let (brokers, mut observed) = match self.observe(desired).await {
-            Ok(found) => found,
-            Err(error) => return fail_all(error),
-        };
-        let plans: Vec<(&DesiredTopic, Plan)> =
-            desired.iter().map(|d| (d, plan::plan(d, observed.get(&d.name), brokers))).collect();
-        let mut errors: HashMap<String, AdminError> = HashMap::new();
-
-        let creates: Vec<NewTopic<'_>> = plans
+        let plans: Vec<(&DesiredTopic, Plan)> = desired
             .iter()
-            .filter_map(|(d, p)| {
-                let replication_factor = p.create?;
-                let mut topic = NewTopic::new(
-                    &d.name,
-                    d.partitions,
-                    TopicReplication::Fixed(replication_factor),
-                );
-                for (key, value) in &d.config {
-                    topic = topic.set(key, value);
-                }
-                Some(topic)
-            })
+            .map(|d| (d, plan::plan(d, observed.topics.get(&d.name), observed.brokers)))
             .collect();
+        let mut errors = requests::TopicErrors::new();
+
+        let creates: Vec<(&DesiredTopic, i32)> =
+            plans.iter().filter_map(|(d, p)| Some((*d, p.create?))).collect();
         if !creates.is_empty() {
-            self.metrics.count(AdminCall::CreateTopics);
-            let results = self.client.create_topics(&creates, &Self::options()).await;
-            collect_errors(
-                AdminCall::CreateTopics,
-                &creates_names(&creates),
-                results,
-                &mut errors,
-                |code| {
-                    // Someone created it between our metadata request and now: adopt it at
-                    // the next reconcile.
-                    code == RDKafkaErrorCode::TopicAlreadyExists
-                },
-            );
+            let ids = requests::create(&self.client, &self.metrics, &creates, &mut errors).await;
+            observed.ids.extend(ids);
         }
-
-        let increases: Vec<NewPartitions<'_>> = plans
-            .iter()
-            .filter_map(|(d, p)| {
-                Some(NewPartitions::new(&d.name, usize::try_from(p.add_partitions?).ok()?))
-            })
-            .collect();
+        let increases: Vec<(&str, i32)> =
+            plans.iter().filter_map(|(d, p)| Some((d.name.as_str(), p.add_partitions?))).collect();
         if !increases.is_empty() {
-            self.metrics.count(AdminCall::CreatePartitions);
-            let names: Vec<String> = increases.iter().map(|p| p.topic_name.to_owned()).collect();
-            let results = self.client.create_partitions(&increases, &Self::options()).await;
-            collect_errors(AdminCall::CreatePartitions, &names, results, &mut errors, |_| false);
+            requests::add_partitions(&self.client, &self.metrics, &increases, &mut errors).await;
         }
-
-        let alters: Vec<AlterConfig<'_>> = plans
+        let alters: Vec<(&str, &[ConfigChange])> = plans
             .iter()
-            .filter(|(_, p)| p.alter_config)
-            .map(|(d, _)| {
-                let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&d.name));
-                for (key, value) in &d.config {
-                    alter = alter.set(key, value);
-                }
-                alter
-            })
+            .filter(|(_, p)| !p.config_changes.is_empty())
+            .map(|(d, p)| (d.name.as_str(), p.config_changes.as_slice()))
             .collect();
         if !alters.is_empty() {
-            self.metrics.count(AdminCall::AlterConfigs);
-            let call = AdminCall::AlterConfigs;
-            match self.client.alter_configs(&alters, &Self::options()).await {
-                Err(source) => {
-                    for alter in &alters {
-                        if let ResourceSpecifier::Topic(name) = alter.specifier {
-                            errors.insert(
-                                name.to_owned(),
-                                AdminError::Request { call, source: source.clone() },
-                            );
-                        }
-                    }
-                }
-                Ok(results) => {
-                    for result in results {
-                        if let Err((OwnedResourceSpecifier::Topic(topic), code)) = result {
-                            errors.insert(topic.clone(), AdminError::Topic { call, topic, code });
-                        }
-                    }
-                }
-            }
+            requests::alter_configs(&self.client, &self.metrics, &alters, &mut errors).await;
         }
 
         plans
             .into_iter()
             .map(|(d, p)| {
-                observed.remove(&d.name);
                 let result = match errors.remove(&d.name) {
                     Some(error) => Err(error),
                     None => Ok(AppliedTopic {
@@ -432,111 +335,11 @@ impl Batcher {
                         partitions: p.partitions,
                         replication_factor: p.replication_factor,
                         refusals: p.refusals,
+                        topic_id: observed.ids.get(&d.name).cloned(),
                     }),
                 };
                 (d.name.clone(), result)
             })
             .collect()
-    }
-
-    /// The broker count and the observed state of those desired topics that exist.
-    async fn observe(
-        &self,
-        desired: &[DesiredTopic],
-    ) -> Result<(i32, HashMap<String, ObservedTopic>), AdminError> {
-        self.metrics.count(AdminCall::Metadata);
-        // The metadata request blocks its thread until the broker answers.
-        let client = Arc::clone(&self.client);
-        let metadata = tokio::task::spawn_blocking(move || {
-            client.inner().fetch_metadata(None, REQUEST_TIMEOUT)
-        })
-        .await
-        .map_err(|_| AdminError::Stopped)?
-        .map_err(|source| AdminError::Request { call: AdminCall::Metadata, source })?;
-        let brokers = i32::try_from(metadata.brokers().len()).unwrap_or(i32::MAX);
-        let wanted: HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
-        let mut observed: HashMap<String, ObservedTopic> = metadata
-            .topics()
-            .iter()
-            .filter(|topic| wanted.contains(topic.name()) && topic.error().is_none())
-            .map(|topic| {
-                let partitions = topic.partitions();
-                let replication_factor = partitions
-                    .iter()
-                    .map(|p| i32::try_from(p.replicas().len()).unwrap_or(i32::MAX))
-                    .max()
-                    .unwrap_or(0);
-                (
-                    topic.name().to_owned(),
-                    ObservedTopic {
-                        partitions: i32::try_from(partitions.len()).unwrap_or(i32::MAX),
-                        replication_factor,
-                        config: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect();
-        if observed.is_empty() {
-            return Ok((brokers, observed));
-        }
-        self.metrics.count(AdminCall::DescribeConfigs);
-        let call = AdminCall::DescribeConfigs;
-        let names: Vec<String> = observed.keys().cloned().collect();
-        let specifiers: Vec<ResourceSpecifier<'_>> =
-            names.iter().map(|name| ResourceSpecifier::Topic(name)).collect();
-        let results = self
-            .client
-            .describe_configs(&specifiers, &Self::options())
-            .await
-            .map_err(|source| AdminError::Request { call, source })?;
-        for result in results {
-            let resource = match result {
-                Ok(resource) => resource,
-                Err(code) => {
-                    return Err(AdminError::Topic { call, topic: String::new(), code });
-                }
-            };
-            let OwnedResourceSpecifier::Topic(name) = &resource.specifier else { continue };
-            if let Some(topic) = observed.get_mut(name) {
-                topic.config = resource
-                    .entries
-                    .iter()
-                    .filter(|entry| entry.source == ConfigSource::DynamicTopic)
-                    .filter_map(|entry| Some((entry.name.clone(), entry.value.clone()?)))
-                    .collect();
-            }
-        }
-        Ok((brokers, observed))
-    }
-}
-
-fn creates_names(creates: &[NewTopic<'_>]) -> Vec<String> {
-    creates.iter().map(|topic| topic.name.to_owned()).collect()
-}
-
-/// Records the per-topic failures of a CreateTopics or CreatePartitions request;
-/// `benign` codes count as success.
-fn collect_errors(
-    call: AdminCall,
-    names: &[String],
-    results: Result<Vec<rdkafka::admin::TopicResult>, KafkaError>,
-    errors: &mut HashMap<String, AdminError>,
-    benign: impl Fn(RDKafkaErrorCode) -> bool,
-) {
-    match results {
-        Err(source) => {
-            for name in names {
-                errors.insert(name.clone(), AdminError::Request { call, source: source.clone() });
-            }
-        }
-        Ok(results) => {
-            for result in results {
-                if let Err((topic, code)) = result
-                    && !benign(code)
-                {
-                    errors.insert(topic.clone(), AdminError::Topic { call, topic, code });
-                }
-            }
-        }
     }
 }

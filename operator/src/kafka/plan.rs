@@ -46,6 +46,19 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// One change of a topic's dynamic config (IncrementalAlterConfigs SET or DELETE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    Set {
+        key: String,
+        value: String,
+    },
+    /// Back to the broker's default.
+    Delete {
+        key: String,
+    },
+}
+
 /// The admin requests one topic needs, and the state it will be in afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -54,8 +67,9 @@ pub struct Plan {
     pub create: Option<i32>,
     /// Raise the partition count to this total.
     pub add_partitions: Option<i32>,
-    /// Replace the topic's dynamic configs with the desired ones.
-    pub alter_config: bool,
+    /// Brings the topic's dynamic configs to the desired ones: every key that differs
+    /// is set, every key Kafka has and the spec lacks is deleted.
+    pub config_changes: Vec<ConfigChange>,
     pub refusals: Vec<Refusal>,
     /// Partitions once the requests succeed.
     pub partitions: i32,
@@ -66,7 +80,7 @@ pub struct Plan {
 impl Plan {
     /// Whether nothing needs to be sent to Kafka.
     pub fn is_noop(&self) -> bool {
-        self.create.is_none() && self.add_partitions.is_none() && !self.alter_config
+        self.create.is_none() && self.add_partitions.is_none() && self.config_changes.is_empty()
     }
 }
 
@@ -81,7 +95,7 @@ pub fn plan(desired: &DesiredTopic, observed: Option<&ObservedTopic>, brokers: i
         return Plan {
             create: Some(replication_factor),
             add_partitions: None,
-            alter_config: false,
+            config_changes: Vec::new(),
             refusals: Vec::new(),
             partitions: desired.partitions,
             replication_factor,
@@ -108,10 +122,34 @@ pub fn plan(desired: &DesiredTopic, observed: Option<&ObservedTopic>, brokers: i
     Plan {
         create: None,
         add_partitions,
-        alter_config: desired.config != observed.config,
+        config_changes: config_changes(&desired.config, &observed.config),
         refusals,
         partitions,
         replication_factor: observed.replication_factor,
+    }
+}
+
+/// The changes that turn `observed` into `desired`, in key order.
+fn config_changes(
+    desired: &BTreeMap<String, String>,
+    observed: &BTreeMap<String, String>,
+) -> Vec<ConfigChange> {
+    let sets = desired
+        .iter()
+        .filter(|(key, value)| observed.get(*key) != Some(value))
+        .map(|(key, value)| ConfigChange::Set { key: key.clone(), value: value.clone() });
+    let deletes = observed
+        .keys()
+        .filter(|key| !desired.contains_key(*key))
+        .map(|key| ConfigChange::Delete { key: key.clone() });
+    let mut changes: Vec<ConfigChange> = sets.chain(deletes).collect();
+    changes.sort_by(|a, b| change_key(a).cmp(change_key(b)));
+    changes
+}
+
+fn change_key(change: &ConfigChange) -> &str {
+    match change {
+        ConfigChange::Set { key, .. } | ConfigChange::Delete { key } => key,
     }
 }
 
@@ -175,23 +213,30 @@ mod tests {
     #[test]
     fn refused_decrease_still_applies_configs() {
         let p = plan(&desired(1, &[("cleanup.policy", "compact")]), Some(&observed(3, 1, &[])), 1);
-        assert!(p.alter_config);
+        assert_eq!(
+            p.config_changes,
+            [ConfigChange::Set { key: "cleanup.policy".into(), value: "compact".into() }]
+        );
         assert_eq!(p.refusals.len(), 1);
     }
 
     #[test]
     fn config_diff_covers_set_changed_and_removed_keys() {
         let o = observed(1, 1, &[("retention.ms", "1000"), ("segment.ms", "5000")]);
-        // A key removed from the spec must be removed from Kafka.
-        assert!(plan(&desired(1, &[("retention.ms", "1000")]), Some(&o), 1).alter_config);
-        // A changed value.
-        assert!(
-            plan(&desired(1, &[("retention.ms", "2000"), ("segment.ms", "5000")]), Some(&o), 1)
-                .alter_config
+        let set =
+            |key: &str, value: &str| ConfigChange::Set { key: key.into(), value: value.into() };
+        let delete = |key: &str| ConfigChange::Delete { key: key.into() };
+        // A key removed from the spec is removed from Kafka; an equal one is left alone.
+        assert_eq!(
+            plan(&desired(1, &[("retention.ms", "1000")]), Some(&o), 1).config_changes,
+            [delete("segment.ms")]
         );
-        // A new key.
+        // A changed value, a removed key and a new key, in key order.
+        assert_eq!(
+            plan(&desired(1, &[("retention.ms", "2000"), ("a", "b")]), Some(&o), 1).config_changes,
+            [set("a", "b"), set("retention.ms", "2000"), delete("segment.ms")]
+        );
         assert!(plan(&desired(1, &[]), Some(&observed(1, 1, &[])), 1).is_noop());
-        assert!(plan(&desired(1, &[("a", "b")]), Some(&observed(1, 1, &[])), 1).alter_config);
     }
 
     #[test]

@@ -1,134 +1,466 @@
-//! Reads a consumer group's offsets on a topic from Kafka: the committed offset and the
-//! watermarks of every partition.
+//! Reads consumer groups' offsets from Kafka: the committed offset and the watermarks
+//! of every partition of each group's topic.
 //!
-//! rdkafka has no admin call for a group's offsets (ListConsumerGroupOffsets), so the
-//! reader keeps one consumer per group, configured with that `group.id` but never
-//! subscribed: it never joins the group, it only asks the group coordinator for the
-//! committed offsets (OffsetFetch) and the partition leaders for the watermarks.
+//! Reads that arrive within a short window share their requests, whatever the number
+//! of uploaders: one Metadata (partitions and leaders), one FindCoordinator for all
+//! groups, one OffsetFetch per coordinator for all its groups, and two ListOffsets
+//! (earliest, latest) per partition leader. The operator never joins a group.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
 };
 
-use rdkafka::{
-    ClientConfig, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-    error::KafkaError,
+use futures::future::join_all;
+use kafka_protocol::{
+    ResponseError,
+    messages::{
+        BrokerId, FindCoordinatorRequest, GroupId, ListOffsetsRequest, ListOffsetsResponse,
+        OffsetFetchRequest, TopicName,
+        list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics},
+    },
+    protocol::StrBytes,
 };
+use tokio::sync::{mpsc, oneshot};
 
-use super::PartitionOffsets;
+use super::{PartitionOffsets, metrics::ScalerMetrics};
+use crate::kafka::{KafkaClient, WireError};
 
-/// How long one Kafka request of a reading may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the reader waits for more reads after the first one of a batch.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
+/// The most reads one batch carries.
+const MAX_BATCH: usize = 1_000;
+/// `ListOffsets` timestamps that ask for the watermarks.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+/// `FindCoordinatorRequest.key_type` of a consumer group.
+const GROUP_KEY: i8 = 0;
 
 /// Why the offsets could not be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LagError {
     #[error("cannot read the offsets of group {group} on topic {topic}: {source}")]
-    Kafka {
+    Request {
         group: String,
         topic: String,
         #[source]
-        source: KafkaError,
+        source: WireError,
     },
+    #[error("Kafka refused {call} for group {group} on topic {topic}: {error:?}: {error}")]
+    Refused { call: &'static str, group: String, topic: String, error: ResponseError },
     #[error("topic {0} does not exist or has no partitions")]
     NoPartitions(String),
-    #[error("the offset reading task failed")]
-    Task,
+    #[error("the offset reader has stopped")]
+    Stopped,
 }
 
-/// One idle consumer per consumer group, reused across polls.
+/// A consumer group on one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    group: String,
+    topic: String,
+}
+
+type Reply = oneshot::Sender<Result<Vec<PartitionOffsets>, LagError>>;
+
+/// Handle to the batching reader task. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct LagReader {
-    brokers: String,
-    consumers: Mutex<HashMap<String, (Arc<BaseConsumer>, Instant)>>,
-}
-
-impl std::fmt::Debug for LagReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LagReader").field("brokers", &self.brokers).finish_non_exhaustive()
-    }
+    reads: mpsc::Sender<(Key, Reply)>,
 }
 
 impl LagReader {
-    pub fn new(brokers: impl Into<String>) -> Self {
-        Self { brokers: brokers.into(), consumers: Mutex::default() }
-    }
-
-    fn consumer(&self, group: &str) -> Result<Arc<BaseConsumer>, KafkaError> {
-        let mut consumers = self.consumers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((consumer, used)) = consumers.get_mut(group) {
-            *used = Instant::now();
-            return Ok(Arc::clone(consumer));
-        }
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", group)
-            .set("client.id", "licenseware-operator-scaler")
-            .set("enable.auto.commit", "false")
-            .set("allow.auto.create.topics", "false")
-            .create()?;
-        let consumer = Arc::new(consumer);
-        consumers.insert(group.to_owned(), (Arc::clone(&consumer), Instant::now()));
-        Ok(consumer)
-    }
-
-    /// Drops the consumers of groups not read for `idle` (uploaders that are gone).
-    pub fn forget_idle(&self, idle: Duration) {
-        self.consumers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, (_, used)| used.elapsed() < idle);
+    /// Starts the batching task on the current runtime; it stops when every handle is
+    /// dropped.
+    pub fn start(client: Arc<KafkaClient>, metrics: Arc<ScalerMetrics>, linger: Duration) -> Self {
+        let (reads, receiver) = mpsc::channel(MAX_BATCH);
+        tokio::spawn(run(client, metrics, linger, receiver));
+        Self { reads }
     }
 
     /// The offsets of `group` on every partition of `topic`.
     pub async fn read(&self, group: &str, topic: &str) -> Result<Vec<PartitionOffsets>, LagError> {
-        let kafka =
-            |source| LagError::Kafka { group: group.to_owned(), topic: topic.to_owned(), source };
-        let consumer = self.consumer(group).map_err(kafka)?;
-        let name = topic.to_owned();
-        // Every call below blocks its thread until Kafka answers.
-        let read = tokio::task::spawn_blocking(move || read_blocking(&consumer, &name))
-            .await
-            .map_err(|_| LagError::Task)?;
-        match read {
-            Ok(offsets) if offsets.is_empty() => Err(LagError::NoPartitions(topic.to_owned())),
-            Ok(offsets) => Ok(offsets),
-            Err(source) => Err(kafka(source)),
+        let key = Key { group: group.to_owned(), topic: topic.to_owned() };
+        let (reply, answer) = oneshot::channel();
+        self.reads.send((key, reply)).await.map_err(|_| LagError::Stopped)?;
+        answer.await.map_err(|_| LagError::Stopped)?
+    }
+}
+
+async fn run(
+    client: Arc<KafkaClient>,
+    metrics: Arc<ScalerMetrics>,
+    linger: Duration,
+    mut receiver: mpsc::Receiver<(Key, Reply)>,
+) {
+    while let Some(first) = receiver.recv().await {
+        // Identical reads (one uploader reconciled twice) share one answer.
+        let mut batch: BTreeMap<Key, Vec<Reply>> = BTreeMap::new();
+        batch.entry(first.0).or_default().push(first.1);
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some((key, reply))) => batch.entry(key).or_default().push(reply),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        metrics.count_lag_batch(batch.len());
+        let keys: Vec<Key> = batch.keys().cloned().collect();
+        let mut results = read_all(&client, &metrics, &keys).await;
+        for (key, replies) in batch {
+            let result = results.remove(&key).unwrap_or(Err(LagError::Stopped));
+            for reply in replies {
+                let _ = reply.send(result.clone());
+            }
         }
     }
 }
 
-fn read_blocking(
-    consumer: &BaseConsumer,
-    topic: &str,
-) -> Result<Vec<PartitionOffsets>, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(Vec::new());
+/// Partition → (leader, low, high) of one topic, as read so far.
+type Watermarks = BTreeMap<i32, (i32, Option<i64>, Option<i64>)>;
+
+async fn read_all(
+    client: &KafkaClient,
+    metrics: &ScalerMetrics,
+    keys: &[Key],
+) -> HashMap<Key, Result<Vec<PartitionOffsets>, LagError>> {
+    let mut results = HashMap::new();
+    let request_failed = |key: &Key, source: &WireError| LagError::Request {
+        group: key.group.clone(),
+        topic: key.topic.clone(),
+        source: source.clone(),
     };
-    if found.error().is_some() {
-        return Ok(Vec::new());
+
+    // Partitions and their leaders.
+    let topics: Vec<String> =
+        keys.iter().map(|k| k.topic.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    metrics.count_lag_request("metadata");
+    let metadata = match client.metadata(Some(&topics)).await {
+        Ok(metadata) => metadata,
+        Err(source) => {
+            return keys.iter().map(|k| (k.clone(), Err(request_failed(k, &source)))).collect();
+        }
+    };
+    let mut watermarks: HashMap<String, Watermarks> = HashMap::new();
+    for topic in &metadata.topics {
+        let Some(name) = topic.name.as_ref() else { continue };
+        if topic.error_code != 0 || topic.partitions.is_empty() {
+            continue;
+        }
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, (p.leader_id.0, None, None)))
+            .collect();
+        watermarks.insert(name.0.as_str().to_owned(), partitions);
     }
-    let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
-    let mut wanted = TopicPartitionList::new();
-    for partition in &partitions {
-        wanted.add_partition(topic, *partition);
-    }
-    let committed = consumer.committed_offsets(wanted, REQUEST_TIMEOUT)?;
-    partitions
-        .into_iter()
-        .map(|partition| {
-            let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
-            let committed = committed.find_partition(topic, partition).and_then(|element| {
-                match element.offset() {
-                    Offset::Offset(offset) => Some(offset),
-                    _ => None,
-                }
-            });
-            Ok(PartitionOffsets { partition, low, high, committed })
+    let keys: Vec<&Key> = keys
+        .iter()
+        .filter(|key| {
+            let known = watermarks.contains_key(&key.topic);
+            if !known {
+                results.insert((*key).clone(), Err(LagError::NoPartitions(key.topic.clone())));
+            }
+            known
         })
+        .collect();
+    if keys.is_empty() {
+        return results;
+    }
+
+    let (committed, list) = tokio::join!(
+        committed_offsets(client, metrics, &keys, &watermarks),
+        list_watermarks(client, metrics, &watermarks)
+    );
+    let mut committed = committed;
+    let list = list.map(|answers| record_watermarks(&mut watermarks, answers));
+    for key in keys {
+        let result = match (committed.remove(key), &list) {
+            (_, Err(source)) => Err(request_failed(key, source)),
+            (Some(Err(error)), _) => Err(error),
+            (None, _) => Err(LagError::Stopped),
+            (Some(Ok(offsets)), Ok(())) => assemble(&watermarks[&key.topic], &offsets)
+                .ok_or_else(|| LagError::NoPartitions(key.topic.clone())),
+        };
+        results.insert(key.clone(), result);
+    }
+    results
+}
+
+/// Committed offset by partition for each key (absent: never committed).
+type Committed = HashMap<Key, Result<HashMap<i32, i64>, LagError>>;
+
+/// FindCoordinator for every group, then one OffsetFetch per coordinator.
+async fn committed_offsets(
+    client: &KafkaClient,
+    metrics: &ScalerMetrics,
+    keys: &[&Key],
+    watermarks: &HashMap<String, Watermarks>,
+) -> Committed {
+    let mut results: Committed = HashMap::new();
+    let groups: BTreeSet<&str> = keys.iter().map(|k| k.group.as_str()).collect();
+    metrics.count_lag_request("find_coordinator");
+    let request = FindCoordinatorRequest::default()
+        .with_key_type(GROUP_KEY)
+        .with_coordinator_keys(groups.iter().map(|g| text(g)).collect());
+    let coordinators = match client.send_any(&request).await {
+        Ok(response) => response.coordinators,
+        Err(source) => {
+            for key in keys {
+                results.insert((*key).clone(), Err(failed(key, &source)));
+            }
+            return results;
+        }
+    };
+    let mut by_coordinator: BTreeMap<i32, Vec<&Key>> = BTreeMap::new();
+    for key in keys {
+        let found = coordinators.iter().find(|c| c.key.as_str() == key.group);
+        match found.map(|c| (c.node_id.0, ResponseError::try_from_code(c.error_code))) {
+            Some((node, None)) => by_coordinator.entry(node).or_default().push(key),
+            Some((_, Some(error))) => {
+                results.insert((*key).clone(), Err(refused("FindCoordinator", key, error)));
+            }
+            None => {
+                results.insert(
+                    (*key).clone(),
+                    Err(refused("FindCoordinator", key, ResponseError::CoordinatorNotAvailable)),
+                );
+            }
+        }
+    }
+    let fetches = by_coordinator.into_iter().map(|(node, keys)| async move {
+        metrics.count_lag_request("offset_fetch");
+        (keys.clone(), client.send_to(node, &offset_fetch_request(&keys, watermarks)).await)
+    });
+    for (keys, response) in join_all(fetches).await {
+        let response = match response {
+            Ok(response) => response,
+            Err(source) => {
+                for key in keys {
+                    results.insert(key.clone(), Err(failed(key, &source)));
+                }
+                continue;
+            }
+        };
+        for key in keys {
+            let group = response.groups.iter().find(|g| g.group_id.0.as_str() == key.group);
+            let result = match group {
+                None => Err(refused("OffsetFetch", key, ResponseError::UnknownServerError)),
+                Some(group) => match ResponseError::try_from_code(group.error_code) {
+                    Some(error) => Err(refused("OffsetFetch", key, error)),
+                    None => Ok(group
+                        .topics
+                        .iter()
+                        .filter(|t| t.name.0.as_str() == key.topic)
+                        .flat_map(|t| &t.partitions)
+                        .filter(|p| p.error_code == 0 && p.committed_offset >= 0)
+                        .map(|p| (p.partition_index, p.committed_offset))
+                        .collect()),
+                },
+            };
+            results.insert(key.clone(), result);
+        }
+    }
+    results
+}
+
+fn offset_fetch_request(
+    keys: &[&Key],
+    watermarks: &HashMap<String, Watermarks>,
+) -> OffsetFetchRequest {
+    // One entry per group, with every topic read for it.
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for key in keys {
+        groups.entry(&key.group).or_default().push(&key.topic);
+    }
+    OffsetFetchRequest::default().with_groups(
+        groups
+            .into_iter()
+            .map(|(group, topics)| {
+                OffsetFetchRequestGroup::default().with_group_id(GroupId(text(group))).with_topics(
+                    Some(
+                        topics
+                            .into_iter()
+                            .map(|topic| {
+                                OffsetFetchRequestTopics::default()
+                                    .with_name(TopicName(text(topic)))
+                                    .with_partition_indexes(
+                                        watermarks
+                                            .get(topic)
+                                            .map(|p| p.keys().copied().collect())
+                                            .unwrap_or_default(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The low and high watermarks: two ListOffsets (earliest, latest) per partition
+/// leader, each answer with its timestamp.
+async fn list_watermarks(
+    client: &KafkaClient,
+    metrics: &ScalerMetrics,
+    watermarks: &HashMap<String, Watermarks>,
+) -> Result<Vec<(i64, ListOffsetsResponse)>, WireError> {
+    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+    for (topic, partitions) in watermarks.iter() {
+        for (partition, (leader, _, _)) in partitions {
+            by_leader.entry(*leader).or_default().entry(topic).or_default().push(*partition);
+        }
+    }
+    let requests = by_leader.iter().flat_map(|(leader, topics)| {
+        [EARLIEST, LATEST].map(|timestamp| {
+            let request = list_offsets_request(topics, timestamp);
+            async move {
+                metrics.count_lag_request("list_offsets");
+                (timestamp, client.send_to(*leader, &request).await)
+            }
+        })
+    });
+    join_all(requests)
+        .await
+        .into_iter()
+        .map(|(timestamp, answer)| Ok((timestamp, answer?)))
         .collect()
+}
+
+fn record_watermarks(
+    watermarks: &mut HashMap<String, Watermarks>,
+    answers: Vec<(i64, ListOffsetsResponse)>,
+) {
+    for (timestamp, answer) in answers {
+        for topic in answer.topics {
+            let Some(partitions) = watermarks.get_mut(topic.name.0.as_str()) else { continue };
+            for partition in topic.partitions {
+                let Some(entry) = partitions.get_mut(&partition.partition_index) else { continue };
+                // A partition without a leader right now stays unread: no lag for it.
+                if partition.error_code != 0 {
+                    continue;
+                }
+                if timestamp == EARLIEST {
+                    entry.1 = Some(partition.offset);
+                } else {
+                    entry.2 = Some(partition.offset);
+                }
+            }
+        }
+    }
+}
+
+fn list_offsets_request(topics: &BTreeMap<&str, Vec<i32>>, timestamp: i64) -> ListOffsetsRequest {
+    ListOffsetsRequest::default()
+        // -1: a consumer, not a follower broker.
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(0)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    ListOffsetsTopic::default().with_name(TopicName(text(topic))).with_partitions(
+                        partitions
+                            .iter()
+                            .map(|partition| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(*partition)
+                                    .with_current_leader_epoch(-1)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+}
+
+/// The offsets of every partition whose watermarks were read, in partition order;
+/// `None` when no partition was.
+fn assemble(
+    watermarks: &Watermarks,
+    committed: &HashMap<i32, i64>,
+) -> Option<Vec<PartitionOffsets>> {
+    let offsets: Vec<PartitionOffsets> = watermarks
+        .iter()
+        .filter_map(|(partition, (_, low, high))| {
+            Some(PartitionOffsets {
+                partition: *partition,
+                low: (*low)?,
+                high: (*high)?,
+                committed: committed.get(partition).copied(),
+            })
+        })
+        .collect();
+    (!offsets.is_empty()).then_some(offsets)
+}
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+fn failed(key: &Key, source: &WireError) -> LagError {
+    LagError::Request { group: key.group.clone(), topic: key.topic.clone(), source: source.clone() }
+}
+
+fn refused(call: &'static str, key: &Key, error: ResponseError) -> LagError {
+    LagError::Refused { call, group: key.group.clone(), topic: key.topic.clone(), error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembles_partitions_in_order_with_their_committed_offsets() {
+        let watermarks: Watermarks =
+            [(1, (0, Some(5), Some(9))), (0, (0, Some(0), Some(3)))].into_iter().collect();
+        let committed: HashMap<i32, i64> = [(1, 7)].into_iter().collect();
+        let offsets = assemble(&watermarks, &committed).unwrap();
+        assert_eq!(
+            offsets,
+            [
+                PartitionOffsets { partition: 0, low: 0, high: 3, committed: None },
+                PartitionOffsets { partition: 1, low: 5, high: 9, committed: Some(7) },
+            ]
+        );
+    }
+
+    #[test]
+    fn partitions_without_watermarks_are_left_out() {
+        let watermarks: Watermarks =
+            [(0, (0, None, Some(3))), (1, (0, Some(0), Some(2)))].into_iter().collect();
+        let offsets = assemble(&watermarks, &HashMap::new()).unwrap();
+        assert_eq!(offsets.len(), 1);
+        assert_eq!(offsets[0].partition, 1);
+        let none: Watermarks = [(0, (0, None, None))].into_iter().collect();
+        assert_eq!(assemble(&none, &HashMap::new()), None);
+    }
+
+    #[test]
+    fn one_offset_fetch_entry_per_group_with_all_its_topics() {
+        let keys = [
+            Key { group: "g1".into(), topic: "a".into() },
+            Key { group: "g1".into(), topic: "b".into() },
+            Key { group: "g2".into(), topic: "a".into() },
+        ];
+        let refs: Vec<&Key> = keys.iter().collect();
+        let watermarks: HashMap<String, Watermarks> = [
+            ("a".to_owned(), [(0, (0, None, None)), (1, (0, None, None))].into_iter().collect()),
+            ("b".to_owned(), [(0, (0, None, None))].into_iter().collect()),
+        ]
+        .into_iter()
+        .collect();
+        let request = offset_fetch_request(&refs, &watermarks);
+        assert_eq!(request.groups.len(), 2);
+        let g1 = &request.groups[0];
+        assert_eq!(g1.group_id.0.as_str(), "g1");
+        let topics = g1.topics.as_ref().unwrap();
+        assert_eq!(topics.len(), 2);
+        assert_eq!(topics[0].partition_indexes, [0, 1]);
+        assert_eq!(topics[1].partition_indexes, [0]);
+    }
 }

@@ -138,6 +138,10 @@ pub fn next_status(
             status.topic_name = Some(name.clone());
             status.partitions = Some(applied.partitions);
             status.replication_factor = Some(applied.replication_factor);
+            // A broker without topic ids keeps the last one seen.
+            if let Some(id) = &applied.topic_id {
+                status.topic_id = Some(id.clone());
+            }
             let message = if applied.refusals.is_empty() {
                 format!("Kafka topic {name} is in line with the spec")
             } else {
@@ -164,7 +168,13 @@ mod tests {
     fn applied(refusals: Vec<Refusal>) -> Outcome {
         Outcome::Applied {
             name: "p.t".into(),
-            applied: AppliedTopic { created: true, partitions: 4, replication_factor: 1, refusals },
+            applied: AppliedTopic {
+                created: true,
+                partitions: 4,
+                replication_factor: 1,
+                refusals,
+                topic_id: Some("AAAAAAAAAAAAAAAAAAAAAA".into()),
+            },
         }
     }
 

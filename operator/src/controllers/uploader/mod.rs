@@ -56,10 +56,11 @@ use crate::{
         scope::{self, Scope},
         status as status_writer,
     },
+    kafka::KafkaClient,
     registry::{EntryKind, Registry, RegistryError, uploader_entry},
     scaler::{
         self, ScalerState,
-        lag::LagReader,
+        lag::{self, LagReader},
         metrics::{ScalerMetrics, UploaderFigures},
     },
 };
@@ -103,6 +104,9 @@ pub struct Options {
     pub stabilization: Duration,
 }
 
+/// How long one request of the lag reader may take.
+const LAG_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What every reconcile shares.
 pub struct Context {
     client: Client,
@@ -123,7 +127,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// How long an Uploader may go unreconciled before its scaler memory, consumer and
+    /// How long an Uploader may go unreconciled before its scaler memory and
     /// metric series are dropped as gone (only registrable Uploaders have a finalizer
     /// to tell).
     fn idle(&self) -> Duration {
@@ -136,7 +140,6 @@ impl Context {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|_, (_, used)| used.elapsed() < idle);
-        self.lag.forget_idle(idle);
         self.metrics.forget_idle(idle);
     }
 
@@ -174,7 +177,16 @@ pub async fn run(
         .collect();
     let context = Arc::new(Context {
         recorder: events::recorder(client.clone()),
-        lag: LagReader::new(options.settings.kafka_brokers.clone()),
+        // Its own connections: lag reads never wait behind a slow admin request.
+        lag: LagReader::start(
+            Arc::new(KafkaClient::new(
+                &options.settings.kafka_brokers,
+                "licenseware-operator-scaler",
+                LAG_REQUEST_TIMEOUT,
+            )),
+            Arc::clone(&metrics),
+            lag::DEFAULT_LINGER,
+        ),
         client,
         registry,
         options: Options { poll: options.poll.max(Duration::from_secs(1)), ..options },

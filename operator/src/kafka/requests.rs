@@ -1,0 +1,354 @@
+//! The admin requests of one batch, each sent once for every topic that needs it.
+//! Per-topic refusals keep the broker's own error message.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use kafka_protocol::{
+    ResponseError,
+    messages::{
+        CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+        IncrementalAlterConfigsRequest, TopicName,
+        create_partitions_request::CreatePartitionsTopic,
+        create_topics_request::{CreatableTopic, CreatableTopicConfig},
+        delete_topics_request::DeleteTopicState,
+        describe_configs_request::DescribeConfigsResource,
+        incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+    },
+    protocol::StrBytes,
+};
+
+use super::{
+    AdminCall, AdminError, AdminMetrics, ConfigChange, DesiredTopic, ObservedTopic,
+    wire::KafkaClient,
+};
+
+/// How long the broker may take over one admin operation.
+const OPERATION_TIMEOUT_MS: i32 = 30_000;
+/// `ConfigResource.Type.TOPIC` in the protocol.
+const RESOURCE_TOPIC: i8 = 2;
+/// `ConfigSource.DYNAMIC_TOPIC_CONFIG`: a config set on the topic itself.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const OPERATION_SET: i8 = 0;
+const OPERATION_DELETE: i8 = 1;
+
+/// Per-topic outcome of a request that carried many topics.
+pub type TopicErrors = HashMap<String, AdminError>;
+
+/// What Kafka has for the topics of a batch.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub brokers: i32,
+    pub topics: HashMap<String, ObservedTopic>,
+    /// Topic ids of the existing topics.
+    pub ids: HashMap<String, String>,
+}
+
+fn name(value: &str) -> TopicName {
+    TopicName(text(value))
+}
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+/// The refusal of `call` for `topic`, or `None` for error code 0.
+fn refusal(
+    call: AdminCall,
+    topic: &str,
+    code: i16,
+    message: Option<&StrBytes>,
+) -> Option<AdminError> {
+    let error = ResponseError::try_from_code(code)?;
+    Some(AdminError::Topic {
+        call,
+        topic: topic.to_owned(),
+        error,
+        message: message.map(|m| m.as_str().to_owned()).filter(|m| !m.is_empty()),
+    })
+}
+
+/// A topic id as Kafka prints it (`kafka-topics --describe`, Strimzi's status):
+/// URL-safe base64 without padding. The nil UUID is Kafka's "no id".
+pub fn topic_id(id: uuid::Uuid) -> Option<String> {
+    use base64::Engine;
+    (!id.is_nil()).then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes()))
+}
+
+/// Metadata for the batch's topics, then their dynamic configs.
+pub async fn observe(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    names: &[String],
+) -> Result<Observed, AdminError> {
+    metrics.count(AdminCall::Metadata);
+    let call = AdminCall::Metadata;
+    let metadata = client
+        .metadata(Some(names))
+        .await
+        .map_err(|source| AdminError::Request { call, source })?;
+    let mut observed = Observed {
+        brokers: i32::try_from(metadata.brokers.len()).unwrap_or(i32::MAX),
+        ..Observed::default()
+    };
+    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+    for topic in &metadata.topics {
+        let Some(topic_name) = topic.name.as_ref().map(|n| n.0.as_str()) else { continue };
+        // UNKNOWN_TOPIC_OR_PARTITION is "does not exist"; any other error leaves the
+        // topic unobserved too, and its create then reports the broker's reason.
+        if !wanted.contains(topic_name) || topic.error_code != 0 {
+            continue;
+        }
+        let replication_factor = topic
+            .partitions
+            .iter()
+            .map(|p| i32::try_from(p.replica_nodes.len()).unwrap_or(i32::MAX))
+            .max()
+            .unwrap_or(0);
+        observed.topics.insert(
+            topic_name.to_owned(),
+            ObservedTopic {
+                partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+                replication_factor,
+                config: BTreeMap::new(),
+            },
+        );
+        if let Some(id) = topic_id(topic.topic_id) {
+            observed.ids.insert(topic_name.to_owned(), id);
+        }
+    }
+    if observed.topics.is_empty() {
+        return Ok(observed);
+    }
+    metrics.count(AdminCall::DescribeConfigs);
+    let call = AdminCall::DescribeConfigs;
+    let request = DescribeConfigsRequest::default().with_resources(
+        observed
+            .topics
+            .keys()
+            .map(|topic| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(text(topic))
+                    .with_configuration_keys(None)
+            })
+            .collect(),
+    );
+    let response =
+        client.send_any(&request).await.map_err(|source| AdminError::Request { call, source })?;
+    for result in response.results {
+        let topic = result.resource_name.as_str();
+        if let Some(error) = refusal(call, topic, result.error_code, result.error_message.as_ref())
+        {
+            // Deleted between the two requests: planned as missing, so re-created.
+            if matches!(&error, AdminError::Topic { error, .. } if *error == ResponseError::UnknownTopicOrPartition)
+            {
+                observed.topics.remove(topic);
+                continue;
+            }
+            return Err(error);
+        }
+        if let Some(found) = observed.topics.get_mut(topic) {
+            found.config = result
+                .configs
+                .iter()
+                .filter(|entry| entry.config_source == SOURCE_DYNAMIC_TOPIC)
+                .filter_map(|entry| {
+                    Some((
+                        entry.name.as_str().to_owned(),
+                        entry.value.as_ref()?.as_str().to_owned(),
+                    ))
+                })
+                .collect();
+        }
+    }
+    Ok(observed)
+}
+
+/// Creates the topics (name, replication factor); returns the ids Kafka gave them.
+pub async fn create(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    topics: &[(&DesiredTopic, i32)],
+    errors: &mut TopicErrors,
+) -> HashMap<String, String> {
+    let call = AdminCall::CreateTopics;
+    metrics.count(call);
+    let request = CreateTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
+        topics
+            .iter()
+            .map(|(desired, replication_factor)| {
+                CreatableTopic::default()
+                    .with_name(name(&desired.name))
+                    .with_num_partitions(desired.partitions)
+                    .with_replication_factor(i16::try_from(*replication_factor).unwrap_or(i16::MAX))
+                    .with_configs(
+                        desired
+                            .config
+                            .iter()
+                            .map(|(key, value)| {
+                                CreatableTopicConfig::default()
+                                    .with_name(text(key))
+                                    .with_value(Some(text(value)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    );
+    let mut ids = HashMap::new();
+    match client.send_any(&request).await {
+        Err(source) => fail_all(call, source, topics.iter().map(|(d, _)| d.name.as_str()), errors),
+        Ok(response) => {
+            for result in response.topics {
+                let topic = result.name.0.as_str();
+                match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
+                    // Created by someone else since our metadata request: adopted at the
+                    // next reconcile.
+                    Some(AdminError::Topic {
+                        error: ResponseError::TopicAlreadyExists, ..
+                    }) => {}
+                    Some(error) => {
+                        errors.insert(topic.to_owned(), error);
+                    }
+                    None => {
+                        if let Some(id) = topic_id(result.topic_id) {
+                            ids.insert(topic.to_owned(), id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// Raises partition counts to the given totals.
+pub async fn add_partitions(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    totals: &[(&str, i32)],
+    errors: &mut TopicErrors,
+) {
+    let call = AdminCall::CreatePartitions;
+    metrics.count(call);
+    let request =
+        CreatePartitionsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
+            totals
+                .iter()
+                .map(|(topic, count)| {
+                    CreatePartitionsTopic::default()
+                        .with_name(name(topic))
+                        .with_count(*count)
+                        .with_assignments(None)
+                })
+                .collect(),
+        );
+    match client.send_any(&request).await {
+        Err(source) => fail_all(call, source, totals.iter().map(|(topic, _)| *topic), errors),
+        Ok(response) => {
+            for result in response.results {
+                let topic = result.name.0.as_str();
+                if let Some(error) =
+                    refusal(call, topic, result.error_code, result.error_message.as_ref())
+                {
+                    errors.insert(topic.to_owned(), error);
+                }
+            }
+        }
+    }
+}
+
+/// Sets and deletes dynamic configs, topic by topic in one request.
+pub async fn alter_configs(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    changes: &[(&str, &[ConfigChange])],
+    errors: &mut TopicErrors,
+) {
+    let call = AdminCall::AlterConfigs;
+    metrics.count(call);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(
+        changes
+            .iter()
+            .map(|(topic, changes)| {
+                AlterConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(text(topic))
+                    .with_configs(changes.iter().map(alterable).collect())
+            })
+            .collect(),
+    );
+    match client.send_any(&request).await {
+        Err(source) => fail_all(call, source, changes.iter().map(|(topic, _)| *topic), errors),
+        Ok(response) => {
+            for result in response.responses {
+                let topic = result.resource_name.as_str();
+                if let Some(error) =
+                    refusal(call, topic, result.error_code, result.error_message.as_ref())
+                {
+                    errors.insert(topic.to_owned(), error);
+                }
+            }
+        }
+    }
+}
+
+fn alterable(change: &ConfigChange) -> AlterableConfig {
+    match change {
+        ConfigChange::Set { key, value } => AlterableConfig::default()
+            .with_name(text(key))
+            .with_config_operation(OPERATION_SET)
+            .with_value(Some(text(value))),
+        ConfigChange::Delete { key } => AlterableConfig::default()
+            .with_name(text(key))
+            .with_config_operation(OPERATION_DELETE)
+            .with_value(None),
+    }
+}
+
+/// Deletes the topics; one that does not exist counts as deleted.
+pub async fn delete(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    topics: &[&str],
+    errors: &mut TopicErrors,
+) {
+    let call = AdminCall::DeleteTopics;
+    metrics.count(call);
+    // Version 6 or later (the client's floor): names go in `topics`.
+    let request = DeleteTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
+        topics
+            .iter()
+            .map(|topic| DeleteTopicState::default().with_name(Some(name(topic))))
+            .collect(),
+    );
+    match client.send_any(&request).await {
+        Err(source) => fail_all(call, source, topics.iter().copied(), errors),
+        Ok(response) => {
+            for result in response.responses {
+                let Some(topic) = result.name.as_ref().map(|n| n.0.as_str()) else { continue };
+                match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
+                    None
+                    | Some(AdminError::Topic {
+                        error: ResponseError::UnknownTopicOrPartition,
+                        ..
+                    }) => {}
+                    Some(error) => {
+                        errors.insert(topic.to_owned(), error);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fail_all<'a>(
+    call: AdminCall,
+    source: super::wire::WireError,
+    topics: impl Iterator<Item = &'a str>,
+    errors: &mut TopicErrors,
+) {
+    for topic in topics {
+        errors.insert(topic.to_owned(), AdminError::Request { call, source: source.clone() });
+    }
+}

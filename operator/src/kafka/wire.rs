@@ -1,0 +1,394 @@
+//! A small Kafka client on the `kafka-protocol` crate's message types: one TCP
+//! connection per broker, the API version of each request negotiated with that
+//! broker (ApiVersions), one request in flight per connection.
+//!
+//! Why not librdkafka's admin API: it drops the broker's error messages, has no topic
+//! ids, cannot fetch the offsets of many consumer groups in one request, and every
+//! client costs several threads. The operator's requests are few and batched, so a
+//! connection that serves one request at a time is enough.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicI32, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{
+        ApiVersionsRequest, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse,
+        RequestHeader, ResponseHeader, TopicName, metadata_request::MetadataRequestTopic,
+    },
+    protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// The largest response accepted: a guard against a corrupt length prefix.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why a request got no answer. Cloneable so that one failed batch request can fail
+/// every topic or group it carried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WireError {
+    #[error("cannot connect to Kafka at {address}: {message}")]
+    Connect { address: String, message: String },
+    #[error("Kafka broker {address} did not answer {api} within {timeout:?}")]
+    Timeout { address: String, api: &'static str, timeout: Duration },
+    #[error("connection to Kafka broker {address} failed during {api}: {message}")]
+    Io { address: String, api: &'static str, message: String },
+    #[error(
+        "Kafka broker {address} supports no version of {api} that this operator speaks (Kafka 3.0 or later is needed)"
+    )]
+    UnsupportedApi { address: String, api: &'static str },
+    #[error("cannot encode or decode {api}: {message}")]
+    Codec { api: &'static str, message: String },
+    #[error("no Kafka broker with id {0} in the cluster metadata")]
+    UnknownBroker(i32),
+    #[error("no Kafka bootstrap address given")]
+    NoBootstrap,
+}
+
+/// A connection to one broker, with the versions it speaks.
+#[derive(Debug)]
+struct Connection {
+    address: String,
+    stream: tokio::sync::Mutex<TcpStream>,
+    /// API key → highest version both sides speak.
+    versions: HashMap<i16, i16>,
+}
+
+/// Kafka requests to the cluster behind `bootstrap`. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct KafkaClient {
+    bootstrap: Vec<String>,
+    client_id: StrBytes,
+    timeout: Duration,
+    correlation: AtomicI32,
+    /// Open connections by address.
+    connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+    /// Broker id → address, from the last metadata answer.
+    brokers: Mutex<HashMap<i32, String>>,
+}
+
+impl KafkaClient {
+    /// `brokers`: comma-separated `host:port` bootstrap list, as librdkafka takes it.
+    pub fn new(brokers: &str, client_id: &'static str, timeout: Duration) -> Self {
+        Self {
+            bootstrap: brokers
+                .split(',')
+                .map(str::trim)
+                .filter(|address| !address.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            client_id: StrBytes::from_static_str(client_id),
+            timeout,
+            correlation: AtomicI32::new(1),
+            connections: tokio::sync::Mutex::default(),
+            brokers: Mutex::default(),
+        }
+    }
+
+    /// Sends `request` to any broker: one already connected, else the bootstrap list
+    /// in order.
+    pub async fn send_any<R: Request>(&self, request: &R) -> Result<R::Response, WireError> {
+        let connected = self.connections.lock().await.values().next().map(Arc::clone);
+        if let Some(connection) = connected {
+            match self.exchange(&connection, request).await {
+                Err(WireError::Io { .. } | WireError::Timeout { .. }) => {
+                    self.forget(&connection.address).await;
+                }
+                answer => return answer,
+            }
+        }
+        let mut last = WireError::NoBootstrap;
+        for address in &self.bootstrap {
+            match self.connection(address).await {
+                Ok(connection) => return self.exchange(&connection, request).await,
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends `request` to the broker with id `broker` (a partition leader, a group
+    /// coordinator), refreshing the broker list when the id is unknown.
+    pub async fn send_to<R: Request>(
+        &self,
+        broker: i32,
+        request: &R,
+    ) -> Result<R::Response, WireError> {
+        let address = match self.broker_address(broker) {
+            Some(address) => address,
+            None => {
+                self.metadata(Some(&[])).await?;
+                self.broker_address(broker).ok_or(WireError::UnknownBroker(broker))?
+            }
+        };
+        let connection = self.connection(&address).await?;
+        self.exchange(&connection, request).await
+    }
+
+    /// Cluster metadata for `topics` (`None`: every topic). It also refreshes the
+    /// broker addresses that [`KafkaClient::send_to`] uses.
+    pub async fn metadata(&self, topics: Option<&[String]>) -> Result<MetadataResponse, WireError> {
+        let request = MetadataRequest::default().with_topics(topics.map(|names| {
+            names
+                .iter()
+                .map(|name| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                })
+                .collect()
+        }));
+        let response = self.send_any(&request).await?;
+        let brokers = response
+            .brokers
+            .iter()
+            .map(|broker| (broker.node_id.0, format!("{}:{}", broker.host.as_str(), broker.port)))
+            .collect();
+        *self.brokers.lock().unwrap_or_else(PoisonError::into_inner) = brokers;
+        Ok(response)
+    }
+
+    fn broker_address(&self, broker: i32) -> Option<String> {
+        self.brokers.lock().unwrap_or_else(PoisonError::into_inner).get(&broker).cloned()
+    }
+
+    async fn forget(&self, address: &str) {
+        self.connections.lock().await.remove(address);
+    }
+
+    /// The open connection to `address`, or a new one (TCP, then ApiVersions).
+    async fn connection(&self, address: &str) -> Result<Arc<Connection>, WireError> {
+        let mut connections = self.connections.lock().await;
+        if let Some(connection) = connections.get(address) {
+            return Ok(Arc::clone(connection));
+        }
+        let connect_error =
+            |message: String| WireError::Connect { address: address.to_owned(), message };
+        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| connect_error(format!("no connection within {:?}", self.timeout)))?
+            .map_err(|error| connect_error(error.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let mut connection = Connection {
+            address: address.to_owned(),
+            stream: tokio::sync::Mutex::new(stream),
+            versions: HashMap::new(),
+        };
+        // ApiVersions v3 is what every broker since 2.4 answers; the response header
+        // of ApiVersions is v0 whatever the request version, which the crate knows.
+        connection.versions.insert(ApiVersionsRequest::KEY, 3);
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("licenseware-operator"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        // Not `exchange`: that would take the connection map's lock, held here.
+        let response: ApiVersionsResponse = self.round_trip(&connection, &request).await?;
+        if response.error_code != 0 {
+            return Err(connect_error(format!(
+                "ApiVersions refused with error code {}",
+                response.error_code
+            )));
+        }
+        connection.versions =
+            response.api_keys.iter().map(|key| (key.api_key, key.max_version)).collect();
+        let connection = Arc::new(connection);
+        connections.insert(address.to_owned(), Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    /// One request and its response on `connection`. A failed exchange closes the
+    /// connection, since the stream may hold half a frame.
+    async fn exchange<R: Request>(
+        &self,
+        connection: &Connection,
+        request: &R,
+    ) -> Result<R::Response, WireError> {
+        let answer = self.round_trip(connection, request).await;
+        if matches!(answer, Err(WireError::Io { .. } | WireError::Timeout { .. })) {
+            self.forget(&connection.address).await;
+        }
+        answer
+    }
+
+    async fn round_trip<R: Request>(
+        &self,
+        connection: &Connection,
+        request: &R,
+    ) -> Result<R::Response, WireError> {
+        let api = api_name(R::KEY);
+        let version = negotiate::<R>(connection).ok_or_else(|| WireError::UnsupportedApi {
+            address: connection.address.clone(),
+            api,
+        })?;
+        let correlation_id = self.correlation.fetch_add(1, Ordering::Relaxed);
+        let frame = encode_frame(request, version, correlation_id, &self.client_id)?;
+        let io =
+            |message: String| WireError::Io { address: connection.address.clone(), api, message };
+        let mut stream = connection.stream.lock().await;
+        let exchange = async {
+            stream.write_all(&frame).await.map_err(|error| io(error.to_string()))?;
+            let length = stream.read_u32().await.map_err(|error| io(error.to_string()))?;
+            let length = usize::try_from(length).unwrap_or(usize::MAX);
+            if length > MAX_RESPONSE_BYTES {
+                return Err(io(format!("response of {length} bytes is over the limit")));
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).await.map_err(|error| io(error.to_string()))?;
+            Ok(Bytes::from(body))
+        };
+        let body = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| {
+            WireError::Timeout { address: connection.address.clone(), api, timeout: self.timeout }
+        })??;
+        drop(stream);
+        let (answered, response) = decode_response::<R>(body, version)?;
+        if answered != correlation_id {
+            return Err(io(format!(
+                "response correlation id {answered} does not match request {correlation_id}"
+            )));
+        }
+        Ok(response)
+    }
+}
+
+/// The highest version of `R` that both this crate and the broker speak, within
+/// [`version_bounds`].
+fn negotiate<R: Request>(connection: &Connection) -> Option<i16> {
+    let broker_max = *connection.versions.get(&R::KEY)?;
+    let (floor, ceiling) = version_bounds(R::KEY);
+    let version = broker_max.min(R::VERSIONS.max).min(ceiling);
+    (version >= R::VERSIONS.min.max(floor)).then_some(version)
+}
+
+/// The versions the operator's requests are written for. Floors: the first version
+/// with what a request relies on (topic ids in Metadata 10, names in DeleteTopics'
+/// `topics` from 6, many keys per FindCoordinator from 4, many groups per
+/// OffsetFetch from 8), all in Kafka 3.0 and later. Ceiling: OffsetFetch 10 names
+/// topics by id only.
+fn version_bounds(key: i16) -> (i16, i16) {
+    use kafka_protocol::messages::ApiKey;
+    match ApiKey::try_from(key) {
+        Ok(ApiKey::Metadata) => (10, i16::MAX),
+        Ok(ApiKey::DeleteTopics) => (6, i16::MAX),
+        Ok(ApiKey::FindCoordinator) => (4, i16::MAX),
+        Ok(ApiKey::OffsetFetch) => (8, 9),
+        _ => (0, i16::MAX),
+    }
+}
+
+fn codec(api: &'static str) -> impl Fn(anyhow::Error) -> WireError {
+    move |error| WireError::Codec { api, message: format!("{error:#}") }
+}
+
+/// Size-prefixed request frame: length, header, body.
+fn encode_frame<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &StrBytes,
+) -> Result<Bytes, WireError> {
+    let api = api_name(R::KEY);
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(client_id.clone()));
+    let mut frame = BytesMut::new();
+    frame.put_u32(0);
+    header.encode(&mut frame, R::header_version(version)).map_err(codec(api))?;
+    request.encode(&mut frame, version).map_err(codec(api))?;
+    let length = u32::try_from(frame.len() - 4)
+        .map_err(|_| WireError::Codec { api, message: "request too large".into() })?;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    Ok(frame.freeze())
+}
+
+/// The correlation id and the decoded response of one frame body.
+fn decode_response<R: Request>(
+    mut body: Bytes,
+    version: i16,
+) -> Result<(i32, R::Response), WireError> {
+    let api = api_name(R::KEY);
+    let header_version = <R::Response as HeaderVersion>::header_version(version);
+    let header = ResponseHeader::decode(&mut body, header_version).map_err(codec(api))?;
+    let response = R::Response::decode(&mut body, version).map_err(codec(api))?;
+    if body.has_remaining() {
+        tracing::debug!(
+            api,
+            left = body.remaining(),
+            "response has bytes this client does not read"
+        );
+    }
+    Ok((header.correlation_id, response))
+}
+
+/// The protocol name of an API key, for errors and logs.
+pub fn api_name(key: i16) -> &'static str {
+    use kafka_protocol::messages::ApiKey;
+    match ApiKey::try_from(key) {
+        Ok(ApiKey::Metadata) => "Metadata",
+        Ok(ApiKey::ApiVersions) => "ApiVersions",
+        Ok(ApiKey::CreateTopics) => "CreateTopics",
+        Ok(ApiKey::CreatePartitions) => "CreatePartitions",
+        Ok(ApiKey::DeleteTopics) => "DeleteTopics",
+        Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
+        Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
+        Ok(ApiKey::FindCoordinator) => "FindCoordinator",
+        Ok(ApiKey::OffsetFetch) => "OffsetFetch",
+        Ok(ApiKey::ListOffsets) => "ListOffsets",
+        _ => "request",
+    }
+}
+
+/// A broker id of the metadata types as the plain number.
+pub fn broker_id(id: BrokerId) -> i32 {
+    id.0
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::ApiKey;
+
+    use super::*;
+
+    #[test]
+    fn frames_carry_their_length_and_header() {
+        let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+        let frame = encode_frame(&request, 12, 7, &StrBytes::from_static_str("t")).unwrap();
+        let length = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(length, frame.len() - 4);
+        assert_eq!(i16::from_be_bytes([frame[4], frame[5]]), ApiKey::Metadata as i16);
+        assert_eq!(i16::from_be_bytes([frame[6], frame[7]]), 12);
+        assert_eq!(i32::from_be_bytes(frame[8..12].try_into().unwrap()), 7);
+    }
+
+    #[test]
+    fn responses_decode_with_their_correlation_id() {
+        let version = 12;
+        let mut body = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(41)
+            .encode(&mut body, MetadataResponse::header_version(version))
+            .unwrap();
+        MetadataResponse::default()
+            .with_controller_id(BrokerId(3))
+            .encode(&mut body, version)
+            .unwrap();
+        let (id, response) = decode_response::<MetadataRequest>(body.freeze(), version).unwrap();
+        assert_eq!(id, 41);
+        assert_eq!(response.controller_id, BrokerId(3));
+    }
+
+    #[test]
+    fn a_truncated_response_is_a_codec_error_not_a_panic() {
+        let error =
+            decode_response::<MetadataRequest>(Bytes::from_static(&[0, 0]), 12).unwrap_err();
+        assert!(matches!(error, WireError::Codec { api: "Metadata", .. }), "{error}");
+    }
+}

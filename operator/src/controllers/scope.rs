@@ -6,11 +6,12 @@ use std::{fmt::Debug, future::Future, sync::Arc};
 use futures::{FutureExt, StreamExt, TryFuture, future};
 use k8s_openapi::NamespaceResourceScope;
 use kube::{
-    Api, Client, Resource,
+    Api, Client, Resource, ResourceExt,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::{self, Action, Config as ControllerConfig},
-        reflector::ObjectRef,
+        reflector::{self, ObjectRef},
+        utils::PredicateConfig,
         watcher,
     },
 };
@@ -86,10 +87,31 @@ impl Scope {
     where
         K: Namespaced,
     {
-        Controller::new(self.api::<K>(), watcher::Config::default())
+        let (reader, writer) = reflector::store();
+        let changes = watcher(self.api::<K>(), watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(wanted_change::<K>, PredicateConfig::default());
+        Controller::for_stream(changes, reader)
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown)
     }
+}
+
+/// What of a resource, when it changes, calls for a reconcile: the spec (generation),
+/// the annotations (managed, paused), the finalizers and the start of its deletion.
+/// A change of status alone, most often the operator's own write, does not: without
+/// this filter every status write came back as one more reconcile of the object.
+/// Owned objects and the requeue timer still trigger reconciles as before.
+fn wanted_change<K: Resource>(object: &K) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    object.meta().generation.hash(&mut hasher);
+    object.annotations().hash(&mut hasher);
+    object.finalizers().hash(&mut hasher);
+    object.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// What a controller's output stream reports.
@@ -147,4 +169,52 @@ pub async fn run_all<K, Ctx, Fut>(
         }
     }
     runs.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use licenseware_crds::Topic;
+    use serde_json::json;
+
+    use super::wanted_change;
+
+    fn topic(patch: serde_json::Value) -> Topic {
+        let mut value = json!({
+            "apiVersion": "licenseware.io/v1alpha1", "kind": "Topic",
+            "metadata": {"name": "t", "namespace": "n", "generation": 1},
+            "spec": {}
+        });
+        json_patch_merge(&mut value, patch);
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn json_patch_merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+        match (target, patch) {
+            (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
+                for (key, value) in patch {
+                    json_patch_merge(target.entry(key).or_insert(serde_json::Value::Null), value);
+                }
+            }
+            (target, patch) => *target = patch,
+        }
+    }
+
+    #[test]
+    fn status_alone_does_not_trigger_but_spec_annotations_and_deletion_do() {
+        let base = wanted_change(&topic(json!({})));
+        assert_eq!(wanted_change(&topic(json!({"status": {"partitions": 3}}))), base);
+        assert_eq!(
+            wanted_change(&topic(json!({"metadata": {"resourceVersion": "9"}}))),
+            base,
+            "a new resourceVersion from a status write"
+        );
+        for changed in [
+            json!({"metadata": {"generation": 2}}),
+            json!({"metadata": {"annotations": {"licenseware.io/paused": "true"}}}),
+            json!({"metadata": {"finalizers": ["licenseware.io/topic"]}}),
+            json!({"metadata": {"deletionTimestamp": "2026-11-22T00:00:00Z"}}),
+        ] {
+            assert_ne!(wanted_change(&topic(changed.clone())), base, "{changed}");
+        }
+    }
 }

@@ -20,7 +20,11 @@
 pub mod entries;
 pub mod storage;
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, PoisonError},
+    time::Duration,
+};
 
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
@@ -110,6 +114,13 @@ struct Inner {
     /// App documents are derived from several entries: one refresh at a time, so a
     /// refresh never overwrites a newer one with what it read earlier.
     app_lock: Mutex<()>,
+    /// Apps whose document is being rebuilt, each with whether another rebuild was asked
+    /// for meanwhile: concurrent requests for one app coalesce into at most one more.
+    app_refreshes: std::sync::Mutex<HashMap<String, bool>>,
+    /// Resource (kind, namespace, name) → the key whose stale entries were already
+    /// removed by this process: a resource whose key did not change is not searched
+    /// for stale entries again (a full collection scan on FerretDB).
+    checked: std::sync::Mutex<HashMap<(EntryKind, String, String), String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -161,6 +172,8 @@ impl Registry {
                 topic_ready: OnceCell::new(),
                 wrap_nested_arrays: OnceCell::new(),
                 app_lock: Mutex::new(()),
+                app_refreshes: std::sync::Mutex::default(),
+                checked: std::sync::Mutex::default(),
             }),
         })
     }
@@ -238,17 +251,32 @@ impl Registry {
             Upserted::Changed
         };
         if entry.key.kind != EntryKind::App {
-            let stale = doc! {
-                "kind": entry.key.kind.as_str(),
-                "namespace": &entry.namespace,
-                "resource_name": &entry.resource_name,
-                "_id": { "$ne": &key },
-            };
-            let mut apps = self.delete_matching(stale).await?;
-            apps.insert(entry.key.app_id.clone());
+            let resource = (entry.key.kind, entry.namespace.clone(), entry.resource_name.clone());
+            let checked =
+                self.inner.checked.lock().unwrap_or_else(PoisonError::into_inner).get(&resource)
+                    == Some(&key);
+            // Membership of the app changes only with a new key or removed stale ones.
+            let mut apps = BTreeSet::new();
+            if !checked {
+                let stale = doc! {
+                    "kind": entry.key.kind.as_str(),
+                    "namespace": &entry.namespace,
+                    "resource_name": &entry.resource_name,
+                    "_id": { "$ne": &key },
+                };
+                apps = self.delete_matching(stale).await?;
+            }
+            if existing.is_none() || !checked {
+                apps.insert(entry.key.app_id.clone());
+            }
             for app in apps {
                 self.refresh_app(&app).await?;
             }
+            self.inner
+                .checked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(resource, key.clone());
         }
         Ok(outcome)
     }
@@ -269,6 +297,11 @@ impl Registry {
             "resource_name": resource_name,
         };
         let apps = self.delete_matching(filter).await?;
+        self.inner.checked.lock().unwrap_or_else(PoisonError::into_inner).remove(&(
+            kind,
+            namespace.to_owned(),
+            resource_name.to_owned(),
+        ));
         for app in &apps {
             self.refresh_app(app).await?;
         }
@@ -291,13 +324,42 @@ impl Registry {
         Ok(apps)
     }
 
-    /// Rebuilds the app document of `app_id` from the entries that exist now.
+    /// Rebuilds the app document of `app_id` from the entries that exist now. While a
+    /// rebuild of the same app runs, a request only asks it for one more round and
+    /// returns: with many resources of one app reconciled at once, the app document is
+    /// rebuilt a few times instead of once per resource. A failed round clears the
+    /// request, so the caller's retry starts a new rebuild that sees every entry.
     async fn refresh_app(&self, app_id: &str) -> Result<(), RegistryError> {
+        {
+            let mut running =
+                self.inner.app_refreshes.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(again) = running.get_mut(app_id) {
+                *again = true;
+                return Ok(());
+            }
+            running.insert(app_id.to_owned(), false);
+        }
+        loop {
+            let round = self.rebuild_app(app_id).await;
+            let mut running =
+                self.inner.app_refreshes.lock().unwrap_or_else(PoisonError::into_inner);
+            match (round, running.get_mut(app_id)) {
+                (Ok(()), Some(again)) if *again => *again = false,
+                (round, _) => {
+                    running.remove(app_id);
+                    return round;
+                }
+            }
+        }
+    }
+
+    async fn rebuild_app(&self, app_id: &str) -> Result<(), RegistryError> {
         let _guard = self.inner.app_lock.lock().await;
         let members: Vec<Document> = self
             .inner
             .collection
             .find(doc! { "app_id": app_id, "kind": { "$ne": EntryKind::App.as_str() } })
+            .projection(doc! { "_id": 1 })
             .await?
             .try_collect()
             .await?;

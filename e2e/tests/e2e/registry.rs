@@ -457,3 +457,34 @@ async fn invalid_component_and_missing_component_keep_entries_out() {
     h.wait_document(BY_OS_KEY).await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_changed_component_id_moves_the_entry_and_the_app_document_follows() {
+    let h = Harness::start(120).await;
+    h.create::<ReportComponent>("ReportComponent", devices_overview()).await;
+    h.create::<ReportComponent>("ReportComponent", devices_by_os()).await;
+    h.ready::<ReportComponent>("devices-overview").await;
+    h.ready::<ReportComponent>("devices-by-os").await;
+    h.wait_document(OVERVIEW_KEY).await;
+
+    // The same resource under a new id: the old entry goes, the app lists the new one.
+    merge_patch(
+        &h.api::<ReportComponent>(),
+        "devices-overview",
+        json!({"spec": {"componentId": "fleet_overview"}}),
+    )
+    .await;
+    h.ready::<ReportComponent>("devices-overview").await;
+    let moved = "component/ifmp-service/fleet_overview";
+    h.wait_document(moved).await;
+    h.wait_no_document(OVERVIEW_KEY).await;
+    eventually(WAIT, "the app document lists the new id", || async {
+        let app = h.document(APP_KEY).await?;
+        (app["report_components"] == json!(["devices_by_os", "fleet_overview"])).then_some(())
+    })
+    .await;
+    let mut expected = [APP_KEY, BY_OS_KEY, moved].map(str::to_owned);
+    expected.sort();
+    assert_eq!(h.keys().await, expected);
+    h.stop().await;
+}

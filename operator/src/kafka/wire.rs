@@ -137,16 +137,7 @@ impl KafkaClient {
     /// Cluster metadata for `topics` (`None`: every topic). It also refreshes the
     /// broker addresses that [`KafkaClient::send_to`] uses.
     pub async fn metadata(&self, topics: Option<&[String]>) -> Result<MetadataResponse, WireError> {
-        let request = MetadataRequest::default().with_topics(topics.map(|names| {
-            names
-                .iter()
-                .map(|name| {
-                    MetadataRequestTopic::default()
-                        .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
-                })
-                .collect()
-        }));
-        let response = self.send_any(&request).await?;
+        let response = self.send_any(&metadata_request(topics)).await?;
         let brokers = response
             .brokers
             .iter()
@@ -255,6 +246,23 @@ impl KafkaClient {
         }
         Ok(response)
     }
+}
+
+/// A Metadata request that never creates a topic: the protocol's default asks the
+/// broker to create every unknown topic named (when `auto.create.topics.enable`, the
+/// broker default), which would turn "does it exist?" into "create it with defaults".
+fn metadata_request(topics: Option<&[String]>) -> MetadataRequest {
+    MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(topics.map(
+        |names| {
+            names
+                .iter()
+                .map(|name| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                })
+                .collect()
+        },
+    ))
 }
 
 /// The highest version of `R` that both this crate and the broker speak, within
@@ -383,6 +391,14 @@ mod tests {
         let (id, response) = decode_response::<MetadataRequest>(body.freeze(), version).unwrap();
         assert_eq!(id, 41);
         assert_eq!(response.controller_id, BrokerId(3));
+    }
+
+    #[test]
+    fn metadata_requests_never_create_topics() {
+        let request = metadata_request(Some(&["t".to_owned()]));
+        assert!(!request.allow_auto_topic_creation);
+        assert_eq!(request.topics.unwrap().len(), 1);
+        assert!(metadata_request(None).topics.is_none(), "None asks for every topic");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use std::{
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
-        ApiVersionsRequest, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse,
-        RequestHeader, ResponseHeader, TopicName, metadata_request::MetadataRequestTopic,
+        ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader,
+        ResponseHeader, TopicName, metadata_request::MetadataRequestTopic,
     },
     protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes},
 };
@@ -354,14 +354,9 @@ pub fn api_name(key: i16) -> &'static str {
     }
 }
 
-/// A broker id of the metadata types as the plain number.
-pub fn broker_id(id: BrokerId) -> i32 {
-    id.0
-}
-
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::messages::{ApiKey, BrokerId};
 
     use super::*;
 

@@ -127,11 +127,6 @@ async fn read_all(
     keys: &[Key],
 ) -> HashMap<Key, Result<Vec<PartitionOffsets>, LagError>> {
     let mut results = HashMap::new();
-    let request_failed = |key: &Key, source: &WireError| LagError::Request {
-        group: key.group.clone(),
-        topic: key.topic.clone(),
-        source: source.clone(),
-    };
 
     // Partitions and their leaders.
     let topics: Vec<String> =
@@ -140,7 +135,7 @@ async fn read_all(
     let metadata = match client.metadata(Some(&topics)).await {
         Ok(metadata) => metadata,
         Err(source) => {
-            return keys.iter().map(|k| (k.clone(), Err(request_failed(k, &source)))).collect();
+            return keys.iter().map(|k| (k.clone(), Err(failed(k, &source)))).collect();
         }
     };
     let mut watermarks: HashMap<String, Watermarks> = HashMap::new();
@@ -178,7 +173,7 @@ async fn read_all(
     let list = list.map(|answers| record_watermarks(&mut watermarks, answers));
     for key in keys {
         let result = match (committed.remove(key), &list) {
-            (_, Err(source)) => Err(request_failed(key, source)),
+            (_, Err(source)) => Err(failed(key, source)),
             (Some(Err(error)), _) => Err(error),
             (None, _) => Err(LagError::Stopped),
             (Some(Ok(offsets)), Ok(())) => assemble(&watermarks[&key.topic], &offsets)

@@ -20,6 +20,7 @@ pub mod report_component;
 mod schema;
 pub mod topic;
 pub mod uploader;
+pub mod worker_config;
 
 pub use conditions::{RegistrationStatus, condition_type, reason};
 pub use data_table::{DataTable, DataTableColumn, DataTableSpec, DataTableStatus};
@@ -34,6 +35,7 @@ pub use uploader::{
     WorkerSpec,
     processing::{ColumnMapping, MappingType, ProcessingSpec, TableMapping},
 };
+pub use worker_config::WorkerConfigFile;
 
 /// API group of every Licenseware custom resource.
 pub const GROUP: &str = "licenseware.io";

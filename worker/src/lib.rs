@@ -1,24 +1,12 @@
-//! The Licenseware worker as a library: the consumer, the HTTP API and the
-//! local tools (validate, process, anonymize, decrypt) live here so that a
-//! custom worker image can reuse them; the binary only parses its command line.
-//!
-//! The engine itself is built on top of this crate's skeleton (issue 4).
+//! The Licenseware worker as a library: the consumer, the local tools (validate,
+//! process, anonymize, decrypt) and the engine under them live here so that a custom
+//! worker image can reuse them; the binary only parses its command line.
 
-use clap::Parser;
-
-/// `licenseware-worker`: validates, anonymizes and processes uploaded files.
-#[derive(Debug, Parser)]
-#[command(name = "licenseware-worker", version, about)]
-pub struct Cli {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn version_flag_is_understood() {
-        let error =
-            Cli::try_parse_from(["licenseware-worker", "--version"]).expect_err("prints version");
-        assert_eq!(error.kind(), clap::error::ErrorKind::DisplayVersion);
-    }
-}
+pub mod anonymize;
+pub mod archive;
+pub mod cli;
+pub mod consume;
+pub mod manifest;
+pub mod processing;
+pub mod read;
+pub mod validation;

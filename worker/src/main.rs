@@ -1,6 +1,18 @@
-use clap::Parser;
-use licenseware_worker::Cli;
+use std::process::ExitCode;
 
-fn main() {
-    let Cli {} = Cli::parse();
+use clap::Parser;
+use licenseware_worker::cli::{self, Cli};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match cli::run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)] // a CLI: its errors are for the terminal
+            {
+                eprintln!("licenseware-worker: {error}");
+            }
+            error.exit_code()
+        }
+    }
 }

@@ -15,8 +15,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
 };
 use kube::{Resource, ResourceExt};
-use licenseware_crds::{Topic, TopicSpec, Uploader, UploaderSpec};
-use serde::Serialize;
+use licenseware_crds::{Topic, TopicSpec, Uploader, WorkerConfigFile};
 use sha2::{Digest, Sha256};
 
 /// Pod template annotation carrying the SHA-256 of the worker's ConfigMap content: a
@@ -74,24 +73,6 @@ pub fn worker_name(uploader: &str) -> String {
 /// applies, so environments sharing a Kafka cluster never share groups.
 pub fn consumer_group(uploader: &Uploader, prefix: &str) -> String {
     format!("{prefix}{}.{}.worker", uploader.spec.app_id, uploader.uploader_id())
-}
-
-/// What the worker reads from its ConfigMap (`worker.yaml`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerConfigFile {
-    pub app_id: String,
-    pub uploader_id: String,
-    /// `namespace/name` of the Uploader.
-    pub uploader: String,
-    /// Kafka topics, with the operator's prefix.
-    pub events_topic: String,
-    pub dlq_topic: String,
-    pub consumer_group: String,
-    pub max_attempts: i32,
-    pub upload_root: String,
-    /// The Uploader's spec, with uploaderId filled in.
-    pub spec: UploaderSpec,
 }
 
 /// Everything the operator applies for one Uploader.

@@ -1,0 +1,1 @@
+//! Placeholder: built in issue 4.

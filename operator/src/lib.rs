@@ -285,6 +285,7 @@ fn uploader_options(config: &Config) -> controllers::uploader::Options {
         },
         poll: Duration::from_secs(workers.poll_interval_secs),
         stabilization: Duration::from_secs(workers.scale_down_stabilization_secs),
+        resync: Duration::from_secs(config.resync_interval_secs),
     }
 }
 

@@ -271,6 +271,30 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     })
     .await;
 
+    // Children are applied only when they would change, but an edit of the worker's
+    // spec by someone else (a new generation) is reverted at once, not at the resync.
+    let worker_name = format!("{NAME}-worker");
+    let image = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers[0].image.clone())
+    };
+    let original = image(&deployments.get(&worker_name).await.expect("worker"));
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "worker", "image": "example.com/someone-elses:image"}
+    ]}}}});
+    merge_patch(&deployments, &worker_name, patch).await;
+    eventually(WAIT, "the edited worker image to be reverted", || {
+        let deployments = deployments.clone();
+        let (original, worker_name) = (original.clone(), worker_name.clone());
+        async move {
+            let now = deployments.get(&worker_name).await.ok()?;
+            (image(&now) == original).then_some(())
+        }
+    })
+    .await;
+
     // The registry follows the spec: a new document, with a new updated_at.
     let changed = eventually(WAIT, "the registry entry to follow the spec", || async {
         let entry = h.registry().document(REGISTRY_KEY).await?;

@@ -17,6 +17,7 @@
 //! written turns `Registered` and `Ready` False but does not stop the scaler.
 
 pub mod build;
+mod children;
 pub mod status;
 
 use std::{
@@ -38,14 +39,14 @@ use kube::{
         Controller,
         controller::Action,
         events::{Event, EventType, Recorder},
-        watcher,
     },
 };
-use licenseware_crds::{FIELD_MANAGER, Topic, Uploader};
+use licenseware_crds::{Topic, Uploader};
 use serde_json::json;
 
 use self::{
-    build::{Desired, UPLOADER_LABEL, WorkerSettings},
+    build::{Desired, WorkerSettings},
+    children::{AppliedMemo, ChildStores, apply_child, apply_unwatched, watch_children},
     status::{Outcome, Registration, ScaleFigures, next_status, topic_readiness},
 };
 use crate::{
@@ -102,6 +103,8 @@ pub struct Options {
     pub poll: Duration,
     /// The scale-down stabilization window.
     pub stabilization: Duration,
+    /// Children unchanged since their last apply are applied again after this long.
+    pub resync: Duration,
 }
 
 /// How long one request of the lag reader may take.
@@ -118,6 +121,8 @@ pub struct Context {
     states: Mutex<HashMap<String, (ScalerState, Instant)>>,
     backoff: Backoff,
     recorder: Recorder,
+    children: ChildStores,
+    applied: AppliedMemo,
 }
 
 impl std::fmt::Debug for Context {
@@ -165,14 +170,17 @@ pub async fn run(
     metrics: Arc<ScalerMetrics>,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
-    let owned = || watcher::Config::default().labels(UPLOADER_LABEL);
+    let mut children = ChildStores::default();
     let controllers: Vec<Controller<Uploader>> = Scope::all(&client, &namespaces)
         .iter()
         .map(|scope| {
+            let (topics, topic_changes) = watch_children::<Topic>(scope);
+            let (deployments, deployment_changes) = watch_children::<Deployment>(scope);
+            children.add(topics, deployments);
             scope
                 .controller(CONCURRENCY, shutdown.clone())
-                .owns(scope.api::<Topic>(), owned())
-                .owns(scope.api::<Deployment>(), owned())
+                .owns_stream(topic_changes)
+                .owns_stream(deployment_changes)
         })
         .collect();
     let context = Arc::new(Context {
@@ -193,6 +201,8 @@ pub async fn run(
         metrics,
         states: Mutex::default(),
         backoff: Backoff::reconciles(),
+        children,
+        applied: AppliedMemo::default(),
     });
     tracing::info!(
         namespaces = ?namespaces,
@@ -267,7 +277,14 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     if let Err(message) = build::validate(uploader, &ctx.options.settings) {
         return invalid(message).await;
     }
-    let existing = topics.get_opt(&build::events_topic_resource(&name)).await?;
+    let events_name = build::events_topic_resource(&name);
+    let dlq_name = build::dlq_topic_resource(&name);
+    let cached_events = ctx.children.topic(&namespace, &events_name);
+    let existing = match &cached_events {
+        Some(topic) => Some(topic.clone()),
+        // Not in the cache yet (just created, or the cache is still filling): ask.
+        None => topics.get_opt(&events_name).await?,
+    };
     let desired = match build::build(
         uploader,
         &ctx.options.settings,
@@ -277,21 +294,16 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
         Err(message) => return invalid(message).await,
     };
 
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let events = topics
-        .patch(&desired.events_topic.name_any(), &params, &Patch::Apply(&desired.events_topic))
-        .await?;
-    let dlq = topics
-        .patch(&desired.dlq_topic.name_any(), &params, &Patch::Apply(&desired.dlq_topic))
-        .await?;
+    let (memo, resync) = (&ctx.applied, ctx.options.resync);
+    let events = apply_child(&topics, memo, &desired.events_topic, cached_events, resync).await?;
+    let cached_dlq = ctx.children.topic(&namespace, &dlq_name);
+    let dlq = apply_child(&topics, memo, &desired.dlq_topic, cached_dlq, resync).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
-    config_maps
-        .patch(&desired.config_map.name_any(), &params, &Patch::Apply(&desired.config_map))
-        .await?;
+    apply_unwatched(&config_maps, memo, &desired.config_map, resync).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let deployment = deployments
-        .patch(&desired.deployment.name_any(), &params, &Patch::Apply(&desired.deployment))
-        .await?;
+    let cached_deployment = ctx.children.deployment(&namespace, &desired.deployment.name_any());
+    let deployment =
+        apply_child(&deployments, memo, &desired.deployment, cached_deployment, resync).await?;
 
     let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
     let scale = scale(uploader, ctx, &desired, &deployment, topics_ready.is_ok()).await?;
@@ -348,6 +360,13 @@ async fn cleanup(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     ctx.registry.remove(EntryKind::Uploader, &namespace, &uploader.name_any()).await?;
     set_finalizer(uploader, ctx, false).await?;
     ctx.states.lock().unwrap_or_else(PoisonError::into_inner).remove(&key(uploader));
+    let name = uploader.name_any();
+    ctx.applied.forget(&[
+        format!("Topic/{namespace}/{}", build::events_topic_resource(&name)),
+        format!("Topic/{namespace}/{}", build::dlq_topic_resource(&name)),
+        format!("ConfigMap/{namespace}/{}", build::worker_name(&name)),
+        format!("Deployment/{namespace}/{}", build::worker_name(&name)),
+    ]);
     Ok(Action::await_change())
 }
 

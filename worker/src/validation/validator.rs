@@ -1,0 +1,173 @@
+//! The validation rules of one Uploader, compiled once and applied to file names and
+//! files: the SDK's default filenames and filecontents handlers (§1.6, §1.7) with the
+//! fixes of §12 rows 1-6.
+
+use std::path::{Path, PathBuf};
+
+use licenseware_crds::ValidationParameters;
+
+use super::input_type::ends_with_any;
+use super::keywords::{InvalidKeyword, Keywords};
+use super::pyrepr::py_list;
+use super::response::{
+    CONTENTS_ANALYSED, FILENAMES_ANALYSED, FileValidationResponse, Status, ValidationResponse,
+};
+
+/// A file to validate: where it is, and the name it was uploaded as (the name checks
+/// and the entry use it; the worker may store the file under another name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileToValidate {
+    pub path: PathBuf,
+    pub filename: String,
+}
+
+impl FileToValidate {
+    pub fn new(path: impl Into<PathBuf>, filename: impl Into<String>) -> Self {
+        Self { path: path.into(), filename: filename.into() }
+    }
+
+    /// A file known by its own base name.
+    pub fn from_path(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let filename = path.file_name().map(|name| name.to_string_lossy().into_owned());
+        let filename = filename.unwrap_or_else(|| path.to_string_lossy().into_owned());
+        Self { path, filename }
+    }
+}
+
+/// An Uploader's validation rules, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Validator<'p> {
+    pub(super) params: &'p ValidationParameters,
+    filename_contains: Result<Keywords, InvalidKeyword>,
+    pub(super) text_contains_all: Option<Result<Keywords, InvalidKeyword>>,
+    pub(super) text_contains_any: Option<Result<Keywords, InvalidKeyword>>,
+}
+
+impl<'p> Validator<'p> {
+    pub fn new(params: &'p ValidationParameters) -> Self {
+        let compile = |terms: &Vec<String>| Keywords::new(terms, params.regex_escape);
+        let no_terms = Vec::new();
+        Self {
+            params,
+            filename_contains: compile(params.filename_contains.as_ref().unwrap_or(&no_terms)),
+            text_contains_all: params.text_contains_all.as_ref().map(compile),
+            text_contains_any: params.text_contains_any.as_ref().map(compile),
+        }
+    }
+
+    /// The name checks of one file: `skipped` when ignored, else filenameContains then
+    /// filenameEndswith, their failures joined by a space as the SDK did.
+    pub fn check_filename(&self, filename: &str) -> ValidationResponse {
+        let params = self.params;
+        if self.is_ignored(filename) {
+            return ValidationResponse::skipped(filename, &params.filename_ignored_message);
+        }
+        let mut failures = Vec::new();
+        match &self.filename_contains {
+            Ok(keywords) if keywords.any_in(filename) => {}
+            Ok(keywords) => failures.push(format!(
+                "File must contain at least one of the following keywords: {}",
+                keywords.listed()
+            )),
+            Err(invalid) => failures.push(invalid.to_string()),
+        }
+        // Absent: any name passes (the SDK crashed, divergence 2); empty: none does.
+        if let Some(suffixes) = &params.filename_endswith
+            && !ends_with_any(filename, suffixes)
+        {
+            failures.push(format!("File is not of required input type: {}", py_list(suffixes)));
+        }
+        if failures.is_empty() {
+            ValidationResponse::success(filename, &params.filename_valid_message)
+        } else {
+            ValidationResponse::failed(filename, failures.join(" "))
+        }
+    }
+
+    /// The name checks of a batch, skipped entries first (as the SDK ordered them).
+    pub fn check_filenames<S: AsRef<str>>(
+        &self,
+        filenames: &[S],
+        event_id: Option<&str>,
+    ) -> FileValidationResponse {
+        let entries = filenames.iter().map(|name| self.check_filename(name.as_ref())).collect();
+        FileValidationResponse::new(FILENAMES_ANALYSED, skipped_first(entries), event_id)
+    }
+
+    /// The name then content checks of one file: a file whose name fails, or that is
+    /// ignored, is not opened (the SDK answered 500 to a batch with a bad name,
+    /// divergence 4).
+    pub fn check_file(&self, file: &FileToValidate) -> ValidationResponse {
+        let name_entry = self.check_filename(&file.filename);
+        if name_entry.status != Status::Success {
+            return name_entry;
+        }
+        let failures = self.content_failures(&file.path, &file.filename);
+        if failures.is_empty() {
+            name_entry
+        } else {
+            ValidationResponse::failed(&file.filename, failures.join(", "))
+        }
+    }
+
+    /// The name and content checks of a batch, skipped entries first.
+    pub fn check_files(
+        &self,
+        files: &[FileToValidate],
+        event_id: Option<&str>,
+    ) -> FileValidationResponse {
+        let entries = files.iter().map(|file| self.check_file(file)).collect();
+        FileValidationResponse::new(CONTENTS_ANALYSED, skipped_first(entries), event_id)
+    }
+
+    /// ignoreFilenames: exact, case-sensitive equality.
+    pub fn is_ignored(&self, filename: &str) -> bool {
+        self.params
+            .ignore_filenames
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| n == filename))
+    }
+
+    /// The content failure messages of a file on disk, in the SDK's order.
+    fn content_failures(&self, path: &Path, filename: &str) -> Vec<String> {
+        let readable = match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_file() => Ok(()),
+            Ok(_) => Err(std::io::Error::other("it is not a regular file")),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = readable.and_then(|()| std::fs::File::open(path).map(drop)) {
+            return vec![crate::read::ReadError::from(error).to_string()];
+        }
+        let mut failures = Vec::new();
+        failures.extend(self.input_type_failure(filename));
+        failures.extend(self.text_failures(path));
+        failures.extend(self.tabular_failures(path, filename));
+        failures
+    }
+}
+
+fn skipped_first(entries: Vec<ValidationResponse>) -> Vec<ValidationResponse> {
+    let (mut skipped, others): (Vec<_>, Vec<_>) =
+        entries.into_iter().partition(|entry| entry.status == Status::Skipped);
+    skipped.extend(others);
+    skipped
+}
+
+/// The SDK's filenames handler: `File names were analysed`.
+pub fn validate_filenames<S: AsRef<str>>(
+    filenames: &[S],
+    params: &ValidationParameters,
+    event_id: Option<&str>,
+) -> FileValidationResponse {
+    Validator::new(params).check_filenames(filenames, event_id)
+}
+
+/// The SDK's filecontents handler: `File names and contents were analysed`.
+pub fn validate_files(
+    files: &[FileToValidate],
+    params: &ValidationParameters,
+    event_id: Option<&str>,
+) -> FileValidationResponse {
+    Validator::new(params).check_files(files, event_id)
+}

@@ -9,6 +9,7 @@
 mod context;
 mod convert;
 mod dates;
+mod file;
 mod ids;
 mod json;
 mod mapper;
@@ -18,6 +19,7 @@ mod select;
 pub use context::FileContext;
 pub use convert::{Converted, convert_cell};
 pub use dates::{excel_serial_to_datetime, parse_date_text};
+pub use file::{Emit, FileReport, ProcessError, SkippedTable, process_file};
 pub use ids::{document_id, keyed_document_id, row_key};
 pub use json::{bson_to_json, document_to_json};
 pub use mapper::{

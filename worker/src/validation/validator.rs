@@ -111,6 +111,17 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// The content checks alone, for the members of an unpacked archive: the archive's
+    /// name was checked at upload, its members' names are whatever the user zipped.
+    pub fn check_member(&self, file: &FileToValidate) -> ValidationResponse {
+        let failures = self.content_failures(&file.path, &file.filename);
+        if failures.is_empty() {
+            ValidationResponse::success(&file.filename, &self.params.filename_valid_message)
+        } else {
+            ValidationResponse::failed(&file.filename, failures.join(", "))
+        }
+    }
+
     /// The name and content checks of a batch, skipped entries first.
     pub fn check_files(
         &self,

@@ -74,7 +74,6 @@ pub fn run(args: ProcessArgs) -> Result<(), CliError> {
             }
         }
     }
-    drop(emit);
     out.flush().map_err(|error| CliError::Failed(format!("cannot write documents: {error}")))?;
     progress.finish_and_clear();
     if failed.is_empty() {

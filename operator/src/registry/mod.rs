@@ -121,6 +121,21 @@ struct Inner {
     /// removed by this process: a resource whose key did not change is not searched
     /// for stale entries again (a full collection scan on FerretDB).
     checked: std::sync::Mutex<HashMap<(EntryKind, String, String), String>>,
+    /// Key → hash of the content this process last wrote or found, and when: an upsert
+    /// of the same content within [`VERIFY_AFTER`] reads nothing (every Uploader is
+    /// reconciled each poll interval; a read per reconcile kept FerretDB busy).
+    written: std::sync::Mutex<HashMap<String, (u64, std::time::Instant)>>,
+}
+
+/// How long a known entry is trusted before the next upsert reads it again (and so
+/// restores an entry someone else changed or deleted).
+const VERIFY_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn content_hash(entry: &RegistryEntry) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_vec(&entry.document("")).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
 }
 
 impl std::fmt::Debug for Registry {
@@ -174,6 +189,7 @@ impl Registry {
                 app_lock: Mutex::new(()),
                 app_refreshes: std::sync::Mutex::default(),
                 checked: std::sync::Mutex::default(),
+                written: std::sync::Mutex::default(),
             }),
         })
     }
@@ -222,6 +238,10 @@ impl Registry {
     /// key.
     pub async fn upsert(&self, entry: &RegistryEntry) -> Result<Upserted, RegistryError> {
         let key = entry.key.to_string();
+        let hash = content_hash(entry);
+        if self.known(&key, hash, entry) {
+            return Ok(Upserted::Unchanged);
+        }
         let existing = self.inner.collection.find_one(doc! { "_id": &key }).await?;
         let existing = existing.map(to_json);
         if let Some(existing) = &existing
@@ -278,7 +298,29 @@ impl Registry {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(resource, key.clone());
         }
+        self.inner
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (hash, std::time::Instant::now()));
         Ok(outcome)
+    }
+
+    /// Whether this process wrote or verified exactly this content of `key` recently,
+    /// with the resource's stale entries already removed.
+    fn known(&self, key: &str, hash: u64, entry: &RegistryEntry) -> bool {
+        let fresh = self
+            .inner
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|(known, at)| *known == hash && at.elapsed() < VERIFY_AFTER);
+        let resource = (entry.key.kind, entry.namespace.clone(), entry.resource_name.clone());
+        let checked = entry.key.kind == EntryKind::App
+            || self.inner.checked.lock().unwrap_or_else(PoisonError::into_inner).get(&resource)
+                == Some(&key.to_owned());
+        fresh && checked
     }
 
     /// Removes every entry the resource `namespace/name` of `kind` wrote (a tombstone on
@@ -315,6 +357,7 @@ impl Registry {
         for document in found {
             let Ok(key) = document.get_str("_id") else { continue };
             self.publish(key, None).await?;
+            self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
             self.inner.collection.delete_one(doc! { "_id": key }).await?;
             tracing::info!(registry_key = %key, "registry entry removed");
             if let Some(parsed) = RegistryKey::parse(key) {
@@ -371,6 +414,7 @@ impl Registry {
         let app = app_entry(app_id, &keys);
         if keys.is_empty() {
             let key = app.key.to_string();
+            self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
             let found = self.inner.collection.find_one(doc! { "_id": &key }).await?;
             if found.is_some() {
                 self.publish(&key, None).await?;

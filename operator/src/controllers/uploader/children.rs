@@ -51,20 +51,35 @@ impl std::fmt::Debug for ChildStores {
 /// `Controller::owns_stream`, so the controller and the cache share one watch.
 pub fn watch_children<K: Namespaced>(
     scope: &Scope,
+    strip: fn(&mut K),
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
     let (reader, writer) = reflector::store();
     let stream = watcher(scope.api::<K>(), watcher::Config::default().labels(UPLOADER_LABEL))
         .default_backoff()
-        // The managed fields' field sets are most of a Deployment's size; the scaler
-        // only needs to know which managers exist.
-        .modify(|object: &mut K| {
+        // Thousands of children stay in memory: keep what the reconcile reads.
+        .modify(move |object: &mut K| {
             for entry in object.meta_mut().managed_fields.iter_mut().flatten() {
                 entry.fields_v1 = None;
             }
+            strip(object);
         })
         .reflect(writer)
         .applied_objects();
     (reader, stream)
+}
+
+/// What the Uploader reconcile reads of a cached Topic: name, generation, spec and
+/// status; the managed fields are not needed.
+pub fn strip_topic(topic: &mut Topic) {
+    topic.metadata.managed_fields = None;
+}
+
+/// What it reads of a cached Deployment: name, generation, `spec.replicas` and the
+/// managers' names (who owns replicas); the pod template is most of the object.
+pub fn strip_deployment(deployment: &mut Deployment) {
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.template = Default::default();
+    }
 }
 
 impl ChildStores {

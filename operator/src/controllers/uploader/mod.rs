@@ -46,7 +46,10 @@ use serde_json::json;
 
 use self::{
     build::{Desired, WorkerSettings},
-    children::{AppliedMemo, ChildStores, apply_child, apply_unwatched, watch_children},
+    children::{
+        AppliedMemo, ChildStores, apply_child, apply_unwatched, strip_deployment, strip_topic,
+        watch_children,
+    },
     status::{Outcome, Registration, ScaleFigures, next_status, topic_readiness},
 };
 use crate::{
@@ -174,8 +177,9 @@ pub async fn run(
     let controllers: Vec<Controller<Uploader>> = Scope::all(&client, &namespaces)
         .iter()
         .map(|scope| {
-            let (topics, topic_changes) = watch_children::<Topic>(scope);
-            let (deployments, deployment_changes) = watch_children::<Deployment>(scope);
+            let (topics, topic_changes) = watch_children::<Topic>(scope, strip_topic);
+            let (deployments, deployment_changes) =
+                watch_children::<Deployment>(scope, strip_deployment);
             children.add(topics, deployments);
             scope
                 .controller(CONCURRENCY, shutdown.clone())

@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,16 @@ bench-operator: stack-up ## Benchmark: BENCH_TOPICS Topics + BENCH_UPLOADERS Upl
 	cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-e2e --bin licenseware-operator --bin bench_operator
 	$(WITH_STACK) target/release/bench_operator --operator-bin target/release/licenseware-operator \
 		--topics $(BENCH_TOPICS) --uploaders $(BENCH_UPLOADERS)
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := validate_csv validate_workbook process_csv
+fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing).
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd worker && for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$target && cp -n tests/fixtures/* fuzz/corpus/$$target/ ; \
+		cargo +nightly fuzz run $$target fuzz/corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretDB and Redis on loopback.
 	e2e/stack/up

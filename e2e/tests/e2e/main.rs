@@ -11,3 +11,4 @@ mod sample_app;
 mod smoke;
 mod topic;
 mod uploader;
+mod worker_consume;

@@ -11,3 +11,5 @@ mod sample_app;
 mod smoke;
 mod topic;
 mod uploader;
+mod worker_consume;
+mod worker_default;

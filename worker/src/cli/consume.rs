@@ -1,12 +1,30 @@
-//! `licenseware-worker consume`. Placeholder: built in issue 4.
+//! `licenseware-worker consume`: one uploader's consumer, configured by flags or their
+//! environment variables (the operator's Deployment sets LW_* and mounts worker.yaml).
 
 use clap::Args;
 
 use super::CliError;
+use crate::consume::{self, ConsumeConfig, Settings};
 
 #[derive(Debug, Args)]
-pub struct ConsumeArgs {}
+pub struct ConsumeArgs {
+    // Boxed: the flags are many, and clippy wants the Command variants of similar sizes.
+    #[command(flatten)]
+    pub config: Box<ConsumeConfig>,
+}
 
-pub async fn run(_args: ConsumeArgs) -> Result<(), CliError> {
-    Err(CliError::Failed("consume is not built yet".into()))
+pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
+    let config = *args.config;
+    if let Err(error) = consume::logging::init(config.log_format) {
+        return Err(CliError::Failed(format!("cannot set up logging: {error}")));
+    }
+    let settings = Settings::load(&config).map_err(|error| CliError::Usage(error.to_string()))?;
+    // TEMPORARY: replaced by crate::processing::default_processor(&spec) at merge.
+    let processor = crate::processing::default_processor(&settings.manifest.spec);
+    consume::run(settings, processor, consume::shutdown::signal()).await.map(|_| ()).map_err(
+        |error| {
+            tracing::error!(%error, reason = error.reason(), "consumer stopped");
+            CliError::Failed(error.to_string())
+        },
+    )
 }

@@ -15,6 +15,7 @@ mod json;
 mod mapper;
 mod outcome;
 mod select;
+mod step;
 
 pub use context::FileContext;
 pub use convert::{Converted, convert_cell};
@@ -27,3 +28,4 @@ pub use mapper::{
 };
 pub use outcome::TableOutcome;
 pub use select::{SelectionError, TableSource, select_table};
+pub use step::default_processor;

@@ -1,0 +1,275 @@
+//! The consumer loop: one event at a time per process (a partition's events keep their
+//! order; replicas share the partitions), its offset committed only once its outcome is
+//! stored: documents and history, or a dead letter acknowledged by the broker.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tracing::Instrument;
+
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::{KafkaError, RDKafkaErrorCode},
+    message::OwnedMessage,
+};
+
+use super::{
+    config::{ConfigError, Settings},
+    context::Context,
+    dlq::DeadLetter,
+    envelope,
+    notify::Notifier,
+    processor::FileProcessor,
+    saga::{self, EventOutcome},
+    shutdown::Shutdown,
+    status_store::StatusStore,
+    store,
+};
+
+/// Commit attempts before an offset is left to a later commit or a redelivery.
+const COMMIT_TRIES: u32 = 30;
+/// Events may take long (big files, retries with backoff): the group must not evict a
+/// worker that is busy with one. librdkafka counts this between two fetches.
+const MAX_POLL_INTERVAL_MS: &str = "1800000";
+/// A crashed worker's partitions move to the other replicas (or to its restart) after
+/// this long without heartbeats; the client default (45 s) keeps them idle longer.
+const SESSION_TIMEOUT_MS: &str = "10000";
+
+/// Why the consumer could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("Kafka client: {0}")]
+    Kafka(#[source] KafkaError),
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    #[error("MongoDB client: {0}")]
+    Mongo(#[source] mongodb::error::Error),
+    #[error("Redis client: {0}")]
+    Redis(#[source] redis::RedisError),
+}
+
+impl ConsumeError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Config(error) => error.reason(),
+            Self::Kafka(_) => "KafkaConfig",
+            Self::Subscribe { .. } => "SubscribeFailed",
+            Self::Mongo(_) => "MongoConfig",
+            Self::Redis(_) => "RedisConfig",
+        }
+    }
+}
+
+/// What a run did, for the last log line and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub events: u64,
+    pub dead_letters: u64,
+    pub failed_notifications: u64,
+    pub failed_status_writes: u64,
+}
+
+enum Next {
+    Commit,
+    Stop,
+}
+
+/// Consumes the uploader's events with `processor` until `shutdown` completes; the
+/// event in hand is finished and committed first.
+pub async fn run(
+    settings: Settings,
+    processor: Arc<dyn FileProcessor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunSummary, ConsumeError> {
+    let shutdown = Shutdown::on(shutdown);
+    let client_id = format!("licenseware-worker-{}", settings.worker.uploader_id);
+    let db = connect_mongo(&settings).await?;
+    let redis = redis::Client::open(settings.redis_url.as_str()).map_err(ConsumeError::Redis)?;
+    let notifier = Notifier::new(
+        &settings.kafka_brokers,
+        &client_id,
+        &settings.app_events_topic,
+        &settings.log_events_topic,
+    )
+    .map_err(ConsumeError::Kafka)?;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka_brokers)
+        .set("group.id", &settings.worker.consumer_group)
+        .set("client.id", &client_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)
+        .set("session.timeout.ms", SESSION_TIMEOUT_MS)
+        .set("heartbeat.interval.ms", "3000")
+        .create()
+        .map_err(ConsumeError::Kafka)?;
+    let topic = settings.worker.events_topic.clone();
+    consumer
+        .subscribe(&[&topic])
+        .map_err(|source| ConsumeError::Subscribe { topic: topic.clone(), source })?;
+    let collections = settings.event_collections(processor.collections());
+    ensure_indexes(&db, &collections).await;
+    let ctx = Context {
+        settings,
+        processor,
+        db,
+        status: StatusStore::new(redis),
+        notifier,
+        shutdown,
+        collections,
+    };
+    tracing::info!(topic, group = ctx.settings.worker.consumer_group, "consuming");
+    let consumer = Arc::new(consumer);
+    let mut summary = RunSummary::default();
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = ctx.shutdown.requested() => break,
+            received = consumer.recv() => received.map(|message| message.detach()),
+        };
+        let message = match received {
+            Ok(message) => message,
+            Err(error) => {
+                // librdkafka reconnects by itself; these are reports, not a dead client.
+                tracing::warn!(%error, "Kafka consumer error");
+                if !ctx.shutdown.sleep(Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        summary.events += 1;
+        match handle(&ctx, &message, &mut summary).await {
+            Next::Commit => commit(&consumer, &message, &ctx).await,
+            Next::Stop => break,
+        }
+    }
+    tracing::info!("stopping: flushing notifications");
+    let notifier = ctx.notifier.clone();
+    let flushed =
+        tokio::task::spawn_blocking(move || notifier.flush(Duration::from_secs(10))).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::warn!("some notifications were not delivered before the stop");
+    }
+    summary.failed_notifications = ctx.notifier.failures();
+    summary.failed_status_writes = ctx.status.failures();
+    tracing::info!(?summary, "stopped");
+    Ok(summary)
+}
+
+async fn connect_mongo(settings: &Settings) -> Result<mongodb::Database, ConsumeError> {
+    let mut options = mongodb::options::ClientOptions::parse(&settings.mongo_url)
+        .await
+        .map_err(ConsumeError::Mongo)?;
+    options.app_name.get_or_insert_with(|| "licenseware-worker".to_owned());
+    // Fail fast into the runtime's own wait-and-retry, which logs what it waits for.
+    options.server_selection_timeout.get_or_insert(Duration::from_secs(10));
+    let client = mongodb::Client::with_options(options).map_err(ConsumeError::Mongo)?;
+    Ok(client.database(&settings.mongo_database))
+}
+
+async fn ensure_indexes(db: &mongodb::Database, collections: &[String]) {
+    let created =
+        tokio::time::timeout(Duration::from_secs(15), store::ensure_indexes(db, collections)).await;
+    if !matches!(created, Ok(Ok(()))) {
+        tracing::warn!("cannot create the event indexes now; compensation may scan collections");
+    }
+}
+
+async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary) -> Next {
+    let worker = &ctx.settings.worker;
+    let event = match envelope::parse(message.payload(), &worker.app_id, &worker.uploader_id) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::warn!(%error, reason = error.reason(), offset = message.offset(),
+                partition = message.partition(), "malformed event: dead-lettered without retry");
+            let letter = DeadLetter::about(message, error.to_string(), error.reason(), 0);
+            summary.dead_letters += 1;
+            return dead_letter(ctx, message, &letter).await;
+        }
+    };
+    // Every log line of the event names it (JSON logs carry the span's fields).
+    let span = tracing::info_span!("event", event_id = event.event_id, tenant_id = event.tenant_id);
+    let outcome = async {
+        tracing::info!(files = event.filepaths.len(), "processing");
+        let outcome = saga::run_event(ctx, &event).await;
+        tracing::info!(?outcome, "event done");
+        outcome
+    }
+    .instrument(span)
+    .await;
+    match outcome {
+        EventOutcome::Done { .. } => Next::Commit,
+        EventOutcome::Interrupted => Next::Stop,
+        EventOutcome::DeadLetter { error, reason, attempts } => {
+            summary.dead_letters += 1;
+            let letter = DeadLetter::about(message, error, &reason, attempts);
+            dead_letter(ctx, message, &letter).await
+        }
+    }
+}
+
+/// Produces the dead letter until the broker acknowledges it.
+async fn dead_letter(ctx: &Context, message: &OwnedMessage, letter: &DeadLetter) -> Next {
+    let topic = &ctx.settings.worker.dlq_topic;
+    let mut failures = 0;
+    loop {
+        match ctx.notifier.dead_letter(topic, message, letter).await {
+            Ok(()) => return Next::Commit,
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, topic, failures, "dead letter not acknowledged; retrying");
+                if !ctx.shutdown.sleep(ctx.settings.backoff.delay(failures)).await {
+                    return Next::Stop;
+                }
+            }
+        }
+    }
+}
+
+/// Commits the offset after `message`. A partition taken away by a rebalance is not
+/// retried: its next owner redoes the event, which is idempotent.
+async fn commit(consumer: &Arc<StreamConsumer>, message: &OwnedMessage, ctx: &Context) {
+    let mut offsets = TopicPartitionList::new();
+    if let Err(error) = offsets.add_partition_offset(
+        message.topic(),
+        message.partition(),
+        Offset::Offset(message.offset() + 1),
+    ) {
+        tracing::error!(%error, "cannot build the commit");
+        return;
+    }
+    for attempt in 1..=COMMIT_TRIES {
+        let consumer = Arc::clone(consumer);
+        let offsets = offsets.clone();
+        // A synchronous commit blocks its thread until the broker answers.
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
+        let error = match result {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error,
+            Err(error) => {
+                tracing::error!(%error, "commit task failed");
+                return;
+            }
+        };
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::UnknownMemberId
+                    | RDKafkaErrorCode::IllegalGeneration
+                    | RDKafkaErrorCode::RebalanceInProgress
+                    | RDKafkaErrorCode::AssignmentLost
+            )
+        ) {
+            tracing::warn!(%error, offset = message.offset(), "partition reassigned; not committed");
+            return;
+        }
+        tracing::warn!(%error, attempt, "commit failed; retrying");
+        // Not cut short by shutdown: the commit is what a drain is for.
+        tokio::time::sleep(ctx.settings.backoff.delay(attempt).min(Duration::from_secs(5))).await;
+    }
+    tracing::error!(offset = message.offset(), "offset not committed; the event will be redone");
+}

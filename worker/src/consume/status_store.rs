@@ -1,0 +1,64 @@
+//! The status key in Redis. Best effort like the notifications: the status is what the
+//! UI shows, the data does not depend on it, and its TTL heals a missed `idle`.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Mutex;
+
+use super::status::{self, Status, StatusSubject};
+
+/// How long one status write may take before it is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct StatusStore {
+    client: redis::Client,
+    /// Opened on first use and dropped after an error, so a restarted Redis is found
+    /// again.
+    connection: Mutex<Option<MultiplexedConnection>>,
+    failures: AtomicU64,
+}
+
+impl StatusStore {
+    pub fn new(client: redis::Client) -> Self {
+        Self { client, connection: Mutex::new(None), failures: AtomicU64::new(0) }
+    }
+
+    /// Status writes that failed since the start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    pub async fn set(&self, subject: &StatusSubject<'_>, status: Status, updated_at: &str) {
+        let key = status::redis_key(subject.uploader_id, subject.tenant_id);
+        let value = status::redis_value(subject, status, updated_at);
+        let write = self.write(&key, &value);
+        let error = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        *self.connection.lock().await = None;
+        let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(key, error, failed_status_writes = count, "status not written to Redis");
+    }
+
+    async fn write(&self, key: &str, value: &str) -> redis::RedisResult<()> {
+        let mut slot = self.connection.lock().await;
+        let connection = match slot.as_mut() {
+            Some(connection) => connection,
+            None => slot.insert(self.client.get_multiplexed_async_connection().await?),
+        };
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(status::STATUS_TTL_SECONDS)
+            .query_async::<()>(connection)
+            .await
+    }
+}

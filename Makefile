@@ -59,6 +59,11 @@ fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS e
 		cargo +nightly fuzz run $$target fuzz/corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 
+include worker/bench/bench.mk
+bench-worker: build-worker-release
+build-worker-release:
+	cargo build $(CARGO_FLAGS) --release -p licenseware-worker --bin licenseware-worker
+
 stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretDB and Redis on loopback.
 	e2e/stack/up
 

@@ -36,8 +36,9 @@ lint: ## Clippy on every target, warnings denied.
 unit: ## Unit tests (no servers needed).
 	cargo test $(CARGO_FLAGS) --workspace --exclude licenseware-e2e
 
-e2e: stack-up ## The end-to-end suite against the real stack.
+e2e: stack-up ## The end-to-end suite against the real stack, then the tests that restart its servers, alone.
 	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e
+	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e --test e2e -- --ignored --test-threads=1 worker_consume::
 
 crds: ## Regenerate the committed CRD YAML (crds/*.yaml) from the Rust types.
 	cargo run $(CARGO_FLAGS) -q -p licenseware-operator -- crdgen --out-dir crds

@@ -293,7 +293,10 @@ async fn a_worker_killed_mid_run_leaves_every_event_exactly_once() {
     setup.cleanup().await;
 }
 
+// Ignored in the parallel run: restarting the servers would fail the other modules'
+// tests; `make e2e` runs the ignored tests afterwards, one at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "restarts Kafka and MongoDB: `make e2e` runs it alone"]
 async fn kafka_and_mongodb_restarts_lose_and_duplicate_nothing() {
     // Exclusive: the other consumer tests must not see these outages.
     let _stack = stack_exclusive().await;

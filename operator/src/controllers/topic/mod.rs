@@ -8,7 +8,11 @@
 pub mod desired;
 pub mod status;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -208,7 +212,7 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
                 tracing::info!(kafka_topic = %name, "created Kafka topic");
             }
             write_status(topic, ctx, &Outcome::Applied { name, applied }).await?;
-            Ok(Action::requeue(ctx.resync))
+            Ok(Action::requeue(next_resync(ctx.resync, SystemTime::now())))
         }
         Err(error) => {
             write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
@@ -262,4 +266,33 @@ async fn write_status(topic: &Topic, ctx: &Context, outcome: &Outcome) -> Result
     let next = next_status(old, topic.metadata.generation, outcome, now);
     status_writer::write(&ctx.client, &ctx.recorder, topic, old, &next, "Reconcile").await?;
     Ok(())
+}
+
+/// The wait until the next resync: the next multiple of `interval` on the wall clock, so
+/// that every Topic resyncs at the same moment and the admin batcher turns a resync of
+/// thousands of topics into a few batched calls (a delay counted from each topic's own
+/// last reconcile spread them over the interval, a handful of topics per call).
+fn next_resync(interval: Duration, now: SystemTime) -> Duration {
+    let interval_ms = interval.as_millis().max(1000);
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let wait_ms = interval_ms - since_epoch % interval_ms;
+    Duration::from_millis(u64::try_from(wait_ms).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_topic_resyncs_at_the_same_tick() {
+        let interval = Duration::from_secs(120);
+        let at = |secs| UNIX_EPOCH + Duration::from_millis(secs);
+        // Two topics reconciled 50 s apart wait for the same instant.
+        let first = next_resync(interval, at(1_000_000_010_000));
+        let second = next_resync(interval, at(1_000_000_060_000));
+        assert_eq!(at(1_000_000_010_000) + first, at(1_000_000_060_000) + second);
+        assert!(first <= interval && second <= interval);
+        // On a tick: a whole interval, never zero (no busy loop).
+        assert_eq!(next_resync(interval, at(1_000_000_080_000)), interval);
+    }
 }

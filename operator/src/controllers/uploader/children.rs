@@ -117,8 +117,8 @@ struct Applied {
 }
 
 impl AppliedMemo {
-    /// Whether `desired` (hashed) can be skipped given the child's `current` state:
-    /// `None` when it must be applied.
+    /// Whether an apply of content `hash` can be skipped: the same content was applied,
+    /// the child's generation has not moved since, and the resync is not due.
     fn fresh(
         &self,
         key: &str,

@@ -2,6 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use licenseware_worker::cli::{self, Cli};
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use licenseware_crds::UploaderSpec;
-use licenseware_worker::processing::{FileContext, process_file};
+use licenseware_worker::processing::{FileContext, PlainJsonDocument, process_file};
 
 #[path = "common.rs"]
 mod common;
@@ -28,8 +28,13 @@ fuzz_target!(|data: &[u8]| {
         updated_at: mongodb::bson::DateTime::from_millis(0),
     };
     let mut emitted = 0_u64;
-    let _ = process_file(&spec, &context, &path, dir.path(), &mut |_, _| {
+    let _ = process_file(&spec, &context, &path, dir.path(), &mut |row| {
         emitted += 1;
+        // The JSON printed straight from a row must be the stored document's JSON.
+        let direct = serde_json::to_string(&row).map_err(|e| e.to_string())?;
+        let document = row.into_document();
+        let stored = serde_json::to_string(&PlainJsonDocument(&document)).map_err(|e| e.to_string())?;
+        assert_eq!(direct, stored);
         Ok(())
     });
 });

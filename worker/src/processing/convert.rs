@@ -45,6 +45,36 @@ pub fn convert_cell(cell: &Cell, target: MappingType) -> Converted {
     converted.map_or_else(|| Converted::Raw(raw_value(cell)), Converted::Value)
 }
 
+/// What [`convert_owned_cell`] made of a cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedConversion {
+    Value(Bson),
+    /// Did not convert: the raw value, and the value as the file shows it.
+    Raw {
+        value: Bson,
+        text: String,
+    },
+}
+
+/// [`convert_cell`] for a cell the caller gives away: a text cell that needs no
+/// trimming moves into a `string` value instead of being copied.
+pub fn convert_owned_cell(cell: Cell, target: MappingType) -> OwnedConversion {
+    match (cell, target) {
+        (Cell::Text(text), MappingType::String) if !is_padded(&text) => {
+            OwnedConversion::Value(Bson::String(text))
+        }
+        (cell, target) => match convert_cell(&cell, target) {
+            Converted::Value(value) => OwnedConversion::Value(value),
+            Converted::Raw(value) => OwnedConversion::Raw { value, text: cell.to_text() },
+        },
+    }
+}
+
+/// Empty, or with whitespace to trim at either end.
+fn is_padded(text: &str) -> bool {
+    text.trim().len() != text.len() || text.is_empty()
+}
+
 /// Blank for mapping: no value, or only whitespace (CSV cells are untrimmed).
 pub(super) fn is_blank(cell: &Cell) -> bool {
     match cell {

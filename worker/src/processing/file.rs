@@ -8,10 +8,11 @@
 use std::path::Path;
 
 use licenseware_crds::UploaderSpec;
-use mongodb::bson::Document;
 use serde::Serialize;
 
-use super::{FileContext, MappedRow, SelectionError, TableMapper, TableOutcome, TableSource};
+use super::{
+    FileContext, MappedRow, RowDocument, SelectionError, TableMapper, TableOutcome, TableSource,
+};
 use crate::{
     archive::{self, ArchiveError, ArchiveLimits},
     read::{FileKind, ReadError, Table, Workbook, open_csv},
@@ -73,8 +74,8 @@ impl FileReport {
     }
 }
 
-/// Where mapped documents go: `emit(collection, document)`. An error stops the file.
-pub type Emit<'a> = dyn FnMut(&str, Document) -> Result<(), String> + 'a;
+/// Where mapped documents go (with their collection). An error stops the file.
+pub type Emit<'a> = dyn FnMut(RowDocument<'_>) -> Result<(), String> + 'a;
 
 /// Processes `path`, uploaded as `context.source_file`. Archives are unpacked into a
 /// scratch directory under `scratch_root` (removed afterwards), and each member is
@@ -197,10 +198,10 @@ fn map_rows(
     for (row_number, row) in (0_u64..).zip(rows) {
         let row =
             row.map_err(|source| ProcessError::Read { file: context.source_file.clone(), source })?;
-        let mapped = mapper.map_row(context, row_number, &row);
+        let mapped = mapper.map_cells(context, row_number, row);
         outcome.record(&mapped);
         if let MappedRow::Document(document) = mapped {
-            emit(mapper.collection(), document.document).map_err(ProcessError::Sink)?;
+            emit(document.document).map_err(ProcessError::Sink)?;
         }
     }
     Ok(outcome)

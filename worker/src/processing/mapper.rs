@@ -5,8 +5,9 @@ use mongodb::bson::{Bson, Document};
 use serde::Serialize;
 
 use super::context::FileContext;
-use super::convert::{Converted, convert_cell, is_blank};
+use super::convert::{OwnedConversion, convert_owned_cell, is_blank};
 use super::ids::{document_id, keyed_document_id, row_key};
+use super::row_document::RowDocument;
 use crate::read::Cell;
 
 /// Fields every document gets from its context: a mapping may not write them (a
@@ -56,17 +57,18 @@ pub struct ConversionFailure {
     pub target: MappingType,
 }
 
-/// What one row became.
+/// What one row became: `D` is a BSON [`Document`] from [`TableMapper::map_row`], a
+/// [`RowDocument`] from [`TableMapper::map_cells`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum MappedRow {
+pub enum MappedRow<D = Document> {
     /// Every cell of the row was empty: no document.
     Empty,
-    Document(MappedDocument),
+    Document(MappedDocument<D>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct MappedDocument {
-    pub document: Document,
+pub struct MappedDocument<D = Document> {
+    pub document: D,
     /// Fields whose value was kept raw; the document has them all the same.
     pub failures: Vec<ConversionFailure>,
 }
@@ -145,6 +147,23 @@ impl TableMapper {
     /// rows (0 = the first row after the header), counting empty rows too, so that it
     /// does not change when the file is read again. Cells past the row's end are empty.
     pub fn map_row(&self, context: &FileContext, row_number: u64, row: &[Cell]) -> MappedRow {
+        match self.map_cells(context, row_number, row.to_vec()) {
+            MappedRow::Empty => MappedRow::Empty,
+            MappedRow::Document(MappedDocument { document, failures }) => {
+                MappedRow::Document(MappedDocument { document: document.into_document(), failures })
+            }
+        }
+    }
+
+    /// [`TableMapper::map_row`] for a row the caller gives away: text cells move into
+    /// the document instead of being copied, and the document is built only when the
+    /// caller asks ([`RowDocument::into_document`]).
+    pub fn map_cells<'a>(
+        &'a self,
+        context: &'a FileContext,
+        row_number: u64,
+        mut row: Vec<Cell>,
+    ) -> MappedRow<RowDocument<'a>> {
         if row.iter().all(is_blank) {
             return MappedRow::Empty;
         }
@@ -152,30 +171,21 @@ impl TableMapper {
         let mut failures = Vec::new();
         for column in &self.columns {
             let Some(index) = column.index else { continue };
-            let cell = row.get(index).unwrap_or(&Cell::Empty);
-            let value = match convert_cell(cell, column.value_type) {
-                Converted::Value(value) => value,
-                Converted::Raw(raw) => {
+            let cell =
+                row.get_mut(index).map_or(Cell::Empty, |cell| std::mem::replace(cell, Cell::Empty));
+            let value = match convert_owned_cell(cell, column.value_type) {
+                OwnedConversion::Value(value) => value,
+                OwnedConversion::Raw { value, text } => {
                     failures.push(ConversionFailure {
                         field: column.to.clone(),
-                        raw: cell.to_text(),
+                        raw: text,
                         target: column.value_type,
                     });
-                    raw
+                    value
                 }
             };
             fields.push((column.to.as_str(), value));
         }
-        let document = self.document(context, row_number, fields);
-        MappedRow::Document(MappedDocument { document, failures })
-    }
-
-    fn document(
-        &self,
-        context: &FileContext,
-        row_number: u64,
-        fields: Vec<(&str, Bson)>,
-    ) -> Document {
         let key = (!self.key.is_empty()).then(|| {
             let key_values: Vec<(&str, &Bson)> = self
                 .key
@@ -191,24 +201,15 @@ impl TableMapper {
             Some(key) => keyed_document_id(context, key),
             None => document_id(context, self.table_index, row_number),
         };
-        let mut document = Document::new();
-        document.insert("_id", id);
-        document.insert("tenant_id", context.tenant_id.as_str());
-        document.insert("app_id", context.app_id.as_str());
-        document.insert("uploader_id", context.uploader_id.as_str());
-        document.insert("event_id", context.event_id.as_str());
-        document.insert("source_file", context.source_file.as_str());
-        document.insert("updated_at", context.updated_at);
-        if let Some(document_type) = &self.document_type {
-            document.insert("document_type", document_type.as_str());
-        }
-        if let Some(key) = key {
-            document.insert("_key", key);
-        }
-        for (field, value) in fields {
-            document.insert(field, value);
-        }
-        document
+        let document = RowDocument {
+            collection: &self.collection,
+            context,
+            document_type: self.document_type.as_deref(),
+            id,
+            key,
+            fields,
+        };
+        MappedRow::Document(MappedDocument { document, failures })
     }
 }
 

@@ -184,3 +184,77 @@ fn the_outcome_counts_rows_documents_and_failures() {
     assert_eq!(outcome.failure_samples.len(), 2);
     assert_eq!(outcome.missing_columns, ["Powered On"]);
 }
+
+#[test]
+fn a_row_prints_as_the_json_of_the_document_it_becomes() {
+    let mut mapping = table(json!({
+        "collection": "vms",
+        "documentType": "virtual_machine",
+        "key": ["name"],
+        "columns": [
+            {"from": "VM", "to": "name"},
+            {"from": "CPUs", "to": "cpus", "type": "integer"},
+            {"from": "Created", "to": "created", "type": "date"},
+            {"from": "Cost", "to": "cost", "type": "number"},
+            {"from": "Note", "to": "note"},
+        ],
+    }));
+    let header = header(&["VM", "CPUs", "Created", "Cost", "Note"]);
+    let rows = [
+        vec![
+            text("vm-\"1\""),
+            Cell::Int(2),
+            text("2023-01-06 11:59:00"),
+            Cell::Float(0.1),
+            text(" x "),
+        ],
+        vec![text("vm-2"), text("two"), Cell::Empty, text("NaN?"), Cell::Bool(true)],
+    ];
+    for keyed in [true, false] {
+        if !keyed {
+            mapping.key.clear();
+            mapping.document_type = None;
+        }
+        let mapper = TableMapper::new(0, &mapping, &header).unwrap();
+        for (number, row) in rows.iter().enumerate() {
+            let context = context();
+            let MappedRow::Document(mapped) =
+                mapper.map_cells(&context, number as u64, row.clone())
+            else {
+                panic!("row {number} was empty");
+            };
+            let printed = serde_json::to_string(&mapped.document).unwrap();
+            let via_map = mapper.map_row(&context, number as u64, row);
+            let document = mapped.document.into_document();
+            assert_eq!(
+                via_map,
+                MappedRow::Document(MappedDocument {
+                    document: document.clone(),
+                    failures: mapped.failures
+                })
+            );
+            let stored =
+                serde_json::to_string(&crate::processing::PlainJsonDocument(&document)).unwrap();
+            assert_eq!(printed, stored, "keyed: {keyed}, row {number}");
+        }
+    }
+}
+
+#[test]
+fn owned_cells_convert_as_borrowed_ones_do() {
+    use crate::processing::{Converted, OwnedConversion, convert_cell, convert_owned_cell};
+    let cells = [text(" padded "), text(""), text("  "), text("plain"), Cell::Int(3), text("x")];
+    for cell in cells {
+        for target in [MappingType::String, MappingType::Integer, MappingType::Bool] {
+            let expected = match convert_cell(&cell, target) {
+                Converted::Value(value) => OwnedConversion::Value(value),
+                Converted::Raw(value) => OwnedConversion::Raw { value, text: cell.to_text() },
+            };
+            assert_eq!(
+                convert_owned_cell(cell.clone(), target),
+                expected,
+                "{cell:?} as {target:?}"
+            );
+        }
+    }
+}

@@ -14,18 +14,20 @@ mod ids;
 mod json;
 mod mapper;
 mod outcome;
+mod row_document;
 mod select;
 mod step;
 
 pub use context::FileContext;
-pub use convert::{Converted, convert_cell};
+pub use convert::{Converted, OwnedConversion, convert_cell, convert_owned_cell};
 pub use dates::{excel_serial_to_datetime, parse_date_text};
 pub use file::{Emit, FileReport, ProcessError, SkippedTable, process_file};
 pub use ids::{document_id, keyed_document_id, row_key};
-pub use json::{bson_to_json, document_to_json};
+pub use json::{PlainJsonDocument, bson_to_json, document_to_json};
 pub use mapper::{
     ConversionFailure, MappedDocument, MappedRow, MappingError, TableMapper, check_table_mapping,
 };
 pub use outcome::TableOutcome;
+pub use row_document::RowDocument;
 pub use select::{SelectionError, TableSource, select_table};
 pub use step::default_processor;

@@ -37,7 +37,7 @@ impl TableOutcome {
         }
     }
 
-    pub fn record(&mut self, row: &MappedRow) {
+    pub fn record<D>(&mut self, row: &MappedRow<D>) {
         self.rows_read += 1;
         match row {
             MappedRow::Empty => self.skipped_empty_rows += 1,

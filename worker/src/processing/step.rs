@@ -42,8 +42,8 @@ impl FileProcessor for DefaultProcessor {
             updated_at: DateTime::now(),
         };
         let mut sink_closed = false;
-        let mut emit = |collection: &str, document| {
-            sink.emit(collection, document).map_err(|closed| {
+        let mut emit = |row: super::RowDocument<'_>| {
+            sink.emit(row.collection(), row.into_document()).map_err(|closed| {
                 sink_closed = true;
                 closed.to_string()
             })

@@ -188,20 +188,55 @@ fn skipped(table_index: usize, error: &SelectionError) -> SkippedTable {
     SkippedTable { table_index, reason: error.reason(), message: error.to_string() }
 }
 
+/// Rows read on a second thread, in batches, while this one maps and emits them: on
+/// a multi-core machine reading (XML or CSV parsing) and mapping overlap.
+const ROWS_PER_BATCH: usize = 256;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+type RowBatch = Vec<Result<Vec<crate::read::Cell>, crate::read::ReadError>>;
+
 fn map_rows(
     mapper: &TableMapper,
     rows: Table<'_>,
     context: &FileContext,
     emit: &mut Emit<'_>,
 ) -> Result<TableOutcome, ProcessError> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<RowBatch>(BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_batches(rows, &sender));
+        // The receiver is dropped when this returns early, which stops the reader.
+        map_batches(mapper, &receiver, context, emit)
+    })
+}
+
+fn read_batches(mut rows: Table<'_>, sender: &std::sync::mpsc::SyncSender<RowBatch>) {
+    loop {
+        let batch: RowBatch = rows.by_ref().take(ROWS_PER_BATCH).collect();
+        let last = batch.len() < ROWS_PER_BATCH || batch.iter().any(Result::is_err);
+        if batch.is_empty() || sender.send(batch).is_err() || last {
+            return;
+        }
+    }
+}
+
+fn map_batches(
+    mapper: &TableMapper,
+    batches: &std::sync::mpsc::Receiver<RowBatch>,
+    context: &FileContext,
+    emit: &mut Emit<'_>,
+) -> Result<TableOutcome, ProcessError> {
     let mut outcome = TableOutcome::new(mapper);
-    for (row_number, row) in (0_u64..).zip(rows) {
-        let row =
-            row.map_err(|source| ProcessError::Read { file: context.source_file.clone(), source })?;
-        let mapped = mapper.map_cells(context, row_number, row);
-        outcome.record(&mapped);
-        if let MappedRow::Document(document) = mapped {
-            emit(document.document).map_err(ProcessError::Sink)?;
+    let mut row_number = 0_u64;
+    for batch in batches {
+        for row in batch {
+            let row = row
+                .map_err(|source| ProcessError::Read { file: context.source_file.clone(), source })?;
+            let mapped = mapper.map_cells(context, row_number, row);
+            row_number += 1;
+            outcome.record(&mapped);
+            if let MappedRow::Document(document) = mapped {
+                emit(document.document).map_err(ProcessError::Sink)?;
+            }
         }
     }
     Ok(outcome)

@@ -229,8 +229,10 @@ fn map_batches(
     let mut row_number = 0_u64;
     for batch in batches {
         for row in batch {
-            let row = row
-                .map_err(|source| ProcessError::Read { file: context.source_file.clone(), source })?;
+            let row = row.map_err(|source| ProcessError::Read {
+                file: context.source_file.clone(),
+                source,
+            })?;
             let mapped = mapper.map_cells(context, row_number, row);
             row_number += 1;
             outcome.record(&mapped);

@@ -10,10 +10,10 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker bench-worker-store fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 
 DEV_NAMESPACE ?= licenseware-demo
 dev: stack-up ## Start the stack, install the CRDs and the sample app, and run the operator (Ctrl-C stops it; `make stack-down` the stack).
@@ -59,6 +59,13 @@ fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS e
 		mkdir -p fuzz/corpus/$$target && cp -n tests/fixtures/* fuzz/corpus/$$target/ ; \
 		cargo +nightly fuzz run $$target fuzz/corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
+
+BENCH_STORE_EVENTS ?= 20
+BENCH_STORE_ROWS ?= 5000
+bench-worker-store: stack-up ## Benchmark (c): BENCH_STORE_EVENTS events of BENCH_STORE_ROWS CSV rows into MongoDB by the worker vs a bare insert_many.
+	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_worker_store
+	$(WITH_STACK) target/release/bench_worker_store --worker-bin target/release/licenseware-worker \
+		--events $(BENCH_STORE_EVENTS) --rows $(BENCH_STORE_ROWS) --repeat $(or $(BENCH_REPEAT),3)
 
 include worker/bench/bench.mk
 bench-worker: build-worker-release

@@ -366,15 +366,23 @@ impl std::fmt::Debug for WorkerProcess {
 impl WorkerProcess {
     /// The example custom worker.
     pub fn start(setup: &ConsumerSetup, label: &str) -> Self {
-        Self::start_command(setup, label, custom_worker_binary(), &[])
+        Self::start_command(setup, label, custom_worker_binary(), &[], "info")
     }
 
     /// `licenseware-worker consume`: the default worker with the Uploader's pipeline.
     pub fn start_default(setup: &ConsumerSetup, label: &str) -> Self {
-        Self::start_command(setup, label, worker_binary(), &["consume"])
+        Self::start_command(setup, label, worker_binary(), &["consume"], "info")
     }
 
-    fn start_command(setup: &ConsumerSetup, label: &str, binary: PathBuf, args: &[&str]) -> Self {
+    /// `binary` with `args` (e.g. a release build of `licenseware-worker` and
+    /// `["consume"]`), configured like the other starts, logging at `rust_log`.
+    pub fn start_command(
+        setup: &ConsumerSetup,
+        label: &str,
+        binary: PathBuf,
+        args: &[&str],
+        rust_log: &str,
+    ) -> Self {
         let log = setup.root.with_file_name(format!("worker-{label}.log"));
         let file = fs::File::create(&log).expect("create the worker log");
         let child = Command::new(binary)
@@ -390,13 +398,17 @@ impl WorkerProcess {
             .env("LW_REDIS_URL", &setup.stack.redis_url)
             .env_remove("LW_UPLOAD_ROOT")
             .env_remove("LW_WORKER_CONFIG")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log fd"))
             .stderr(file)
             .spawn()
             .expect("start the custom worker");
         Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

@@ -56,4 +56,4 @@ pub use processor::{
     DocumentSink, FileJob, FileProcessor, FileReport, ProcessError, SinkClosed, error_chain,
 };
 pub use runtime::{ConsumeError, RunSummary, run};
-pub use writer::{STAMPED_FIELDS, stamp};
+pub use writer::{BATCH_SIZE, STAMPED_FIELDS, stamp};

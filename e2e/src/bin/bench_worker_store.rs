@@ -39,7 +39,7 @@ use licenseware_e2e::{
 use licenseware_operator::crds::UploaderSpec;
 use licenseware_worker::{
     consume::{BATCH_SIZE, clock, history::EventIds, stamp},
-    processing::{FileContext, process_file},
+    processing::{FileContext, RowDocument, process_file},
 };
 use mongodb::bson::{DateTime, Document, doc};
 use rdkafka::{
@@ -426,7 +426,9 @@ fn baseline_documents(
         };
         let updated_at = clock::now_iso();
         let mut emitted = 0_usize;
-        let mut emit = |collection: &str, document: Document| {
+        let mut emit = |row: RowDocument<'_>| {
+            let collection = row.collection();
+            let document = row.into_document();
             if collection != COLLECTION {
                 return Err(format!("a document for {collection}, not {COLLECTION}"));
             }

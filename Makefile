@@ -57,6 +57,9 @@ fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS e
 	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	cd worker && for target in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/corpus/$$target && cp -n tests/fixtures/* fuzz/corpus/$$target/ ; \
+		if [ $$target = validate_workbook ]; then \
+			printf '\000' | cat - tests/fixtures/RVTools.xlsx > fuzz/corpus/$$target/selector-xlsx-RVTools; \
+		fi; \
 		cargo +nightly fuzz run $$target fuzz/corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 

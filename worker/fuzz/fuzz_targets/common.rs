@@ -19,6 +19,15 @@ pub fn demanding_rules() -> ValidationParameters {
     .expect("static rules")
 }
 
+/// The worker catches calamine's panics and reports them as read errors; libFuzzer's
+/// panic hook would abort on those too. The default hook is put back once, so that only
+/// a panic that escapes the worker (which libfuzzer-sys still aborts on) is a crash.
+#[allow(dead_code)] // not every target reads workbooks
+pub fn allow_caught_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| drop(std::panic::take_hook()));
+}
+
 pub fn write_input(data: &[u8], extension: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join(format!("input.{extension}"));

@@ -4,7 +4,12 @@
 //!
 //! Opening an xlsx loads its shared-string table whole (calamine's design): a workbook
 //! with many distinct strings costs memory in proportion to them even when one row is
-//! read.
+//! read. That is why validation reads xlsx through `xlsx_head` instead; processing,
+//! which reads every row, needs the strings anyway.
+//!
+//! calamine is not trusted with crafted files: the guards refuse what would make it
+//! allocate without bound (`xlsx_guard`, `xls_guard`, `ods_guard`), and its panics are
+//! caught (`calamine_errors`).
 //!
 //! The reader is chosen by the file's first bytes, not only its extension: an xlsx
 //! saved as .xls opens, a csv renamed .xlsx gets a clear message instead of a zip error.
@@ -13,12 +18,13 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use calamine::{
-    Data, DataRef, Ods, OdsError, Reader, Xls, XlsError, Xlsb, XlsbError, Xlsx, XlsxError,
-};
+use calamine::{Data, DataRef, Ods, Reader, Xls, Xlsb, Xlsx, XlsxError};
 
+use super::calamine_errors::{PasswordError, unpanicked};
 use super::kind::WorkbookFormat;
+use super::ods_guard::check_ods;
 use super::table::{RowSource, Table};
+use super::xls_guard::check_xls;
 use super::xlsx_guard::check_shared_strings;
 use super::{Cell, ReadError};
 
@@ -44,7 +50,7 @@ impl std::fmt::Debug for Workbook {
 }
 
 /// What the first bytes of a file say it is.
-enum Container {
+pub(crate) enum Container {
     Zip,
     /// Microsoft's compound file: an xls, or an encrypted xlsx/xlsb.
     Ole,
@@ -56,7 +62,7 @@ enum Container {
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 
-fn container_of(path: &Path) -> Result<Container, ReadError> {
+pub(crate) fn container_of(path: &Path) -> Result<Container, ReadError> {
     let mut head = Vec::with_capacity(512);
     File::open(path)?.take(512).read_to_end(&mut head)?;
     Ok(if head.starts_with(ZIP_MAGIC) {
@@ -89,7 +95,10 @@ impl Workbook {
         let book = match container_of(path)? {
             Container::Zip => match format {
                 WorkbookFormat::Xlsb => open_book(path, format, Book::Xlsb)?,
-                WorkbookFormat::Ods => open_book(path, format, Book::Ods)?,
+                WorkbookFormat::Ods => {
+                    check_ods(path)?;
+                    open_book(path, format, Book::Ods)?
+                }
                 // An .xls that is a zip is an xlsx under the old extension.
                 WorkbookFormat::Xlsx | WorkbookFormat::Xls => {
                     check_shared_strings(path)?;
@@ -128,7 +137,7 @@ impl Workbook {
                 let mut cells = book.worksheet_cells_reader(sheet).map_err(ReadError::workbook)?;
                 RowSource::Streamed {
                     next_cell: Box::new(move || {
-                        let cell = cells.next_cell().map_err(ReadError::workbook)?;
+                        let cell = unpanicked(|| cells.next_cell().map_err(ReadError::workbook))?;
                         Ok(cell.map(placed))
                     }),
                     pending: None,
@@ -139,15 +148,19 @@ impl Workbook {
                 let mut cells = book.worksheet_cells_reader(sheet).map_err(ReadError::workbook)?;
                 RowSource::Streamed {
                     next_cell: Box::new(move || {
-                        let cell = cells.next_cell().map_err(ReadError::workbook)?;
+                        let cell = unpanicked(|| cells.next_cell().map_err(ReadError::workbook))?;
                         Ok(cell.map(placed))
                     }),
                     pending: None,
                     ended: false,
                 }
             }
-            Book::Xls(book) => loaded(book.worksheet_range(sheet).map_err(ReadError::workbook)?),
-            Book::Ods(book) => loaded(book.worksheet_range(sheet).map_err(ReadError::workbook)?),
+            Book::Xls(book) => {
+                loaded(unpanicked(|| book.worksheet_range(sheet).map_err(ReadError::workbook))?)
+            }
+            Book::Ods(book) => {
+                loaded(unpanicked(|| book.worksheet_range(sheet).map_err(ReadError::workbook))?)
+            }
         };
         Table::start(source, header_starts_at)
     }
@@ -188,7 +201,7 @@ where
     E: PasswordError,
 {
     let reader = BufReader::new(File::open(path)?);
-    match R::new(reader) {
+    match unpanicked(|| Ok(R::new(reader)))? {
         Ok(book) => Ok(wrap(Box::new(book))),
         Err(error) if error.is_password() => Err(ReadError::Encrypted { format: format.name() }),
         Err(error) => {
@@ -197,41 +210,13 @@ where
     }
 }
 
-/// Each calamine reader has its own error type, each with a `Password` variant.
-trait PasswordError: std::fmt::Display {
-    fn is_password(&self) -> bool;
-}
-
-impl PasswordError for XlsxError {
-    fn is_password(&self) -> bool {
-        matches!(self, Self::Password)
-    }
-}
-
-impl PasswordError for XlsbError {
-    fn is_password(&self) -> bool {
-        matches!(self, Self::Password)
-    }
-}
-
-impl PasswordError for XlsError {
-    fn is_password(&self) -> bool {
-        matches!(self, Self::Password)
-    }
-}
-
-impl PasswordError for OdsError {
-    fn is_password(&self) -> bool {
-        matches!(self, Self::Password)
-    }
-}
-
 /// An OLE file is an xls, or an xlsx/xlsb that was saved with a password (Office
 /// wraps encrypted packages in OLE). calamine's xlsx reader recognises the latter.
 fn open_ole(path: &Path, format: WorkbookFormat) -> Result<Book, ReadError> {
+    check_xls(path)?;
     if format != WorkbookFormat::Xls {
         let reader = BufReader::new(File::open(path)?);
-        if let Err(XlsxError::Password) = Xlsx::new(reader) {
+        if let Ok(Err(XlsxError::Password)) = unpanicked(|| Ok(Xlsx::new(reader))) {
             return Err(ReadError::Encrypted { format: format.name() });
         }
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::required_items::{alternatives, missing_items};
 use super::validator::Validator;
-use crate::read::{FileKind, ReadError, Table, Workbook, open_csv};
+use crate::read::{FileKind, WorkbookHead, open_csv};
 
 /// The entry of a file whose type holds no rows while row rules are set (the SDK
 /// answered 500 to any file other than csv and excel, divergence 5).
@@ -88,7 +88,7 @@ fn csv_failures(path: &Path, rules: &TabularRules<'_>) -> Vec<String> {
 }
 
 fn excel_failures(path: &Path, filename: &str, rules: &TabularRules<'_>) -> Vec<String> {
-    let mut book = match Workbook::open_named(path, filename) {
+    let mut book = match WorkbookHead::open_named(path, filename) {
         Ok(book) => book,
         Err(error) => return vec![error.to_string()],
     };
@@ -98,13 +98,16 @@ fn excel_failures(path: &Path, filename: &str, rules: &TabularRules<'_>) -> Vec<
     let mut read_error = None;
     if rules.columns.is_some() || rules.min_rows > 0 {
         for sheet in select_sheets(&sheet_names, rules.sheets) {
-            let outcome = book.table(&sheet, rules.header_starts_at).and_then(|mut table| {
-                headers.extend_from_slice(table.header());
-                sheet_is_short(&mut table, rules.min_rows, short_sheet.is_none())
-            });
-            match outcome {
-                Ok(true) => short_sheet = Some(sheet),
-                Ok(false) => {}
+            // Only the first short sheet is reported, as the SDK stopped there, so later
+            // sheets are not counted.
+            let rows_wanted = if short_sheet.is_none() { rules.min_rows } else { 0 };
+            match book.sheet_head(&sheet, rules.header_starts_at, rows_wanted) {
+                Ok(head) => {
+                    headers.extend(head.header);
+                    if head.rows < rows_wanted {
+                        short_sheet = Some(sheet);
+                    }
+                }
                 Err(error) => {
                     read_error = Some(error);
                     break;
@@ -128,19 +131,6 @@ fn excel_failures(path: &Path, filename: &str, rules: &TabularRules<'_>) -> Vec<
     }
     failures.extend(read_error.map(|error| error.to_string()));
     failures
-}
-
-/// Whether the table has fewer than `min_rows` data rows; only the first short sheet
-/// is reported, as the SDK stopped there, so later sheets are not counted.
-fn sheet_is_short(
-    table: &mut Table<'_>,
-    min_rows: usize,
-    counting: bool,
-) -> Result<bool, ReadError> {
-    if min_rows == 0 || !counting {
-        return Ok(false);
-    }
-    Ok(table.count_rows(min_rows)? < min_rows)
 }
 
 /// The sheets whose headers and rows are checked: the only sheet of a one-sheet

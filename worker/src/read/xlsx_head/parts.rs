@@ -1,0 +1,189 @@
+//! The package around the sheets: which part is the workbook (`_rels/.rels`), its
+//! sheets' names (`workbook.xml`) and where each sheet's XML is (`workbook.xml.rels`).
+//! The same parts, in the same order and with the same refusals, as calamine reads when
+//! it opens an xlsx; unlike calamine, neither the shared strings nor the styles.
+
+use std::collections::HashMap;
+
+use quick_xml::events::Event;
+use zip::ZipArchive;
+use zip::result::ZipError;
+
+use super::super::ReadError;
+use super::xml::{FileReader, XmlReader, attr, local_name_is, raw_attrs, xml_reader};
+
+/// The sheets of a workbook and the folder of its parts.
+#[derive(Debug)]
+pub(super) struct Package {
+    /// The workbook part's folder, `xl/` as Excel writes it.
+    pub(super) xl_path: String,
+    /// `(name, part path)` in workbook order.
+    pub(super) sheets: Vec<(String, String)>,
+    /// Entry names by their lowercase, `/`-separated form: parts are found whatever
+    /// case or separator the writer used, as calamine finds them.
+    pub(super) entries: HashMap<String, String>,
+}
+
+fn broken(detail: impl std::fmt::Display) -> ReadError {
+    ReadError::NotAWorkbook { format: "xlsx", detail: detail.to_string() }
+}
+
+impl Package {
+    pub(super) fn read(zip: &mut ZipArchive<FileReader>) -> Result<Self, ReadError> {
+        let mut entries = HashMap::with_capacity(zip.len());
+        for name in zip.file_names() {
+            let name = name.map_err(broken)?;
+            entries.insert(name.replace('\\', "/").to_ascii_lowercase(), name.into_owned());
+        }
+        let mut package = Self { xl_path: "xl/".into(), sheets: Vec::new(), entries };
+        let document = package
+            .document_target(zip)?
+            .ok_or_else(|| broken("no officeDocument relationship"))?;
+        let (dir, name) = document.split_at(document.rfind('/').map_or(0, |i| i + 1));
+        package.xl_path = dir.strip_prefix('/').unwrap_or(dir).to_owned();
+        let workbook_name = if name.is_empty() { "workbook.xml" } else { name };
+        let rels_path = format!("{}_rels/{workbook_name}.rels", package.xl_path);
+        let relationships = package.relationships(zip, &rels_path)?;
+        let workbook_path = format!("{}{workbook_name}", package.xl_path);
+        package.read_sheets(zip, &workbook_path, &relationships)?;
+        Ok(package)
+    }
+
+    /// The entry name of part `path`, by calamine's lookup.
+    pub(super) fn entry<'a>(&'a self, path: &'a str) -> &'a str {
+        self.entries.get(&path.to_ascii_lowercase()).map_or(path, String::as_str)
+    }
+
+    /// Part `path` as XML; `None` when the archive has no such entry.
+    pub(super) fn open<'z>(
+        &self,
+        zip: &'z mut ZipArchive<FileReader>,
+        path: &str,
+    ) -> Result<Option<XmlReader<'z>>, ReadError> {
+        match zip.by_name(self.entry(path)) {
+            Ok(entry) => Ok(Some(xml_reader(entry))),
+            Err(ZipError::FileNotFound) => Ok(None),
+            Err(error) => Err(broken(format!("{path}: {error}"))),
+        }
+    }
+
+    /// The target of `_rels/.rels`'s officeDocument relationship (entities decoded).
+    fn document_target(
+        &self,
+        zip: &mut ZipArchive<FileReader>,
+    ) -> Result<Option<String>, ReadError> {
+        let part = "_rels/.rels";
+        let mut xml = self.open(zip, part)?.ok_or_else(|| broken(format!("no {part}")))?;
+        let fail = |detail: String| broken(format!("{part}: {detail}"));
+        let mut buf = Vec::new();
+        let mut started = false;
+        let mut target = None;
+        loop {
+            buf.clear();
+            match xml.read_event_into(&mut buf).map_err(|e| fail(e.to_string()))? {
+                Event::Start(e) if !started => started = e.local_name().as_ref() == "Relationships",
+                Event::Start(e) if e.local_name().as_ref() == "Relationship" => {
+                    let kind = attr(&e, "Type").map_err(fail)?;
+                    if kind.is_some_and(|kind| kind.ends_with("/relationships/officeDocument"))
+                        && let Some(value) = attr(&e, "Target").map_err(fail)?
+                    {
+                        target = Some(decode(value).map_err(fail)?);
+                    }
+                }
+                Event::End(e) if started && e.local_name().as_ref() == "Relationships" => {
+                    return Ok(target);
+                }
+                Event::Eof => return Err(fail("no </Relationships>".into())),
+                _ => {}
+            }
+        }
+    }
+
+    /// The workbook's relationships: id → (target, type).
+    fn relationships(
+        &self,
+        zip: &mut ZipArchive<FileReader>,
+        part: &str,
+    ) -> Result<HashMap<String, (String, String)>, ReadError> {
+        let mut xml = self.open(zip, part)?.ok_or_else(|| broken(format!("no {part}")))?;
+        let fail = |detail: String| broken(format!("{part}: {detail}"));
+        let mut relationships = HashMap::new();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match xml.read_event_into(&mut buf).map_err(|e| fail(e.to_string()))? {
+                Event::Start(e) if e.local_name().as_ref() == "Relationship" => {
+                    let (id, kind, target) = (
+                        attr(&e, "Id").map_err(fail)?,
+                        attr(&e, "Type").map_err(fail)?,
+                        attr(&e, "Target").map_err(fail)?,
+                    );
+                    if let Some(id) = id {
+                        let target = target.unwrap_or_default().to_owned();
+                        relationships
+                            .insert(id.to_owned(), (target, kind.unwrap_or_default().to_owned()));
+                    }
+                }
+                Event::End(e) if e.local_name().as_ref() == "Relationships" => {
+                    return Ok(relationships);
+                }
+                Event::Eof => return Err(fail("no </Relationships>".into())),
+                _ => {}
+            }
+        }
+    }
+
+    /// The `<sheet>` elements of the workbook part; a workbook without that part has no
+    /// sheets, as in calamine.
+    fn read_sheets(
+        &mut self,
+        zip: &mut ZipArchive<FileReader>,
+        part: &str,
+        relationships: &HashMap<String, (String, String)>,
+    ) -> Result<(), ReadError> {
+        let Some(mut xml) = self.open(zip, part)? else {
+            return Ok(());
+        };
+        let fail = |detail: String| broken(format!("{part}: {detail}"));
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match xml.read_event_into(&mut buf).map_err(|e| fail(e.to_string()))? {
+                Event::Start(e) if e.local_name().as_ref() == "sheet" => {
+                    let (mut name, mut id) = (String::new(), "");
+                    for item in raw_attrs(e.attributes_raw()) {
+                        match item.map_err(fail)? {
+                            ("name", value) => name = decode(value).map_err(fail)?,
+                            ("state", "visible" | "hidden" | "veryHidden") => {}
+                            ("state", other) => return Err(fail(format!("sheet state {other:?}"))),
+                            (key, value) if local_name_is(key, "id") => id = value,
+                            _ => {}
+                        }
+                    }
+                    let (target, kind) = relationships
+                        .get(id)
+                        .ok_or_else(|| fail(format!("sheet {name:?} has no relationship")))?;
+                    let path = match target.strip_prefix('/') {
+                        Some(absolute) => absolute.to_owned(),
+                        None => format!("{}{target}", self.xl_path),
+                    };
+                    if !matches!(
+                        kind.rsplit('/').next(),
+                        Some("worksheet" | "chartsheet" | "dialogsheet")
+                    ) {
+                        return Err(fail(format!("sheet {name:?} is of unknown type {kind:?}")));
+                    }
+                    self.sheets.push((name, path));
+                }
+                Event::End(e) if e.local_name().as_ref() == "workbook" => return Ok(()),
+                Event::Eof => return Err(fail("no </workbook>".into())),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An attribute value with its entities decoded (`&amp;` → `&`).
+fn decode(value: &str) -> Result<String, String> {
+    quick_xml::escape::unescape(value).map(|text| text.into_owned()).map_err(|e| e.to_string())
+}

@@ -6,6 +6,11 @@
 use super::csv_table::CsvRows;
 use super::{Cell, ReadError};
 
+/// Excel's last column is XFD. A streamed cell beyond it (a crafted reference such as
+/// `ZZZZZZ1`) is refused: the row is built as wide as its last cell, and such a row
+/// would take gigabytes.
+const MAX_SHEET_COLUMNS: u32 = 16_384;
+
 /// A non-blank row and its 0-based position from the top of the sheet.
 #[derive(Debug)]
 pub(crate) struct RawRow {
@@ -80,6 +85,14 @@ fn next_streamed_row(
             *ended = true;
             return row.map(Ok);
         };
+        if column >= MAX_SHEET_COLUMNS {
+            *ended = true;
+            return Some(Err(ReadError::workbook(format!(
+                "a cell of row {} is in column {}, beyond the last column a sheet can have (XFD)",
+                u64::from(index) + 1,
+                u64::from(column) + 1
+            ))));
+        }
         match &mut row {
             None => row = Some(RawRow { index: u64::from(index), cells: Vec::new() }),
             // A cell of the next row ends this one; it opens the next call.

@@ -229,3 +229,17 @@ fn sheets_and_parts_that_are_missing_are_named() {
     let head = book.sheet_head("S", 0, 1).unwrap();
     assert_eq!((head.header, head.rows), (vec!["1".to_owned()], 0));
 }
+
+#[test]
+fn processing_refuses_a_cell_beyond_the_last_column_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.xlsx");
+    let rows =
+        r#"<row r="1"><c r="A1"><v>1</v></c></row><row r="2"><c r="ZZZZZZ2"><v>1</v></c></row>"#;
+    write_raw(&path, rows, None);
+    let mut book = Workbook::open(&path).unwrap();
+    // The far cell is met while the header row is gathered (it ends that row).
+    let error = book.table("S", 0).unwrap_err();
+    assert_eq!(error.reason(), "WorkbookUnreadable", "{error}");
+    assert!(error.to_string().contains("beyond the last column"), "{error}");
+}

@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod kafka;
 pub mod kube;
 pub mod operator;
+pub mod procfs;
 pub mod registry;
 pub mod worker;
 

@@ -28,6 +28,7 @@ use kube::{
 use licenseware_e2e::{
     Stack,
     kube::{create_namespace, install_crds},
+    procfs::peak_rss_kib,
     unique_name,
 };
 use licenseware_operator::crds::{Topic, Uploader};
@@ -376,14 +377,4 @@ async fn wait_for_http(url: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("the operator did not serve {url} within 30 s")
-}
-
-/// Peak resident set size of a process (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .context("VmHWM in /proc/<pid>/status")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
 }

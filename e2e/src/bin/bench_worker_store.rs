@@ -34,6 +34,7 @@ use clap::Parser;
 use licenseware_e2e::{
     Stack,
     consumer::{ConsumerSetup, WorkerProcess, mongo_url_with_database},
+    procfs::{cpu_secs, peak_rss_kib},
     unique_name,
 };
 use licenseware_operator::crds::UploaderSpec;
@@ -461,20 +462,6 @@ fn seconds(value: Option<f64>) -> String {
     value.map_or_else(|| "?".to_owned(), |secs| format!("{secs:.2} s"))
 }
 
-/// User + system CPU time of a process, in seconds.
-fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
-    // Linux reports these in USER_HZ, 100 on every architecture it supports.
-    const TICKS_PER_SEC: f64 = 100.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; the fields after it do not.
-    let rest = stat.rsplit_once(") ").context("/proc/<pid>/stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let (utime, stime) = (fields.get(11), fields.get(12));
-    let ticks: u64 =
-        utime.context("utime")?.parse::<u64>()? + stime.context("stime")?.parse::<u64>()?;
-    Ok(ticks as f64 / TICKS_PER_SEC)
-}
-
 /// FerretDB's CPU time so far, when it is the stack's own (its pid is in
 /// `$LW_STACK_DIR/pids/ferretdb.pid`).
 fn server_cpu_secs() -> Option<f64> {
@@ -482,14 +469,4 @@ fn server_cpu_secs() -> Option<f64> {
     let record = std::fs::read_to_string(PathBuf::from(dir).join("pids/ferretdb.pid")).ok()?;
     let pid = record.split_whitespace().next()?.parse().ok()?;
     cpu_secs(pid).ok()
-}
-
-/// Peak resident set size of a process (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .context("VmHWM in /proc/<pid>/status")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
 }

@@ -59,9 +59,11 @@ pub fn excel_serial_to_text(serial: f64) -> Option<String> {
 /// Day-first or month-first forms (`22/08/2020`) are ambiguous and not guessed.
 pub fn parse_date_text(text: &str) -> Option<DateTime> {
     let text = text.trim();
-    if let Some(instant) = parse_common_shapes(text.as_bytes()) {
-        return Some(instant);
-    }
+    parse_common_shapes(text.as_bytes()).or_else(|| parse_any_shape(text))
+}
+
+/// Every form [`parse_date_text`] accepts, through the general parsers.
+fn parse_any_shape(text: &str) -> Option<DateTime> {
     let normalised = normalise_separator(text);
     let instant = OffsetDateTime::parse(&normalised, &Rfc3339)
         .ok()
@@ -75,7 +77,6 @@ pub fn parse_date_text(text: &str) -> Option<DateTime> {
     i64::try_from(millis).ok().map(DateTime::from_millis)
 }
 
-/// `2020-08-22 10:00:16` and `2020-08-22_10:00:16` become `2020-08-22T10:00:16`.
 /// `YYYY-MM-DD` and `YYYY-MM-DD HH:MM:SS` (separator ` `, `T`, `t` or `_`), the
 /// shapes nearly every export uses, read without the general parsers (which made
 /// dates the costliest column of a CSV). `None` for anything else, which then goes
@@ -110,6 +111,7 @@ fn parse_common_shapes(text: &[u8]) -> Option<DateTime> {
     Some(DateTime::from_millis(millis))
 }
 
+/// `2020-08-22 10:00:16` and `2020-08-22_10:00:16` become `2020-08-22T10:00:16`.
 fn normalise_separator(text: &str) -> String {
     let mut normalised = text.to_owned();
     let separator_at_10 = text.as_bytes().get(10).copied();
@@ -186,27 +188,13 @@ mod tests {
             "2024-02-29 12:00:00",
         ];
         for text in cases {
-            let general = parse_date_text_generally(text);
+            let general = parse_any_shape(text);
             let fast = parse_common_shapes(text.as_bytes());
             if fast.is_some() {
                 assert_eq!(fast, general, "{text}");
             }
             assert_eq!(parse_date_text(text), general, "{text}");
         }
-    }
-
-    /// The general path alone, as `parse_date_text` was before the fast shapes.
-    fn parse_date_text_generally(text: &str) -> Option<DateTime> {
-        let normalised = normalise_separator(text);
-        let instant = OffsetDateTime::parse(&normalised, &Rfc3339)
-            .ok()
-            .or_else(|| parse_naive_date_time(&normalised))
-            .or_else(|| {
-                Date::parse(text, format_description!("[year]-[month]-[day]"))
-                    .ok()
-                    .map(|date| date.midnight().assume_utc())
-            })?;
-        i64::try_from(instant.unix_timestamp_nanos() / 1_000_000).ok().map(DateTime::from_millis)
     }
 
     #[test]

@@ -12,4 +12,5 @@ mod smoke;
 mod topic;
 mod uploader;
 mod worker_consume;
+mod worker_contained;
 mod worker_default;

@@ -203,7 +203,7 @@ async fn an_uploader_does_not_take_over_a_deployment_or_config_map_it_does_not_o
     assert_eq!(after.metadata.generation, before.metadata.generation, "the Deployment changed");
     assert!(after.owner_references().is_empty());
     assert!(
-        !managers(&after).iter().any(|m| m.starts_with("licenseware")),
+        !managers(&after).iter().any(|m| m.starts_with("licenseware-operator")),
         "{:?}",
         managers(&after)
     );

@@ -656,15 +656,16 @@ async fn run(s: Scenario) {
     );
     apply(&s.api::<RoleBinding>(), binding).await;
     // Write on Deployments and ConfigMaps in the watched namespace, and nowhere else.
+    // (The authorizer sees a new binding within moments, not at once.)
     for (group, resource, verb) in [
         ("apps", "deployments", "create"),
         ("", "configmaps", "create"),
         ("", "configmaps", "patch"),
     ] {
-        assert!(
-            s.can(group, resource, verb, &s.namespace).await,
-            "{verb} {resource} in its namespace"
-        );
+        eventually(WAIT, &format!("{verb} {resource} allowed in its namespace"), || async {
+            s.can(group, resource, verb, &s.namespace).await.then_some(())
+        })
+        .await;
         assert!(!s.can(group, resource, verb, "default").await, "{verb} {resource} in default");
     }
     let allowed = s.operator("allowed");

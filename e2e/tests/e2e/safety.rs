@@ -15,6 +15,7 @@ use licenseware_operator::{
     config::{TopicSafetyConfig, WorkerConfig},
     crds::{ReportComponent, Topic, Uploader},
 };
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -86,6 +87,37 @@ async fn an_existing_topic_is_not_adopted_and_its_deletion_leaves_it() {
     condition::<Topic>(&h, "mine", "True", "Reconciled").await;
     delete_and_wait(&h.api::<Topic>(), "mine", WAIT).await;
     h.kafka.wait_partitions(&format!("{}mine", h.prefix), None, WAIT).await;
+    h.kafka.delete_topics(&[&kafka_name]).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn deletion_deletes_by_id_and_spares_a_topic_created_again_by_someone_else() {
+    let h = start(TopicSafetyConfig::default()).await;
+    let kafka_name = format!("{}recycled", h.prefix);
+    create_custom(
+        &h.api::<Topic>(),
+        "Topic",
+        json!({"metadata": {"name": "recycled"}, "spec": {"deletionPolicy": "Delete"}}),
+    )
+    .await;
+    condition::<Topic>(&h, "recycled", "True", "Reconciled").await;
+    let ours = h.kafka.topic_id_from_cli(&kafka_name).await;
+    // Behind the operator's back (before any resync can notice), the name changes hands.
+    h.kafka.delete_topics(&[&kafka_name]).await;
+    h.kafka.wait_partitions(&kafka_name, None, WAIT).await;
+    eventually(WAIT, "the name to be taken by another topic", || async {
+        // A create right after a delete may be refused for a moment: try again.
+        let new = NewTopic::new(&kafka_name, 3, TopicReplication::Fixed(1));
+        let _ = h.kafka.admin().create_topics(&[new], &AdminOptions::new()).await;
+        (h.kafka.partitions(&kafka_name).await == Some(3)).then_some(())
+    })
+    .await;
+    assert_ne!(h.kafka.topic_id_from_cli(&kafka_name).await, ours);
+    // The resource still records the old id: its deletion must not take the new topic.
+    delete_and_wait(&h.api::<Topic>(), "recycled", WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.kafka.partitions(&kafka_name).await, Some(3), "someone else's topic was deleted");
     h.kafka.delete_topics(&[&kafka_name]).await;
     h.stop().await;
 }

@@ -162,37 +162,44 @@ impl ComponentData {
     }
 
     /// Checks `collection` against the collections the component's app declares
-    /// (`declared`: its Uploaders' usedCollections and processing.tables[].collection).
-    /// The SDK's default collection `Data` is always allowed: every app writes its
-    /// documents there with `app_id` and `tenant_id`, and the API runs every pipeline
-    /// behind a $match on the caller's tenant.
+    /// (`declared`), see [`check_app_collection`].
     pub fn check_collection<'a>(
         &self,
         declared: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), String> {
-        let collection = self.collection.as_str();
-        if RESERVED_COLLECTIONS.contains(&collection) || collection.starts_with("system.") {
-            return Err(format!(
-                "data.collection {collection} is reserved: components cannot read it"
-            ));
-        }
-        if collection == crate::DEFAULT_COLLECTION {
-            return Ok(());
-        }
-        let mut declared: Vec<&str> = declared.into_iter().collect();
-        if declared.contains(&collection) {
-            return Ok(());
-        }
-        declared.sort_unstable();
-        declared.dedup();
-        Err(format!(
-            "data.collection {collection} is not a collection of this app: it must be {} or one \
-             that an Uploader of the same appId in this namespace declares in usedCollections \
-             or processing.tables[].collection (declared: {})",
-            crate::DEFAULT_COLLECTION,
-            if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
-        ))
+        check_app_collection(&self.collection, declared)
     }
+}
+
+/// Checks a collection a component or data table reads (`data.collection`,
+/// `collection`) against the collections its app declares (`declared`: its Uploaders'
+/// usedCollections and processing.tables[].collection). The SDK's default collection
+/// `Data` is always allowed: every app writes its documents there with `app_id` and
+/// `tenant_id`, and the API scopes every query to the caller's tenant. The registry,
+/// the processing history and MongoDB's `system.*` never are.
+pub fn check_app_collection<'a>(
+    collection: &str,
+    declared: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    if RESERVED_COLLECTIONS.contains(&collection) || collection.starts_with("system.") {
+        return Err(format!("collection {collection} is reserved: it cannot be read here"));
+    }
+    if collection == crate::DEFAULT_COLLECTION {
+        return Ok(());
+    }
+    let mut declared: Vec<&str> = declared.into_iter().collect();
+    if declared.contains(&collection) {
+        return Ok(());
+    }
+    declared.sort_unstable();
+    declared.dedup();
+    Err(format!(
+        "collection {collection} is not a collection of this app: it must be {} or one \
+         that an Uploader of the same appId in this namespace declares in usedCollections \
+         or processing.tables[].collection (declared: {})",
+        crate::DEFAULT_COLLECTION,
+        if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+    ))
 }
 
 impl ReportComponent {

@@ -13,7 +13,7 @@ use licenseware_e2e::{
 };
 use licenseware_operator::{
     config::{TopicSafetyConfig, WorkerConfig},
-    crds::{ReportComponent, Topic, Uploader},
+    crds::{DataTable, ReportComponent, Topic, Uploader},
 };
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use serde_json::{Value, json};
@@ -361,6 +361,18 @@ async fn a_component_with_accumulator_or_a_foreign_collection_is_refused() {
     let undeclared =
         condition::<ReportComponent>(&h, "devices", "False", "CollectionNotAllowed").await;
     assert!(undeclared.message.contains("Devices"), "{}", undeclared.message);
+    // A data table (whose rows the API also writes) follows the same rule.
+    create_custom(
+        &h.api::<DataTable>(),
+        "DataTable",
+        json!({
+            "metadata": {"name": "registry-table"},
+            "spec": {"appId": APP, "title": "T", "collection": "Registry", "columns": [{"prop": "x"}]}
+        }),
+    )
+    .await;
+    let table = condition::<DataTable>(&h, "registry-table", "False", "CollectionNotAllowed").await;
+    assert!(table.message.contains("Registry is reserved"), "{}", table.message);
     assert!(h.registry().document(&format!("component/{APP}/devices")).await.is_none());
 
     // An Uploader of the app declaring the collection makes the component valid.

@@ -137,16 +137,19 @@ impl RegisteredKind for DataTable {
         if !self.spec.registrable {
             return Ok(Desired::NotRegistrable);
         }
-        let tables: Vec<DataTable> =
-            siblings(client, &self.namespace().unwrap_or_default()).await?;
-        Ok(plan::desired_datatable(self, &tables))
+        let namespace = self.namespace().unwrap_or_default();
+        let tables: Vec<DataTable> = siblings(client, &namespace).await?;
+        let uploaders: Vec<Uploader> = siblings(client, &namespace).await?;
+        Ok(plan::desired_datatable(self, &tables, &uploaders))
     }
 
-    /// A table that comes or goes moves the `order` of the other tables of its app.
+    /// A table that comes or goes moves the `order` of the other tables of its app; an
+    /// Uploader of the app may declare the table's collection.
     fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
-        watch_related(controller, scope, |o: &Self, t: &Self| {
+        let controller = watch_related(controller, scope, |o: &Self, t: &Self| {
             o.spec.app_id == t.spec.app_id && o.name_any() != t.name_any()
-        })
+        });
+        watch_related(controller, scope, |t: &Self, u: &Uploader| t.spec.app_id == u.spec.app_id)
     }
 }
 

@@ -121,7 +121,20 @@ pub fn desired_report(
 
 /// `tables`: the DataTables of the table's namespace that are not being deleted (they
 /// give the table its position among its app's tables).
-pub fn desired_datatable(table: &DataTable, tables: &[DataTable]) -> Desired {
+/// `uploaders`: the Uploaders of the table's namespace, which declare the app's
+/// collections (the API reads and writes the table's rows, so the same rule as for a
+/// component's collection holds).
+pub fn desired_datatable(
+    table: &DataTable,
+    tables: &[DataTable],
+    uploaders: &[Uploader],
+) -> Desired {
+    let declared = declared_collections(&table.spec.app_id, uploaders);
+    if let Err(message) =
+        licenseware_crds::report_component::check_app_collection(&table.spec.collection, declared)
+    {
+        return Desired::Invalid { reason: reason::COLLECTION_NOT_ALLOWED, message };
+    }
     if !table.spec.registrable {
         return Desired::NotRegistrable;
     }
@@ -269,6 +282,19 @@ mod tests {
         };
         assert_eq!(reason, COMPONENT_INVALID);
         assert!(message.contains("reserved"), "{message}");
+        // A data table's collection follows the same rule.
+        let mut t: DataTable = yaml(
+            "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: ns},
+              spec: {appId: app, title: T, collection: Registry, columns: [{prop: x}]}}",
+        );
+        let Desired::Invalid { reason, .. } = desired_datatable(&t, &[], &[]) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, "CollectionNotAllowed");
+        t.spec.collection = "Devices".into();
+        assert!(matches!(desired_datatable(&t, &[], &[]), Desired::Invalid { .. }));
+        let declared = [uploader("app", "Devices", "Data")];
+        assert!(matches!(desired_datatable(&t, &[], &declared), Desired::Register(_)));
     }
 
     #[test]
@@ -286,9 +312,9 @@ mod tests {
             "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: ns},
               spec: {appId: app, title: T, columns: [{prop: x}], registrable: false}}",
         );
-        assert_eq!(desired_datatable(&t, &[]), Desired::NotRegistrable);
+        assert_eq!(desired_datatable(&t, &[], &[]), Desired::NotRegistrable);
         t.spec.registrable = true;
-        let Desired::Register(entry) = desired_datatable(&t, std::slice::from_ref(&t)) else {
+        let Desired::Register(entry) = desired_datatable(&t, std::slice::from_ref(&t), &[]) else {
             panic!("expected an entry")
         };
         assert_eq!(entry.metadata["order"], 0);

@@ -36,16 +36,18 @@ pub enum Command {
 /// `e2e/stack/up` writes them, so `set -a; . e2e/.stack/env` is enough locally.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    // Connection strings may carry credentials: `--help` names their variables but
+    // never prints their values.
     /// Kafka bootstrap servers, comma separated.
-    #[arg(long, env = "LW_KAFKA_BROKERS")]
+    #[arg(long, env = "LW_KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: String,
 
     /// MongoDB connection string of the registry database.
-    #[arg(long, env = "LW_MONGO_URL")]
+    #[arg(long, env = "LW_MONGO_URL", hide_env_values = true)]
     pub mongo_url: String,
 
     /// Redis URL.
-    #[arg(long, env = "LW_REDIS_URL")]
+    #[arg(long, env = "LW_REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
 
     /// Address of the `/healthz` and `/readyz` endpoints. In a pod set it to
@@ -500,6 +502,17 @@ mod tests {
                 ..WorkerConfig::default()
             }
         );
+    }
+
+    #[test]
+    fn help_never_shows_connection_strings() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let run = command.find_subcommand("run").expect("run");
+        for name in ["kafka_brokers", "mongo_url", "redis_url"] {
+            let arg = run.get_arguments().find(|a| a.get_id() == name).expect(name);
+            assert!(arg.is_hide_env_values_set(), "{name} shows its value in --help");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod operator_first_run;
 mod rbac;
 mod registry;
 mod restart;
+mod safety;
 mod sample_app;
 mod smoke;
 mod topic;

@@ -258,11 +258,14 @@ pub struct WorkerConfig {
 
 /// The workers' default requests: enough for the streaming readers on small files.
 pub const DEFAULT_WORKER_REQUESTS: &str = "cpu=100m,memory=256Mi,ephemeral-storage=256Mi";
-/// The workers' default limits: a hostile file costs at most this much. The ephemeral
-/// storage limit covers the sized /tmp plus logs.
-pub const DEFAULT_WORKER_LIMITS: &str = "cpu=1,memory=1Gi,ephemeral-storage=2Gi";
-/// The default size limit of the worker's /tmp.
-pub const DEFAULT_WORKER_TMP_SIZE: &str = "1Gi";
+/// The workers' default limits: a hostile file costs at most this much. Memory holds
+/// the worker (~100 MiB) and one file's reader at its default address-space limit
+/// (1024 MiB, `LW_FILE_MEMORY_MIB`), so the reader meets its own limit, with a clear
+/// message, before the pod's. The ephemeral storage limit covers the sized /tmp plus logs.
+pub const DEFAULT_WORKER_LIMITS: &str = "cpu=1,memory=1536Mi,ephemeral-storage=4Gi";
+/// The default size limit of the worker's /tmp: above the archive limit (2 GiB
+/// unpacked), so an archive meets that limit before the pod is evicted.
+pub const DEFAULT_WORKER_TMP_SIZE: &str = "3Gi";
 
 /// `name=quantity` pairs, comma separated, as a resource list.
 fn parse_resource_list(
@@ -556,7 +559,7 @@ mod tests {
         for key in ["cpu", "memory", "ephemeral-storage"] {
             assert!(resources.limits.as_ref().expect("limits").contains_key(key), "{key}");
         }
-        assert_eq!(workers.tmp_size_limit(), Ok(Some(Quantity("1Gi".into()))));
+        assert_eq!(workers.tmp_size_limit(), Ok(Some(Quantity("3Gi".into()))));
         let typo = WorkerConfig { worker_limits: "memory=1 GB".into(), ..WorkerConfig::default() };
         assert!(typo.default_resources().unwrap_err().contains("--worker-limits"));
         let typo = WorkerConfig { worker_requests: "cpu".into(), ..WorkerConfig::default() };

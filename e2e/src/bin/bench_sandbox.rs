@@ -48,7 +48,7 @@ impl ProcessSink for Count {
 }
 
 fn spec() -> anyhow::Result<UploaderSpec> {
-    let yaml = "appId: bench\nname: Bench\n\
+    let yaml = "appId: bench\nname: Bench\nacceptedFileTypes: [.csv]\n\
                 validation: {filenameEndswith: [.csv], requiredColumns: [[device, os]], minRowsNumber: 1}\n\
                 processing: {tables: [{collection: Data, columns: [{from: device, to: device}, {from: os, to: os}]}]}\n";
     serde_yaml::from_str(yaml).context("the benchmark's Uploader spec")

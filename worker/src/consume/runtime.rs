@@ -16,7 +16,10 @@ use rdkafka::{
 use super::{
     config::{ConfigError, Settings},
     context::Context,
-    dlq::DeadLetter,
+    dlq::{
+        self, DeadLetter,
+        produce::{self, Failure},
+    },
     envelope,
     notify::Notifier,
     processor::FileProcessor,
@@ -211,20 +214,42 @@ async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary)
     }
 }
 
-/// Produces the dead letter until the broker acknowledges it.
+/// Produces the dead letter until the broker acknowledges it or refuses it for good.
+/// A letter refused as too large is sent again in its minimal form; one refused for
+/// good is logged and the event committed without it: a partition blocked for ever
+/// behind one event is worse than one missing dead letter.
 async fn dead_letter(ctx: &Context, message: &OwnedMessage, letter: &DeadLetter) -> Next {
     let topic = &ctx.settings.worker.dlq_topic;
+    let mut bounded = letter.letter(message, &dlq::DEFAULT_LIMITS);
+    let mut minimal = false;
     let mut failures = 0;
     loop {
-        match ctx.notifier.dead_letter(topic, message, letter).await {
+        let error = match ctx.notifier.dead_letter(topic, &bounded).await {
             Ok(()) => return Next::Commit,
-            Err(error) => {
-                failures += 1;
-                tracing::warn!(%error, topic, failures, "dead letter not acknowledged; retrying");
-                if !ctx.shutdown.sleep(ctx.settings.backoff.delay(failures)).await {
-                    return Next::Stop;
-                }
+            Err(error) => error,
+        };
+        failures += 1;
+        match produce::classify(&error, failures) {
+            Failure::TooLarge if !minimal => {
+                tracing::warn!(%error, topic, bytes = bounded.size(),
+                    "dead letter too large; sending its minimal form");
+                bounded = letter.minimal(message);
+                minimal = true;
+                continue;
             }
+            Failure::TooLarge | Failure::Permanent => {
+                tracing::error!(%error, topic, reason = produce::reason(&error),
+                    dead_letter_reason = letter.reason, offset = message.offset(),
+                    partition = message.partition(),
+                    "dead letter refused for good; committing the event without it");
+                return Next::Commit;
+            }
+            Failure::Transient => {
+                tracing::warn!(%error, topic, failures, "dead letter not acknowledged; retrying");
+            }
+        }
+        if !ctx.shutdown.sleep(ctx.settings.backoff.delay(failures)).await {
+            return Next::Stop;
         }
     }
 }

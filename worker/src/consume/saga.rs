@@ -162,7 +162,8 @@ async fn attempt_once(
     let mut keys: BTreeMap<String, Vec<Bson>> = BTreeMap::new();
     for (file_index, filepath) in event.filepaths.iter().enumerate() {
         let timer = StepTimer::start();
-        let path = match paths::check(&ctx.settings.upload_root, filepath) {
+        let root = &ctx.settings.upload_root;
+        let path = match paths::check(root, &ids.tenant_id, &ids.event_id, filepath) {
             Ok(path) => path,
             Err(error) => {
                 // A refused path is the file's fault, not the event's: the other files

@@ -89,11 +89,13 @@ pub async fn delete_event_documents(
     Ok(deleted)
 }
 
-/// The documents that the event's keyed documents supersede: same tenant, uploader
-/// and `_key`, another event.
+/// The documents that the event's keyed documents supersede: same tenant, app,
+/// uploader and `_key`, another event. Another app's documents in a shared collection
+/// are never touched, whatever their keys.
 pub fn superseded_filter(ids: &EventIds, keys: &[Bson]) -> Document {
     doc! {
         "tenant_id": &ids.tenant_id,
+        "app_id": &ids.app_id,
         "uploader_id": &ids.uploader_id,
         "event_id": { "$ne": &ids.event_id },
         "_key": { "$in": keys.to_vec() },
@@ -117,10 +119,16 @@ pub async fn delete_superseded(
     Ok(deleted)
 }
 
-/// clear_data: the tenant's documents of other events (the SDK deleted all of the
-/// tenant's documents, whatever the uploader) in `collections`.
+/// clear_data: the documents of other events of the same tenant, app and uploader in
+/// `collections`. The SDK deleted all of the tenant's documents, whatever the app: in a
+/// collection several apps share (`Data`), one app's upload erased the others' data.
 pub fn cleared_filter(ids: &EventIds) -> Document {
-    doc! { "tenant_id": &ids.tenant_id, "event_id": { "$ne": &ids.event_id } }
+    doc! {
+        "tenant_id": &ids.tenant_id,
+        "app_id": &ids.app_id,
+        "uploader_id": &ids.uploader_id,
+        "event_id": { "$ne": &ids.event_id },
+    }
 }
 
 pub async fn clear_other_events(
@@ -197,14 +205,17 @@ mod tests {
     }
 
     #[test]
-    fn filters_never_reach_other_tenants() {
+    fn filters_never_reach_other_tenants_apps_or_uploaders() {
         let superseded = superseded_filter(&ids(), &[Bson::from("k1")]);
         assert_eq!(
             superseded,
-            doc! {"tenant_id": "t", "uploader_id": "u", "event_id": {"$ne": "e"},
+            doc! {"tenant_id": "t", "app_id": "a", "uploader_id": "u", "event_id": {"$ne": "e"},
             "_key": {"$in": ["k1"]}}
         );
-        assert_eq!(cleared_filter(&ids()), doc! {"tenant_id": "t", "event_id": {"$ne": "e"}});
+        assert_eq!(
+            cleared_filter(&ids()),
+            doc! {"tenant_id": "t", "app_id": "a", "uploader_id": "u", "event_id": {"$ne": "e"}}
+        );
         assert_eq!(of_event(&ids()), doc! {"tenant_id": "t", "event_id": "e"});
     }
 

@@ -29,6 +29,7 @@ mod backoff;
 pub mod clock;
 mod config;
 mod context;
+pub mod delivery;
 pub mod dlq;
 pub mod envelope;
 mod files;

@@ -16,6 +16,7 @@ use rdkafka::{
 use super::{
     config::{ConfigError, Settings},
     context::Context,
+    delivery,
     dlq::{
         self, DeadLetter,
         produce::{self, Failure},
@@ -197,7 +198,8 @@ async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary)
     let span = tracing::info_span!("event", event_id = event.event_id, tenant_id = event.tenant_id);
     let outcome = async {
         tracing::info!(files = event.filepaths.len(), "processing");
-        let outcome = saga::run_event(ctx, &event).await;
+        let source = delivery::source(message.topic(), message.partition(), message.offset());
+        let outcome = saga::run_event(ctx, &event, &source).await;
         tracing::info!(?outcome, "event done");
         outcome
     }

@@ -10,7 +10,10 @@ use mongodb::{
     options::ReturnDocument,
 };
 
-use super::history::{self, EventIds, StepRecord};
+use super::{
+    delivery,
+    history::{self, EventIds, StepRecord},
+};
 
 /// How many `_key`s one supersede `$in` carries.
 const KEYS_PER_DELETE: usize = 1000;
@@ -157,19 +160,53 @@ pub async fn history_upsert(
     Ok(())
 }
 
-/// Marks the start of a processing run; true when an earlier run of the event started
-/// (a crash or a redelivery): only then can documents of the event be left over.
+/// What the history said when a processing run started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStart {
+    /// An earlier run of the event started (a crash or a redelivery): only then can
+    /// documents of the event be left over.
+    pub earlier_run: bool,
+    /// The delivery count stored by earlier runs.
+    pub delivery: Option<delivery::Stored>,
+}
+
+/// Marks the start of a processing run.
 pub async fn history_start(
     db: &Database,
     ids: &EventIds,
     update: Document,
-) -> Result<bool, StoreError> {
+) -> Result<RunStart, StoreError> {
     let before = history(db)
         .find_one_and_update(ids.filter(), update)
         .upsert(true)
         .return_document(ReturnDocument::Before)
         .await?;
-    Ok(before.is_some_and(|document| document.contains_key(history::RUN_MARKER)))
+    Ok(before.map_or_else(RunStart::default, |document| RunStart {
+        earlier_run: document.contains_key(history::RUN_MARKER),
+        delivery: delivery::Stored::in_history(&document),
+    }))
+}
+
+/// Counts one more attempt of the message `source` before it starts; returns the
+/// attempt's number (1 for a message never attempted).
+pub async fn begin_attempt(db: &Database, ids: &EventIds, source: &str) -> Result<u32, StoreError> {
+    let counted = history(db)
+        .find_one_and_update(delivery::filter_for(ids, source), delivery::increment())
+        .return_document(ReturnDocument::After)
+        .await?;
+    if let Some(stored) = counted.as_ref().and_then(delivery::Stored::in_history) {
+        return Ok(stored.attempts);
+    }
+    history(db).update_one(ids.filter(), delivery::first_attempt(ids, source)).upsert(true).await?;
+    Ok(1)
+}
+
+/// Uncounts the attempt in progress of the message `source` (see [`delivery::refund`]).
+pub async fn refund_attempt(db: &Database, ids: &EventIds, source: &str) -> Result<(), StoreError> {
+    let mut filter = delivery::filter_for(ids, source);
+    filter.insert(format!("{}.attempts", delivery::FIELD), doc! { "$gt": 0_i64 });
+    history(db).update_one(filter, delivery::refund()).await?;
+    Ok(())
 }
 
 pub async fn history_append(

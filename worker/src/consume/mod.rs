@@ -40,6 +40,7 @@ pub mod paths;
 mod processor;
 mod runtime;
 mod saga;
+pub mod scratch;
 pub mod shutdown;
 pub mod status;
 mod status_store;

@@ -25,6 +25,7 @@ use super::{
     notify::Notifier,
     processor::FileProcessor,
     saga::{self, EventOutcome},
+    scratch,
     shutdown::Shutdown,
     status_store::StatusStore,
     store,
@@ -88,6 +89,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary, ConsumeError> {
     let shutdown = Shutdown::on(shutdown);
+    let leftover_age = settings.scratch_leftover_age;
+    let cleaned = tokio::task::spawn_blocking(move || {
+        scratch::clean_leftovers(&std::env::temp_dir(), leftover_age)
+    })
+    .await;
+    if let Ok(cleaned) = cleaned {
+        tracing::info!(
+            removed = cleaned.removed,
+            kept = cleaned.kept,
+            "scratch directories checked"
+        );
+    }
     let client_id = format!("licenseware-worker-{}", settings.worker.uploader_id);
     let db = connect_mongo(&settings).await?;
     let redis = redis::Client::open(settings.redis_url.as_str()).map_err(ConsumeError::Redis)?;

@@ -52,6 +52,15 @@ pub fn custom_worker_binary() -> PathBuf {
         .clone()
 }
 
+/// The example worker that aborts on a `#abort` line (`worker/examples/abort_worker.rs`),
+/// built once per test process.
+pub fn abort_worker_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| cargo_build(&["--example", "abort_worker"], "debug/examples/abort_worker"))
+        .clone()
+}
+
 /// The `licenseware-worker` binary, built once per test process.
 pub fn worker_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -383,9 +392,23 @@ impl WorkerProcess {
         args: &[&str],
         rust_log: &str,
     ) -> Self {
+        Self::start_with_env(setup, label, binary, args, rust_log, &[])
+    }
+
+    /// Like [`Self::start_command`] with more environment variables (e.g. a `TMPDIR`
+    /// of the test's own).
+    pub fn start_with_env(
+        setup: &ConsumerSetup,
+        label: &str,
+        binary: PathBuf,
+        args: &[&str],
+        rust_log: &str,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let log = setup.root.with_file_name(format!("worker-{label}.log"));
         let file = fs::File::create(&log).expect("create the worker log");
         let child = Command::new(binary)
+            .envs(env.iter().map(|(name, value)| (*name, *value)))
             .args(args)
             .arg("--config")
             .arg(&setup.config_path)
@@ -424,6 +447,11 @@ impl WorkerProcess {
 
     pub fn terminate(&self) {
         signal(&self.child.id().to_string(), "-TERM");
+    }
+
+    /// The exit status if the process exited (by itself or killed by a signal).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait for the worker")
     }
 
     /// Waits for the process to exit by itself.

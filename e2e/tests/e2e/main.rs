@@ -13,3 +13,4 @@ mod topic;
 mod uploader;
 mod worker_consume;
 mod worker_default;
+mod worker_hostile;

@@ -64,10 +64,19 @@ async fn a_poison_event_that_kills_the_worker_is_dead_lettered_after_max_attempt
     let (before, poison, after) = (uuid(), uuid(), uuid());
     let file = setup.write_file(&tenant, &before, "before.txt", &lines(3, "b"));
     setup.publish(&setup.event(&tenant, &before, &[file], false)).await;
-    // Some lines first: the attempt writes documents before it dies, which the next
-    // delivery must compensate.
     let file = setup.write_file(&tenant, &poison, "poison.txt", b"p line 1\np line 2\n#abort\n");
     setup.publish(&setup.event(&tenant, &poison, &[file], false)).await;
+    // What a dying attempt may leave (whether its writer got to MongoDB before the abort
+    // is a race): documents of the event, which must not outlive it.
+    let leftovers: Vec<Document> = (0..3)
+        .map(|n| {
+            doc! {"_id": format!("{poison}/left/{n}"), "tenant_id": &tenant,
+            "app_id": &setup.app_id, "uploader_id": &setup.uploader_id,
+            "event_id": &poison, "text": "left by a dead attempt"}
+        })
+        .collect();
+    let data = setup.mongo.collection::<Document>("Data");
+    data.insert_many(leftovers).await.expect("insert the leftovers");
     let file = setup.write_file(&tenant, &after, "after.txt", &lines(2, "a"));
     setup.publish(&setup.event(&tenant, &after, &[file], false)).await;
 
@@ -123,6 +132,11 @@ async fn a_poison_event_that_kills_the_worker_is_dead_lettered_after_max_attempt
     assert_eq!(check.len(), 1, "{history}");
     assert_eq!(check[0].get_str("reason").unwrap(), "MaxDeliveriesExceeded");
     assert!(steps(&records, "store_lines").is_empty(), "no attempt ever ended: {history}");
+    let compensated = steps(&records, "compensate_leftovers");
+    assert!(!compensated.is_empty(), "{history}");
+    assert!(compensated[0].get_str("success").unwrap().starts_with("deleted 3 documents"));
+    let delivery = history.get_document("delivery").expect("the delivery count stays");
+    assert_eq!(delivery.get_i64("attempts").ok(), Some(3), "{history}");
 
     worker.terminate();
     assert!(worker.exited(WAIT).await.success());

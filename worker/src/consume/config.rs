@@ -53,7 +53,7 @@ pub struct ConsumeConfig {
     /// Longest wait between two attempts, in milliseconds.
     #[arg(long, env = "LW_RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
     pub retry_backoff_max_ms: u64,
-    /// At start, archive scratch directories (`unpack-*` in the temporary directory)
+    /// At start, file scratch directories (`unpack-*`, `sandbox-*` in the temp directory)
     /// unchanged for this many seconds are removed: a killed worker's leftovers.
     #[arg(long, env = "LW_SCRATCH_LEFTOVER_AGE_SECS", default_value_t = 900)]
     pub scratch_leftover_age_secs: u64,

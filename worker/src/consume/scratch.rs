@@ -1,10 +1,10 @@
 //! Scratch directories a killed worker left behind. Archives are unpacked into
-//! `unpack-*` directories under the temporary directory and removed when their file is
-//! done, but an aborted or out-of-memory-killed worker never gets there, and in a pod
+//! `unpack-*` directories (in `sandbox-*` ones once files are read in a child) under the
+//! temporary directory and removed when their file is done, but an aborted or out-of-memory-killed worker never gets there, and in a pod
 //! `/tmp` is an emptyDir that outlives the container: a crash-looping worker would fill
 //! its `sizeLimit` with them. `consume` removes them when it starts.
 //!
-//! Which ones: a directory is a leftover when nothing in it (the directory, its files
+//! Which ones: a scratch directory is a leftover when nothing in it (the directory, its files
 //! and subdirectories, a bounded number of them) changed for `older_than`. In a pod one
 //! worker owns `/tmp`, so every `unpack-*` directory found at start is a dead process's;
 //! where several workers share one (tests, a developer's machine), a live worker's
@@ -18,8 +18,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-/// The prefix of the directories archives unpack into (`processing::process_file`).
-pub const PREFIX: &str = "unpack-";
+/// Prefixes of the scratch directories of file processing: archives unpack into
+/// `unpack-*` (`processing::process_file`), and the file sandbox gives each child run a
+/// `sandbox-*` directory, which only its parent removes, so a killed worker leaks it.
+pub const PREFIXES: [&str; 2] = ["unpack-", "sandbox-"];
 
 /// Entries looked at per directory to find its last change: enough for an archive's
 /// tree, bounded for one of a million members.
@@ -32,7 +34,7 @@ pub struct Cleaned {
     pub kept: usize,
 }
 
-/// Removes the `unpack-*` directories directly under `dir` that did not change for
+/// Removes the scratch directories ([`PREFIXES`]) directly under `dir` that did not change for
 /// `older_than`. Symbolic links are never followed nor removed.
 pub fn clean_leftovers(dir: &Path, older_than: Duration) -> Cleaned {
     let mut cleaned = Cleaned::default();
@@ -41,7 +43,8 @@ pub fn clean_leftovers(dir: &Path, older_than: Duration) -> Cleaned {
     };
     let now = SystemTime::now();
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+        let name = entry.file_name();
+        if !PREFIXES.iter().any(|prefix| name.to_string_lossy().starts_with(prefix)) {
             continue;
         }
         let path = entry.path();
@@ -114,6 +117,9 @@ mod tests {
         for part in ["files/sub/a.csv", "files/sub", "files", ""] {
             age(&old.join(part), hour);
         }
+        let sandbox = base.join("sandbox-old");
+        fs::create_dir_all(&sandbox).unwrap();
+        age(&sandbox, hour);
         // A live worker's: an old directory whose file is being written.
         let live = base.join("unpack-live");
         fs::create_dir_all(live.join("files")).unwrap();
@@ -131,8 +137,8 @@ mod tests {
         std::os::unix::fs::symlink(&other, base.join("unpack-link")).unwrap();
 
         let cleaned = clean_leftovers(&base, Duration::from_secs(600));
-        assert_eq!(cleaned, Cleaned { removed: 1, kept: 1 });
-        assert!(!old.exists());
+        assert_eq!(cleaned, Cleaned { removed: 2, kept: 1 });
+        assert!(!old.exists() && !sandbox.exists());
         assert!(live.join("files/b.csv").exists());
         assert!(other.exists() && file.exists());
         #[cfg(unix)]

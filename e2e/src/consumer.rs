@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
+    admin::{AdminOptions, AlterConfig, ResourceSpecifier},
     consumer::{BaseConsumer, Consumer},
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
@@ -238,6 +239,24 @@ impl ConsumerSetup {
             record = record.headers(headers);
         }
         self.producer.send(record, KAFKA_TIMEOUT).await.map_err(|(e, _)| e).expect("publish");
+    }
+
+    /// Sets the DLQ topic's `max.message.bytes`: the broker then refuses larger letters.
+    pub async fn limit_dlq_message_bytes(&self, bytes: usize) {
+        let value = bytes.to_string();
+        let config = AlterConfig::new(ResourceSpecifier::Topic(&self.dlq_topic))
+            .set("max.message.bytes", &value);
+        let results = self
+            .kafka
+            .admin()
+            .alter_configs(&[config], &AdminOptions::new())
+            .await
+            .expect("alter the DLQ's configs");
+        for result in results {
+            result.expect("DLQ config altered");
+        }
+        let expected = [("max.message.bytes", value.as_str())];
+        self.kafka.wait_configs(&self.dlq_topic, &expected, KAFKA_TIMEOUT).await;
     }
 
     /// Committed offsets of the worker's group and end offsets of the events topic,

@@ -196,6 +196,44 @@ async fn a_dead_letter_of_a_huge_message_is_bounded_and_committed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_broker_refuses_is_sent_minimal_or_committed_without_it() {
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::new("hostile-refused", 1, 2).await;
+    // A DLQ topic that takes small messages only: the bounded letter of a message with
+    // ten 1 KB headers is refused, its minimal form (no original headers) is not.
+    setup.limit_dlq_message_bytes(4096).await;
+    let value = "z".repeat(1000);
+    let names: Vec<String> = (0..10).map(|n| format!("h{n}")).collect();
+    let headers = names.iter().fold(OwnedHeaders::new(), |headers, name| {
+        headers.insert(Header { key: name.as_str(), value: Some(value.as_str()) })
+    });
+    setup.publish_raw("many-headers", b"{not json", Some(headers)).await;
+    let mut worker = WorkerProcess::start(&setup, "refused");
+    setup.wait_all_committed(1, WAIT).await;
+    let letters = setup.messages(&setup.dlq_topic, 1, WAIT).await;
+    let letter = &letters[0];
+    assert_eq!(letter.key(), Some(&b"many-headers"[..]));
+    assert_eq!(header(letter, "lw-error-reason").as_deref(), Some("NotJson"));
+    assert_eq!(header(letter, "h0"), None, "the minimal letter: {:?}", letter.headers());
+
+    // Smaller still: not even the minimal letter fits. Logged, committed, and the
+    // partition goes on.
+    setup.limit_dlq_message_bytes(128).await;
+    setup.publish_raw("refused", b"{not json either", None).await;
+    let tenant = uuid();
+    let good = uuid();
+    let file = setup.write_file(&tenant, &good, "good.txt", &lines(2, "g"));
+    setup.publish(&setup.event(&tenant, &good, &[file], false)).await;
+    setup.wait_all_committed(3, WAIT).await;
+    assert_eq!(setup.count("Data", doc! {"event_id": &good}).await, 2);
+    assert!(worker.log().contains("dead letter refused for good"), "{}", worker.log());
+
+    worker.terminate();
+    assert!(worker.exited(WAIT).await.success());
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_data_leaves_other_apps_and_uploaders_documents_in_a_shared_collection() {
     let _stack = stack_shared().await;
     let setup = ConsumerSetup::new("hostile-clear", 1, 2).await;

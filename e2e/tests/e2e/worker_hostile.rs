@@ -1,7 +1,8 @@
 //! Hostile input against the consumer (issue 10), on the real stack: a poison event
-//! that kills the worker on every delivery, a dead letter of a message near the size
-//! limit, clear_data in a collection another app shares, file paths into another
-//! tenant's upload, credentials in `--help`, and a killed worker's scratch leftovers.
+//! that kills the worker on every delivery, dead letters of messages near the size
+//! limit or refused by the broker, clear_data and supersede in a collection another app
+//! shares, file paths into another tenant's upload, credentials in `--help`, and a
+//! killed worker's scratch leftovers.
 
 use std::{
     fs,
@@ -260,6 +261,53 @@ async fn clear_data_leaves_other_apps_and_uploaders_documents_in_a_shared_collec
     assert_eq!(setup.count("Data", doc! {"event_id": &clearing}).await, 1);
     assert_eq!(setup.count("Data", doc! {"_id": "other-app"}).await, 1, "another app's stay");
     assert_eq!(setup.count("Data", doc! {"_id": "other-uploader"}).await, 1);
+
+    worker.terminate();
+    assert!(worker.exited(WAIT).await.success());
+    setup.cleanup().await;
+}
+
+/// The sample app's RVTools Uploader spec, whose tables have a `key`.
+fn rv_tools_spec() -> Value {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/rv-tools.uploader.yaml");
+    let manifest: Value =
+        serde_yaml::from_str(&fs::read_to_string(path).expect("manifest")).expect("yaml");
+    manifest["spec"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supersede_leaves_another_apps_documents_with_the_same_key() {
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::with_spec("hostile-supersede", 1, 2, rv_tools_spec()).await;
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/fixtures/RVTools.xlsx");
+    let export = fs::read(fixture).expect("fixture");
+    let tenant = uuid();
+    let mut worker = WorkerProcess::start_default(&setup, "supersede");
+    let first = uuid();
+    let file = setup.write_file(&tenant, &first, "RVTools.xlsx", &export);
+    setup.publish(&setup.event(&tenant, &first, &[file], false)).await;
+    setup.wait_all_committed(1, WAIT).await;
+    // Another app of the same tenant stored a document with one of these keys (and the
+    // same uploader id: ids are chosen by each app) in the shared `Data`.
+    let mut theirs = setup
+        .find("Data", doc! {"event_id": &first})
+        .await
+        .into_iter()
+        .find(|d| d.contains_key("_key"))
+        .unwrap_or_else(|| panic!("a keyed document; log:\n{}", worker.log()));
+    theirs.insert("_id", "other-app-document");
+    theirs.insert("app_id", "other-app");
+    theirs.insert("event_id", uuid());
+    setup.mongo.collection::<Document>("Data").insert_one(theirs).await.expect("insert theirs");
+
+    let second = uuid();
+    let file = setup.write_file(&tenant, &second, "RVTools.xlsx", &export);
+    setup.publish(&setup.event(&tenant, &second, &[file], false)).await;
+    setup.wait_all_committed(2, WAIT).await;
+    assert_eq!(setup.count("Data", doc! {"event_id": &first}).await, 0, "its own superseded");
+    assert_eq!(setup.count("Data", doc! {"_id": "other-app-document"}).await, 1, "theirs stays");
 
     worker.terminate();
     assert!(worker.exited(WAIT).await.success());

@@ -150,8 +150,7 @@ async fn attempts(
             Ok(()) => return EventOutcome::Done { attempts: attempt },
             Err(AttemptError::Interrupted) => {
                 // Stopped on purpose (SIGTERM): this attempt does not count.
-                let refund = || store::refund_attempt(&ctx.db, ids, source);
-                if let Err(error) = refund().await {
+                if let Err(error) = store::refund_attempt(&ctx.db, ids, source).await {
                     tracing::warn!(%error, "cannot uncount the interrupted attempt");
                 }
                 return EventOutcome::Interrupted;

@@ -121,57 +121,12 @@ impl DeadLetter {
                 None => payload.to_vec(),
             }
         });
-        let mut headers = Vec::new();
-        let mut kept = 0;
-        for header in original.headers().into_iter().flat_map(|h| h.iter()) {
-            if HEADER_NAMES.contains(&header.key) || ALTERED_HEADERS.contains(&header.key) {
-                continue;
-            }
-            if redact::is_secret_header(header.key) {
-                changes.redacted.push(bounded_name(header.key));
-                continue;
-            }
-            if kept >= limits.headers {
-                changes.dropped_headers += 1;
-                continue;
-            }
-            kept += 1;
-            let name = bounded_name(header.key);
-            let value = header.value.unwrap_or_default();
-            let value = match redact::redact_tokens(value) {
-                Some(redacted) => {
-                    changes.redacted.push(name.clone());
-                    redacted
-                }
-                None => value.to_vec(),
-            };
-            headers.push(bounded_header(name, value, limits, &mut changes));
-        }
+        let mut headers = original_headers(original, limits, &mut changes);
         for (name, value) in HEADER_NAMES.iter().zip(self.header_values()) {
             let value = redact::redact_tokens(value.as_bytes()).unwrap_or(value.into_bytes());
             headers.push(bounded_header((*name).to_owned(), value, limits, &mut changes));
         }
-        let notes = [
-            ("lw-truncated", changes.truncated.join(",")),
-            ("lw-redacted", changes.redacted.join(",")),
-            ("lw-payload", payload_note.unwrap_or_default()),
-            (
-                "lw-headers-dropped",
-                if changes.dropped_headers > 0 {
-                    changes.dropped_headers.to_string()
-                } else {
-                    String::new()
-                },
-            ),
-        ];
-        for (name, value) in notes {
-            if !value.is_empty() {
-                // The lists name at most every header once, and are bounded like them.
-                let value = bound::truncate(value.as_bytes(), limits.header_value.max(256))
-                    .unwrap_or(value.into_bytes());
-                headers.push((name.to_owned(), value));
-            }
-        }
+        headers.extend(notes(&changes, payload_note, limits));
         Letter { key, payload, headers }
     }
 
@@ -180,6 +135,65 @@ impl DeadLetter {
     pub fn minimal(&self, original: &OwnedMessage) -> Letter {
         self.letter(original, &MINIMAL_LIMITS)
     }
+}
+
+/// The original message's headers that a letter keeps: no earlier `lw-*` ones, no
+/// credentials, at most `limits.headers`, each bounded.
+fn original_headers(
+    original: &OwnedMessage,
+    limits: &Limits,
+    changes: &mut Changes,
+) -> Vec<(String, Vec<u8>)> {
+    let mut headers = Vec::new();
+    for header in original.headers().into_iter().flat_map(|h| h.iter()) {
+        if HEADER_NAMES.contains(&header.key) || ALTERED_HEADERS.contains(&header.key) {
+            continue;
+        }
+        if redact::is_secret_header(header.key) {
+            changes.redacted.push(bounded_name(header.key));
+            continue;
+        }
+        if headers.len() >= limits.headers {
+            changes.dropped_headers += 1;
+            continue;
+        }
+        let name = bounded_name(header.key);
+        let value = header.value.unwrap_or_default();
+        let value = match redact::redact_tokens(value) {
+            Some(redacted) => {
+                changes.redacted.push(name.clone());
+                redacted
+            }
+            None => value.to_vec(),
+        };
+        headers.push(bounded_header(name, value, limits, changes));
+    }
+    headers
+}
+
+/// The headers that say what the letter changed, those that are not empty.
+fn notes(
+    changes: &Changes,
+    payload_note: Option<String>,
+    limits: &Limits,
+) -> Vec<(String, Vec<u8>)> {
+    let dropped = (changes.dropped_headers > 0).then(|| changes.dropped_headers.to_string());
+    let notes = [
+        ("lw-truncated", changes.truncated.join(",")),
+        ("lw-redacted", changes.redacted.join(",")),
+        ("lw-payload", payload_note.unwrap_or_default()),
+        ("lw-headers-dropped", dropped.unwrap_or_default()),
+    ];
+    notes
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| {
+            // The lists name each header at most once, and are bounded like values.
+            let value = bound::truncate(value.as_bytes(), limits.header_value.max(256))
+                .unwrap_or(value.into_bytes());
+            (name.to_owned(), value)
+        })
+        .collect()
 }
 
 /// A header name as kept: names are bounded like values (a name is input too).

@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker bench-worker-store fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker bench-worker-store bench-sandbox fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -86,3 +86,8 @@ stack-status: ## Show each server of the stack.
 
 clean: stack-down ## Stop the stack and remove build output.
 	cargo clean
+
+BENCH_SANDBOX_FILES ?= 1000
+bench-sandbox: ## Benchmark: the sandbox's cost per file (BENCH_SANDBOX_FILES small CSVs validated and processed, in process vs contained).
+	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_sandbox
+	target/release/bench_sandbox --worker-bin target/release/licenseware-worker --files $(BENCH_SANDBOX_FILES)

@@ -52,6 +52,13 @@ pub mod reason {
     pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
     /// Anything unexpected; the message has the details.
     pub const INTERNAL_ERROR: &str = "InternalError";
+    /// ReportComponent: the pipeline uses a stage or operator outside the allowlist, or
+    /// is too large or too deep; the message names it and its path.
+    pub const PIPELINE_NOT_ALLOWED: &str = "PipelineNotAllowed";
+    /// ReportComponent: data.collection is not one of the app's declared collections.
+    pub const COLLECTION_NOT_ALLOWED: &str = "CollectionNotAllowed";
+    /// Uploader: worker.image is outside the operator's allowed registries.
+    pub const IMAGE_NOT_ALLOWED: &str = "ImageNotAllowed";
 }
 
 /// Condition status values.

@@ -59,7 +59,10 @@ pub struct DataTableSpec {
     /// Title shown above the table.
     #[schemars(length(min = 1))]
     pub title: String,
-    /// MongoDB collection the rows come from.
+    /// MongoDB collection the rows come from: Data, or a collection that an Uploader of
+    /// the same appId in this namespace declares (usedCollections or
+    /// processing.tables[].collection). Registry, ProcessingHistory and system.* are
+    /// never allowed. Otherwise Ready=False (CollectionNotAllowed).
     #[serde(default = "crate::defaults::collection")]
     #[schemars(length(min = 1))]
     pub collection: String,

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod filter;
 pub mod generate;
 pub mod names;
+pub mod pipeline;
 pub mod report;
 pub mod report_component;
 mod schema;

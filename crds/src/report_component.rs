@@ -12,10 +12,10 @@ use crate::schema::{ID_MAX_LENGTH, ID_PATTERN, free_form_object, free_form_objec
 /// Status of a ReportComponent.
 pub type ReportComponentStatus = RegistrationStatus;
 
-/// Aggregation stages that write, or read other collections (and so could reach other
-/// tenants' data). A pipeline containing one of them, at any depth, is invalid.
-pub const FORBIDDEN_PIPELINE_STAGES: [&str; 7] =
-    ["$out", "$merge", "$lookup", "$unionWith", "$graphLookup", "$function", "$where"];
+/// Collections no component may read, whatever an Uploader declares: the operator's
+/// registry and the workers' processing history. Names starting with `system.` are
+/// MongoDB's own.
+pub const RESERVED_COLLECTIONS: [&str; 2] = ["Registry", "ProcessingHistory"];
 
 /// One chart, table or summary of a report, and the data that feeds it.
 // clippy's duplicated_attributes misreads the repeated `type_ = "string"` of the
@@ -116,14 +116,21 @@ pub enum ComponentType {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentData {
-    /// Collection the aggregation runs on.
+    /// Collection the aggregation runs on: Data, or a collection that an Uploader of the
+    /// same appId in this namespace declares (usedCollections or
+    /// processing.tables[].collection). Registry, ProcessingHistory and system.* are
+    /// never allowed. Otherwise Ready=False (CollectionNotAllowed).
     #[serde(default = "crate::defaults::collection")]
     #[schemars(length(min = 1))]
     pub collection: String,
     /// Aggregation stages, e.g. [{"$group": {"_id": "$os", "count": {"$sum": 1}}}]. The
     /// server always runs them after a $match on the caller's tenant, then applies the
-    /// request's filters, skip and limit. $out, $merge, $lookup, $unionWith, $graphLookup,
-    /// $function and $where are not allowed.
+    /// request's filters, skip and limit. Only these stages are allowed: $match $group
+    /// $project $addFields $set $unset $sort $limit $skip $count $unwind $bucket
+    /// $bucketAuto $facet $sortByCount $replaceRoot $replaceWith $sample; and only the
+    /// usual query, expression and accumulator operators ($accumulator, $function and
+    /// $where are not). Anything else makes the resource Ready=False
+    /// (PipelineNotAllowed), with the offending key and its path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "free_form_object_list")]
     pub pipeline: Vec<Map<String, Value>>,
@@ -148,34 +155,51 @@ impl Default for ComponentData {
 }
 
 impl ComponentData {
-    /// The forbidden stages and operators used anywhere in the pipeline (nested ones in
-    /// $facet or sub-pipelines too), in order of appearance, without duplicates.
-    pub fn forbidden_stages(&self) -> Vec<&'static str> {
-        let mut found = Vec::new();
-        for stage in &self.pipeline {
-            collect_forbidden(stage, &mut found);
-        }
-        found
+    /// Checks the pipeline against the allowlist of stages and operators
+    /// ([`crate::pipeline`]); the error names the first refused key and its path.
+    pub fn check_pipeline(&self) -> Result<(), crate::pipeline::PipelineError> {
+        crate::pipeline::check_pipeline(&self.pipeline, "data.pipeline")
+    }
+
+    /// Checks `collection` against the collections the component's app declares
+    /// (`declared`), see [`check_app_collection`].
+    pub fn check_collection<'a>(
+        &self,
+        declared: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), String> {
+        check_app_collection(&self.collection, declared)
     }
 }
 
-fn collect_forbidden(object: &Map<String, Value>, found: &mut Vec<&'static str>) {
-    for (key, value) in object {
-        if let Some(stage) = FORBIDDEN_PIPELINE_STAGES.iter().find(|s| **s == key.as_str())
-            && !found.contains(stage)
-        {
-            found.push(stage);
-        }
-        collect_forbidden_value(value, found);
+/// Checks a collection a component or data table reads (`data.collection`,
+/// `collection`) against the collections its app declares (`declared`: its Uploaders'
+/// usedCollections and processing.tables[].collection). The SDK's default collection
+/// `Data` is always allowed: every app writes its documents there with `app_id` and
+/// `tenant_id`, and the API scopes every query to the caller's tenant. The registry,
+/// the processing history and MongoDB's `system.*` never are.
+pub fn check_app_collection<'a>(
+    collection: &str,
+    declared: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    if RESERVED_COLLECTIONS.contains(&collection) || collection.starts_with("system.") {
+        return Err(format!("collection {collection} is reserved: it cannot be read here"));
     }
-}
-
-fn collect_forbidden_value(value: &Value, found: &mut Vec<&'static str>) {
-    match value {
-        Value::Object(object) => collect_forbidden(object, found),
-        Value::Array(items) => items.iter().for_each(|v| collect_forbidden_value(v, found)),
-        _ => {}
+    if collection == crate::DEFAULT_COLLECTION {
+        return Ok(());
     }
+    let mut declared: Vec<&str> = declared.into_iter().collect();
+    if declared.contains(&collection) {
+        return Ok(());
+    }
+    declared.sort_unstable();
+    declared.dedup();
+    Err(format!(
+        "collection {collection} is not a collection of this app: it must be {} or one \
+         that an Uploader of the same appId in this namespace declares in usedCollections \
+         or processing.tables[].collection (declared: {})",
+        crate::DEFAULT_COLLECTION,
+        if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+    ))
 }
 
 impl ReportComponent {
@@ -197,19 +221,30 @@ mod tests {
     }
 
     #[test]
-    fn finds_forbidden_stages_at_any_depth() {
+    fn pipeline_is_checked_against_the_allowlist() {
         let ok = data(serde_json::json!([
             {"$match": {"os": {"$exists": true}}},
             {"$group": {"_id": "$os", "count": {"$sum": 1}}}
         ]));
-        assert!(ok.forbidden_stages().is_empty());
-
+        assert!(ok.check_pipeline().is_ok());
         let bad = data(serde_json::json!([
-            {"$facet": {"a": [{"$lookup": {"from": "Quota"}}], "b": [{"$out": "x"}]}},
-            {"$match": {"$where": "true"}},
-            {"$lookup": {"from": "Other"}}
+            {"$facet": {"a": [{"$lookup": {"from": "Quota"}}], "b": [{"$out": "x"}]}}
         ]));
-        assert_eq!(bad.forbidden_stages(), vec!["$lookup", "$out", "$where"]);
+        assert_eq!(bad.check_pipeline().unwrap_err().path, "data.pipeline[0].$facet.a[0].$lookup");
+    }
+
+    #[test]
+    fn collection_must_be_data_or_declared_by_the_app() {
+        let mut d = data(serde_json::json!([]));
+        assert!(d.check_collection([]).is_ok(), "Data is always allowed");
+        d.collection = "Devices".into();
+        let error = d.check_collection(["Data", "Other"]).unwrap_err();
+        assert!(error.contains("Devices") && error.contains("declared: Data, Other"), "{error}");
+        assert!(d.check_collection(["Devices"]).is_ok());
+        for reserved in ["Registry", "ProcessingHistory", "system.users"] {
+            d.collection = reserved.into();
+            assert!(d.check_collection([reserved]).unwrap_err().contains("reserved"), "{reserved}");
+        }
     }
 
     #[test]

@@ -16,14 +16,21 @@ use crate::schema::free_form_object;
 pub const MANAGED_ANNOTATION: &str = "licenseware.io/managed";
 /// Annotation `licenseware.io/paused: "true"`: spec changes are not propagated.
 pub const PAUSED_ANNOTATION: &str = "licenseware.io/paused";
+/// Annotation `licenseware.io/adopt: "true"`: the operator may take over a Kafka topic
+/// of this name that it did not create (its partitions grow and its configs become the
+/// spec's). Without it, an existing topic the resource did not create is left alone
+/// and the resource is `ResourceConflict`.
+pub const ADOPT_ANNOTATION: &str = "licenseware.io/adopt";
 /// The Kafka topic config that `spec.retention` sets.
 pub const RETENTION_MS: &str = "retention.ms";
 
 /// Legal Kafka topic names: letters, digits, `.`, `_` and `-`, at most 249 characters.
 const TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]+$";
 
-/// Desired state of a Kafka topic: the operator creates it, or adopts an existing one, and
-/// keeps its partitions and configs in line with this spec.
+/// Desired state of a Kafka topic: the operator creates it and keeps its partitions and
+/// configs in line with this spec. An existing topic that this resource did not create
+/// is only adopted with the annotation licenseware.io/adopt: "true"; names starting with
+/// "__", the registry topic and the notification topics are refused.
 // The root-level rule compares the effective name (spec.topicName, else metadata.name)
 // of the old and new object, so it also refuses setting topicName later to anything
 // other than metadata.name, and removing it when it differed. Root-level rules may read
@@ -104,7 +111,8 @@ pub struct TopicSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<TopicSchema>,
     /// What happens to the Kafka topic when this resource is deleted: Retain (keep it) or
-    /// Delete.
+    /// Delete. Delete only deletes the topic this resource created or adopted (the one
+    /// whose id is in status.topicId), never another topic of the same name.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -155,7 +163,9 @@ pub struct TopicStatus {
     /// Name of the topic in Kafka, with the operator's prefix. It does not change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_name: Option<String>,
-    /// Kafka's id of the topic; it changes only if the topic is deleted and created again.
+    /// Kafka's id of the topic this resource created or adopted; it changes only if the
+    /// topic is deleted and created again. It is the operator's proof of ownership: an
+    /// existing topic with another id is not touched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<String>,
     /// Partitions the topic has in Kafka.

@@ -226,7 +226,7 @@ spec:
     assert_eq!(rc.component_id(), "devices_by_os");
     assert_eq!(rc.spec.component_type, ComponentType::Pie);
     assert_eq!(rc.spec.data.pipeline.len(), 3);
-    assert!(rc.spec.data.forbidden_stages().is_empty());
+    assert!(rc.spec.data.check_pipeline().is_ok());
 }
 
 #[test]

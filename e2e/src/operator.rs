@@ -5,7 +5,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::{Api, Client, Resource};
-use licenseware_operator::config::{Config, LeaderConfig, LogFormat, WorkerConfig};
+use licenseware_operator::config::{
+    Config, LeaderConfig, LogFormat, TopicSafetyConfig, WorkerConfig,
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use crate::{
@@ -31,6 +33,7 @@ pub fn config(stack: Stack, probe_addr: SocketAddr, namespace: &str, topic_prefi
         topic_prefix: topic_prefix.to_owned(),
         resync_interval_secs: 120,
         registry_database: None,
+        topics: TopicSafetyConfig::default(),
         workers: WorkerConfig::default(),
         leader: LeaderConfig::disabled(),
     }
@@ -80,6 +83,7 @@ pub struct Options {
     /// A registry database of the test's own (else the operator's default).
     pub own_registry: bool,
     pub workers: WorkerConfig,
+    pub topics: TopicSafetyConfig,
 }
 
 impl Options {
@@ -89,7 +93,13 @@ impl Options {
             resync_interval_secs: 120,
             own_registry: false,
             workers: WorkerConfig::default(),
+            topics: TopicSafetyConfig::default(),
         }
+    }
+
+    pub fn topics(mut self, topics: TopicSafetyConfig) -> Self {
+        self.topics = topics;
+        self
     }
 
     pub fn resync_interval_secs(mut self, secs: u64) -> Self {
@@ -152,6 +162,7 @@ impl OperatorUnderTest {
             resync_interval_secs: options.resync_interval_secs,
             registry_database: database,
             workers: options.workers,
+            topics: options.topics,
             ..config(stack, probe_addr, &namespace, &prefix)
         };
         let operator = InProcessOperator::spawn(config, listener);

@@ -3,6 +3,11 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use k8s_openapi::{
+    api::core::v1::ResourceRequirements, apimachinery::pkg::api::resource::Quantity,
+};
+
+use crate::controllers::topic::desired::TopicPolicy;
 
 /// `licenseware-operator`: reconciles Licenseware custom resources.
 #[derive(Debug, Parser)]
@@ -31,16 +36,18 @@ pub enum Command {
 /// `e2e/stack/up` writes them, so `set -a; . e2e/.stack/env` is enough locally.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    // Connection strings may carry credentials: `--help` names their variables but
+    // never prints their values.
     /// Kafka bootstrap servers, comma separated.
-    #[arg(long, env = "LW_KAFKA_BROKERS")]
+    #[arg(long, env = "LW_KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: String,
 
     /// MongoDB connection string of the registry database.
-    #[arg(long, env = "LW_MONGO_URL")]
+    #[arg(long, env = "LW_MONGO_URL", hide_env_values = true)]
     pub mongo_url: String,
 
     /// Redis URL.
-    #[arg(long, env = "LW_REDIS_URL")]
+    #[arg(long, env = "LW_REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
 
     /// Address of the `/healthz` and `/readyz` endpoints. In a pod set it to
@@ -74,6 +81,10 @@ pub struct Config {
     #[arg(long, env = "LW_REGISTRY_DATABASE")]
     pub registry_database: Option<String>,
 
+    /// Which Kafka topics Topic resources may claim.
+    #[command(flatten)]
+    pub topics: TopicSafetyConfig,
+
     /// The uploaders' worker Deployments and their lag scaler.
     #[command(flatten)]
     pub workers: WorkerConfig,
@@ -81,6 +92,57 @@ pub struct Config {
     /// Leader election between replicas.
     #[command(flatten)]
     pub leader: LeaderConfig,
+}
+
+/// Which Kafka topics Topic resources may claim, besides the rules that always hold
+/// (names starting with `__` and the registry topic are refused, an existing topic
+/// is only taken over with `licenseware.io/adopt: "true"`). [`Default`] gives the same
+/// values as the flags' defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct TopicSafetyConfig {
+    /// Kafka topics no Topic may manage, comma separated, each matched with and without
+    /// --topic-prefix: the notification topics the workers publish on.
+    #[arg(
+        long,
+        env = "LW_RESERVED_TOPICS",
+        value_delimiter = ',',
+        default_value = "AppEvents,LogEvents"
+    )]
+    pub reserved_topics: Vec<String>,
+
+    /// Bind topic names to namespaces: a Topic (an Uploader's too) in namespace `ns` may
+    /// only name topics starting with `ns.` (before --topic-prefix), or with the prefix
+    /// --topic-namespace-prefixes gives that namespace. Off by default: the SDK names
+    /// topics by app (`{appId}.{uploaderId}.events`), not by namespace.
+    #[arg(
+        long = "topic-namespace-prefix",
+        env = "LW_TOPIC_NAMESPACE_PREFIX",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub namespace_prefix: bool,
+
+    /// With --topic-namespace-prefix: `namespace=prefix` pairs, comma separated, for
+    /// namespaces whose topics do not start with `namespace.` (e.g.
+    /// `billing=ifmp-service.`).
+    #[arg(
+        long = "topic-namespace-prefixes",
+        env = "LW_TOPIC_NAMESPACE_PREFIXES",
+        value_delimiter = ','
+    )]
+    pub namespace_prefixes: Vec<String>,
+}
+
+impl Default for TopicSafetyConfig {
+    fn default() -> Self {
+        Self {
+            reserved_topics: vec!["AppEvents".to_owned(), "LogEvents".to_owned()],
+            namespace_prefix: false,
+            namespace_prefixes: Vec::new(),
+        }
+    }
 }
 
 /// Leader election on a `coordination.k8s.io/v1` Lease: only the holder runs the
@@ -171,6 +233,94 @@ pub struct WorkerConfig {
     /// replica count asked for in that window (like the HPA's default of 300).
     #[arg(long, env = "LW_SCALE_DOWN_STABILIZATION", default_value_t = 300)]
     pub scale_down_stabilization_secs: u64,
+
+    /// Registries (or registry/path prefixes) worker images may come from, comma
+    /// separated, e.g. `ghcr.io/licenseware,registry.example.com`; `*` allows any.
+    /// Empty: the registry and organisation of --worker-image only. An Uploader whose
+    /// worker.image is elsewhere is Ready=False, reason ImageNotAllowed.
+    #[arg(long, env = "LW_WORKER_IMAGE_REGISTRIES", value_delimiter = ',')]
+    pub worker_image_registries: Vec<String>,
+
+    /// Resource requests of the workers whose spec.worker.resources is empty:
+    /// `name=quantity` pairs, comma separated.
+    #[arg(long, env = "LW_WORKER_REQUESTS", default_value = DEFAULT_WORKER_REQUESTS)]
+    pub worker_requests: String,
+
+    /// Resource limits of the workers whose spec.worker.resources is empty.
+    #[arg(long, env = "LW_WORKER_LIMITS", default_value = DEFAULT_WORKER_LIMITS)]
+    pub worker_limits: String,
+
+    /// Size limit of the worker's `/tmp` (an emptyDir, its only writable place). Empty:
+    /// no limit.
+    #[arg(long, env = "LW_WORKER_TMP_SIZE_LIMIT", default_value = DEFAULT_WORKER_TMP_SIZE)]
+    pub worker_tmp_size_limit: String,
+}
+
+/// The workers' default requests: enough for the streaming readers on small files.
+pub const DEFAULT_WORKER_REQUESTS: &str = "cpu=100m,memory=256Mi,ephemeral-storage=256Mi";
+/// The workers' default limits: a hostile file costs at most this much. The ephemeral
+/// storage limit covers the sized /tmp plus logs.
+pub const DEFAULT_WORKER_LIMITS: &str = "cpu=1,memory=1Gi,ephemeral-storage=2Gi";
+/// The default size limit of the worker's /tmp.
+pub const DEFAULT_WORKER_TMP_SIZE: &str = "1Gi";
+
+/// `name=quantity` pairs, comma separated, as a resource list.
+fn parse_resource_list(
+    flag: &str,
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, Quantity>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, quantity) = pair
+                .split_once('=')
+                .map(|(n, q)| (n.trim(), q.trim()))
+                .filter(|(n, q)| !n.is_empty() && valid_quantity(q))
+                .ok_or_else(|| {
+                    format!("{flag}: {pair:?} is not name=quantity (e.g. memory=1Gi)")
+                })?;
+            Ok((name.to_owned(), Quantity(quantity.to_owned())))
+        })
+        .collect()
+}
+
+/// A Kubernetes quantity: a decimal number and an optional suffix (m, k, Ki, M, Mi,
+/// G, Gi, T, Ti, P, Pi, E, Ei). The apiserver checks it too; this catches a typo at
+/// start-up rather than on every Deployment.
+fn valid_quantity(text: &str) -> bool {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &text[digits.len()..];
+    const SUFFIXES: [&str; 14] =
+        ["", "m", "k", "Ki", "M", "Mi", "G", "Gi", "T", "Ti", "P", "Pi", "E", "Ei"];
+    !digits.is_empty()
+        && digits.parse::<f64>().is_ok_and(|n| n.is_finite() && n >= 0.0)
+        && SUFFIXES.contains(&suffix)
+}
+
+impl WorkerConfig {
+    /// The default requests and limits, from --worker-requests and --worker-limits.
+    pub fn default_resources(&self) -> Result<ResourceRequirements, String> {
+        let requests = parse_resource_list("--worker-requests", &self.worker_requests)?;
+        let limits = parse_resource_list("--worker-limits", &self.worker_limits)?;
+        Ok(ResourceRequirements {
+            requests: (!requests.is_empty()).then_some(requests),
+            limits: (!limits.is_empty()).then_some(limits),
+            ..ResourceRequirements::default()
+        })
+    }
+
+    /// The size limit of /tmp, from --worker-tmp-size-limit.
+    pub fn tmp_size_limit(&self) -> Result<Option<Quantity>, String> {
+        let text = self.worker_tmp_size_limit.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if !valid_quantity(text) {
+            return Err(format!("--worker-tmp-size-limit: {text:?} is not a quantity"));
+        }
+        Ok(Some(Quantity(text.to_owned())))
+    }
 }
 
 impl Default for WorkerConfig {
@@ -181,11 +331,49 @@ impl Default for WorkerConfig {
             worker_secret: None,
             poll_interval_secs: 10,
             scale_down_stabilization_secs: 300,
+            worker_image_registries: Vec::new(),
+            worker_requests: DEFAULT_WORKER_REQUESTS.to_owned(),
+            worker_limits: DEFAULT_WORKER_LIMITS.to_owned(),
+            worker_tmp_size_limit: DEFAULT_WORKER_TMP_SIZE.to_owned(),
         }
     }
 }
 
 impl Config {
+    /// The Topic controller's naming rules: the prefix, the reserved names (the
+    /// registry topic always among them) and the namespace binding.
+    pub fn topic_policy(&self) -> Result<TopicPolicy, String> {
+        let mut reserved: Vec<String> = self
+            .topics
+            .reserved_topics
+            .iter()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .collect();
+        reserved.push(crate::registry::TOPIC.to_owned());
+        let namespace_prefixes = self
+            .topics
+            .namespace_prefixes
+            .iter()
+            .map(|pair| pair.trim())
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(ns, prefix)| (ns.trim().to_owned(), prefix.trim().to_owned()))
+                    .filter(|(ns, prefix)| !ns.is_empty() && !prefix.is_empty())
+                    .ok_or_else(|| {
+                        format!("--topic-namespace-prefixes: {pair:?} is not namespace=prefix")
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TopicPolicy {
+            prefix: self.topic_prefix.clone(),
+            reserved,
+            namespace_prefix: self.topics.namespace_prefix,
+            namespace_prefixes,
+        })
+    }
+
     /// The database of the registry: `--registry-database`, else the one in the MongoDB
     /// URL's path, else `licenseware`.
     pub fn registry_database(&self) -> String {
@@ -311,8 +499,70 @@ mod tests {
                 worker_secret: Some("worker-env".into()),
                 poll_interval_secs: 2,
                 scale_down_stabilization_secs: 60,
+                ..WorkerConfig::default()
             }
         );
+    }
+
+    #[test]
+    fn help_never_shows_connection_strings() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let run = command.find_subcommand("run").expect("run");
+        for name in ["kafka_brokers", "mongo_url", "redis_url"] {
+            let arg = run.get_arguments().find(|a| a.get_id() == name).expect(name);
+            assert!(arg.is_hide_env_values_set(), "{name} shows its value in --help");
+        }
+    }
+
+    #[test]
+    fn safety_flags() {
+        let cli = Cli::try_parse_from([
+            "licenseware-operator",
+            "run",
+            "--kafka-brokers=k:9092",
+            "--mongo-url=mongodb://m/",
+            "--redis-url=redis://r/",
+            "--topic-prefix=p.",
+            "--reserved-topics=Notify,Logs",
+            "--topic-namespace-prefix=true",
+            "--topic-namespace-prefixes=billing=ifmp.,ops=ops-",
+            "--worker-image-registries=ghcr.io/licenseware,registry.example.com",
+            "--worker-limits=memory=2Gi",
+            "--worker-tmp-size-limit=",
+        ])
+        .expect("valid command line");
+        let Command::Run(config) = cli.command else { panic!("expected run") };
+        let policy = config.topic_policy().expect("valid");
+        assert_eq!(policy.reserved, ["Notify", "Logs", "licenseware.registry"]);
+        assert!(policy.namespace_prefix);
+        assert_eq!(policy.namespace_prefixes["billing"], "ifmp.");
+        assert_eq!(policy.namespace_bound("ops").as_deref(), Some("ops-"));
+        assert_eq!(policy.namespace_bound("x").as_deref(), Some("x."));
+        assert_eq!(
+            config.workers.worker_image_registries,
+            ["ghcr.io/licenseware", "registry.example.com"]
+        );
+        let resources = config.workers.default_resources().expect("valid");
+        assert_eq!(resources.limits.expect("limits")["memory"], Quantity("2Gi".into()));
+        assert_eq!(resources.requests.expect("requests").len(), 3);
+        assert_eq!(config.workers.tmp_size_limit(), Ok(None));
+    }
+
+    #[test]
+    fn defaults_are_safe_and_typos_are_caught() {
+        let workers = WorkerConfig::default();
+        let resources = workers.default_resources().expect("valid defaults");
+        for key in ["cpu", "memory", "ephemeral-storage"] {
+            assert!(resources.limits.as_ref().expect("limits").contains_key(key), "{key}");
+        }
+        assert_eq!(workers.tmp_size_limit(), Ok(Some(Quantity("1Gi".into()))));
+        let typo = WorkerConfig { worker_limits: "memory=1 GB".into(), ..WorkerConfig::default() };
+        assert!(typo.default_resources().unwrap_err().contains("--worker-limits"));
+        let typo = WorkerConfig { worker_requests: "cpu".into(), ..WorkerConfig::default() };
+        assert!(typo.default_resources().is_err());
+        assert_eq!(TopicSafetyConfig::default().reserved_topics, ["AppEvents", "LogEvents"]);
+        assert!(!TopicSafetyConfig::default().namespace_prefix, "off by default");
     }
 
     #[test]

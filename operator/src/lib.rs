@@ -44,6 +44,8 @@ pub enum Error {
     Serve(#[source] std::io::Error),
     #[error("leadership lost: another process holds the Lease, or it could not be renewed")]
     LeadershipLost,
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl Error {
@@ -57,6 +59,7 @@ impl Error {
             Self::ProbeBind(_) => "ProbeBind",
             Self::Serve(_) => "Serve",
             Self::LeadershipLost => "LeadershipLost",
+            Self::InvalidConfig(_) => "InvalidConfig",
         }
     }
 }
@@ -92,6 +95,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    // Settings that only parse here fail before anything starts.
+    let topic_policy = config.topic_policy().map_err(Error::InvalidConfig)?;
+    let uploader_options = uploader_options(&config).map_err(Error::InvalidConfig)?;
     let dependencies = Dependencies::connect(&config).await?;
     let shutdown = shutdown.boxed().shared();
     let kube = dependencies.kube.clone();
@@ -169,7 +175,7 @@ pub async fn serve(
                         kube.clone(),
                         admin,
                         config.watched_namespaces(),
-                        config.topic_prefix.clone(),
+                        topic_policy,
                         Duration::from_secs(config.resync_interval_secs),
                         stopping.clone(),
                     )),
@@ -180,7 +186,7 @@ pub async fn serve(
                         kube.clone(),
                         registry.clone(),
                         config.watched_namespaces(),
-                        uploader_options(&config),
+                        uploader_options,
                         Arc::clone(&scaler_metrics),
                         stopping.clone(),
                     )),
@@ -271,9 +277,9 @@ async fn wait_for_crds(kube: &kube::Client) {
 }
 
 /// The Uploader controller's settings, from the operator's flags.
-fn uploader_options(config: &Config) -> controllers::uploader::Options {
+fn uploader_options(config: &Config) -> Result<controllers::uploader::Options, String> {
     let workers = &config.workers;
-    controllers::uploader::Options {
+    Ok(controllers::uploader::Options {
         settings: controllers::uploader::build::WorkerSettings {
             topic_prefix: config.topic_prefix.clone(),
             default_image: workers.worker_image.clone(),
@@ -282,11 +288,17 @@ fn uploader_options(config: &Config) -> controllers::uploader::Options {
             kafka_brokers: config.kafka_brokers.clone(),
             mongo_url: config.mongo_url.clone(),
             redis_url: config.redis_url.clone(),
+            images: controllers::uploader::image::ImagePolicy::new(
+                &workers.worker_image_registries,
+                &workers.worker_image,
+            ),
+            default_resources: workers.default_resources()?,
+            tmp_size_limit: workers.tmp_size_limit()?,
         },
         poll: Duration::from_secs(workers.poll_interval_secs),
         stabilization: Duration::from_secs(workers.scale_down_stabilization_secs),
         resync: Duration::from_secs(config.resync_interval_secs),
-    }
+    })
 }
 
 /// Re-checks the servers forever, logging only when a server's readiness changes

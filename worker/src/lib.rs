@@ -9,4 +9,5 @@ pub mod consume;
 pub mod manifest;
 pub mod processing;
 pub mod read;
+pub mod sandbox;
 pub mod validation;

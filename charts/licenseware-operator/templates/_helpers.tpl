@@ -52,3 +52,53 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if or .kafkaBrokers .mongoUrl .redisUrl }}true{{ end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The operator's rules on the resources it reconciles, granted per watched namespace
+(Role) or cluster-wide (ClusterRole, rbac.clusterWide). The same rules as
+manifests/base/role.yaml, where each one is explained; e2e/tests/e2e/rbac.rs
+compares them.
+*/}}
+{{- define "licenseware-operator.rules" -}}
+# Topics: watched, finalizer merge-patched; the Uploader controller gets and
+# server-side applies (create, patch) the Topics it owns.
+- apiGroups: [licenseware.io]
+  resources: [topics]
+  verbs: [get, list, watch, create, patch]
+# Uploaders and the registry kinds: watched, siblings listed, registry
+# finalizer merge-patched.
+- apiGroups: [licenseware.io]
+  resources: [uploaders, reports, reportcomponents, datatables]
+  verbs: [get, list, watch, patch]
+# Status of every kind: server-side applied.
+- apiGroups: [licenseware.io]
+  resources: [topics/status, uploaders/status, reports/status, reportcomponents/status, datatables/status]
+  verbs: [patch]
+# blockOwnerDeletion on objects owned by an Uploader (OwnerReferencesPermissionEnforcement).
+- apiGroups: [licenseware.io]
+  resources: [uploaders/finalizers]
+  verbs: [update]
+# Worker Deployments: owned (watched), read to check their owner, server-side
+# applied, replicas by the lag scaler.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+# The worker's ConfigMap: read to check its owner, then server-side applied.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
+# events.k8s.io/v1 Events on the custom resources.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/* The namespaces the operator watches: watchNamespaces, else the release namespace
+(empty, meaning every namespace, only with rbac.clusterWide). */}}
+{{- define "licenseware-operator.watchNamespaces" -}}
+{{- if .Values.watchNamespaces }}
+{{- join "," .Values.watchNamespaces }}
+{{- else if not .Values.rbac.clusterWide }}
+{{- .Release.Namespace }}
+{{- end }}
+{{- end }}

@@ -2,13 +2,17 @@
 //!
 //! - the chart's `crds/` are byte-for-byte the generated `crds/*.yaml`;
 //! - the chart's RBAC rules (rendered with `helm template`, the stack's helm) are the
-//!   ones of `manifests/base`, so the two ways to install ship the same privileges;
-//! - the operator works under exactly those rules: the chart's ServiceAccount, Role
-//!   and ClusterRole are applied in a fresh namespace, and the operator runs
-//!   in-process with a kubeconfig that impersonates that ServiceAccount. Without the
-//!   ClusterRoleBinding it gets `forbidden` and a Topic never becomes Ready; with it a
-//!   Topic, an Uploader, a ReportComponent and a Report all become Ready, with no
-//!   `forbidden` in its log, and leader election takes the Lease under the chart's Role.
+//!   ones of `manifests/base` (and of its dev and cluster-wide overlays), so the ways
+//!   to install ship the same privileges; by default they are namespaced (a Role per
+//!   watched namespace), cluster-wide only with `rbac.clusterWide`;
+//! - the operator works under exactly those rules: the chart's ServiceAccount, Roles
+//!   and CRD-reading ClusterRole are applied in a fresh namespace, and the operator
+//!   runs in-process with a kubeconfig that impersonates that ServiceAccount. Without
+//!   the operator's RoleBinding it gets `forbidden` and a Topic never becomes Ready;
+//!   with it a Topic, an Uploader, a ReportComponent and a Report all become Ready,
+//!   with no `forbidden` in its log, leader election takes the Lease under the chart's
+//!   Role, and the ServiceAccount can write Deployments and ConfigMaps in no other
+//!   namespace.
 //!
 //! The operator builds its client from `KUBECONFIG`, and the workspace forbids
 //! `unsafe` (so no `std::env::set_var`): the test runs the operator in a child process
@@ -25,6 +29,7 @@ use std::{
 };
 
 use k8s_openapi::api::{
+    authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
     coordination::v1::Lease,
     core::v1::{Namespace, ServiceAccount},
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
@@ -139,6 +144,20 @@ fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// The one object of `kind` whose name ends with `suffix`.
+fn named<'a>(docs: &'a [Value], kind: &str, suffix: &str) -> &'a Value {
+    let found: Vec<&Value> = of_kind(docs, kind)
+        .into_iter()
+        .filter(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(suffix)))
+        .collect();
+    assert_eq!(found.len(), 1, "expected one {kind} named *{suffix}, found {}", found.len());
+    found[0]
+}
+
+/// The chart's Role (or ClusterRole) with the operator's rules, by the release's name
+/// (`lw` → `lw-licenseware-operator`).
+const OPERATOR: &str = "-licenseware-operator";
+
 /// Rules as a set of (apiGroups, resources, verbs, resourceNames), each sorted: two
 /// rule lists grant the same when these sets are equal.
 fn normalized(role: &Value) -> BTreeSet<Vec<Vec<String>>> {
@@ -163,52 +182,110 @@ fn normalized(role: &Value) -> BTreeSet<Vec<Vec<String>>> {
         .collect()
 }
 
+/// Every (group, resource, verb) a rule list grants.
+fn grants(rules: &BTreeSet<Vec<Vec<String>>>) -> Vec<(String, String, String)> {
+    rules
+        .iter()
+        .flat_map(|rule| {
+            let [groups, resources, verbs, _] = rule.as_slice() else { unreachable!() };
+            groups.iter().flat_map(move |g| {
+                resources
+                    .iter()
+                    .flat_map(move |r| verbs.iter().map(move |v| (g.clone(), r.clone(), v.clone())))
+            })
+        })
+        .collect()
+}
+
 #[test]
-fn chart_rbac_is_the_base_rbac() {
+fn chart_rbac_is_the_base_rbac_and_namespaced_by_default() {
     let chart = helm_template("lw", "licenseware-system", &[]);
-    let base = |file: &str| {
+    let file = |path: &str| {
         parse_documents(
-            &fs::read_to_string(repo_root().join("manifests/base").join(file)).expect("read base"),
+            &fs::read_to_string(repo_root().join("manifests").join(path)).expect("read manifest"),
         )
     };
-    let base_cluster_role = base("clusterrole.yaml");
+    let base_role = normalized(only(&file("base/role.yaml"), "Role"));
     assert_eq!(
-        normalized(only(&chart, "ClusterRole")),
-        normalized(only(&base_cluster_role, "ClusterRole")),
-        "the chart's ClusterRole and manifests/base/clusterrole.yaml grant different rules"
+        normalized(named(&chart, "Role", OPERATOR)),
+        base_role,
+        "the chart's Role and manifests/base/role.yaml grant different rules"
     );
-    let base_lease = base("leader-election-role.yaml");
     assert_eq!(
-        normalized(only(&chart, "Role")),
-        normalized(only(&base_lease, "Role")),
+        normalized(named(&chart, "Role", "-leader-election")),
+        normalized(only(&file("base/leader-election-role.yaml"), "Role")),
         "the chart's leader-election Role and manifests/base/leader-election-role.yaml differ"
     );
-    // Least privilege, stated: nothing deletes, nothing touches Secrets, CRDs are only read.
-    for (group, resource, verb) in normalized(only(&chart, "ClusterRole")).iter().flat_map(|rule| {
-        let [groups, resources, verbs, _] = rule.as_slice() else { unreachable!() };
-        groups.iter().flat_map(move |g| {
-            resources.iter().flat_map(move |r| verbs.iter().map(move |v| (g, r, v)))
-        })
-    }) {
-        assert!(verb != "delete" && verb != "*", "{verb} on {group}/{resource}");
-        assert!(resource != "secrets" && resource != "*", "{verb} on {group}/{resource}");
-        assert!(resource != "customresourcedefinitions" || verb == "get", "{verb} on CRDs");
+    let chart_crds = normalized(only(&chart, "ClusterRole"));
+    assert_eq!(
+        chart_crds,
+        normalized(only(&file("base/crd-reader.yaml"), "ClusterRole")),
+        "the chart's CRD ClusterRole and manifests/base/crd-reader.yaml differ"
+    );
+    // The overlays' copies of the rules are the base's.
+    assert_eq!(
+        normalized(only(&file("overlays/dev/watched-namespace-role.yaml"), "Role")),
+        base_role
+    );
+    let cluster_wide = file("overlays/cluster-wide/clusterrole.yaml");
+    assert_eq!(normalized(only(&cluster_wide, "ClusterRole")), base_role);
+
+    // Namespaced by default: the release namespace only, and the one cluster-scoped
+    // grant reads the five CRDs.
+    let bindings = of_kind(&chart, "RoleBinding");
+    let operator_binding = named(&chart, "RoleBinding", OPERATOR);
+    assert_eq!(operator_binding["metadata"]["namespace"], "licenseware-system");
+    assert_eq!(operator_binding["roleRef"]["kind"], "Role");
+    assert_eq!(bindings.len(), 2, "operator and leader election");
+    assert_eq!(
+        only(&chart, "ClusterRoleBinding")["roleRef"]["name"],
+        json!("lw-licenseware-operator-crds")
+    );
+    for (group, resource, verb) in grants(&chart_crds) {
+        assert_eq!(
+            (group.as_str(), resource.as_str(), verb.as_str()),
+            ("apiextensions.k8s.io", "customresourcedefinitions", "get")
+        );
     }
+    let deployment = only(&chart, "Deployment");
+    let env =
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+    let watch =
+        env.iter().find(|e| e["name"] == "LW_WATCH_NAMESPACES").expect("LW_WATCH_NAMESPACES");
+    assert_eq!(watch["value"], "licenseware-system", "watches the release namespace only");
     for rule in normalized(only(&chart, "ClusterRole")) {
         let [_, resources, _, names] = rule.as_slice() else { unreachable!() };
         if resources.iter().any(|resource| resource == "customresourcedefinitions") {
             assert_eq!(names.len(), 5, "CRD access must name the five CRDs: {names:?}");
         }
     }
-    // Confined to namespaces: RoleBindings to the same ClusterRole, no cluster binding.
+    // Least privilege, stated: nothing deletes, nothing touches Secrets.
+    for (group, resource, verb) in grants(&base_role) {
+        assert!(verb != "delete" && verb != "*", "{verb} on {group}/{resource}");
+        assert!(resource != "secrets" && resource != "*", "{verb} on {group}/{resource}");
+        assert!(resource != "customresourcedefinitions", "{verb} on CRDs in the Role");
+    }
+
+    // Confined to the listed namespaces: a Role and RoleBinding in each.
     let confined = helm_template("lw", "licenseware-system", &["--set", "watchNamespaces={a,b}"]);
-    assert!(of_kind(&confined, "ClusterRoleBinding").is_empty());
-    let bound: BTreeSet<&str> = of_kind(&confined, "RoleBinding")
-        .iter()
-        .filter(|b| b["roleRef"]["kind"] == "ClusterRole")
-        .map(|b| b["metadata"]["namespace"].as_str().expect("namespace"))
-        .collect();
-    assert_eq!(bound, BTreeSet::from(["a", "b"]));
+    assert_eq!(of_kind(&confined, "ClusterRoleBinding").len(), 1, "only the CRD reader");
+    let in_namespaces = |kind: &str| -> BTreeSet<String> {
+        of_kind(&confined, kind)
+            .iter()
+            .filter(|o| o["metadata"]["name"] == "lw-licenseware-operator")
+            .map(|o| o["metadata"]["namespace"].as_str().expect("namespace").to_owned())
+            .collect()
+    };
+    assert_eq!(in_namespaces("Role"), BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+    assert_eq!(in_namespaces("RoleBinding"), in_namespaces("Role"));
+
+    // Cluster-wide is a choice: one ClusterRole with the same rules, bound cluster-wide.
+    let wide = helm_template("lw", "licenseware-system", &["--set", "rbac.clusterWide=true"]);
+    assert_eq!(normalized(named(&wide, "ClusterRole", OPERATOR)), base_role);
+    assert_eq!(named(&wide, "ClusterRoleBinding", OPERATOR)["roleRef"]["kind"], "ClusterRole");
+    assert!(
+        of_kind(&wide, "Role").iter().all(|r| r["metadata"]["name"] != "lw-licenseware-operator")
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -382,6 +459,36 @@ impl Scenario {
         create_custom(&self.api::<K>(), kind, manifest).await
     }
 
+    /// Whether the chart's ServiceAccount may `verb` `resource` in `namespace`, as the
+    /// apiserver's authorizer answers.
+    async fn can(&self, group: &str, resource: &str, verb: &str, namespace: &str) -> bool {
+        let service_account = only(&self.docs, "ServiceAccount")["metadata"]["name"]
+            .as_str()
+            .expect("ServiceAccount name")
+            .to_owned();
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(format!("system:serviceaccount:{}:{service_account}", self.namespace)),
+                groups: Some(vec![
+                    "system:serviceaccounts".to_owned(),
+                    format!("system:serviceaccounts:{}", self.namespace),
+                ]),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(group.to_owned()),
+                    resource: Some(resource.to_owned()),
+                    verb: Some(verb.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = api.create(&Default::default(), &review).await.expect("SubjectAccessReview");
+        answer.status.is_some_and(|status| status.allowed)
+    }
+
     /// The status conditions of `name` that are True, once its status is current.
     async fn true_conditions<K>(&self, name: &str) -> Option<BTreeSet<String>>
     where
@@ -426,8 +533,9 @@ impl Scenario {
         let roles: Api<ClusterRole> = Api::all(self.client.clone());
         let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = bindings.delete(&self.release, &delete).await;
-        let _ = roles.delete(&self.release, &delete).await;
+        let crds = format!("{}-crds", self.release);
+        let _ = bindings.delete(&crds, &delete).await;
+        let _ = roles.delete(&crds, &delete).await;
         // After a failure, finalizers may be left that only the (stopped) operator
         // would remove: clear them so that the namespace can go.
         for kind in ["uploaders", "reports", "reportcomponents", "datatables", "topics"] {
@@ -503,13 +611,18 @@ async fn operator_runs_under_the_chart_rbac() {
 async fn run(s: Scenario) {
     let client = &s.client;
     apply(&s.api::<ServiceAccount>(), only(&s.docs, "ServiceAccount")).await;
-    apply(&s.api::<Role>(), only(&s.docs, "Role")).await;
-    apply(&s.api::<RoleBinding>(), only(&s.docs, "RoleBinding")).await;
+    apply(&s.api::<Role>(), named(&s.docs, "Role", "-leader-election")).await;
+    apply(&s.api::<RoleBinding>(), named(&s.docs, "RoleBinding", "-leader-election")).await;
+    let operator_role = named(&s.docs, "Role", &s.release);
+    assert_eq!(operator_role["metadata"]["namespace"], json!(s.namespace));
+    apply(&s.api::<Role>(), operator_role).await;
     let cluster_role = only(&s.docs, "ClusterRole");
-    assert_eq!(cluster_role["metadata"]["name"], json!(s.release));
+    assert_eq!(cluster_role["metadata"]["name"], json!(format!("{}-crds", s.release)));
     apply(&Api::<ClusterRole>::all(client.clone()), cluster_role).await;
+    apply(&Api::<ClusterRoleBinding>::all(client.clone()), only(&s.docs, "ClusterRoleBinding"))
+        .await;
 
-    // 1. Without the ClusterRoleBinding: the Lease is allowed (Role), the custom
+    // 1. Without the operator's RoleBinding: the Lease is allowed (Role), the custom
     //    resources are not. The Topic stays without status and the log says why.
     s.create::<Topic>("Topic", json!({"metadata": {"name": "events"}, "spec": {"partitions": 1}}))
         .await;
@@ -532,13 +645,29 @@ async fn run(s: Scenario) {
     let log = denied.stop().await;
     assert!(
         log.contains("forbidden"),
-        "no `forbidden` in the log of the operator without its ClusterRoleBinding:\n{log}"
+        "no `forbidden` in the log of the operator without its RoleBinding:\n{log}"
     );
 
-    // 2. With the chart's ClusterRoleBinding: everything works, nothing is forbidden.
-    let binding = only(&s.docs, "ClusterRoleBinding");
-    assert_eq!(binding["roleRef"]["name"], json!(s.release));
-    apply(&Api::<ClusterRoleBinding>::all(client.clone()), binding).await;
+    // 2. With the chart's RoleBinding: everything works, nothing is forbidden.
+    let binding = named(&s.docs, "RoleBinding", &s.release);
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": s.release})
+    );
+    apply(&s.api::<RoleBinding>(), binding).await;
+    // Write on Deployments and ConfigMaps in the watched namespace, and nowhere else.
+    // (The authorizer sees a new binding within moments, not at once.)
+    for (group, resource, verb) in [
+        ("apps", "deployments", "create"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "patch"),
+    ] {
+        eventually(WAIT, &format!("{verb} {resource} allowed in its namespace"), || async {
+            s.can(group, resource, verb, &s.namespace).await.then_some(())
+        })
+        .await;
+        assert!(!s.can(group, resource, verb, "default").await, "{verb} {resource} in default");
+    }
     let allowed = s.operator("allowed");
     s.create::<Uploader>(
         "Uploader",

@@ -417,17 +417,24 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
 async fn invalid_component_and_missing_component_keep_entries_out() {
     let h = Harness::start(120).await;
 
-    // A pipeline stage that reads another collection makes the component invalid.
+    // A pipeline stage outside the allowlist (this one reads another collection) makes
+    // the component invalid; the message gives its path.
     let mut lookup = devices_by_os();
     lookup["spec"]["data"]["pipeline"] = json!([
         {"$match": {"document_type": "virtual_machine"}},
         {"$facet": {"hosts": [{"$lookup": {"from": "Quota", "localField": "a", "foreignField": "b", "as": "c"}}]}}
     ]);
     h.create::<ReportComponent>("ReportComponent", lookup).await;
-    let invalid =
-        h.condition::<ReportComponent>("devices-by-os", "Ready", "False", "InvalidSpec").await;
-    assert!(invalid.message.contains("$lookup"), "{}", invalid.message);
-    h.condition::<ReportComponent>("devices-by-os", "Registered", "False", "InvalidSpec").await;
+    let invalid = h
+        .condition::<ReportComponent>("devices-by-os", "Ready", "False", "PipelineNotAllowed")
+        .await;
+    assert!(
+        invalid.message.starts_with("data.pipeline[1].$facet.hosts[0].$lookup: stage $lookup"),
+        "{}",
+        invalid.message
+    );
+    h.condition::<ReportComponent>("devices-by-os", "Registered", "False", "PipelineNotAllowed")
+        .await;
     assert!(h.document(BY_OS_KEY).await.is_none());
 
     // A report listing a component that does not exist waits for it.

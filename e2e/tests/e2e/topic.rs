@@ -147,13 +147,13 @@ async fn creates_grows_and_sets_and_removes_configs() {
 }
 
 #[tokio::test]
-async fn adopts_an_existing_topic_and_refuses_to_shrink_it() {
+async fn adopts_an_existing_topic_when_told_to_and_refuses_to_shrink_it() {
     let h = Harness::start(120).await;
     let name = "legacy";
     let kafka_name = h.kafka_name(name);
     h.create_in_kafka(&kafka_name, 4, &[("segment.ms", "700000")]).await;
     h.create(json!({
-        "metadata": {"name": name},
+        "metadata": {"name": name, "annotations": {"licenseware.io/adopt": "true"}},
         "spec": {"partitions": 2, "config": {"retention.ms": "7200000"}}
     }))
     .await;

@@ -19,7 +19,7 @@ use std::{
 use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 
-pub use plan::{ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal};
+pub use plan::{Claim, ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal, Verdict};
 pub use wire::{KafkaClient, WireError};
 
 /// How long the batcher waits for more requests after the first one of a batch.
@@ -154,16 +154,29 @@ pub struct AppliedTopic {
     pub topic_id: Option<String>,
 }
 
+/// What [`KafkaAdmin::apply`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Created or updated.
+    Topic(AppliedTopic),
+    /// The topic is missing and the claim is [`Claim::Unclaimed`]: nothing was created.
+    /// The caller records its intent, then applies again with [`Claim::Claimed`].
+    Unclaimed,
+    /// The topic exists and the claim does not cover it: nothing was changed.
+    NotOwned { topic_id: Option<String> },
+}
+
 enum Job {
-    Apply(DesiredTopic, oneshot::Sender<Result<AppliedTopic, AdminError>>),
-    Delete(String, oneshot::Sender<Result<(), AdminError>>),
+    Apply(DesiredTopic, oneshot::Sender<Result<Applied, AdminError>>),
+    /// The name, and the topic id that must still be the topic's (None: by name only).
+    Delete(String, Option<String>, oneshot::Sender<Result<(), AdminError>>),
 }
 
 impl Job {
     fn topic(&self) -> &str {
         match self {
             Self::Apply(desired, _) => &desired.name,
-            Self::Delete(name, _) => name,
+            Self::Delete(name, _, _) => name,
         }
     }
 }
@@ -191,18 +204,23 @@ impl KafkaAdmin {
         &self.metrics
     }
 
-    /// Creates or adopts the topic and brings it in line with `desired`, as far as Kafka
-    /// allows.
-    pub async fn apply(&self, desired: DesiredTopic) -> Result<AppliedTopic, AdminError> {
+    /// Creates the topic, or takes over an existing one when `desired.claim` covers
+    /// it, and brings it in line with `desired`, as far as Kafka allows.
+    pub async fn apply(&self, desired: DesiredTopic) -> Result<Applied, AdminError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Apply(desired, reply)).await.map_err(|_| AdminError::Stopped)?;
         answer.await.map_err(|_| AdminError::Stopped)?
     }
 
-    /// Deletes the topic; a topic that does not exist counts as deleted.
-    pub async fn delete(&self, name: String) -> Result<(), AdminError> {
+    /// Deletes the topic; a topic that does not exist counts as deleted. With `topic_id`
+    /// the broker deletes the topic only if it still has that id (DeleteTopics by id),
+    /// so a topic created again by someone else under the same name is left alone.
+    pub async fn delete(&self, name: String, topic_id: Option<String>) -> Result<(), AdminError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Delete(name, reply)).await.map_err(|_| AdminError::Stopped)?;
+        self.jobs
+            .send(Job::Delete(name, topic_id, reply))
+            .await
+            .map_err(|_| AdminError::Stopped)?;
         answer.await.map_err(|_| AdminError::Stopped)?
     }
 }
@@ -265,14 +283,15 @@ impl Batcher {
         for job in batch {
             match job {
                 Job::Apply(desired, reply) => applies.push((desired, reply)),
-                Job::Delete(name, reply) => deletes.push((name, reply)),
+                Job::Delete(name, id, reply) => deletes.push((name, id, reply)),
             }
         }
         if !deletes.is_empty() {
-            let names: Vec<&str> = deletes.iter().map(|(name, _)| name.as_str()).collect();
+            let names: Vec<(&str, Option<&str>)> =
+                deletes.iter().map(|(name, id, _)| (name.as_str(), id.as_deref())).collect();
             let mut errors = HashMap::new();
             requests::delete(&self.client, &self.metrics, &names, &mut errors).await;
-            for (name, reply) in deletes {
+            for (name, _, reply) in deletes {
                 let _ = reply.send(errors.remove(&name).map_or(Ok(()), Err));
             }
         }
@@ -291,7 +310,7 @@ impl Batcher {
     async fn apply_all(
         &self,
         desired: &[DesiredTopic],
-    ) -> HashMap<String, Result<AppliedTopic, AdminError>> {
+    ) -> HashMap<String, Result<Applied, AdminError>> {
         let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
         let mut observed = match requests::observe(&self.client, &self.metrics, &names).await {
             Ok(observed) => observed,
@@ -299,17 +318,38 @@ impl Batcher {
                 return desired.iter().map(|d| (d.name.clone(), Err(error.clone()))).collect();
             }
         };
+        // Topics the claim does not cover are answered now and get no request.
+        let mut results = HashMap::new();
+        let desired: Vec<&DesiredTopic> = desired
+            .iter()
+            .filter(|d| {
+                let id = observed
+                    .topics
+                    .contains_key(&d.name)
+                    .then(|| observed.ids.get(&d.name).map(String::as_str));
+                let answer = match plan::verdict(&d.claim, id) {
+                    Verdict::Proceed => return true,
+                    Verdict::Unclaimed => Applied::Unclaimed,
+                    Verdict::NotOwned { topic_id } => Applied::NotOwned { topic_id },
+                };
+                results.insert(d.name.clone(), Ok(answer));
+                false
+            })
+            .collect();
         let plans: Vec<(&DesiredTopic, Plan)> = desired
             .iter()
-            .map(|d| (d, plan::plan(d, observed.topics.get(&d.name), observed.brokers)))
+            .map(|d| (*d, plan::plan(d, observed.topics.get(&d.name), observed.brokers)))
             .collect();
         let mut errors = requests::TopicErrors::new();
 
         let creates: Vec<(&DesiredTopic, i32)> =
             plans.iter().filter_map(|(d, p)| Some((*d, p.create?))).collect();
+        let mut raced = HashSet::new();
         if !creates.is_empty() {
-            let ids = requests::create(&self.client, &self.metrics, &creates, &mut errors).await;
-            observed.ids.extend(ids);
+            let created =
+                requests::create(&self.client, &self.metrics, &creates, &mut errors).await;
+            observed.ids.extend(created.ids);
+            raced = created.already_exists;
         }
         let increases: Vec<(&str, i32)> =
             plans.iter().filter_map(|(d, p)| Some((d.name.as_str(), p.add_partitions?))).collect();
@@ -325,21 +365,24 @@ impl Batcher {
             requests::alter_configs(&self.client, &self.metrics, &alters, &mut errors).await;
         }
 
-        plans
-            .into_iter()
-            .map(|(d, p)| {
-                let result = match errors.remove(&d.name) {
-                    Some(error) => Err(error),
-                    None => Ok(AppliedTopic {
-                        created: p.create.is_some(),
-                        partitions: p.partitions,
-                        replication_factor: p.replication_factor,
-                        refusals: p.refusals,
-                        topic_id: observed.ids.get(&d.name).cloned(),
-                    }),
-                };
-                (d.name.clone(), result)
-            })
-            .collect()
+        for (d, p) in plans {
+            let result = match errors.remove(&d.name) {
+                Some(error) => Err(error),
+                // Created by someone else between our metadata and create requests:
+                // not ours, unless the claim adopts anything.
+                None if raced.contains(&d.name) && d.claim != Claim::Adopt => {
+                    Ok(Applied::NotOwned { topic_id: None })
+                }
+                None => Ok(Applied::Topic(AppliedTopic {
+                    created: p.create.is_some() && !raced.contains(&d.name),
+                    partitions: p.partitions,
+                    replication_factor: p.replication_factor,
+                    refusals: p.refusals,
+                    topic_id: observed.ids.get(&d.name).cloned(),
+                })),
+            };
+            results.insert(d.name.clone(), result);
+        }
+        results
     }
 }

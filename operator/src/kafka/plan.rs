@@ -13,6 +13,54 @@ pub struct DesiredTopic {
     pub replication_factor: Option<i32>,
     /// The complete set of dynamic topic configs: Kafka's others are removed.
     pub config: BTreeMap<String, String>,
+    /// Which existing Kafka topic of that name the caller may take over.
+    pub claim: Claim,
+}
+
+/// What entitles a resource to an existing Kafka topic. The operator never takes over a
+/// topic it did not create unless told to: Kafka has no owner field, so the resource
+/// keeps the proof itself, the topic id it got when it created (or adopted) the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Explicit opt-in (`licenseware.io/adopt: "true"`, or the operator's own registry
+    /// topic): create it, or adopt whatever exists.
+    Adopt,
+    /// The resource manages the topic with this id: an existing topic must have it (a
+    /// topic deleted and created again by someone else has another id). A missing
+    /// topic is created again.
+    Owned(String),
+    /// The resource recorded its intent to create the topic before creating it, and
+    /// has no id yet: it crashed between the two, or the broker gives no ids. An
+    /// existing topic is taken as its own; a create that finds the topic already there
+    /// proves the opposite.
+    Claimed,
+    /// No claim yet: an existing topic is not touched, a missing one is not created
+    /// until the intent is recorded (see [`Verdict::Unclaimed`]).
+    Unclaimed,
+}
+
+/// Whether a batch may act on a topic, from the claim and what Kafka has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Create or update it.
+    Proceed,
+    /// The topic does not exist and the resource has not recorded its intent yet.
+    Unclaimed,
+    /// The topic exists and is not the resource's; nothing is changed.
+    NotOwned { topic_id: Option<String> },
+}
+
+/// The ownership rule, pure: `observed_id` is `None` when the topic does not exist,
+/// `Some(None)` when it exists without an id (brokers before Kafka 2.8).
+pub fn verdict(claim: &Claim, observed_id: Option<Option<&str>>) -> Verdict {
+    match (claim, observed_id) {
+        (Claim::Unclaimed, None) => Verdict::Unclaimed,
+        (Claim::Unclaimed, Some(id)) => Verdict::NotOwned { topic_id: id.map(str::to_owned) },
+        (Claim::Owned(own), Some(id)) if id != Some(own.as_str()) => {
+            Verdict::NotOwned { topic_id: id.map(str::to_owned) }
+        }
+        _ => Verdict::Proceed,
+    }
 }
 
 /// What Kafka has for one topic.
@@ -163,7 +211,31 @@ mod tests {
             partitions,
             replication_factor: None,
             config: config.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            claim: Claim::Adopt,
         }
+    }
+
+    #[test]
+    fn only_a_claimed_or_owned_topic_is_touched() {
+        let owned = Claim::Owned("id-a".into());
+        assert_eq!(verdict(&Claim::Unclaimed, None), Verdict::Unclaimed);
+        assert_eq!(
+            verdict(&Claim::Unclaimed, Some(Some("x"))),
+            Verdict::NotOwned { topic_id: Some("x".into()) }
+        );
+        assert_eq!(verdict(&Claim::Unclaimed, Some(None)), Verdict::NotOwned { topic_id: None });
+        assert_eq!(verdict(&owned, Some(Some("id-a"))), Verdict::Proceed);
+        // Deleted and created again by someone else: another id.
+        assert_eq!(
+            verdict(&owned, Some(Some("id-b"))),
+            Verdict::NotOwned { topic_id: Some("id-b".into()) }
+        );
+        assert_eq!(verdict(&owned, Some(None)), Verdict::NotOwned { topic_id: None });
+        assert_eq!(verdict(&owned, None), Verdict::Proceed, "a missing owned topic is re-created");
+        assert_eq!(verdict(&Claim::Claimed, Some(Some("x"))), Verdict::Proceed);
+        assert_eq!(verdict(&Claim::Claimed, None), Verdict::Proceed);
+        assert_eq!(verdict(&Claim::Adopt, Some(Some("x"))), Verdict::Proceed);
+        assert_eq!(verdict(&Claim::Adopt, None), Verdict::Proceed);
     }
 
     fn observed(partitions: i32, rf: i32, config: &[(&str, &str)]) -> ObservedTopic {

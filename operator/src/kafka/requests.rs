@@ -164,13 +164,22 @@ pub async fn observe(
     Ok(observed)
 }
 
-/// Creates the topics (name, replication factor); returns the ids Kafka gave them.
+/// What a CreateTopics request did besides its errors.
+#[derive(Debug, Default)]
+pub struct Created {
+    /// The ids Kafka gave the topics it created.
+    pub ids: HashMap<String, String>,
+    /// Topics that someone else created since the metadata request.
+    pub already_exists: HashSet<String>,
+}
+
+/// Creates the topics (name, replication factor).
 pub async fn create(
     client: &KafkaClient,
     metrics: &AdminMetrics,
     topics: &[(&DesiredTopic, i32)],
     errors: &mut TopicErrors,
-) -> HashMap<String, String> {
+) -> Created {
     let call = AdminCall::CreateTopics;
     metrics.count(call);
     let request = CreateTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
@@ -195,31 +204,32 @@ pub async fn create(
             })
             .collect(),
     );
-    let mut ids = HashMap::new();
+    let mut created = Created::default();
     match client.send_any(&request).await {
         Err(source) => fail_all(call, source, topics.iter().map(|(d, _)| d.name.as_str()), errors),
         Ok(response) => {
             for result in response.topics {
                 let topic = result.name.0.as_str();
                 match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
-                    // Created by someone else since our metadata request: adopted at the
-                    // next reconcile.
+                    // Created by someone else since our metadata request.
                     Some(AdminError::Topic {
                         error: ResponseError::TopicAlreadyExists, ..
-                    }) => {}
+                    }) => {
+                        created.already_exists.insert(topic.to_owned());
+                    }
                     Some(error) => {
                         errors.insert(topic.to_owned(), error);
                     }
                     None => {
                         if let Some(id) = topic_id(result.topic_id) {
-                            ids.insert(topic.to_owned(), id);
+                            created.ids.insert(topic.to_owned(), id);
                         }
                     }
                 }
             }
         }
     }
-    ids
+    created
 }
 
 /// Raises partition counts to the given totals.
@@ -306,31 +316,54 @@ fn alterable(change: &ConfigChange) -> AlterableConfig {
     }
 }
 
-/// Deletes the topics; one that does not exist counts as deleted.
+/// The topic id as Kafka takes it back, from its printed form.
+fn parse_topic_id(id: &str) -> Option<uuid::Uuid> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).ok()?;
+    uuid::Uuid::from_slice(&bytes).ok().filter(|id| !id.is_nil())
+}
+
+/// Deletes the topics (name, and the id it must still have); one that does not exist
+/// counts as deleted.
 pub async fn delete(
     client: &KafkaClient,
     metrics: &AdminMetrics,
-    topics: &[&str],
+    topics: &[(&str, Option<&str>)],
     errors: &mut TopicErrors,
 ) {
     let call = AdminCall::DeleteTopics;
     metrics.count(call);
-    // Version 6 or later (the client's floor): names go in `topics`.
+    // Version 6 or later (the client's floor): a topic goes by name or by id. By id,
+    // the broker deletes only that incarnation of the name.
+    let by_id: HashMap<uuid::Uuid, &str> =
+        topics.iter().filter_map(|(topic, id)| Some((parse_topic_id((*id)?)?, *topic))).collect();
     let request = DeleteTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
         topics
             .iter()
-            .map(|topic| DeleteTopicState::default().with_name(Some(name(topic))))
+            .map(|(topic, id)| match id.and_then(parse_topic_id) {
+                Some(id) => DeleteTopicState::default().with_name(None).with_topic_id(id),
+                None => DeleteTopicState::default().with_name(Some(name(topic))),
+            })
             .collect(),
     );
     match client.send_any(&request).await {
-        Err(source) => fail_all(call, source, topics.iter().copied(), errors),
+        Err(source) => fail_all(call, source, topics.iter().map(|(topic, _)| *topic), errors),
         Ok(response) => {
             for result in response.responses {
-                let Some(topic) = result.name.as_ref().map(|n| n.0.as_str()) else { continue };
+                let Some(topic) = result
+                    .name
+                    .as_ref()
+                    .map(|n| n.0.as_str())
+                    .or_else(|| by_id.get(&result.topic_id).copied())
+                else {
+                    continue;
+                };
                 match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
+                    // Gone, or replaced by another topic of that name, which is not ours.
                     None
                     | Some(AdminError::Topic {
-                        error: ResponseError::UnknownTopicOrPartition,
+                        error:
+                            ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId,
                         ..
                     }) => {}
                     Some(error) => {

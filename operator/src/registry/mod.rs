@@ -46,7 +46,7 @@ pub use entries::{
     report_entry, uploader_entry,
 };
 
-use crate::kafka::{AdminError, DesiredTopic, KafkaAdmin};
+use crate::kafka::{AdminError, Applied, AppliedTopic, Claim, DesiredTopic, KafkaAdmin};
 
 /// The MongoDB collection of the registry.
 pub const COLLECTION: &str = "Registry";
@@ -220,9 +220,12 @@ impl Registry {
                     partitions: 1,
                     replication_factor: None,
                     config: [("cleanup.policy".to_owned(), "compact".to_owned())].into(),
+                    // The operator's own topic: whoever created it, it is ours to keep
+                    // compacted.
+                    claim: Claim::Adopt,
                 };
                 let applied = self.inner.admin.apply(desired).await?;
-                if applied.created {
+                if matches!(applied, Applied::Topic(AppliedTopic { created: true, .. })) {
                     tracing::info!(kafka_topic = %self.inner.topic, "created the registry topic");
                 }
                 Ok::<(), RegistryError>(())

@@ -81,6 +81,9 @@ pub enum FileError {
     SameOutput { input: PathBuf, other: PathBuf, output: PathBuf },
     #[error("{path}: {source}")]
     Token { path: PathBuf, source: TokenError },
+    /// The file's reader (a sandbox child) stopped: a limit, or a crash.
+    #[error("{path}: {message}")]
+    Contained { path: PathBuf, message: String },
 }
 
 impl FileError {
@@ -94,6 +97,7 @@ impl FileError {
             Self::WouldOverwriteInput { .. } => "OutputIsInput",
             Self::SameOutput { .. } => "OutputCollision",
             Self::Token { source, .. } => source.reason(),
+            Self::Contained { .. } => "FileReaderStopped",
         }
     }
 }

@@ -79,6 +79,20 @@ impl Anonymizer {
         out_dir: &Path,
         on_outcome: &mut dyn FnMut(&FileOutcome),
     ) -> usize {
+        self.anonymize_with(inputs, out_dir, on_outcome, &mut |anonymizer, file| {
+            anonymizer.anonymize_file(file)
+        })
+    }
+
+    /// [`Self::anonymize`] with each planned file's content done by `content` (e.g. in
+    /// a sandbox child); the plan (walking, output names) is made here.
+    pub fn anonymize_with(
+        &mut self,
+        inputs: &[PathBuf],
+        out_dir: &Path,
+        on_outcome: &mut dyn FnMut(&FileOutcome),
+        content: &mut dyn FnMut(&mut Self, &plan::PlannedFile) -> Result<Treatment, FileError>,
+    ) -> usize {
         let plan = plan::plan(inputs, out_dir, &self.filepaths, &mut self.tokenizer);
         let mut failed = 0;
         for failure in plan.failures {
@@ -86,7 +100,7 @@ impl Anonymizer {
             on_outcome(&FileOutcome::Failed(failure));
         }
         for file in plan.files {
-            let outcome = match self.anonymize_file(&file) {
+            let outcome = match content(self, &file) {
                 Ok(treatment) => {
                     FileOutcome::Written { input: file.input, output: file.output, treatment }
                 }
@@ -100,7 +114,8 @@ impl Anonymizer {
         failed
     }
 
-    fn anonymize_file(&mut self, file: &plan::PlannedFile) -> Result<Treatment, FileError> {
+    /// One planned file's content, written whole or not at all.
+    pub fn anonymize_file(&mut self, file: &plan::PlannedFile) -> Result<Treatment, FileError> {
         let Self { tokenizer, filecontent, columns, .. } = self;
         let input = file.input.as_path();
         let mut treatment = Treatment::NotRead;

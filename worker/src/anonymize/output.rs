@@ -28,7 +28,8 @@ where
     result
 }
 
-fn temporary_path(output: &Path) -> PathBuf {
+/// Where [`write_whole`] writes before the rename.
+pub fn temporary_path(output: &Path) -> PathBuf {
     let mut name = OsString::from(".");
     name.push(output.file_name().unwrap_or_default());
     name.push(".partial");

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
-use crate::anonymize::{Anonymizer, FileOutcome, Keys, Tokenizer, Treatment};
+use crate::anonymize::{Anonymizer, FileError, FileOutcome, Keys, Tokenizer, Treatment};
 use crate::manifest::load_uploader;
+use crate::sandbox::{Sandbox, SandboxArgs};
 
 #[derive(Debug, Args)]
 pub struct AnonymizeArgs {
@@ -26,6 +27,8 @@ pub struct AnonymizeArgs {
     /// The directory the anonymized files are written to (created when missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub limits: SandboxArgs,
     /// Files, or directories whose files are anonymized with their relative paths.
     #[arg(required = true, value_name = "FILE|DIR")]
     pub inputs: Vec<PathBuf>,
@@ -53,11 +56,23 @@ pub fn run(args: AnonymizeArgs) -> Result<(), CliError> {
     })?;
     let mut stdout = std::io::stdout().lock();
     let mut broken_stdout = None;
-    let failed = anonymizer.anonymize(&args.inputs, &args.out, &mut |outcome| {
+    let sandbox =
+        Sandbox::new(args.limits.into()).map_err(|error| CliError::Failed(error.to_string()))?;
+    // Paths are planned here; each file's content is read and written in a sandbox child.
+    let mut contained = |_: &mut Anonymizer, file: &crate::anonymize::plan::PlannedFile| {
+        sandbox.anonymize_file(encryption, &args.key_file, file).map_err(|failure| {
+            // A killed child leaves its partial output behind.
+            let _ = std::fs::remove_file(crate::anonymize::output::temporary_path(&file.output));
+            FileError::Contained { path: file.input.clone(), message: failure.message }
+        })
+    };
+    let mut on_outcome = |outcome: &FileOutcome| {
         if let Err(error) = report(&mut stdout, outcome) {
             broken_stdout.get_or_insert(error);
         }
-    });
+    };
+    let failed =
+        anonymizer.anonymize_with(&args.inputs, &args.out, &mut on_outcome, &mut contained);
     if let Some(error) = broken_stdout {
         return Err(CliError::Failed(format!("cannot write to stdout: {error}")));
     }

@@ -19,8 +19,8 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
         return Err(CliError::Failed(format!("cannot set up logging: {error}")));
     }
     let settings = Settings::load(&config).map_err(|error| CliError::Usage(error.to_string()))?;
-    // TEMPORARY: replaced by crate::processing::default_processor(&spec) at merge.
-    let processor = crate::processing::default_processor(&settings.manifest.spec);
+    let processor = crate::processing::default_processor(&settings.manifest.spec)
+        .map_err(|error| CliError::Failed(error.to_string()))?;
     consume::run(settings, processor, consume::shutdown::signal()).await.map(|_| ()).map_err(
         |error| {
             tracing::error!(%error, reason = error.reason(), "consumer stopped");

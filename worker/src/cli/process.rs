@@ -1,6 +1,7 @@
 //! `licenseware-worker process`: the documents the default worker would store for local
 //! files, one `{"collection": ..., "document": {...}}` JSON object per line, with no
-//! cluster and no services. A summary per file goes to stderr; a progress line too when
+//! cluster and no services. Each file is read in a sandbox child (see
+//! [`crate::sandbox`]). A summary per file goes to stderr; a progress line too when
 //! stderr is a terminal.
 
 use std::{
@@ -11,20 +12,14 @@ use std::{
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mongodb::bson::DateTime;
+use mongodb::bson::{DateTime, Document};
 
 use super::CliError;
 use crate::{
     manifest::load_uploader,
-    processing::{FileContext, FileReport, RowDocument, process_file},
+    processing::FileContext,
+    sandbox::{ProcessOutput, ProcessSink, Sandbox, SandboxArgs},
 };
-
-/// One line of output: `{"collection": ..., "document": {...}}`.
-#[derive(Debug, serde::Serialize)]
-struct OutputLine<'a> {
-    collection: &'a str,
-    document: &'a RowDocument<'a>,
-}
 
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
@@ -37,9 +32,29 @@ pub struct ProcessArgs {
     /// The event id the documents carry (a UUID); a new one when absent.
     #[arg(long, value_name = "UUID")]
     pub event_id: Option<String>,
+    #[command(flatten)]
+    pub limits: SandboxArgs,
     /// The files (archives are unpacked); each is named by its base name.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// The child's JSON lines, copied to stdout; the bar counts them.
+struct Printer<W: Write> {
+    out: W,
+    progress: ProgressBar,
+}
+
+impl<W: Write> ProcessSink for Printer<W> {
+    fn document(&mut self, _: &str, _: Document) -> Result<(), String> {
+        Err("the process command prints lines".to_owned())
+    }
+
+    fn output(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let lines = bytes.iter().filter(|byte| **byte == b'\n').count();
+        self.progress.inc(lines as u64);
+        self.out.write_all(bytes).map_err(|error| format!("cannot write documents: {error}"))
+    }
 }
 
 pub fn run(args: ProcessArgs) -> Result<(), CliError> {
@@ -50,20 +65,11 @@ pub fn run(args: ProcessArgs) -> Result<(), CliError> {
         None => uuid::Uuid::new_v4().to_string(),
     };
     let manifest = load_uploader(&args.uploader)?;
+    let sandbox =
+        Sandbox::new(args.limits.into()).map_err(|error| CliError::Failed(error.to_string()))?;
     let progress = progress_bar();
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut printed = 0_u64;
-    let mut emit = |document: RowDocument<'_>| {
-        let line = OutputLine { collection: document.collection(), document: &document };
-        // The bar reads the clock on each update: once per thousand documents is plenty.
-        printed += 1;
-        if printed.is_multiple_of(1024) {
-            progress.inc(1024);
-        }
-        serde_json::to_writer(&mut out, &line)
-            .map_err(|error| error.to_string())
-            .and_then(|()| out.write_all(b"\n").map_err(|error| error.to_string()))
-    };
+    let out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut printer = Printer { out, progress: progress.clone() };
     let scratch = std::env::temp_dir();
     let mut failed = Vec::new();
     for path in &args.files {
@@ -77,15 +83,30 @@ pub fn run(args: ProcessArgs) -> Result<(), CliError> {
             source_file: source_file.clone(),
             updated_at: DateTime::now(),
         };
-        match process_file(&manifest.spec, &context, path, &scratch, &mut emit) {
-            Ok(reports) => reports.iter().for_each(|report| summarize(&progress, report)),
-            Err(error) => {
-                progress.suspend(|| report_line(&format!("{source_file}: failed: {error}")));
-                failed.push(source_file);
+        let outcome = sandbox.process_file(
+            &manifest.spec,
+            &context,
+            path,
+            &scratch,
+            ProcessOutput::JsonLines,
+            &mut printer,
+        );
+        let failure = match outcome {
+            Ok(outcome) => {
+                outcome.summaries.iter().for_each(|line| progress.suspend(|| report_line(line)));
+                outcome.error.map(|failure| failure.message)
             }
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(message) = failure {
+            progress.suspend(|| report_line(&format!("{source_file}: failed: {message}")));
+            failed.push(source_file);
         }
     }
-    out.flush().map_err(|error| CliError::Failed(format!("cannot write documents: {error}")))?;
+    printer
+        .out
+        .flush()
+        .map_err(|error| CliError::Failed(format!("cannot write documents: {error}")))?;
     progress.finish_and_clear();
     if failed.is_empty() {
         Ok(())
@@ -109,25 +130,6 @@ fn progress_bar() -> ProgressBar {
         progress.set_draw_target(ProgressDrawTarget::hidden());
     }
     progress
-}
-
-fn summarize(progress: &ProgressBar, report: &FileReport) {
-    let line = if report.valid() {
-        let failures: u64 = report.tables.iter().map(|t| t.total_conversion_failures()).sum();
-        let mut line = format!(
-            "{}: {} documents, {} values kept raw",
-            report.source_file,
-            report.documents(),
-            failures
-        );
-        for skipped in &report.skipped_tables {
-            line.push_str(&format!("; table {} skipped: {}", skipped.table_index, skipped.message));
-        }
-        line
-    } else {
-        format!("{}: not processed: {}", report.source_file, report.validation.message)
-    };
-    progress.suspend(|| report_line(&line));
 }
 
 #[allow(clippy::print_stderr)] // a CLI: the summary is for the person running it

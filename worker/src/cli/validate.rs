@@ -9,7 +9,10 @@ use clap::Args;
 
 use super::CliError;
 use crate::manifest::load_uploader;
-use crate::validation::{FileToValidate, FileValidationResponse, Validator};
+use crate::sandbox::{Sandbox, SandboxArgs};
+use crate::validation::{
+    CONTENTS_ANALYSED, FileToValidate, FileValidationResponse, Status, Validator,
+};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -23,6 +26,8 @@ pub struct ValidateArgs {
     /// The event id to report (a UUID); a new one when absent.
     #[arg(long, value_name = "UUID")]
     pub event_id: Option<String>,
+    #[command(flatten)]
+    pub limits: SandboxArgs,
     /// The files; each is reported under its base name.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -39,6 +44,16 @@ pub fn run(args: ValidateArgs) -> Result<(), CliError> {
 
 /// The response `run` prints.
 pub fn validate(args: &ValidateArgs) -> Result<FileValidationResponse, CliError> {
+    let sandbox =
+        Sandbox::new(args.limits.into()).map_err(|error| CliError::Failed(error.to_string()))?;
+    validate_with(args, &sandbox)
+}
+
+/// The response, with the files read by `sandbox`'s children.
+pub fn validate_with(
+    args: &ValidateArgs,
+    sandbox: &Sandbox,
+) -> Result<FileValidationResponse, CliError> {
     if let Some(event_id) = &args.event_id {
         uuid::Uuid::parse_str(event_id).map_err(|error| {
             CliError::Usage(format!("--event-id {event_id:?} is not a UUID: {error}"))
@@ -48,18 +63,24 @@ pub fn validate(args: &ValidateArgs) -> Result<FileValidationResponse, CliError>
     let validator = Validator::new(&manifest.spec.validation);
     let files: Vec<FileToValidate> = args.files.iter().map(FileToValidate::from_path).collect();
     let event_id = args.event_id.as_deref();
-    Ok(if args.filenames_only {
+    if args.filenames_only {
         let names: Vec<&str> = files.iter().map(|file| file.filename.as_str()).collect();
-        validator.check_filenames(&names, event_id)
-    } else {
-        validator.check_files(&files, event_id)
-    })
+        return Ok(validator.check_filenames(&names, event_id));
+    }
+    let entries = files
+        .iter()
+        .map(|file| sandbox.check_file(&manifest.spec.validation, file))
+        .collect::<Vec<_>>();
+    // Skipped entries first, as the SDK ordered them.
+    let (mut ordered, others): (Vec<_>, Vec<_>) =
+        entries.into_iter().partition(|entry| entry.status == Status::Skipped);
+    ordered.extend(others);
+    Ok(FileValidationResponse::new(CONTENTS_ANALYSED, ordered, event_id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validation::Status;
 
     fn manifest(validation: &str) -> tempfile::NamedTempFile {
         let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
@@ -77,6 +98,12 @@ mod tests {
             uploader: uploader.path().to_owned(),
             filenames_only: false,
             event_id: None,
+            limits: SandboxArgs {
+                file_memory_mib: 1024,
+                file_cpu_seconds: 60,
+                file_wall_seconds: 60,
+                file_output_mib: 64,
+            },
             files: files.iter().map(PathBuf::from).collect(),
         }
     }
@@ -84,9 +111,14 @@ mod tests {
     #[test]
     fn files_are_reported_under_their_base_names() {
         let uploader = manifest("{filenameEndswith: [.csv]}");
-        let response = validate(&args(&uploader, &["/nowhere/lms.csv", "dir/a.txt"])).unwrap();
+        // No reader can start here: the file whose name passes gets that as its entry;
+        // tests/sandbox.rs runs the real children.
+        let sandbox = Sandbox::with_program("/nonexistent/reader", Default::default());
+        let arguments = args(&uploader, &["/nowhere/lms.csv", "dir/a.txt"]);
+        let response = validate_with(&arguments, &sandbox).unwrap();
         assert_eq!(response.validation[0].filename, "lms.csv");
-        assert_eq!(response.validation[0].status, Status::Failed, "missing: unreadable");
+        assert_eq!(response.validation[0].status, Status::Failed);
+        assert!(response.validation[0].message.contains("cannot start the file reader"));
         assert_eq!(response.validation[1].filename, "a.txt");
         assert_eq!(response.validation[1].message, "File is not of required input type: ['.csv']");
     }

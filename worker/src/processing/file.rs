@@ -42,6 +42,11 @@ impl ProcessError {
             Self::Sink(_) => "SinkClosed",
         }
     }
+
+    /// The file was refused before any of it was read: no document came of it.
+    pub fn before_reading(&self) -> bool {
+        matches!(self, Self::Archive { .. } | Self::Scratch(_))
+    }
 }
 
 /// A table the file did not have, and why.
@@ -72,6 +77,31 @@ impl FileReport {
     pub fn documents(&self) -> u64 {
         self.tables.iter().map(|t| t.documents).sum()
     }
+
+    /// The line the `process` command prints about this file.
+    pub fn summary(&self) -> String {
+        if !self.valid() {
+            return format!("{}: not processed: {}", self.source_file, self.validation.message);
+        }
+        let failures: u64 = self.tables.iter().map(|t| t.total_conversion_failures()).sum();
+        let mut line = format!(
+            "{}: {} documents, {} values kept raw",
+            self.source_file,
+            self.documents(),
+            failures
+        );
+        for skipped in &self.skipped_tables {
+            line.push_str(&format!("; table {} skipped: {}", skipped.table_index, skipped.message));
+        }
+        line
+    }
+}
+
+/// One line of the `process` command's output: `{"collection": ..., "document": {...}}`.
+#[derive(Debug, Serialize)]
+pub struct OutputLine<'a> {
+    pub collection: &'a str,
+    pub document: &'a RowDocument<'a>,
 }
 
 /// Where mapped documents go (with their collection). An error stops the file.

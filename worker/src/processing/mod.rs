@@ -21,7 +21,7 @@ mod step;
 pub use context::FileContext;
 pub use convert::{Converted, OwnedConversion, convert_cell, convert_owned_cell};
 pub use dates::{excel_serial_to_datetime, parse_date_text};
-pub use file::{Emit, FileReport, ProcessError, SkippedTable, process_file};
+pub use file::{Emit, FileReport, OutputLine, ProcessError, SkippedTable, process_file};
 pub use ids::{document_id, keyed_document_id, row_key};
 pub use json::{PlainJsonDocument, bson_to_json, document_to_json};
 pub use mapper::{
@@ -30,4 +30,4 @@ pub use mapper::{
 pub use outcome::TableOutcome;
 pub use row_document::RowDocument;
 pub use select::{SelectionError, TableSource, select_table};
-pub use step::default_processor;
+pub use step::{default_processor, default_processor_with, step_report};

@@ -1,23 +1,35 @@
 //! The default worker's processing step: [`process_file`](super::process_file) behind
-//! the consumer's [`FileProcessor`] trait, so `licenseware-worker consume` runs the
-//! Uploader's declarative pipeline with the same runtime a custom worker gets.
+//! the consumer's [`FileProcessor`] trait, run in a sandbox child per file, so that
+//! `licenseware-worker consume` runs the Uploader's declarative pipeline with the same
+//! runtime a custom worker gets, and no file can take the worker down.
 
 use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
 
-use licenseware_crds::UploaderSpec;
-use mongodb::bson::DateTime;
+use mongodb::bson::{DateTime, Document};
 
-use super::{FileContext, FileReport as ProcessedFile, ProcessError as ProcessingError};
+use super::{FileContext, FileReport as ProcessedFile};
 use crate::consume::{DocumentSink, FileJob, FileProcessor, FileReport, ProcessError};
+use crate::sandbox::{ProcessOutput, ProcessSink, Sandbox, SandboxError, SandboxLimits};
 
-/// The processor of the plain `consume` command.
-pub fn default_processor(spec: &UploaderSpec) -> Arc<dyn FileProcessor> {
+/// The processor of the plain `consume` command, with the default file limits.
+pub fn default_processor(
+    spec: &licenseware_crds::UploaderSpec,
+) -> Result<Arc<dyn FileProcessor>, SandboxError> {
+    Ok(default_processor_with(spec, Sandbox::new(SandboxLimits::default())?))
+}
+
+/// The processor of the plain `consume` command, its files read in `sandbox`.
+pub fn default_processor_with(
+    spec: &licenseware_crds::UploaderSpec,
+    sandbox: Sandbox,
+) -> Arc<dyn FileProcessor> {
     let collections: BTreeSet<String> =
         spec.processing.tables.iter().map(|table| table.collection.clone()).collect();
     Arc::new(DefaultProcessor {
         collections: collections.into_iter().collect(),
         // The pod's /tmp is an emptyDir: archives unpack there, not on the shared uploads.
         scratch: std::env::temp_dir(),
+        sandbox,
     })
 }
 
@@ -25,6 +37,29 @@ pub fn default_processor(spec: &UploaderSpec) -> Arc<dyn FileProcessor> {
 struct DefaultProcessor {
     collections: Vec<String>,
     scratch: PathBuf,
+    sandbox: Sandbox,
+}
+
+/// The consumer's sink behind the sandbox: documents counted, so that a child that
+/// dies half-way is known to have left some.
+struct ToSink<'a> {
+    sink: &'a mut dyn DocumentSink,
+    documents: u64,
+    closed: bool,
+}
+
+impl ProcessSink for ToSink<'_> {
+    fn document(&mut self, collection: &str, document: Document) -> Result<(), String> {
+        self.documents += 1;
+        self.sink.emit(collection, document).map_err(|closed| {
+            self.closed = true;
+            closed.to_string()
+        })
+    }
+
+    fn output(&mut self, _: &[u8]) -> Result<(), String> {
+        Err("the consumer takes documents, not printed output".to_owned())
+    }
 }
 
 impl FileProcessor for DefaultProcessor {
@@ -41,27 +76,52 @@ impl FileProcessor for DefaultProcessor {
             source_file: job.filename.clone(),
             updated_at: DateTime::now(),
         };
-        let mut sink_closed = false;
-        let mut emit = |row: super::RowDocument<'_>| {
-            sink.emit(row.collection(), row.into_document()).map_err(|closed| {
-                sink_closed = true;
-                closed.to_string()
-            })
+        let mut to_sink = ToSink { sink, documents: 0, closed: false };
+        let outcome = self.sandbox.process_file(
+            &job.spec,
+            &context,
+            &job.path,
+            &self.scratch,
+            ProcessOutput::Documents,
+            &mut to_sink,
+        );
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(_) if to_sink.closed => return Err(ProcessError::Sink(crate::consume::SinkClosed)),
+            // The file stopped its reader before any document: this file is refused, the
+            // event's other files go on.
+            Err(error) if error.is_the_files() && to_sink.documents == 0 => {
+                return Ok(FileReport::rejected(format!("{}: {error}", error.reason())));
+            }
+            // Some of its documents are written: the event fails and is compensated; the
+            // same file with the same limits fails the same way.
+            Err(error) if error.is_the_files() => {
+                return Err(ProcessError::Permanent {
+                    message: format!("{}: {error}", error.reason()),
+                    source: Some(Box::new(error)),
+                });
+            }
+            // No reader could run (no scratch space, no process): the worker's trouble.
+            Err(error) => {
+                return Err(ProcessError::caused_by(format!("{}: {error}", error.reason()), error));
+            }
         };
-        let outcome = super::process_file(&job.spec, &context, &job.path, &self.scratch, &mut emit);
-        match outcome {
-            Ok(files) => Ok(report(&files)),
-            Err(_) if sink_closed => Err(ProcessError::Sink(crate::consume::SinkClosed)),
+        match (outcome.report, outcome.error) {
+            (Some(report), _) => Ok(FileReport {
+                rejected: report.rejected,
+                message: report.message,
+                warnings: report.warnings,
+            }),
             // Nothing was read yet: this file is refused, the event's other files go on.
-            Err(error @ (ProcessingError::Archive { .. } | ProcessingError::Scratch(_))) => {
-                Ok(FileReport::rejected(format!("{}: {error}", error.reason())))
+            (None, Some(failure)) if failure.before_reading => {
+                Ok(FileReport::rejected(format!("{}: {}", failure.reason, failure.message)))
             }
             // Some of its documents may be written: the event fails and is compensated;
             // a file that cannot be read will not read better on a retry.
-            Err(error) => Err(ProcessError::Permanent {
-                message: format!("{}: {error}", error.reason()),
-                source: Some(Box::new(error)),
-            }),
+            (None, Some(failure)) => {
+                Err(ProcessError::permanent(format!("{}: {}", failure.reason, failure.message)))
+            }
+            (None, None) => Err(ProcessError::failed("the file reader gave no outcome")),
         }
     }
 
@@ -76,7 +136,7 @@ impl FileProcessor for DefaultProcessor {
 
 /// One file's report for the history: accepted when any of its files (an archive's
 /// members) was valid; warnings list invalid members, skipped tables and raw values.
-fn report(files: &[ProcessedFile]) -> FileReport {
+pub fn step_report(files: &[ProcessedFile]) -> FileReport {
     let mut warnings = Vec::new();
     for file in files {
         if !file.valid() {

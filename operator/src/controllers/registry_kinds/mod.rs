@@ -19,7 +19,7 @@ use kube::{
     api::ListParams,
     runtime::{Controller, controller::Action, events::Recorder, reflector::ObjectRef, watcher},
 };
-use licenseware_crds::{DataTable, RegistrationStatus, ReportComponent, report::Report};
+use licenseware_crds::{DataTable, RegistrationStatus, ReportComponent, Uploader, report::Report};
 use serde::Serialize;
 
 use self::plan::{Desired, Outcome, next_status};
@@ -74,10 +74,7 @@ pub trait RegisteredKind: Namespaced + Serialize {
 }
 
 /// The resources of `K` in `namespace` that are not being deleted.
-async fn siblings<K: RegisteredKind>(
-    client: &Client,
-    namespace: &str,
-) -> Result<Vec<K>, kube::Error> {
+async fn siblings<K: Namespaced>(client: &Client, namespace: &str) -> Result<Vec<K>, kube::Error> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let list = api.list(&ListParams::default()).await?;
     Ok(list.items.into_iter().filter(|o| o.meta().deletion_timestamp.is_none()).collect())
@@ -90,8 +87,17 @@ impl RegisteredKind for ReportComponent {
         self.status.as_ref()
     }
 
-    async fn desired(&self, _client: &Client) -> Result<Desired, kube::Error> {
-        Ok(plan::desired_component(self))
+    async fn desired(&self, client: &Client) -> Result<Desired, kube::Error> {
+        // The Uploaders declare the app's collections, which data.collection must be.
+        let uploaders: Vec<Uploader> =
+            siblings(client, &self.namespace().unwrap_or_default()).await?;
+        Ok(plan::desired_component(self, &uploaders))
+    }
+
+    /// An Uploader that comes, goes or changes its collections re-checks the
+    /// components of its app (and through them, their Reports).
+    fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
+        watch_related(controller, scope, |c: &Self, u: &Uploader| c.spec.app_id == u.spec.app_id)
     }
 }
 
@@ -106,9 +112,10 @@ impl RegisteredKind for Report {
         if !self.spec.registrable {
             return Ok(Desired::NotRegistrable);
         }
-        let components: Vec<ReportComponent> =
-            siblings(client, &self.namespace().unwrap_or_default()).await?;
-        Ok(plan::desired_report(self, &components))
+        let namespace = self.namespace().unwrap_or_default();
+        let components: Vec<ReportComponent> = siblings(client, &namespace).await?;
+        let uploaders: Vec<Uploader> = siblings(client, &namespace).await?;
+        Ok(plan::desired_report(self, &components, &uploaders))
     }
 
     /// A change to a ReportComponent re-checks the Reports of its namespace and app.
@@ -130,16 +137,19 @@ impl RegisteredKind for DataTable {
         if !self.spec.registrable {
             return Ok(Desired::NotRegistrable);
         }
-        let tables: Vec<DataTable> =
-            siblings(client, &self.namespace().unwrap_or_default()).await?;
-        Ok(plan::desired_datatable(self, &tables))
+        let namespace = self.namespace().unwrap_or_default();
+        let tables: Vec<DataTable> = siblings(client, &namespace).await?;
+        let uploaders: Vec<Uploader> = siblings(client, &namespace).await?;
+        Ok(plan::desired_datatable(self, &tables, &uploaders))
     }
 
-    /// A table that comes or goes moves the `order` of the other tables of its app.
+    /// A table that comes or goes moves the `order` of the other tables of its app; an
+    /// Uploader of the app may declare the table's collection.
     fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
-        watch_related(controller, scope, |o: &Self, t: &Self| {
+        let controller = watch_related(controller, scope, |o: &Self, t: &Self| {
             o.spec.app_id == t.spec.app_id && o.name_any() != t.name_any()
-        })
+        });
+        watch_related(controller, scope, |t: &Self, u: &Uploader| t.spec.app_id == u.spec.app_id)
     }
 }
 

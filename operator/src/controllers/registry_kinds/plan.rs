@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use licenseware_crds::{
-    DataTable, RegistrationStatus, ReportComponent, condition_type,
+    DataTable, RegistrationStatus, ReportComponent, Uploader, condition_type,
     conditions::{new_condition, set_condition},
     reason,
     report::Report,
@@ -29,25 +29,43 @@ pub enum Desired {
     Invalid { reason: &'static str, message: String },
 }
 
-/// Checks a ReportComponent's own spec: its pipeline may not write or read other
-/// collections.
-pub fn validate_component(component: &ReportComponent) -> Result<(), String> {
-    let forbidden = component.spec.data.forbidden_stages();
-    if forbidden.is_empty() {
-        return Ok(());
-    }
-    let plural = if forbidden.len() == 1 { "stage" } else { "stages" };
-    Err(format!(
-        "data.pipeline uses {} {}: {}; stages that write or read other collections are not allowed",
-        if forbidden.len() == 1 { "the forbidden" } else { "forbidden" },
-        plural,
-        forbidden.join(", ")
-    ))
+/// The collections an app declares: what its Uploaders (`uploaders`: those of the
+/// component's namespace) write, in usedCollections and processing.tables[].collection.
+pub fn declared_collections<'a>(app_id: &str, uploaders: &'a [Uploader]) -> Vec<&'a str> {
+    uploaders
+        .iter()
+        .filter(|u| u.spec.app_id == app_id)
+        .flat_map(|u| {
+            let used = u.spec.used_collections.iter().map(String::as_str);
+            let tables = u.spec.processing.tables.iter().map(|t| t.collection.as_str());
+            used.chain(tables)
+        })
+        .collect()
 }
 
-pub fn desired_component(component: &ReportComponent) -> Desired {
-    if let Err(message) = validate_component(component) {
-        return Desired::Invalid { reason: reason::INVALID_SPEC, message };
+/// Checks a ReportComponent's own spec: its pipeline against the allowlist of stages
+/// and operators, its collection against the app's declared ones. The error is the
+/// condition's reason and message.
+pub fn validate_component(
+    component: &ReportComponent,
+    uploaders: &[Uploader],
+) -> Result<(), (&'static str, String)> {
+    component
+        .spec
+        .data
+        .check_pipeline()
+        .map_err(|error| (reason::PIPELINE_NOT_ALLOWED, error.to_string()))?;
+    component
+        .spec
+        .data
+        .check_collection(declared_collections(&component.spec.app_id, uploaders))
+        .map_err(|message| (reason::COLLECTION_NOT_ALLOWED, message))
+}
+
+/// `uploaders`: the Uploaders of the component's namespace.
+pub fn desired_component(component: &ReportComponent, uploaders: &[Uploader]) -> Desired {
+    if let Err((reason, message)) = validate_component(component, uploaders) {
+        return Desired::Invalid { reason, message };
     }
     if !component.spec.registrable {
         return Desired::NotRegistrable;
@@ -57,7 +75,11 @@ pub fn desired_component(component: &ReportComponent) -> Desired {
 
 /// `components`: the ReportComponents of the report's namespace that are not being
 /// deleted.
-pub fn desired_report(report: &Report, components: &[ReportComponent]) -> Desired {
+pub fn desired_report(
+    report: &Report,
+    components: &[ReportComponent],
+    uploaders: &[Uploader],
+) -> Desired {
     if !report.spec.registrable {
         return Desired::NotRegistrable;
     }
@@ -83,7 +105,9 @@ pub fn desired_report(report: &Report, components: &[ReportComponent]) -> Desire
     let invalid: Vec<String> = entries::report_components(report, components)
         .into_iter()
         .filter_map(|(c, _)| {
-            validate_component(c).err().map(|why| format!("{}: {why}", c.component_id()))
+            validate_component(c, uploaders)
+                .err()
+                .map(|(_, why)| format!("{}: {why}", c.component_id()))
         })
         .collect();
     if !invalid.is_empty() {
@@ -97,7 +121,20 @@ pub fn desired_report(report: &Report, components: &[ReportComponent]) -> Desire
 
 /// `tables`: the DataTables of the table's namespace that are not being deleted (they
 /// give the table its position among its app's tables).
-pub fn desired_datatable(table: &DataTable, tables: &[DataTable]) -> Desired {
+/// `uploaders`: the Uploaders of the table's namespace, which declare the app's
+/// collections (the API reads and writes the table's rows, so the same rule as for a
+/// component's collection holds).
+pub fn desired_datatable(
+    table: &DataTable,
+    tables: &[DataTable],
+    uploaders: &[Uploader],
+) -> Desired {
+    let declared = declared_collections(&table.spec.app_id, uploaders);
+    if let Err(message) =
+        licenseware_crds::report_component::check_app_collection(&table.spec.collection, declared)
+    {
+        return Desired::Invalid { reason: reason::COLLECTION_NOT_ALLOWED, message };
+    }
     if !table.spec.registrable {
         return Desired::NotRegistrable;
     }
@@ -186,42 +223,98 @@ mod tests {
         ))
     }
 
+    fn uploader(app: &str, used: &str, table: &str) -> Uploader {
+        yaml(&format!(
+            "{{apiVersion: licenseware.io/v1alpha1, kind: Uploader,
+              metadata: {{name: u, namespace: ns}},
+              spec: {{appId: {app}, name: U, acceptedFileTypes: ['.csv'],
+                      usedCollections: [{used}],
+                      processing: {{tables: [{{collection: {table}, columns: [{{from: a, to: a}}]}}]}}}}}}"
+        ))
+    }
+
     #[test]
-    fn forbidden_stages_at_any_depth_are_invalid_spec() {
+    fn pipelines_outside_the_allowlist_are_refused_with_the_path() {
         let ok = component("a", r#"[{$group: {_id: "$os"}}]"#);
-        assert!(matches!(desired_component(&ok), Desired::Register(_)));
+        assert!(matches!(desired_component(&ok, &[]), Desired::Register(_)));
         let lookup = component("a", "[{$facet: {x: [{$lookup: {from: Quota}}]}}]");
-        let Desired::Invalid { reason, message } = desired_component(&lookup) else {
+        let Desired::Invalid { reason, message } = desired_component(&lookup, &[]) else {
             panic!("expected invalid")
         };
-        assert_eq!(reason, "InvalidSpec");
-        assert!(message.contains("$lookup"), "{message}");
-        for stage in ["$out", "$merge", "$unionWith", "$graphLookup", "$function", "$where"] {
+        assert_eq!(reason, "PipelineNotAllowed");
+        assert!(
+            message.starts_with("data.pipeline[0].$facet.x[0].$lookup: stage $lookup"),
+            "{message}"
+        );
+        for stage in ["$out", "$merge", "$unionWith", "$graphLookup"] {
             let c = component("a", &format!("[{{$match: {{x: 1}}}}, {{\"{stage}\": {{}}}}]"));
-            assert!(validate_component(&c).unwrap_err().contains(stage), "{stage}");
+            let (_, message) = validate_component(&c, &[]).unwrap_err();
+            assert!(message.contains(stage), "{stage}");
         }
-        let two = component("a", "[{$out: x}, {$merge: y}]");
-        assert!(validate_component(&two).unwrap_err().contains("$out, $merge"));
+        let js = component("a", "[{$group: {_id: null, x: {$accumulator: {}}}}]");
+        let (reason, message) = validate_component(&js, &[]).unwrap_err();
+        assert_eq!(reason, "PipelineNotAllowed");
+        assert!(message.starts_with("data.pipeline[0].$group.x.$accumulator"), "{message}");
+        for operator in ["$function", "$where"] {
+            let c = component("a", &format!("[{{$match: {{\"{operator}\": x}}}}]"));
+            assert!(validate_component(&c, &[]).unwrap_err().1.contains(operator), "{operator}");
+        }
+    }
+
+    #[test]
+    fn the_collection_must_be_one_the_app_declares() {
+        let mut c = component("a", "[]");
+        c.spec.data.collection = "Devices".into();
+        let (reason, message) = validate_component(&c, &[]).unwrap_err();
+        assert_eq!(reason, "CollectionNotAllowed");
+        assert!(message.contains("Devices"), "{message}");
+        // Another app's Uploader does not declare it for this app.
+        let other = uploader("other", "Devices", "Devices");
+        assert!(validate_component(&c, std::slice::from_ref(&other)).is_err());
+        assert!(validate_component(&c, &[uploader("app", "Devices", "Data")]).is_ok());
+        assert!(validate_component(&c, &[uploader("app", "Data", "Devices")]).is_ok());
+        c.spec.data.collection = "Registry".into();
+        assert!(validate_component(&c, &[uploader("app", "Registry", "Data")]).is_err());
+        // A report with an invalid component says which and why.
+        let r = report("[a]");
+        let Desired::Invalid { reason, message } = desired_report(&r, &[c], &[]) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, COMPONENT_INVALID);
+        assert!(message.contains("reserved"), "{message}");
+        // A data table's collection follows the same rule.
+        let mut t: DataTable = yaml(
+            "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: ns},
+              spec: {appId: app, title: T, collection: Registry, columns: [{prop: x}]}}",
+        );
+        let Desired::Invalid { reason, .. } = desired_datatable(&t, &[], &[]) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, "CollectionNotAllowed");
+        t.spec.collection = "Devices".into();
+        assert!(matches!(desired_datatable(&t, &[], &[]), Desired::Invalid { .. }));
+        let declared = [uploader("app", "Devices", "Data")];
+        assert!(matches!(desired_datatable(&t, &[], &declared), Desired::Register(_)));
     }
 
     #[test]
     fn not_registrable_wins_over_registration_but_not_over_invalid_spec() {
         let mut c = component("a", "[]");
         c.spec.registrable = false;
-        assert_eq!(desired_component(&c), Desired::NotRegistrable);
+        assert_eq!(desired_component(&c, &[]), Desired::NotRegistrable);
         let mut bad = component("a", "[{$out: x}]");
         bad.spec.registrable = false;
-        assert!(matches!(desired_component(&bad), Desired::Invalid { .. }));
+        assert!(matches!(desired_component(&bad, &[]), Desired::Invalid { .. }));
         let mut r = report("[missing]");
         r.spec.registrable = false;
-        assert_eq!(desired_report(&r, &[]), Desired::NotRegistrable);
+        assert_eq!(desired_report(&r, &[], &[]), Desired::NotRegistrable);
         let mut t: DataTable = yaml(
             "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: ns},
               spec: {appId: app, title: T, columns: [{prop: x}], registrable: false}}",
         );
-        assert_eq!(desired_datatable(&t, &[]), Desired::NotRegistrable);
+        assert_eq!(desired_datatable(&t, &[], &[]), Desired::NotRegistrable);
         t.spec.registrable = true;
-        let Desired::Register(entry) = desired_datatable(&t, std::slice::from_ref(&t)) else {
+        let Desired::Register(entry) = desired_datatable(&t, std::slice::from_ref(&t), &[]) else {
             panic!("expected an entry")
         };
         assert_eq!(entry.metadata["order"], 0);
@@ -233,19 +326,20 @@ mod tests {
         let mut b_elsewhere = component("b", "[]");
         b_elsewhere.spec.app_id = "other".into();
         let r = report("[a, b]");
-        let Desired::Invalid { reason, message } = desired_report(&r, &[a.clone(), b_elsewhere])
+        let Desired::Invalid { reason, message } =
+            desired_report(&r, &[a.clone(), b_elsewhere], &[])
         else {
             panic!("expected invalid")
         };
         assert_eq!(reason, COMPONENT_NOT_FOUND);
         assert!(message.contains("componentId b"), "{message}");
         let b = component("b", "[]");
-        let Desired::Register(entry) = desired_report(&r, &[b.clone(), a.clone()]) else {
+        let Desired::Register(entry) = desired_report(&r, &[b.clone(), a.clone()], &[]) else {
             panic!("expected an entry")
         };
         assert_eq!(entry.metadata["report_components"].as_array().unwrap().len(), 2);
         let bad_b = component("b", "[{$lookup: {from: x}}]");
-        let Desired::Invalid { reason, message } = desired_report(&r, &[a, bad_b]) else {
+        let Desired::Invalid { reason, message } = desired_report(&r, &[a, bad_b], &[]) else {
             panic!("expected invalid")
         };
         assert_eq!(reason, COMPONENT_INVALID);

@@ -22,7 +22,7 @@ use kube::{
 use licenseware_crds::{DeletionPolicy, Topic};
 
 use self::{
-    desired::{Management, management},
+    desired::{Management, TopicPolicy, management},
     status::{Outcome, next_status},
 };
 use crate::{
@@ -33,7 +33,7 @@ use crate::{
         scope::{self, Scope},
         status as status_writer,
     },
-    kafka::KafkaAdmin,
+    kafka::{Applied, Claim, KafkaAdmin},
 };
 
 /// The finalizer that makes deleting a Topic with `deletionPolicy: Delete` delete its
@@ -73,7 +73,7 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub admin: KafkaAdmin,
-    pub topic_prefix: String,
+    pub policy: TopicPolicy,
     pub resync: Duration,
     /// The caches of every watched namespace, for the ownership rule.
     stores: Vec<Store<Topic>>,
@@ -84,7 +84,7 @@ pub struct Context {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("topic_prefix", &self.topic_prefix)
+            .field("policy", &self.policy)
             .field("resync", &self.resync)
             .finish_non_exhaustive()
     }
@@ -96,7 +96,7 @@ pub async fn run(
     client: Client,
     admin: KafkaAdmin,
     namespaces: Vec<String>,
-    topic_prefix: String,
+    policy: TopicPolicy,
     resync: Duration,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
@@ -108,14 +108,16 @@ pub async fn run(
         recorder: events::recorder(client.clone()),
         client,
         admin,
-        topic_prefix,
+        policy,
         resync: resync.max(Duration::from_secs(1)),
         stores: controllers.iter().map(Controller::store).collect(),
         backoff: Backoff::reconciles(),
     });
     tracing::info!(
         namespaces = ?namespaces,
-        prefix = %context.topic_prefix,
+        prefix = %context.policy.prefix,
+        reserved = ?context.policy.reserved,
+        namespace_prefix = context.policy.namespace_prefix,
         resync_secs = context.resync.as_secs(),
         "topic controller started"
     );
@@ -184,13 +186,17 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
         }
         Management::Managed => {}
     }
-    let desired = match desired::desired_topic(topic, &ctx.topic_prefix) {
+    let mut desired = match desired::desired_topic(topic, &ctx.policy.prefix) {
         Ok(desired) => desired,
         Err(message) => {
             write_status(topic, ctx, &Outcome::InvalidSpec(message.clone())).await?;
             return Err(Error::InvalidSpec(message));
         }
     };
+    if let Some(message) = ctx.policy.refusal(topic) {
+        write_status(topic, ctx, &Outcome::Refused(message)).await?;
+        return Ok(Action::requeue(ctx.resync));
+    }
     if let Some(current) = topic.status.as_ref().and_then(|s| s.topic_name.as_ref())
         && *current != desired.name
     {
@@ -206,17 +212,34 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(CONFLICT_RECHECK.min(ctx.resync)));
     }
     let name = desired.name.clone();
-    match ctx.admin.apply(desired).await {
-        Ok(applied) => {
-            if applied.created {
-                tracing::info!(kafka_topic = %name, "created Kafka topic");
+    loop {
+        match ctx.admin.apply(desired.clone()).await {
+            Ok(Applied::Topic(applied)) => {
+                if applied.created {
+                    tracing::info!(kafka_topic = %name, "created Kafka topic");
+                }
+                write_status(topic, ctx, &Outcome::Applied { name, applied }).await?;
+                return Ok(Action::requeue(next_resync(ctx.resync, SystemTime::now())));
             }
-            write_status(topic, ctx, &Outcome::Applied { name, applied }).await?;
-            Ok(Action::requeue(next_resync(ctx.resync, SystemTime::now())))
-        }
-        Err(error) => {
-            write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
-            Err(error.into())
+            // The intent goes to the apiserver before the create, so a crash between
+            // the create and the status write cannot leave our own topic unclaimed.
+            Ok(Applied::Unclaimed) if desired.claim == Claim::Unclaimed => {
+                write_status(topic, ctx, &Outcome::Claiming { name: name.clone() }).await?;
+                desired.claim = Claim::Claimed;
+            }
+            Ok(Applied::Unclaimed) => {
+                // Only an unclaimed apply answers this; nothing to do but try again.
+                return Ok(Action::requeue(CONFLICT_RECHECK.min(ctx.resync)));
+            }
+            Ok(Applied::NotOwned { topic_id }) => {
+                tracing::warn!(kafka_topic = %name, ?topic_id, "existing Kafka topic not adopted");
+                write_status(topic, ctx, &Outcome::NotOwned { name, topic_id }).await?;
+                return Ok(Action::requeue(ctx.resync));
+            }
+            Err(error) => {
+                write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
+                return Err(error.into());
+            }
         }
     }
 }
@@ -224,30 +247,37 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
 /// The resource that owns a Kafka name among every watched namespace.
 fn owner(ctx: &Context, kafka_name: &str) -> Option<String> {
     let topics: Vec<Arc<Topic>> = ctx.stores.iter().flat_map(Store::state).collect();
-    desired::owner(topics.iter().map(AsRef::as_ref), &ctx.topic_prefix, kafka_name)
+    desired::owner(topics.iter().map(AsRef::as_ref), &ctx.policy.prefix, kafka_name)
 }
 
-/// Deletion: with `deletionPolicy: Delete`, the owner deletes its Kafka topic before the
-/// finalizer goes. Unmanaged resources and conflict losers never delete anything.
+/// Deletion: with `deletionPolicy: Delete`, the owner deletes the Kafka topic it
+/// created or adopted (by the id it recorded) before the finalizer goes. Unmanaged
+/// resources, conflict losers, resources that never got a topic of their own and
+/// reserved names never delete anything.
 async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
     if !finalizer::has(topic, FINALIZER) {
         return Ok(Action::await_change());
     }
-    let name = topic
-        .status
-        .as_ref()
-        .and_then(|s| s.topic_name.clone())
-        .unwrap_or_else(|| desired::kafka_name(topic, &ctx.topic_prefix));
-    let is_owner = owner(ctx, &name).is_none_or(|owner| owner == desired::reference(topic));
+    let deletable = desired::deletable(topic);
     if management(topic) != Management::Unmanaged
         && topic.spec.deletion_policy == DeletionPolicy::Delete
-        && is_owner
     {
-        if let Err(error) = ctx.admin.delete(name.clone()).await {
-            write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
-            return Err(error.into());
+        match deletable {
+            Some((name, id))
+                if ctx.policy.refusal(topic).is_none()
+                    && owner(ctx, &name).is_none_or(|owner| owner == desired::reference(topic)) =>
+            {
+                if let Err(error) = ctx.admin.delete(name.clone(), Some(id)).await {
+                    write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
+                    return Err(error.into());
+                }
+                tracing::info!(kafka_topic = %name, "deleted Kafka topic");
+            }
+            _ => tracing::info!(
+                "deletionPolicy Delete, but this resource created or adopted no Kafka topic: \
+                 nothing deleted"
+            ),
         }
-        tracing::info!(kafka_topic = %name, "deleted Kafka topic");
     }
     set_finalizer(topic, ctx, false).await?;
     Ok(Action::await_change())

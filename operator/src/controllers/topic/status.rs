@@ -30,6 +30,18 @@ pub enum Outcome {
     Conflict {
         owner: String,
     },
+    /// The name is internal, reserved or outside the namespace's topics.
+    Refused(String),
+    /// The Kafka topic exists and this resource neither created nor adopted it.
+    NotOwned {
+        name: String,
+        topic_id: Option<String>,
+    },
+    /// About to create the Kafka topic: the name is recorded first, so that a crash
+    /// right after the create still finds the topic claimed.
+    Claiming {
+        name: String,
+    },
     Applied {
         name: String,
         applied: AppliedTopic,
@@ -45,7 +57,9 @@ impl Outcome {
             Self::Paused => reason::RECONCILIATION_PAUSED,
             Self::InvalidSpec(_) => reason::INVALID_SPEC,
             Self::Renamed { .. } => reason::NOT_SUPPORTED,
-            Self::Conflict { .. } => reason::RESOURCE_CONFLICT,
+            Self::Conflict { .. } | Self::NotOwned { .. } => reason::RESOURCE_CONFLICT,
+            Self::Refused(_) => reason::NOT_SUPPORTED,
+            Self::Claiming { .. } => reason::PROGRESSING,
             Self::Applied { applied, .. } if !applied.refusals.is_empty() => reason::NOT_SUPPORTED,
             Self::Applied { .. } => reason::RECONCILED,
             Self::KafkaError(_) => reason::KAFKA_ERROR,
@@ -73,8 +87,9 @@ pub fn next_status(
     });
     match outcome {
         Outcome::Unmanaged => {
+            // topicId stays: it proves which topic this resource manages once managed
+            // again.
             status.observed_generation = generation;
-            status.topic_id = None;
             set_condition(
                 &mut status.conditions,
                 new_condition(
@@ -132,6 +147,38 @@ pub fn next_status(
         Outcome::Conflict { owner } => {
             status.observed_generation = generation;
             set_condition(&mut status.conditions, ready(false, format!("Managed by {owner}")));
+        }
+        Outcome::Refused(message) => {
+            status.observed_generation = generation;
+            status.topic_name = None;
+            status.topic_id = None;
+            set_condition(&mut status.conditions, ready(false, message.clone()));
+        }
+        Outcome::NotOwned { name, topic_id } => {
+            status.observed_generation = generation;
+            // Not ours: nothing recorded may later pass for a claim on it.
+            status.topic_name = None;
+            status.topic_id = None;
+            let id = topic_id.as_deref().map(|id| format!(" (id {id})")).unwrap_or_default();
+            set_condition(
+                &mut status.conditions,
+                ready(
+                    false,
+                    format!(
+                        "Kafka topic {name}{id} already exists and was not created by this \
+                         resource: it is left untouched. To manage it, annotate the Topic \
+                         licenseware.io/adopt=\"true\""
+                    ),
+                ),
+            );
+        }
+        Outcome::Claiming { name } => {
+            status.topic_name = Some(name.clone());
+            status.topic_id = None;
+            set_condition(
+                &mut status.conditions,
+                ready(false, format!("Creating Kafka topic {name}")),
+            );
         }
         Outcome::Applied { name, applied } => {
             status.observed_generation = generation;
@@ -218,6 +265,21 @@ mod tests {
         assert_eq!(ready(&conflict).reason, "ResourceConflict");
         assert_eq!(ready(&conflict).message, "Managed by ns/old");
         assert_eq!(ready(&conflict).last_transition_time, at(2));
+    }
+
+    #[test]
+    fn a_topic_not_owned_clears_every_claim_and_says_how_to_adopt() {
+        let claiming = next_status(None, Some(1), &Outcome::Claiming { name: "p.t".into() }, at(1));
+        assert_eq!(claiming.topic_name.as_deref(), Some("p.t"));
+        assert_eq!(ready(&claiming).reason, "Progressing");
+        let outcome = Outcome::NotOwned { name: "p.t".into(), topic_id: Some("X".into()) };
+        let status = next_status(Some(&claiming), Some(1), &outcome, at(2));
+        assert_eq!((status.topic_name.as_deref(), status.topic_id.as_deref()), (None, None));
+        assert_eq!(ready(&status).reason, "ResourceConflict");
+        assert!(ready(&status).message.contains("p.t (id X) already exists"));
+        assert!(ready(&status).message.contains("licenseware.io/adopt"));
+        let refused = next_status(None, Some(1), &Outcome::Refused("reserved".into()), at(1));
+        assert_eq!(ready(&refused).reason, "NotSupported");
     }
 
     #[test]

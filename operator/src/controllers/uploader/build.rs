@@ -9,10 +9,14 @@ use k8s_openapi::{
         core::v1::{
             Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource,
             EnvFromSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-            PodTemplateSpec, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+            PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
+            SecurityContext, Volume, VolumeMount,
         },
     },
-    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+    },
 };
 use kube::{Resource, ResourceExt};
 use licenseware_crds::{Topic, TopicSpec, Uploader, WorkerConfigFile};
@@ -43,7 +47,7 @@ const MAX_TOPIC_NAME: usize = 249;
 const DLQ_PARTITIONS: i32 = 1;
 
 /// What the operator itself contributes to every worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerSettings {
     pub topic_prefix: String,
     /// Image of the workers whose spec names none.
@@ -54,6 +58,44 @@ pub struct WorkerSettings {
     pub kafka_brokers: String,
     pub mongo_url: String,
     pub redis_url: String,
+    /// The registries worker images may come from.
+    pub images: super::image::ImagePolicy,
+    /// Requests and limits of the workers whose spec.worker.resources is empty.
+    pub default_resources: ResourceRequirements,
+    /// The size limit of the worker's `/tmp` emptyDir (None: unlimited).
+    pub tmp_size_limit: Option<Quantity>,
+}
+
+/// The worker image of `uploader`: its spec's, else the operator's default.
+pub fn worker_image<'a>(uploader: &'a Uploader, settings: &'a WorkerSettings) -> &'a str {
+    let image = uploader.spec.worker.image.trim();
+    if image.is_empty() { settings.default_image.trim() } else { image }
+}
+
+/// Checks the worker image against the allowed registries: the message of the
+/// `ImageNotAllowed` condition when it is refused. The operator's own default image is
+/// always allowed.
+pub fn check_image(uploader: &Uploader, settings: &WorkerSettings) -> Result<(), String> {
+    let image = worker_image(uploader, settings);
+    if image == settings.default_image.trim() || settings.images.allows(image) {
+        Ok(())
+    } else {
+        Err(settings.images.refusal(image))
+    }
+}
+
+/// `spec.worker.resources`, or the operator's defaults when it sets nothing: a worker
+/// reads untrusted files, so it never runs without limits unless asked to.
+fn resources(uploader: &Uploader, settings: &WorkerSettings) -> ResourceRequirements {
+    match &uploader.spec.worker.resources {
+        Some(own)
+            if own.requests.as_ref().is_some_and(|r| !r.is_empty())
+                || own.limits.as_ref().is_some_and(|l| !l.is_empty()) =>
+        {
+            own.clone()
+        }
+        _ => settings.default_resources.clone(),
+    }
 }
 
 /// The names of the objects an Uploader owns (deterministic, so apply is idempotent).
@@ -267,9 +309,7 @@ fn deployment(
     config_hash: &str,
 ) -> Deployment {
     let name = uploader.name_any();
-    let worker = &uploader.spec.worker;
-    let image =
-        if worker.image.trim().is_empty() { &settings.default_image } else { &worker.image };
+    let image = worker_image(uploader, settings).to_owned();
     let selector = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "licenseware-worker".to_owned()),
         (UPLOADER_LABEL.to_owned(), name.clone()),
@@ -297,7 +337,7 @@ fn deployment(
         args: Some(vec!["consume".to_owned()]),
         env: Some(env_vars),
         env_from,
-        resources: worker.resources.clone(),
+        resources: Some(resources(uploader, settings)),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
@@ -317,9 +357,11 @@ fn deployment(
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
+            // The worker only reads the uploads; its scratch space is /tmp.
             VolumeMount {
                 name: "uploads".to_owned(),
                 mount_path: UPLOAD_ROOT.to_owned(),
+                read_only: Some(true),
                 ..VolumeMount::default()
             },
             VolumeMount {
@@ -359,13 +401,16 @@ fn deployment(
                 name: "uploads".to_owned(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                     claim_name: settings.upload_claim.clone(),
-                    read_only: None,
+                    read_only: Some(true),
                 }),
                 ..Volume::default()
             },
             Volume {
                 name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: None,
+                    size_limit: settings.tmp_size_limit.clone(),
+                }),
                 ..Volume::default()
             },
         ]),
@@ -408,6 +453,14 @@ mod tests {
             kafka_brokers: "kafka:9092".into(),
             mongo_url: "mongodb://mongo/".into(),
             redis_url: "redis://redis/".into(),
+            images: super::super::image::ImagePolicy::new(
+                &[],
+                "ghcr.io/licenseware/licenseware-worker:0.1.0",
+            ),
+            default_resources: crate::config::WorkerConfig::default()
+                .default_resources()
+                .expect("valid defaults"),
+            tmp_size_limit: Some(Quantity("1Gi".into())),
         }
     }
 
@@ -570,6 +623,50 @@ spec:
         assert!(container.env.iter().flatten().all(|e| !e.name.starts_with("LW_MONGO")));
         let from = container.env_from.as_ref().unwrap();
         assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "worker-env");
+    }
+
+    #[test]
+    fn default_limits_a_sized_tmp_and_read_only_uploads() {
+        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let pod = pod(&desired);
+        let container = &pod.containers[0];
+        let resources = container.resources.as_ref().unwrap();
+        for key in ["cpu", "memory", "ephemeral-storage"] {
+            assert!(resources.requests.as_ref().unwrap().contains_key(key), "request {key}");
+            assert!(resources.limits.as_ref().unwrap().contains_key(key), "limit {key}");
+        }
+        let volumes = pod.volumes.as_ref().unwrap();
+        let tmp = volumes.iter().find(|v| v.name == "tmp").unwrap().empty_dir.as_ref().unwrap();
+        assert_eq!(tmp.size_limit, Some(Quantity("1Gi".into())));
+        let uploads = volumes.iter().find(|v| v.name == "uploads").unwrap();
+        assert_eq!(uploads.persistent_volume_claim.as_ref().unwrap().read_only, Some(true));
+        let mount = container.volume_mounts.iter().flatten().find(|m| m.name == "uploads").unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        let tmp_mount = container.volume_mounts.iter().flatten().find(|m| m.name == "tmp").unwrap();
+        assert_eq!(tmp_mount.read_only, None, "scratch space is writable");
+        // An empty resources object is "nothing set": the defaults apply.
+        let mut empty = rv_tools();
+        empty.spec.worker.resources = Some(ResourceRequirements::default());
+        let defaulted = build(&empty, &settings(), None).unwrap();
+        let resources =
+            &defaulted.deployment.spec.unwrap().template.spec.unwrap().containers[0].resources;
+        assert_eq!(resources, &Some(settings().default_resources));
+    }
+
+    #[test]
+    fn images_outside_the_allowed_registries_are_refused() {
+        let mut uploader = rv_tools();
+        assert!(check_image(&uploader, &settings()).is_ok(), "the default image");
+        uploader.spec.worker.image = "ghcr.io/licenseware/custom:2".into();
+        assert!(check_image(&uploader, &settings()).is_ok());
+        uploader.spec.worker.image = "evil.example.com/miner:1".into();
+        let refusal = check_image(&uploader, &settings()).unwrap_err();
+        assert!(refusal.contains("evil.example.com/miner:1"), "{refusal}");
+        // The operator's default image is allowed even outside the list.
+        let odd =
+            WorkerSettings { default_image: "registry.local:5000/worker:dev".into(), ..settings() };
+        uploader.spec.worker.image = String::new();
+        assert!(check_image(&uploader, &odd).is_ok());
     }
 
     #[test]

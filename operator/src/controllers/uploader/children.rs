@@ -117,6 +117,17 @@ struct Applied {
 }
 
 impl AppliedMemo {
+    /// Whether [`apply_unwatched`] would skip `desired` (then its current owner need
+    /// not be read again: the last apply found it ours).
+    pub fn skips_unwatched<K: Namespaced + Serialize>(
+        &self,
+        desired: &K,
+        resync: Duration,
+    ) -> bool {
+        let hash = hash_of(desired).unwrap_or_default();
+        !hash.is_empty() && self.fresh(&memo_key(desired), &hash, None, resync)
+    }
+
     /// Whether an apply of content `hash` can be skipped: the same content was applied,
     /// the child's generation has not moved since, and the resync is not due.
     fn fresh(
@@ -148,6 +159,30 @@ impl AppliedMemo {
             entries.remove(key);
         }
     }
+}
+
+/// Why `existing`, an object with the name of one of the children of the Uploader with
+/// uid `uid`, is not that child: it has no ownerReference to the Uploader. Applying
+/// over it would take over someone else's object (force-apply moves every field to our
+/// manager), so the Uploader stops with this message instead.
+pub fn not_owned<K: Resource<DynamicType = ()>>(existing: &K, uid: &str) -> Option<String> {
+    let owners = existing.owner_references();
+    if owners.iter().any(|owner| owner.uid == uid) {
+        return None;
+    }
+    let owned_by = if owners.is_empty() {
+        "it has no owner".to_owned()
+    } else {
+        let names: Vec<String> =
+            owners.iter().map(|owner| format!("{} {}", owner.kind, owner.name)).collect();
+        format!("it is owned by {}", names.join(", "))
+    };
+    Some(format!(
+        "{} {} already exists and is not owned by this Uploader ({owned_by}); it is left \
+         unchanged. Delete or rename it, or give the Uploader another name",
+        K::kind(&()),
+        existing.name_any()
+    ))
 }
 
 /// The memo key of a child.
@@ -227,6 +262,30 @@ mod tests {
         assert!(!memo.fresh("k", "h1", Some(1), Duration::ZERO), "resync due");
         memo.forget(&["k".into()]);
         assert!(!memo.fresh("k", "h1", Some(1), resync), "forgotten");
+    }
+
+    #[test]
+    fn only_an_owner_reference_to_the_uploader_makes_a_child_ours() {
+        use k8s_openapi::{
+            api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::OwnerReference,
+        };
+        let mut map = ConfigMap::default();
+        map.metadata.name = Some("x-worker".into());
+        let message = not_owned(&map, "uid-1").expect("no owner");
+        assert!(message.starts_with("ConfigMap x-worker already exists"), "{message}");
+        assert!(message.contains("it has no owner"), "{message}");
+        let owner = |uid: &str, kind: &str, name: &str| OwnerReference {
+            uid: uid.into(),
+            kind: kind.into(),
+            name: name.into(),
+            ..OwnerReference::default()
+        };
+        map.metadata.owner_references = Some(vec![owner("uid-2", "Uploader", "x")]);
+        // Same name, another Uploader (deleted and created again): not ours either.
+        assert!(not_owned(&map, "uid-1").expect("other").contains("owned by Uploader x"));
+        map.metadata.owner_references =
+            Some(vec![owner("uid-3", "Helm", "h"), owner("uid-1", "Uploader", "x")]);
+        assert_eq!(not_owned(&map, "uid-1"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 pub mod build;
 mod children;
+pub mod image;
 pub mod status;
 
 use std::{
@@ -47,8 +48,8 @@ use serde_json::json;
 use self::{
     build::{Desired, WorkerSettings},
     children::{
-        AppliedMemo, ChildStores, apply_child, apply_unwatched, strip_deployment, strip_topic,
-        watch_children,
+        AppliedMemo, ChildStores, apply_child, apply_unwatched, not_owned, strip_deployment,
+        strip_topic, watch_children,
     },
     status::{Outcome, Registration, ScaleFigures, next_status, topic_readiness},
 };
@@ -281,31 +282,59 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     if let Err(message) = build::validate(uploader, &ctx.options.settings) {
         return invalid(message).await;
     }
+    if let Err(message) = build::check_image(uploader, &ctx.options.settings) {
+        return refuse(uploader, ctx, licenseware_crds::reason::IMAGE_NOT_ALLOWED, message).await;
+    }
     let events_name = build::events_topic_resource(&name);
     let dlq_name = build::dlq_topic_resource(&name);
     let cached_events = ctx.children.topic(&namespace, &events_name);
-    let existing = match &cached_events {
-        Some(topic) => Some(topic.clone()),
+    let existing = match cached_events {
+        Some(topic) => Some(topic),
         // Not in the cache yet (just created, or the cache is still filling): ask.
         None => topics.get_opt(&events_name).await?,
     };
     let desired = match build::build(
         uploader,
         &ctx.options.settings,
-        existing.map(|topic| topic.spec.partitions),
+        existing.as_ref().map(|topic| topic.spec.partitions),
     ) {
         Ok(desired) => desired,
         Err(message) => return invalid(message).await,
     };
 
     let (memo, resync) = (&ctx.applied, ctx.options.resync);
-    let events = apply_child(&topics, memo, &desired.events_topic, cached_events, resync).await?;
-    let cached_dlq = ctx.children.topic(&namespace, &dlq_name);
-    let dlq = apply_child(&topics, memo, &desired.dlq_topic, cached_dlq, resync).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_unwatched(&config_maps, memo, &desired.config_map, resync).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let cached_deployment = ctx.children.deployment(&namespace, &desired.deployment.name_any());
+    let cached_dlq = match ctx.children.topic(&namespace, &dlq_name) {
+        Some(topic) => Some(topic),
+        None => topics.get_opt(&dlq_name).await?,
+    };
+    let cached_deployment =
+        match ctx.children.deployment(&namespace, &desired.deployment.name_any()) {
+            Some(deployment) => Some(deployment),
+            // The cache only holds labelled Deployments: a foreign one is found by name.
+            None => deployments.get_opt(&desired.deployment.name_any()).await?,
+        };
+    // The ConfigMap is not watched: read only when it is about to be applied.
+    let current_config_map = if memo.skips_unwatched(&desired.config_map, resync) {
+        None
+    } else {
+        config_maps.get_opt(&desired.config_map.name_any()).await?
+    };
+    // Every child is checked before any is applied: a conflict changes nothing.
+    let uid = uploader.uid().unwrap_or_default();
+    let conflict = [existing.as_ref(), cached_dlq.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|topic| not_owned(topic, &uid))
+        .or_else(|| current_config_map.as_ref().and_then(|map| not_owned(map, &uid)))
+        .or_else(|| cached_deployment.as_ref().and_then(|d| not_owned(d, &uid)));
+    if let Some(message) = conflict {
+        return refuse(uploader, ctx, licenseware_crds::reason::RESOURCE_CONFLICT, message).await;
+    }
+    let events = apply_child(&topics, memo, &desired.events_topic, existing, resync).await?;
+    let dlq = apply_child(&topics, memo, &desired.dlq_topic, cached_dlq, resync).await?;
+    apply_unwatched(&config_maps, memo, &desired.config_map, resync).await?;
     let deployment =
         apply_child(&deployments, memo, &desired.deployment, cached_deployment, resync).await?;
 
@@ -322,6 +351,26 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     };
     write_status(uploader, ctx, &outcome).await?;
     Ok(Action::requeue(ctx.options.poll))
+}
+
+/// Stops before applying anything: the status says why (`reason`), and the registry
+/// entry goes, as for an invalid spec. Checked again at the next poll, so removing the
+/// cause is enough.
+async fn refuse(
+    uploader: &Uploader,
+    ctx: &Context,
+    reason: &'static str,
+    message: String,
+) -> Result<Action, Error> {
+    tracing::warn!(reason, %message, "uploader refused");
+    write_status(uploader, ctx, &Outcome::Refused { reason, message }).await?;
+    let namespace = uploader.namespace().unwrap_or_default();
+    if let Err(error) =
+        ctx.registry.remove(EntryKind::Uploader, &namespace, &uploader.name_any()).await
+    {
+        tracing::warn!(%error, "cannot remove the registry entry of a refused uploader");
+    }
+    Ok(Action::requeue(ctx.options.poll.max(Duration::from_secs(10))))
 }
 
 /// Upserts the registry entry of a registrable Uploader (the registry writes only when

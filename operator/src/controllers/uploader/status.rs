@@ -58,6 +58,10 @@ pub enum Registration {
 pub enum Outcome {
     /// The spec cannot be acted on; its registry entry is removed.
     InvalidSpec(String),
+    /// The operator refuses to act (`ImageNotAllowed`, or `ResourceConflict` when a
+    /// child's name is taken by an object this Uploader does not own); nothing was
+    /// applied and the registry entry is removed.
+    Refused { reason: &'static str, message: String },
     Applied {
         topic_name: String,
         dlq_topic_name: String,
@@ -88,6 +92,14 @@ pub fn next_status(
                 set_condition(
                     &mut status.conditions,
                     condition(type_, false, reason::INVALID_SPEC, message.clone()),
+                );
+            }
+        }
+        Outcome::Refused { reason, message } => {
+            for type_ in [condition_type::REGISTERED, condition_type::READY] {
+                set_condition(
+                    &mut status.conditions,
+                    condition(type_, false, reason, message.clone()),
                 );
             }
         }
@@ -367,5 +379,9 @@ mod tests {
         let bad = next_status(Some(&ok), Some(2), &Outcome::InvalidSpec("bad id".into()), at(2));
         assert_eq!(condition_of(&bad, "Registered"), ("False", "InvalidSpec"));
         assert_eq!(condition_of(&bad, "Ready"), ("False", "InvalidSpec"));
+        let refused = Outcome::Refused { reason: "ImageNotAllowed", message: "no".into() };
+        let refused = next_status(Some(&ok), Some(3), &refused, at(3));
+        assert_eq!(condition_of(&refused, "Ready"), ("False", "ImageNotAllowed"));
+        assert_eq!(condition_of(&refused, "Registered"), ("False", "ImageNotAllowed"));
     }
 }

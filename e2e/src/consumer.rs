@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
+    admin::{AdminOptions, AlterConfig, ResourceSpecifier},
     consumer::{BaseConsumer, Consumer},
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
@@ -49,6 +50,15 @@ pub fn custom_worker_binary() -> PathBuf {
             }
             cargo_build(&["--example", "custom_worker"], "debug/examples/custom_worker")
         })
+        .clone()
+}
+
+/// The example worker that aborts on a `#abort` line (`worker/examples/abort_worker.rs`),
+/// built once per test process.
+pub fn abort_worker_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| cargo_build(&["--example", "abort_worker"], "debug/examples/abort_worker"))
         .clone()
 }
 
@@ -231,6 +241,24 @@ impl ConsumerSetup {
         self.producer.send(record, KAFKA_TIMEOUT).await.map_err(|(e, _)| e).expect("publish");
     }
 
+    /// Sets the DLQ topic's `max.message.bytes`: the broker then refuses larger letters.
+    pub async fn limit_dlq_message_bytes(&self, bytes: usize) {
+        let value = bytes.to_string();
+        let config = AlterConfig::new(ResourceSpecifier::Topic(&self.dlq_topic))
+            .set("max.message.bytes", &value);
+        let results = self
+            .kafka
+            .admin()
+            .alter_configs(&[config], &AdminOptions::new())
+            .await
+            .expect("alter the DLQ's configs");
+        for result in results {
+            result.expect("DLQ config altered");
+        }
+        let expected = [("max.message.bytes", value.as_str())];
+        self.kafka.wait_configs(&self.dlq_topic, &expected, KAFKA_TIMEOUT).await;
+    }
+
     /// Committed offsets of the worker's group and end offsets of the events topic,
     /// summed over partitions.
     pub async fn offsets(&self) -> (i64, i64) {
@@ -383,9 +411,23 @@ impl WorkerProcess {
         args: &[&str],
         rust_log: &str,
     ) -> Self {
+        Self::start_with_env(setup, label, binary, args, rust_log, &[])
+    }
+
+    /// Like [`Self::start_command`] with more environment variables (e.g. a `TMPDIR`
+    /// of the test's own).
+    pub fn start_with_env(
+        setup: &ConsumerSetup,
+        label: &str,
+        binary: PathBuf,
+        args: &[&str],
+        rust_log: &str,
+        env: &[(&str, &Path)],
+    ) -> Self {
         let log = setup.root.with_file_name(format!("worker-{label}.log"));
         let file = fs::File::create(&log).expect("create the worker log");
         let child = Command::new(binary)
+            .envs(env.iter().map(|(name, value)| (*name, *value)))
             .args(args)
             .arg("--config")
             .arg(&setup.config_path)
@@ -424,6 +466,11 @@ impl WorkerProcess {
 
     pub fn terminate(&self) {
         signal(&self.child.id().to_string(), "-TERM");
+    }
+
+    /// The exit status if the process exited (by itself or killed by a signal).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait for the worker")
     }
 
     /// Waits for the process to exit by itself.

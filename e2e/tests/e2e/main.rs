@@ -15,3 +15,4 @@ mod uploader;
 mod worker_consume;
 mod worker_contained;
 mod worker_default;
+mod worker_hostile;

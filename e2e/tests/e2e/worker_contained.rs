@@ -44,7 +44,8 @@ async fn a_poison_file_among_good_ones_is_contained_and_dead_lettered() {
     // 1 MiB of documents per file: the poison file's 30,000 rows are past it, the good
     // files' 20 rows far below.
     let args = ["consume", "--file-output-mib", "1"];
-    let mut worker = WorkerProcess::start_command(&setup, "contained", worker_binary(), &args, "info");
+    let mut worker =
+        WorkerProcess::start_command(&setup, "contained", worker_binary(), &args, "info");
 
     let mut events = Vec::new();
     for (index, rows) in [20, 30_000, 20, 20].into_iter().enumerate() {

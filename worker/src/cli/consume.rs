@@ -4,13 +4,19 @@
 use clap::Args;
 
 use super::CliError;
-use crate::consume::{self, ConsumeConfig, Settings};
+use crate::{
+    consume::{self, ConsumeConfig, Settings},
+    sandbox::{Sandbox, SandboxArgs},
+};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     // Boxed: the flags are many, and clippy wants the Command variants of similar sizes.
     #[command(flatten)]
     pub config: Box<ConsumeConfig>,
+    /// The limits of each file's sandboxed reader.
+    #[command(flatten)]
+    pub limits: SandboxArgs,
 }
 
 pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
@@ -19,8 +25,9 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
         return Err(CliError::Failed(format!("cannot set up logging: {error}")));
     }
     let settings = Settings::load(&config).map_err(|error| CliError::Usage(error.to_string()))?;
-    let processor = crate::processing::default_processor(&settings.manifest.spec)
-        .map_err(|error| CliError::Failed(error.to_string()))?;
+    let sandbox =
+        Sandbox::new(args.limits.into()).map_err(|error| CliError::Failed(error.to_string()))?;
+    let processor = crate::processing::default_processor_with(&settings.manifest.spec, sandbox);
     consume::run(settings, processor, consume::shutdown::signal()).await.map(|_| ()).map_err(
         |error| {
             tracing::error!(%error, reason = error.reason(), "consumer stopped");

@@ -20,14 +20,16 @@ pub struct ConsumeConfig {
     /// The worker.yaml the operator mounts from the Uploader's ConfigMap.
     #[arg(long, env = "LW_WORKER_CONFIG", default_value = "/etc/licenseware/worker.yaml")]
     pub config: PathBuf,
+    // Connection strings carry credentials: `--help` must not print their values
+    // (hide_env_values), as it would from a pod's environment.
     /// Kafka bootstrap servers, comma separated.
-    #[arg(long, env = "LW_KAFKA_BROKERS")]
+    #[arg(long, env = "LW_KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: String,
     /// MongoDB connection string; its path names the database (default `licenseware`).
-    #[arg(long, env = "LW_MONGO_URL")]
+    #[arg(long, env = "LW_MONGO_URL", hide_env_values = true)]
     pub mongo_url: String,
     /// Redis connection string, for the uploader status.
-    #[arg(long, env = "LW_REDIS_URL")]
+    #[arg(long, env = "LW_REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
     /// Directory the uploaded files are under; overrides worker.yaml's uploadRoot.
     #[arg(long, env = "LW_UPLOAD_ROOT")]
@@ -51,6 +53,10 @@ pub struct ConsumeConfig {
     /// Longest wait between two attempts, in milliseconds.
     #[arg(long, env = "LW_RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
     pub retry_backoff_max_ms: u64,
+    /// At start, file scratch directories (`unpack-*`, `sandbox-*` in the temp directory)
+    /// unchanged for this many seconds are removed: a killed worker's leftovers.
+    #[arg(long, env = "LW_SCRATCH_LEFTOVER_AGE_SECS", default_value_t = 900)]
+    pub scratch_leftover_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +107,8 @@ pub struct Settings {
     pub frontend_url: String,
     pub backoff: Backoff,
     pub max_attempts: u32,
+    /// See [`ConsumeConfig::scratch_leftover_age_secs`].
+    pub scratch_leftover_age: Duration,
 }
 
 impl Settings {
@@ -139,6 +147,7 @@ impl Settings {
             frontend_url: config.frontend_url.trim_end_matches('/').to_owned(),
             backoff: Backoff { base: Duration::from_millis(base), max: Duration::from_millis(max) },
             max_attempts,
+            scratch_leftover_age: Duration::from_secs(config.scratch_leftover_age_secs),
         })
     }
 
@@ -228,6 +237,36 @@ mod tests {
         assert_eq!(reason(&backoff, 5), "InvalidBackoff");
         let missing = ConsumeConfig { config: "/nonexistent/worker.yaml".into(), ..flags(&[]) };
         assert_eq!(Settings::load(&missing).unwrap_err().reason(), "ManifestUnreadable");
+    }
+
+    /// Arguments whose values may hold credentials, by environment variable.
+    const SECRET_ENVS: [&str; 3] = ["LW_KAFKA_BROKERS", "LW_MONGO_URL", "LW_REDIS_URL"];
+
+    #[test]
+    fn help_never_prints_the_values_of_connection_strings() {
+        use clap::CommandFactory;
+        let command = ConsumeConfig::command();
+        for env in SECRET_ENVS {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_env().is_some_and(|e| e == env))
+                .unwrap_or_else(|| panic!("an argument reads {env}"));
+            assert!(arg.is_hide_env_values_set(), "{env} is printed by --help");
+        }
+        // Rendered: the arguments pointed at a variable that is set (the tests cannot
+        // set one: `set_var` is unsafe), its value must not show.
+        let set = std::env::vars().find(|(_, value)| value.len() > 8).expect("a variable");
+        let name: &'static str = Box::leak(set.0.clone().into_boxed_str());
+        let mut command = ConsumeConfig::command();
+        for id in ["kafka_brokers", "mongo_url", "redis_url"] {
+            command = command.mut_arg(id, |arg| arg.env(name));
+        }
+        let help = command.render_long_help().to_string();
+        assert!(help.contains(&format!("[env: {}]", set.0)), "{help}");
+        assert!(!help.contains(&set.1), "{help}");
+        // The control: an argument without the setting would show it.
+        let mut shown = ConsumeConfig::command().mut_arg("frontend_url", |arg| arg.env(name));
+        assert!(shown.render_long_help().to_string().contains(&set.1));
     }
 
     #[test]

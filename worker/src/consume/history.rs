@@ -199,7 +199,7 @@ pub fn start_update(ids: &EventIds, started_at: &str) -> Document {
 pub fn end_update(ids: &EventIds, timer: &StepTimer, outcome: &str, attempts: u32) -> Document {
     let took = timer.elapsed();
     let ended_at = clock::now_iso();
-    doc! {
+    let mut update = doc! {
         "$setOnInsert": ids.filter(),
         "$set": {
             "app_id": &ids.app_id,
@@ -214,7 +214,14 @@ pub fn end_update(ids: &EventIds, timer: &StepTimer, outcome: &str, attempts: u3
                 "elapsed": clock::hms(took),
             },
         },
+    };
+    // A success ends the delivery count: a redelivery (a commit lost) may redo the
+    // event from attempt 1. A dead letter keeps it, so that a redelivery of the
+    // dead-lettered message is dead-lettered again instead of processed.
+    if outcome == "success" {
+        update.insert("$unset", doc! { super::delivery::FIELD: "" });
     }
+    update
 }
 
 #[cfg(test)]
@@ -312,5 +319,8 @@ mod tests {
         let time = set.get_document("processing_time").unwrap();
         assert_eq!(time.get_str("elapsed").unwrap().len(), "00:00:00.000000".len());
         assert!(time.get_str("ended_at").is_ok());
+        assert_eq!(end.get_document("$unset").unwrap(), &doc! {"delivery": ""}, "count ended");
+        let failed = end_update(&ids(), &StepTimer::start(), "failed", 3);
+        assert!(!failed.contains_key("$unset"), "a dead letter keeps its count");
     }
 }

@@ -11,15 +11,14 @@ use std::{
 };
 
 use rdkafka::{
-    ClientConfig, Message,
+    ClientConfig,
     error::KafkaError,
-    message::OwnedMessage,
     producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
 };
 use serde_json::Value;
 
-use super::dlq::DeadLetter;
+use super::dlq::Letter;
 
 /// How long a message may wait in the producer before it counts as failed: long enough
 /// to ride out a broker restart.
@@ -99,20 +98,13 @@ impl Notifier {
         }
     }
 
-    /// Produces `original` to `dlq_topic` with the dead letter's headers and waits for
-    /// the broker's acknowledgement.
-    pub async fn dead_letter(
-        &self,
-        dlq_topic: &str,
-        original: &OwnedMessage,
-        letter: &DeadLetter,
-    ) -> Result<(), KafkaError> {
-        let headers = letter.headers(original.headers());
-        let mut record = FutureRecord::<[u8], [u8]>::to(dlq_topic).headers(headers);
-        if let Some(key) = original.key() {
+    /// Produces `letter` to `dlq_topic` and waits for the broker's acknowledgement.
+    pub async fn dead_letter(&self, dlq_topic: &str, letter: &Letter) -> Result<(), KafkaError> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(dlq_topic).headers(letter.owned_headers());
+        if let Some(key) = &letter.key {
             record = record.key(key);
         }
-        if let Some(payload) = original.payload() {
+        if let Some(payload) = &letter.payload {
             record = record.payload(payload);
         }
         self.producer

@@ -16,11 +16,16 @@ use rdkafka::{
 use super::{
     config::{ConfigError, Settings},
     context::Context,
-    dlq::DeadLetter,
+    delivery,
+    dlq::{
+        self, DeadLetter,
+        produce::{self, Failure},
+    },
     envelope,
     notify::Notifier,
     processor::FileProcessor,
     saga::{self, EventOutcome},
+    scratch,
     shutdown::Shutdown,
     status_store::StatusStore,
     store,
@@ -84,6 +89,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary, ConsumeError> {
     let shutdown = Shutdown::on(shutdown);
+    let leftover_age = settings.scratch_leftover_age;
+    let cleaned = tokio::task::spawn_blocking(move || {
+        scratch::clean_leftovers(&std::env::temp_dir(), leftover_age)
+    })
+    .await;
+    if let Ok(cleaned) = cleaned {
+        tracing::info!(
+            removed = cleaned.removed,
+            kept = cleaned.kept,
+            "scratch directories checked"
+        );
+    }
     let client_id = format!("licenseware-worker-{}", settings.worker.uploader_id);
     let db = connect_mongo(&settings).await?;
     let redis = redis::Client::open(settings.redis_url.as_str()).map_err(ConsumeError::Redis)?;
@@ -194,7 +211,8 @@ async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary)
     let span = tracing::info_span!("event", event_id = event.event_id, tenant_id = event.tenant_id);
     let outcome = async {
         tracing::info!(files = event.filepaths.len(), "processing");
-        let outcome = saga::run_event(ctx, &event).await;
+        let source = delivery::source(message.topic(), message.partition(), message.offset());
+        let outcome = saga::run_event(ctx, &event, &source).await;
         tracing::info!(?outcome, "event done");
         outcome
     }
@@ -211,20 +229,42 @@ async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary)
     }
 }
 
-/// Produces the dead letter until the broker acknowledges it.
+/// Produces the dead letter until the broker acknowledges it or refuses it for good.
+/// A letter refused as too large is sent again in its minimal form; one refused for
+/// good is logged and the event committed without it: a partition blocked for ever
+/// behind one event is worse than one missing dead letter.
 async fn dead_letter(ctx: &Context, message: &OwnedMessage, letter: &DeadLetter) -> Next {
     let topic = &ctx.settings.worker.dlq_topic;
+    let mut bounded = letter.letter(message, &dlq::DEFAULT_LIMITS);
+    let mut minimal = false;
     let mut failures = 0;
     loop {
-        match ctx.notifier.dead_letter(topic, message, letter).await {
+        let error = match ctx.notifier.dead_letter(topic, &bounded).await {
             Ok(()) => return Next::Commit,
-            Err(error) => {
-                failures += 1;
-                tracing::warn!(%error, topic, failures, "dead letter not acknowledged; retrying");
-                if !ctx.shutdown.sleep(ctx.settings.backoff.delay(failures)).await {
-                    return Next::Stop;
-                }
+            Err(error) => error,
+        };
+        failures += 1;
+        match produce::classify(&error, failures) {
+            Failure::TooLarge if !minimal => {
+                tracing::warn!(%error, topic, bytes = bounded.size(),
+                    "dead letter too large; sending its minimal form");
+                bounded = letter.minimal(message);
+                minimal = true;
+                continue;
             }
+            Failure::TooLarge | Failure::Permanent => {
+                tracing::error!(%error, topic, reason = produce::reason(&error),
+                    dead_letter_reason = letter.reason, offset = message.offset(),
+                    partition = message.partition(),
+                    "dead letter refused for good; committing the event without it");
+                return Next::Commit;
+            }
+            Failure::Transient => {
+                tracing::warn!(%error, topic, failures, "dead letter not acknowledged; retrying");
+            }
+        }
+        if !ctx.shutdown.sleep(ctx.settings.backoff.delay(failures)).await {
+            return Next::Stop;
         }
     }
 }

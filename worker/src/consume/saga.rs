@@ -13,6 +13,7 @@ use mongodb::bson::Bson;
 
 use super::{
     context::{AttemptError, Context, event_ids},
+    delivery::{self, Decision},
     envelope::ProcessingEvent,
     files::{self, FileFailure},
     history::{self, EventIds, StepOutcome, StepSubject, StepTimer},
@@ -21,6 +22,9 @@ use super::{
     status::Status,
     store::{self, StoreError},
 };
+
+/// The dead letter's reason for an event whose every attempt killed the worker.
+pub const MAX_DELIVERIES_EXCEEDED: &str = "MaxDeliveriesExceeded";
 
 /// How an event ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +37,9 @@ pub enum EventOutcome {
     Interrupted,
 }
 
-/// Processes one event to its outcome: status `running`, attempts, history, status
-/// `idle` (whatever the outcome).
-pub async fn run_event(ctx: &Context, event: &ProcessingEvent) -> EventOutcome {
+/// Processes one event, delivered from `source` (see [`delivery::source`]), to its
+/// outcome: status `running`, attempts, history, status `idle` (whatever the outcome).
+pub async fn run_event(ctx: &Context, event: &ProcessingEvent, source: &str) -> EventOutcome {
     let ids = event_ids(event);
     ctx.set_status(event, Status::Running).await;
     let timer = StepTimer::start();
@@ -47,9 +51,14 @@ pub async fn run_event(ctx: &Context, event: &ProcessingEvent) -> EventOutcome {
         // unknown, so compensate as if one did.
         Err(Some(error)) => {
             tracing::error!(%error, "history start refused");
-            attempts(ctx, event, &ids, true).await
+            attempts(ctx, event, &ids, true, source).await
         }
-        Ok(earlier_run) => attempts(ctx, event, &ids, earlier_run).await,
+        Ok(start) => {
+            match delivery::decide(start.delivery.as_ref(), source, ctx.settings.max_attempts) {
+                Decision::Exhausted { attempts } => exhausted(ctx, &ids, attempts).await,
+                Decision::Process => attempts(ctx, event, &ids, start.earlier_run, source).await,
+            }
+        }
     };
     let (label, attempts) = match &outcome {
         EventOutcome::Done { attempts } => ("success", *attempts),
@@ -73,23 +82,79 @@ pub async fn run_event(ctx: &Context, event: &ProcessingEvent) -> EventOutcome {
     outcome
 }
 
+/// maxAttempts attempts of the message started and none ended: each delivery killed
+/// the worker (an abort, an out-of-memory kill). What the last one left is deleted and
+/// the event dead-lettered without another attempt.
+async fn exhausted(ctx: &Context, ids: &EventIds, attempts: u32) -> EventOutcome {
+    let timer = StepTimer::start();
+    if let Err(outcome) = compensate(ctx, ids, attempts, "compensate_leftovers").await {
+        return outcome;
+    }
+    let error = format!(
+        "{attempts} attempts of this event started and none ended (maxAttempts is {}): the \
+         worker stopped during each, e.g. killed for memory or aborted; not processed again",
+        ctx.settings.max_attempts
+    );
+    let outcome = StepOutcome::Failed {
+        error: error.clone(),
+        traceback: error.clone(),
+        reason: MAX_DELIVERIES_EXCEEDED.to_owned(),
+    };
+    if let Err(AttemptError::Interrupted) = ctx
+        .record(ids, timer.finish(ctx.subject("check_deliveries", None, attempts), outcome))
+        .await
+    {
+        return EventOutcome::Interrupted;
+    }
+    EventOutcome::DeadLetter { error, reason: MAX_DELIVERIES_EXCEEDED.to_owned(), attempts }
+}
+
+/// Counts the next attempt in the history before it starts. A count MongoDB refuses
+/// (it should not happen) is logged and the attempt numbered in memory: the poison
+/// limit is lost for this delivery, not the event.
+async fn begin_attempt(
+    ctx: &Context,
+    ids: &EventIds,
+    source: &str,
+    previous: u32,
+) -> Result<u32, EventOutcome> {
+    match ctx.ensure("delivery count", || store::begin_attempt(&ctx.db, ids, source)).await {
+        Ok(attempt) => Ok(attempt.max(previous + 1)),
+        Err(None) => Err(EventOutcome::Interrupted),
+        Err(Some(error)) => {
+            tracing::error!(%error, "delivery count refused; counting in memory");
+            Ok(previous + 1)
+        }
+    }
+}
+
 async fn attempts(
     ctx: &Context,
     event: &ProcessingEvent,
     ids: &EventIds,
     earlier_run: bool,
+    source: &str,
 ) -> EventOutcome {
     // A run that crashed (or whose commit was lost) may have left documents. Skipped on
     // a first delivery: documents are only written after the run's start is recorded.
     if earlier_run && let Err(outcome) = compensate(ctx, ids, 1, "compensate_leftovers").await {
         return outcome;
     }
-    let mut attempt = 1;
+    let mut attempt = match begin_attempt(ctx, ids, source, 0).await {
+        Ok(attempt) => attempt,
+        Err(outcome) => return outcome,
+    };
     let mut outages = 0;
     loop {
         let (error, reason, permanent) = match attempt_once(ctx, event, ids, attempt).await {
             Ok(()) => return EventOutcome::Done { attempts: attempt },
-            Err(AttemptError::Interrupted) => return EventOutcome::Interrupted,
+            Err(AttemptError::Interrupted) => {
+                // Stopped on purpose (SIGTERM): this attempt does not count.
+                if let Err(error) = store::refund_attempt(&ctx.db, ids, source).await {
+                    tracing::warn!(%error, "cannot uncount the interrupted attempt");
+                }
+                return EventOutcome::Interrupted;
+            }
             Err(AttemptError::Unavailable(error)) => {
                 outages += 1;
                 tracing::warn!(event_id = ids.event_id, error, outages, "MongoDB unavailable");
@@ -113,7 +178,10 @@ async fn attempts(
         if !ctx.shutdown.sleep(ctx.settings.backoff.delay(attempt)).await {
             return EventOutcome::Interrupted;
         }
-        attempt += 1;
+        attempt = match begin_attempt(ctx, ids, source, attempt).await {
+            Ok(attempt) => attempt,
+            Err(outcome) => return outcome,
+        };
     }
 }
 
@@ -162,7 +230,8 @@ async fn attempt_once(
     let mut keys: BTreeMap<String, Vec<Bson>> = BTreeMap::new();
     for (file_index, filepath) in event.filepaths.iter().enumerate() {
         let timer = StepTimer::start();
-        let path = match paths::check(&ctx.settings.upload_root, filepath) {
+        let root = &ctx.settings.upload_root;
+        let path = match paths::check(root, &ids.tenant_id, &ids.event_id, filepath) {
             Ok(path) => path,
             Err(error) => {
                 // A refused path is the file's fault, not the event's: the other files

@@ -10,7 +10,10 @@ use mongodb::{
     options::ReturnDocument,
 };
 
-use super::history::{self, EventIds, StepRecord};
+use super::{
+    delivery,
+    history::{self, EventIds, StepRecord},
+};
 
 /// How many `_key`s one supersede `$in` carries.
 const KEYS_PER_DELETE: usize = 1000;
@@ -89,11 +92,13 @@ pub async fn delete_event_documents(
     Ok(deleted)
 }
 
-/// The documents that the event's keyed documents supersede: same tenant, uploader
-/// and `_key`, another event.
+/// The documents that the event's keyed documents supersede: same tenant, app,
+/// uploader and `_key`, another event. Another app's documents in a shared collection
+/// are never touched, whatever their keys.
 pub fn superseded_filter(ids: &EventIds, keys: &[Bson]) -> Document {
     doc! {
         "tenant_id": &ids.tenant_id,
+        "app_id": &ids.app_id,
         "uploader_id": &ids.uploader_id,
         "event_id": { "$ne": &ids.event_id },
         "_key": { "$in": keys.to_vec() },
@@ -117,10 +122,16 @@ pub async fn delete_superseded(
     Ok(deleted)
 }
 
-/// clear_data: the tenant's documents of other events (the SDK deleted all of the
-/// tenant's documents, whatever the uploader) in `collections`.
+/// clear_data: the documents of other events of the same tenant, app and uploader in
+/// `collections`. The SDK deleted all of the tenant's documents, whatever the app: in a
+/// collection several apps share (`Data`), one app's upload erased the others' data.
 pub fn cleared_filter(ids: &EventIds) -> Document {
-    doc! { "tenant_id": &ids.tenant_id, "event_id": { "$ne": &ids.event_id } }
+    doc! {
+        "tenant_id": &ids.tenant_id,
+        "app_id": &ids.app_id,
+        "uploader_id": &ids.uploader_id,
+        "event_id": { "$ne": &ids.event_id },
+    }
 }
 
 pub async fn clear_other_events(
@@ -149,19 +160,53 @@ pub async fn history_upsert(
     Ok(())
 }
 
-/// Marks the start of a processing run; true when an earlier run of the event started
-/// (a crash or a redelivery): only then can documents of the event be left over.
+/// What the history said when a processing run started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStart {
+    /// An earlier run of the event started (a crash or a redelivery): only then can
+    /// documents of the event be left over.
+    pub earlier_run: bool,
+    /// The delivery count stored by earlier runs.
+    pub delivery: Option<delivery::Stored>,
+}
+
+/// Marks the start of a processing run.
 pub async fn history_start(
     db: &Database,
     ids: &EventIds,
     update: Document,
-) -> Result<bool, StoreError> {
+) -> Result<RunStart, StoreError> {
     let before = history(db)
         .find_one_and_update(ids.filter(), update)
         .upsert(true)
         .return_document(ReturnDocument::Before)
         .await?;
-    Ok(before.is_some_and(|document| document.contains_key(history::RUN_MARKER)))
+    Ok(before.map_or_else(RunStart::default, |document| RunStart {
+        earlier_run: document.contains_key(history::RUN_MARKER),
+        delivery: delivery::Stored::in_history(&document),
+    }))
+}
+
+/// Counts one more attempt of the message `source` before it starts; returns the
+/// attempt's number (1 for a message never attempted).
+pub async fn begin_attempt(db: &Database, ids: &EventIds, source: &str) -> Result<u32, StoreError> {
+    let counted = history(db)
+        .find_one_and_update(delivery::filter_for(ids, source), delivery::increment())
+        .return_document(ReturnDocument::After)
+        .await?;
+    if let Some(stored) = counted.as_ref().and_then(delivery::Stored::in_history) {
+        return Ok(stored.attempts);
+    }
+    history(db).update_one(ids.filter(), delivery::first_attempt(ids, source)).upsert(true).await?;
+    Ok(1)
+}
+
+/// Uncounts the attempt in progress of the message `source` (see [`delivery::refund`]).
+pub async fn refund_attempt(db: &Database, ids: &EventIds, source: &str) -> Result<(), StoreError> {
+    let mut filter = delivery::filter_for(ids, source);
+    filter.insert(format!("{}.attempts", delivery::FIELD), doc! { "$gt": 0_i64 });
+    history(db).update_one(filter, delivery::refund()).await?;
+    Ok(())
 }
 
 pub async fn history_append(
@@ -197,14 +242,17 @@ mod tests {
     }
 
     #[test]
-    fn filters_never_reach_other_tenants() {
+    fn filters_never_reach_other_tenants_apps_or_uploaders() {
         let superseded = superseded_filter(&ids(), &[Bson::from("k1")]);
         assert_eq!(
             superseded,
-            doc! {"tenant_id": "t", "uploader_id": "u", "event_id": {"$ne": "e"},
+            doc! {"tenant_id": "t", "app_id": "a", "uploader_id": "u", "event_id": {"$ne": "e"},
             "_key": {"$in": ["k1"]}}
         );
-        assert_eq!(cleared_filter(&ids()), doc! {"tenant_id": "t", "event_id": {"$ne": "e"}});
+        assert_eq!(
+            cleared_filter(&ids()),
+            doc! {"tenant_id": "t", "app_id": "a", "uploader_id": "u", "event_id": {"$ne": "e"}}
+        );
         assert_eq!(of_event(&ids()), doc! {"tenant_id": "t", "event_id": "e"});
     }
 

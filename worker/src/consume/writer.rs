@@ -170,10 +170,11 @@ async fn insert_batch(
     Ok(())
 }
 
-/// A duplicate `_id`. With a `_key`, the document replaces the tenant's document of that
-/// id (whatever its event: keyed documents supersede). Without one, only a document of
-/// this same event may be replaced (a processor that emitted an id twice); an id taken by
-/// another event or tenant is a conflict, never overwritten.
+/// A duplicate `_id`. With a `_key`, the document replaces the document of that id of
+/// the same tenant, app and uploader (whatever its event: keyed documents supersede).
+/// Without one, only a document of this same event may be replaced (a processor that
+/// emitted an id twice); an id taken by another event, uploader, app or tenant is a
+/// conflict, never overwritten.
 async fn replace_duplicate(
     target: &mongodb::Collection<Document>,
     document: &Document,
@@ -182,7 +183,12 @@ async fn replace_duplicate(
     let id = document.get("_id").cloned().unwrap_or(Bson::Null);
     let keyed = document.contains_key("_key");
     let filter = if keyed {
-        doc! { "_id": id.clone(), "tenant_id": &ids.tenant_id }
+        doc! {
+            "_id": id.clone(),
+            "tenant_id": &ids.tenant_id,
+            "app_id": &ids.app_id,
+            "uploader_id": &ids.uploader_id,
+        }
     } else {
         ids.filter().into_iter().chain([("_id".to_owned(), id.clone())]).collect()
     };

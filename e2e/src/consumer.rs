@@ -15,6 +15,7 @@ use std::{
 
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
+use rdkafka::message::{Headers, Message};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
     admin::{AdminOptions, AlterConfig, ResourceSpecifier},
@@ -538,6 +539,15 @@ pub async fn restart_component(name: &str, down_for: Duration) {
 
 fn stack_script(state: &Path, script: &str) -> PathBuf {
     state.parent().expect("e2e/.stack has a parent").join("stack").join(script)
+}
+
+/// A Kafka message's header as text (lossy), the first of that name.
+pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
 #[cfg(test)]

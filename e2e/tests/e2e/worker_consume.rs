@@ -7,14 +7,13 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use licenseware_e2e::{
-    consumer::{ConsumerSetup, WorkerProcess, restart_component, stack_exclusive, stack_shared},
+    consumer::{
+        ConsumerSetup, WorkerProcess, header, restart_component, stack_exclusive, stack_shared,
+    },
     eventually,
 };
 use mongodb::bson::{Bson, Document, doc};
-use rdkafka::{
-    Message,
-    message::{Headers, OwnedMessage},
-};
+use rdkafka::{Message, message::OwnedMessage};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -25,14 +24,6 @@ fn uuid() -> String {
 
 fn lines(count: usize, label: &str) -> Vec<u8> {
     (1..=count).map(|n| format!("{label} line {n}\n")).collect::<String>().into_bytes()
-}
-
-fn header(message: &OwnedMessage, key: &str) -> Option<String> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
 fn json_of(message: &OwnedMessage) -> Value {

@@ -3,23 +3,17 @@
 
 use std::time::Duration;
 
-use licenseware_e2e::consumer::{ConsumerSetup, WorkerProcess, stack_shared, worker_binary};
+use licenseware_e2e::consumer::{
+    ConsumerSetup, WorkerProcess, header, stack_shared, worker_binary,
+};
 use mongodb::bson::doc;
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::Message;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(180);
 
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-fn header(message: &OwnedMessage, key: &str) -> Option<String> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
 fn devices(rows: usize, tag: &str) -> Vec<u8> {
@@ -35,6 +29,7 @@ async fn a_poison_file_among_good_ones_is_contained_and_dead_lettered() {
     let _stack = stack_shared().await;
     let spec = json!({
         "name": "Devices",
+        "acceptedFileTypes": [".csv"],
         "validation": {"filenameEndswith": [".csv"], "requiredColumns": [["device", "os"]]},
         "processing": {"tables": [{"collection": "Data", "columns": [
             {"from": "device", "to": "device"}, {"from": "os", "to": "os"}]}]},

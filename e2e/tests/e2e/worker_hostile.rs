@@ -13,15 +13,15 @@ use std::{
 
 use licenseware_e2e::{
     consumer::{
-        ConsumerSetup, WorkerProcess, abort_worker_binary, custom_worker_binary, stack_shared,
-        worker_binary,
+        ConsumerSetup, WorkerProcess, abort_worker_binary, custom_worker_binary, header,
+        stack_shared, worker_binary,
     },
     eventually,
 };
 use mongodb::bson::{Document, doc};
 use rdkafka::{
     Message,
-    message::{Header, Headers, OwnedHeaders, OwnedMessage},
+    message::{Header, Headers, OwnedHeaders},
 };
 use serde_json::{Value, json};
 
@@ -33,14 +33,6 @@ fn uuid() -> String {
 
 fn lines(count: usize, label: &str) -> Vec<u8> {
     (1..=count).map(|n| format!("{label} line {n}\n")).collect::<String>().into_bytes()
-}
-
-fn header(message: &OwnedMessage, key: &str) -> Option<String> {
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
 fn details(history: &Document) -> Vec<Document> {

@@ -27,6 +27,15 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
     let settings = Settings::load(&config).map_err(|error| CliError::Usage(error.to_string()))?;
     let sandbox =
         Sandbox::new(args.limits.into()).map_err(|error| CliError::Failed(error.to_string()))?;
+    // A worker whose readers cannot start (no process may be spawned, limits refused)
+    // must not take events it would only fail: it stops here, and says why.
+    tokio::task::spawn_blocking({
+        let sandbox = sandbox.clone();
+        move || sandbox.self_test(1)
+    })
+    .await
+    .map_err(|error| CliError::Failed(format!("the sandbox self-test: {error}")))?
+    .map_err(|error| CliError::Failed(format!("file readers cannot start: {error}")))?;
     let processor = crate::processing::default_processor_with(&settings.manifest.spec, sandbox);
     consume::run(settings, processor, consume::shutdown::signal()).await.map(|_| ()).map_err(
         |error| {

@@ -10,26 +10,39 @@ use zip::ZipArchive;
 use zip::result::ZipError;
 
 use super::super::ReadError;
+use super::super::limits::{MAX_PACKAGE_ENTRIES, MAX_PART_BYTES};
 use super::xml::{FileReader, XmlReader, attr, local_name_is, raw_attrs, xml_reader};
+use crate::archive::{ZipOpenError, open_zip};
 
 /// The sheets of a workbook and the folder of its parts.
 #[derive(Debug)]
-pub(super) struct Package {
+pub(crate) struct Package {
     /// The workbook part's folder, `xl/` as Excel writes it.
-    pub(super) xl_path: String,
+    pub(crate) xl_path: String,
     /// `(name, part path)` in workbook order.
-    pub(super) sheets: Vec<(String, String)>,
+    pub(crate) sheets: Vec<(String, String)>,
     /// Entry names by their lowercase, `/`-separated form: parts are found whatever
     /// case or separator the writer used, as calamine finds them.
-    pub(super) entries: HashMap<String, String>,
+    pub(crate) entries: HashMap<String, String>,
 }
 
 fn broken(detail: impl std::fmt::Display) -> ReadError {
-    ReadError::NotAWorkbook { format: "xlsx", detail: detail.to_string() }
+    ReadError::not_a_workbook("xlsx", detail)
+}
+
+/// Opens a workbook's zip: entries counted before the directory is read, and names
+/// that calamine's case-insensitive lookup would confuse refused.
+pub(crate) fn open_package(path: &std::path::Path) -> Result<ZipArchive<FileReader>, ReadError> {
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    open_zip(reader, MAX_PACKAGE_ENTRIES, true).map_err(|error| match error {
+        ZipOpenError::Io(error) => ReadError::Io(error),
+        ZipOpenError::TooManyEntries { .. } => ReadError::too_large(error),
+        other => broken(other),
+    })
 }
 
 impl Package {
-    pub(super) fn read(zip: &mut ZipArchive<FileReader>) -> Result<Self, ReadError> {
+    pub(crate) fn read(zip: &mut ZipArchive<FileReader>) -> Result<Self, ReadError> {
         let mut entries = HashMap::with_capacity(zip.len());
         for name in zip.file_names() {
             let name = name.map_err(broken)?;
@@ -46,22 +59,49 @@ impl Package {
         let relationships = package.relationships(zip, &rels_path)?;
         let workbook_path = format!("{}{workbook_name}", package.xl_path);
         package.read_sheets(zip, &workbook_path, &relationships)?;
+        package.refuse_shared_parts()?;
         Ok(package)
     }
 
+    /// Sheets pointing at one part would have it read once per sheet: a few kilobytes
+    /// naming one large part a thousand times cost a thousand reads. Excel never writes
+    /// that, so it is refused.
+    fn refuse_shared_parts(&self) -> Result<(), ReadError> {
+        let mut seen = HashMap::with_capacity(self.sheets.len());
+        for (name, part) in &self.sheets {
+            let entry = self.entry(part).replace('\\', "/").to_ascii_lowercase();
+            if let Some(first) = seen.insert(entry, name) {
+                return Err(broken(format!(
+                    "sheets {first:?} and {name:?} are the same part {part}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The entry name of part `path`, by calamine's lookup.
-    pub(super) fn entry<'a>(&'a self, path: &'a str) -> &'a str {
+    pub(crate) fn entry<'a>(&'a self, path: &'a str) -> &'a str {
         self.entries.get(&path.to_ascii_lowercase()).map_or(path, String::as_str)
     }
 
     /// Part `path` as XML; `None` when the archive has no such entry.
-    pub(super) fn open<'z>(
+    pub(crate) fn open<'z>(
         &self,
         zip: &'z mut ZipArchive<FileReader>,
         path: &str,
     ) -> Result<Option<XmlReader<'z>>, ReadError> {
+        self.open_bounded(zip, path, MAX_PART_BYTES)
+    }
+
+    /// Part `path` as XML of at most `max_bytes`; `None` when there is no such entry.
+    pub(crate) fn open_bounded<'z>(
+        &self,
+        zip: &'z mut ZipArchive<FileReader>,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<XmlReader<'z>>, ReadError> {
         match zip.by_name(self.entry(path)) {
-            Ok(entry) => Ok(Some(xml_reader(entry))),
+            Ok(entry) => Ok(Some(xml_reader(entry, path, max_bytes))),
             Err(ZipError::FileNotFound) => Ok(None),
             Err(error) => Err(broken(format!("{path}: {error}"))),
         }

@@ -63,7 +63,7 @@ impl SharedStrings {
         }
         self.check_count(last)?;
         let target = last.max(self.empty.len().saturating_mul(2)).max(FIRST_PASS);
-        self.pass(target, &BTreeSet::new())?;
+        self.pass(target, last, &BTreeSet::new())?;
         self.check_count(last)
     }
 
@@ -75,7 +75,7 @@ impl SharedStrings {
             return Ok(());
         };
         self.check_count(last)?;
-        self.pass(last, &missing)?;
+        self.pass(last, last, &missing)?;
         self.check_count(last)
     }
 
@@ -90,8 +90,28 @@ impl SharedStrings {
     }
 
     /// Reads the table from its start up to string `target` (or its end), recording
-    /// emptiness and keeping the texts of `keep`.
-    fn pass(&mut self, target: usize, keep: &BTreeSet<usize>) -> Result<(), ReadError> {
+    /// emptiness and keeping the texts of `keep`. Past `needed` the reading is ahead of
+    /// need: an error there stops the pass without failing it (a later pass that needs
+    /// those strings meets it again), so that reading ahead refuses nothing.
+    fn pass(
+        &mut self,
+        target: usize,
+        needed: usize,
+        keep: &BTreeSet<usize>,
+    ) -> Result<(), ReadError> {
+        let mut index = 0;
+        match self.pass_from_start(target, keep, &mut index) {
+            Err(error) if index > needed && !matches!(error, ReadError::TooLarge { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn pass_from_start(
+        &mut self,
+        target: usize,
+        keep: &BTreeSet<usize>,
+        index: &mut usize,
+    ) -> Result<(), ReadError> {
         let Some(entry) = &self.entry else {
             return Ok(());
         };
@@ -112,30 +132,29 @@ impl SharedStrings {
                 _ => {}
             }
         }
-        let mut index = 0;
         loop {
             buf.clear();
             match xml.read_event_into(&mut buf).map_err(|e| fail(e.to_string()))? {
                 Event::Start(e) if e.local_name().as_ref() == "si" => {
-                    if index as u64 >= MAX_SHARED_STRINGS {
+                    if *index as u64 >= MAX_SHARED_STRINGS {
                         return Err(ReadError::too_large(format!(
                             "{entry}: more than {MAX_SHARED_STRINGS} shared strings"
                         )));
                     }
                     let text = read_string(&mut xml, e.name(), &mut inner).map_err(fail)?;
-                    if index == self.empty.len() {
+                    if *index == self.empty.len() {
                         self.empty.push(text.is_empty());
                     }
-                    if keep.contains(&index) {
-                        self.known.insert(index, text);
+                    if keep.contains(index) {
+                        self.known.insert(*index, text);
                     }
-                    if index == target {
+                    if *index == target {
                         return Ok(());
                     }
-                    index += 1;
+                    *index += 1;
                 }
                 Event::End(e) if e.local_name().as_ref() == "sst" => {
-                    self.count = Some(index);
+                    self.count = Some(*index);
                     return Ok(());
                 }
                 Event::Eof => return Err(fail("the table ends before </sst>".into())),

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 /// What a run may take at most. Generous: a loaded 2-core machine, a debug build.
 const TIME_BOUND: Duration = Duration::from_secs(120);
-/// Peak resident memory: a crafted file of a few kilobytes must not cost more.
+/// Peak resident memory of the worker and its children: a crafted file of a few
+/// kilobytes must not cost more.
 pub const MEMORY_BOUND_KIB: u64 = 1 << 20;
 /// Address space: above the resident bound (allocators and thread stacks reserve more
 /// than they touch), far below what the findings allocated (3 GiB, 24 PB).
@@ -30,6 +31,27 @@ fn peak_kib(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// `pid` and its descendants: a worker may read a file in a child process.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while let Some(&parent) = tree.get(next) {
+        next += 1;
+        let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).into_iter().flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(children.split_whitespace().filter_map(|child| child.parse::<u32>().ok()));
+        }
+    }
+    tree
+}
+
+/// The peaks of the tree's processes added up: a bound on what they held together.
+fn tree_peak_kib(pid: u32) -> u64 {
+    process_tree(pid).into_iter().map(peak_kib).sum()
 }
 
 /// The binary under test; `HOSTILE_WORKER_BIN` names another (an older build, to show
@@ -59,7 +81,7 @@ pub fn worker(dir: &Path, args: &[&str]) -> Run {
     let started = Instant::now();
     let mut peak = 0;
     let status = loop {
-        peak = peak.max(peak_kib(child.id()));
+        peak = peak.max(tree_peak_kib(child.id()));
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }

@@ -20,7 +20,9 @@ pub fn deflate_piece(data: &[u8], last: bool) -> Vec<u8> {
     loop {
         out.reserve(out.len().max(64 * 1024));
         let consumed = compress.total_in() as usize;
-        let status = compress.compress_vec(&data[consumed..], &mut out, flush).unwrap();
+        let status = compress
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .expect("crafting the test file");
         let done = compress.total_in() as usize == data.len();
         match (status, last) {
             (Status::StreamEnd, true) => return out,
@@ -201,7 +203,7 @@ pub const ODS_HEADER_ROW: &str = r#"<table:table-row><table:table-cell office:va
 /// `b'L'` GNU long name...) named `name` with `size` bytes of content.
 pub fn tar_header(name: &str, kind: u8, size: u64) -> Vec<u8> {
     let mut header = tar::Header::new_gnu();
-    header.set_path(name).unwrap();
+    header.set_path(name).expect("crafting the test file");
     header.set_size(size);
     header.set_mode(0o644);
     header.set_entry_type(tar::EntryType::new(kind));
@@ -214,8 +216,8 @@ pub fn tar_header(name: &str, kind: u8, size: u64) -> Vec<u8> {
 pub fn gzip_repeated(head: &[u8], chunk: &[u8], times: u64, tail: &[u8]) -> Vec<u8> {
     let gz = |bytes: &[u8]| {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Compression::best());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
+        encoder.write_all(bytes).expect("crafting the test file");
+        encoder.finish().expect("crafting the test file")
     };
     let piece = gz(chunk);
     let mut out = gz(head);
@@ -230,8 +232,8 @@ pub fn gzip_repeated(head: &[u8], chunk: &[u8], times: u64, tail: &[u8]) -> Vec<
 pub fn bzip2_repeated(head: &[u8], chunk: &[u8], times: u64, tail: &[u8]) -> Vec<u8> {
     let bz = |bytes: &[u8]| {
         let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
+        encoder.write_all(bytes).expect("crafting the test file");
+        encoder.finish().expect("crafting the test file")
     };
     let piece = bz(chunk);
     let mut out = bz(head);

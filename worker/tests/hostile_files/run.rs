@@ -61,7 +61,10 @@ fn worker_binary() -> std::ffi::OsString {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_licenseware-worker").into())
 }
 
-/// `licenseware-worker {args}` in `dir` (its output goes to files there).
+/// `licenseware-worker {args}` in `dir` (its output goes to files there). Each run's
+/// time and peak are printed: `cargo test --test hostile_files -- --nocapture` gives
+/// the figures.
+#[allow(clippy::print_stderr)]
 pub fn worker(dir: &Path, args: &[&str]) -> Run {
     let out = dir.join("stdout");
     let err = dir.join("stderr");
@@ -74,15 +77,15 @@ pub fn worker(dir: &Path, args: &[&str]) -> Run {
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
+        .stdout(std::fs::File::create(&out).expect("running the worker"))
+        .stderr(std::fs::File::create(&err).expect("running the worker"))
         .spawn()
         .expect("run the worker");
     let started = Instant::now();
     let mut peak = 0;
     let status = loop {
         peak = peak.max(tree_peak_kib(child.id()));
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().expect("running the worker") {
             break status;
         }
         if started.elapsed() > TIME_BOUND {
@@ -136,21 +139,22 @@ spec:
 
 impl Scratch {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("lw-hostile-").tempdir().unwrap();
-        std::fs::write(dir.path().join("excel.yaml"), EXCEL).unwrap();
+        let dir =
+            tempfile::Builder::new().prefix("lw-hostile-").tempdir().expect("running the worker");
+        std::fs::write(dir.path().join("excel.yaml"), EXCEL).expect("running the worker");
         let csv = EXCEL
             .replace("requiredInputType: excel", "requiredInputType: csv")
             .replace("    requiredSheets: [[S]]\n", "")
             .replace("      - sheets: [S]\n        headerStartsAt: 0", "      - headerStartsAt: 0")
             .replace(r#"[".xlsx", ".ods"]"#, r#"[".csv"]"#);
-        std::fs::write(dir.path().join("csv.yaml"), csv).unwrap();
+        std::fs::write(dir.path().join("csv.yaml"), csv).expect("running the worker");
         Self(dir)
     }
 
     /// Writes `bytes` as file `name`.
     pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.0.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, bytes).expect("running the worker");
         path
     }
 
@@ -201,7 +205,7 @@ impl Scratch {
                 &file.to_string_lossy(),
             ],
         );
-        let name = file.file_name().unwrap().to_string_lossy();
+        let name = file.file_name().expect("running the worker").to_string_lossy();
         let clean = match run.code {
             Some(0) => run.stderr.contains(&format!("{name}: not processed: ")),
             Some(1) => run.stderr.contains(&format!("{name}: failed: ")),

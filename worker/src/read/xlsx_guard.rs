@@ -4,7 +4,9 @@
 //! opens an xlsx, and before it streams a sheet, the parts it will read are read here
 //! first, found exactly as calamine finds them (the package relationships, the same
 //! case-insensitive lookup: `xlsx_head::parts`), through the bounded reader: what passes
-//! here costs calamine bounded memory.
+//! here costs calamine bounded memory. Only the limits refuse a part here: XML that
+//! does not parse is left to calamine, which meets the same error (same parser, same
+//! settings) or, for the theme, ignores the part.
 
 use std::path::Path;
 
@@ -25,14 +27,22 @@ const OPENED_PARTS: [&str; 2] = ["styles.xml", "theme/theme1.xml"];
 pub(crate) fn check_workbook(path: &Path) -> Result<(), ReadError> {
     let mut zip = open_package(path)?;
     let package = Package::read(&mut zip)?;
-    check_shared_strings(&mut zip, &package, true)?;
+    limits_only(check_shared_strings(&mut zip, &package, true))?;
     for name in OPENED_PARTS {
         let part = format!("{}{name}", package.xl_path);
         if let Some(xml) = package.open(&mut zip, &part)? {
-            drain(xml, &part)?;
+            limits_only(drain(xml, &part))?;
         }
     }
     Ok(())
+}
+
+/// A limit refuses the file; another error is calamine's to report.
+pub(crate) fn limits_only(result: Result<(), ReadError>) -> Result<(), ReadError> {
+    match result {
+        Err(error @ ReadError::TooLarge { .. }) => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Reads the part of `sheet` as calamine will stream it: tokens and bytes bounded, no
@@ -43,9 +53,13 @@ pub(crate) fn check_sheet(path: &Path, sheet: &str) -> Result<(), ReadError> {
     let Some((_, part)) = package.sheets.iter().find(|(name, _)| name == sheet) else {
         return Ok(());
     };
-    let Some(mut xml) = package.open(&mut zip, part)? else {
+    let Some(xml) = package.open(&mut zip, part)? else {
         return Ok(());
     };
+    limits_only(scan_sheet(xml, part))
+}
+
+fn scan_sheet(mut xml: XmlReader<'_>, part: &str) -> Result<(), ReadError> {
     let fail = |detail: String| xml_error(part, detail);
     let (mut buf, mut row, mut cells) = (Vec::new(), 0u64, 0usize);
     let mut cell_start = None;
@@ -73,6 +87,8 @@ pub(crate) fn check_sheet(path: &Path, sheet: &str) -> Result<(), ReadError> {
                     )));
                 }
             }
+            // calamine stops there too.
+            Event::End(e) if e.local_name().as_ref() == "sheetData" => return Ok(()),
             Event::Eof => return Ok(()),
             _ => {}
         }

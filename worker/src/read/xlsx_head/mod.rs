@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use zip::ZipArchive;
 
 use super::ReadError;
-use super::xlsx_guard::check_shared_strings;
+use super::xlsx_guard::{check_shared_strings, limits_only};
 use cells::SheetCells;
 use parts::{Package, open_package};
 pub use rows::SheetHead;
@@ -51,7 +51,7 @@ impl XlsxHead {
         // so that validation does not accept what processing will refuse.
         let mut zip = open_package(path)?;
         let package = Package::read(&mut zip)?;
-        check_shared_strings(&mut zip, &package, false)?;
+        limits_only(check_shared_strings(&mut zip, &package, false))?;
         let table = format!("{}sharedStrings.xml", package.xl_path);
         let entry = package.entries.get(&table.to_ascii_lowercase()).cloned();
         let strings = SharedStrings::new(PathBuf::from(path), entry);

@@ -228,3 +228,57 @@ impl Extensions {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{ArchiveLimits, unpack_into};
+
+    fn unpack(
+        tar: &[u8],
+    ) -> (tempfile::TempDir, Result<super::super::Unpacked, super::ArchiveError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar");
+        std::fs::write(&archive, tar).unwrap();
+        let result = unpack_into(&archive, &dir.path().join("out"), &ArchiveLimits::default());
+        (dir, result)
+    }
+
+    #[test]
+    fn gnu_long_names_and_pax_paths_still_name_their_entries() {
+        let long = format!("{}/file.csv", "d".repeat(150));
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, &long, &b"ab"[..]).unwrap();
+        let mut pax = tar::Header::new_ustar();
+        pax.set_size(1);
+        pax.set_mode(0o644);
+        let paxed = format!("{}/pax.csv", "p".repeat(120));
+        builder.append_pax_extensions([("path", paxed.as_bytes())]).unwrap();
+        builder.append_data(&mut pax, "short.csv", &b"c"[..]).unwrap();
+        let (dir, result) = unpack(&builder.into_inner().unwrap());
+        let unpacked = result.unwrap();
+        let out = dir.path().join("out");
+        assert_eq!(std::fs::read(out.join(&long)).unwrap(), b"ab");
+        assert_eq!(std::fs::read(out.join(&paxed)).unwrap(), b"c");
+        assert_eq!(unpacked.files.len(), 2);
+        assert!(!Path::new(&out.join("short.csv")).exists());
+    }
+
+    #[test]
+    fn an_oversized_long_name_is_refused_before_it_is_read() {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("././@LongLink").unwrap();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(1 << 30);
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend_from_slice(&[b'a'; 4096]);
+        let (_dir, result) = unpack(&tar);
+        let error = result.unwrap_err();
+        assert_eq!(error.reason(), "ArchiveUnsupportedEntry", "{error}");
+    }
+}

@@ -177,3 +177,23 @@ fn crafted_ods_repeats_are_refused_and_trailing_empty_repeats_are_not() {
     let mut book = Workbook::open(&path).unwrap();
     assert_eq!(book.table("S", 0).unwrap().header(), ["h"]);
 }
+
+#[test]
+fn ods_spaces_are_counted_expanded_even_when_their_count_is_an_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spaces.ods");
+    let header = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>h</text:p></table:table-cell></table:table-row>"#;
+    for count in ["2147483647", "&#50;147483647"] {
+        let cell = format!(
+            r#"<table:table-row><table:table-cell office:value-type="string"><text:p>a<text:s text:c="{count}"/></text:p></table:table-cell></table:table-row>"#
+        );
+        write_ods(&path, &format!("{header}{cell}"));
+        let error = Workbook::open(&path).unwrap_err();
+        assert_eq!(error.reason(), "FileTooLarge", "{count}: {error}");
+    }
+    let few = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>a<text:s text:c="3"/>b</text:p></table:table-cell></table:table-row>"#;
+    write_ods(&path, &format!("{header}{few}"));
+    let mut book = Workbook::open(&path).unwrap();
+    let row = book.table("S", 0).unwrap().next().unwrap().unwrap();
+    assert_eq!(row[0].to_text(), "a   b");
+}

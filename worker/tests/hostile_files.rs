@@ -313,3 +313,22 @@ fn zip_archive_declaring_more_entries_than_allowed_is_refused_at_open() {
     let stderr = scratch.processing_fails(&file);
     assert!(stderr.contains("10000 entries in total"), "{stderr}");
 }
+
+#[test]
+fn xlsx_workbook_part_of_millions_of_defined_names_is_refused() {
+    let scratch = Scratch::new();
+    let mut parts = package_parts(&[("S", "worksheets/sheet1.xml")]);
+    let head = format!(
+        r#"<workbook xmlns="{MAIN}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets><definedNames>"#
+    );
+    parts[1] = Part::repeated(
+        "xl/workbook.xml",
+        head.as_bytes(),
+        // Long texts: bytes cheap to read in a debug build, the size is what counts.
+        format!(r#"<definedName name="n">{}</definedName>"#, "A".repeat(MIB - 40)).as_bytes(),
+        100,
+        b"</definedNames></workbook>",
+    );
+    parts.push(honest_sheet());
+    refused_both_ways(&scratch, "names.xlsx", &zip_of(&parts), "decompresses to more than");
+}

@@ -59,8 +59,21 @@ impl<R: Read> BoundedXml<R> {
         io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}, {LIMIT_MARK}", self.part))
     }
 
-    fn scan(&mut self, bytes: &[u8]) -> io::Result<()> {
-        for &byte in bytes {
+    fn scan(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            // Text runs are skipped whole up to their `<`: most bytes of a part.
+            if self.state == State::Text {
+                let run = bytes.iter().position(|&byte| byte == b'<').unwrap_or(bytes.len());
+                self.token += run;
+                if self.token > MAX_XML_TOKEN {
+                    return Err(
+                        self.over(format!("an XML token is longer than {MAX_XML_TOKEN} bytes"))
+                    );
+                }
+                bytes = &bytes[run..];
+            }
+            let Some((&byte, rest)) = bytes.split_first() else { break };
+            bytes = rest;
             self.token += 1;
             let (next, ends) = match (self.state, byte) {
                 (State::Text, b'<') => (State::Open, true),

@@ -6,6 +6,10 @@
 /// Decompressed bytes of one zip part (a sheet, the shared strings, the styles): a bound
 /// on time, since parts are streamed.
 pub(crate) const MAX_PART_BYTES: u64 = 2 << 30;
+/// Decompressed bytes of a package part other than a sheet or the shared strings (the
+/// relationships, the workbook part, the styles): their readers hold what they list
+/// (calamine too), and Excel writes them in kilobytes.
+pub(crate) const MAX_PACKAGE_PART_BYTES: u64 = 64 << 20;
 /// Decompressed bytes of the shared-string table, which calamine holds whole.
 pub(crate) const MAX_SHARED_STRINGS_BYTES: u64 = 256 << 20;
 /// Distinct shared strings (calamine holds each, 24 bytes plus its text).

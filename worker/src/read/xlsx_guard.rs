@@ -14,7 +14,10 @@ use quick_xml::events::Event;
 use zip::ZipArchive;
 
 use super::ReadError;
-use super::limits::{MAX_CELL_BYTES, MAX_ROW_CELLS, MAX_SHARED_STRINGS, MAX_SHARED_STRINGS_BYTES};
+use super::limits::{
+    MAX_CELL_BYTES, MAX_PACKAGE_PART_BYTES, MAX_ROW_CELLS, MAX_SHARED_STRINGS,
+    MAX_SHARED_STRINGS_BYTES,
+};
 use super::xlsx_head::parts::{Package, open_package};
 use super::xlsx_head::xml::{FileReader, XmlReader, attr, read_string, xml_error};
 
@@ -30,7 +33,7 @@ pub(crate) fn check_workbook(path: &Path) -> Result<(), ReadError> {
     limits_only(check_shared_strings(&mut zip, &package, true))?;
     for name in OPENED_PARTS {
         let part = format!("{}{name}", package.xl_path);
-        if let Some(xml) = package.open(&mut zip, &part)? {
+        if let Some(xml) = package.open_bounded(&mut zip, &part, MAX_PACKAGE_PART_BYTES)? {
             limits_only(drain(xml, &part))?;
         }
     }

@@ -10,7 +10,7 @@ use zip::ZipArchive;
 use zip::result::ZipError;
 
 use super::super::ReadError;
-use super::super::limits::{MAX_PACKAGE_ENTRIES, MAX_PART_BYTES};
+use super::super::limits::{MAX_PACKAGE_ENTRIES, MAX_PACKAGE_PART_BYTES, MAX_PART_BYTES};
 use super::xml::{FileReader, XmlReader, attr, local_name_is, raw_attrs, xml_reader};
 use crate::archive::{ZipOpenError, open_zip};
 
@@ -59,24 +59,7 @@ impl Package {
         let relationships = package.relationships(zip, &rels_path)?;
         let workbook_path = format!("{}{workbook_name}", package.xl_path);
         package.read_sheets(zip, &workbook_path, &relationships)?;
-        package.refuse_shared_parts()?;
         Ok(package)
-    }
-
-    /// Sheets pointing at one part would have it read once per sheet: a few kilobytes
-    /// naming one large part a thousand times cost a thousand reads. Excel never writes
-    /// that, so it is refused.
-    fn refuse_shared_parts(&self) -> Result<(), ReadError> {
-        let mut seen = HashMap::with_capacity(self.sheets.len());
-        for (name, part) in &self.sheets {
-            let entry = self.entry(part).replace('\\', "/").to_ascii_lowercase();
-            if let Some(first) = seen.insert(entry, name) {
-                return Err(broken(format!(
-                    "sheets {first:?} and {name:?} are the same part {part}"
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// The entry name of part `path`, by calamine's lookup.
@@ -113,7 +96,9 @@ impl Package {
         zip: &mut ZipArchive<FileReader>,
     ) -> Result<Option<String>, ReadError> {
         let part = "_rels/.rels";
-        let mut xml = self.open(zip, part)?.ok_or_else(|| broken(format!("no {part}")))?;
+        let mut xml = self
+            .open_bounded(zip, part, MAX_PACKAGE_PART_BYTES)?
+            .ok_or_else(|| broken(format!("no {part}")))?;
         let fail = |detail: String| broken(format!("{part}: {detail}"));
         let mut buf = Vec::new();
         let mut started = false;
@@ -145,7 +130,9 @@ impl Package {
         zip: &mut ZipArchive<FileReader>,
         part: &str,
     ) -> Result<HashMap<String, (String, String)>, ReadError> {
-        let mut xml = self.open(zip, part)?.ok_or_else(|| broken(format!("no {part}")))?;
+        let mut xml = self
+            .open_bounded(zip, part, MAX_PACKAGE_PART_BYTES)?
+            .ok_or_else(|| broken(format!("no {part}")))?;
         let fail = |detail: String| broken(format!("{part}: {detail}"));
         let mut relationships = HashMap::new();
         let mut buf = Vec::new();
@@ -181,10 +168,15 @@ impl Package {
         part: &str,
         relationships: &HashMap<String, (String, String)>,
     ) -> Result<(), ReadError> {
-        let Some(mut xml) = self.open(zip, part)? else {
+        let Some(mut xml) = self.open_bounded(zip, part, MAX_PACKAGE_PART_BYTES)? else {
             return Ok(());
         };
         let fail = |detail: String| broken(format!("{part}: {detail}"));
+        // Sheets pointing at one part would have it read once per sheet: a few
+        // kilobytes naming one large part a thousand times cost a thousand reads. Excel
+        // never writes that, so it is refused; with it, a workbook has no more sheets
+        // than its package has entries.
+        let mut parts: HashMap<String, usize> = HashMap::new();
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -213,6 +205,14 @@ impl Package {
                     ) {
                         return Err(fail(format!("sheet {name:?} is of unknown type {kind:?}")));
                     }
+                    let entry = self.entry(&path).replace('\\', "/").to_ascii_lowercase();
+                    if let Some(&first) = parts.get(&entry) {
+                        let first = &self.sheets[first].0;
+                        return Err(fail(format!(
+                            "sheets {first:?} and {name:?} are the same part {path}"
+                        )));
+                    }
+                    parts.insert(entry, self.sheets.len());
                     self.sheets.push((name, path));
                 }
                 Event::End(e) if e.local_name().as_ref() == "workbook" => return Ok(()),

@@ -245,6 +245,16 @@ fn ods_long_text_repeated_across_columns_is_refused() {
 }
 
 #[test]
+fn ods_long_string_value_attribute_repeated_across_columns_is_refused() {
+    let scratch = Scratch::new();
+    let text = "x".repeat(4 * MIB);
+    let row = format!(
+        r#"<table:table-row><table:table-cell office:value-type="string" office:string-value="{text}" table:number-columns-repeated="16384"/></table:table-row>"#
+    );
+    refused_both_ways(&scratch, "attribute.ods", &ods_with(&row), "bytes of text");
+}
+
+#[test]
 fn csv_header_of_64_mb_of_commas_is_refused() {
     let scratch = Scratch::new();
     let mut bytes = vec![b','; 64 * MIB];

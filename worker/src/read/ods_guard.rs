@@ -202,18 +202,25 @@ fn row_width<R: BufRead>(xml: &mut quick_xml::Reader<R>) -> Result<Row, Stop> {
                     || e.name() == QName("table:covered-table-cell") =>
             {
                 let repeats = repeat(&e, "table:number-columns-repeated")?;
-                let valued = e.attributes().flatten().any(|a| {
+                // A value or formula in an attribute is held, and cloned per repeat, too.
+                let (mut valued, mut attribute_text) = (false, 0u64);
+                for a in e.attributes().flatten() {
                     let key = a.key.as_ref();
-                    key == "table:formula" || (key.starts_with("office:") && key.ends_with("value"))
-                });
+                    if key == "table:formula"
+                        || (key.starts_with("office:") && key.ends_with("value"))
+                    {
+                        valued = true;
+                        attribute_text = attribute_text.saturating_add(a.value.len() as u64);
+                    }
+                }
                 let name = e.name().as_ref().to_owned();
                 let content = cell_content(xml, &name)?;
                 width = (width + pending_empty).min(MAX_COLUMNS);
                 pending_empty = 0;
                 if valued || content.any {
                     width = (width + repeats).min(MAX_COLUMNS);
-                    text =
-                        text.saturating_add(content.text.saturating_mul(repeats.min(MAX_COLUMNS)));
+                    let cell_text = content.text.saturating_add(attribute_text);
+                    text = text.saturating_add(cell_text.saturating_mul(repeats.min(MAX_COLUMNS)));
                 } else {
                     pending_empty = repeats.min(MAX_COLUMNS - width);
                 }

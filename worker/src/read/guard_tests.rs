@@ -131,6 +131,15 @@ fn crafted_xls_dimensions_and_cell_spans_are_refused() {
 }
 
 fn write_ods(path: &Path, table: &str) {
+    write_ods_content(
+        path,
+        &format!(
+            r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">{table}</table:table></office:spreadsheet></office:body></office:document-content>"#
+        ),
+    );
+}
+
+fn write_ods_content(path: &Path, content: &str) {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     let mut part = |name: &str, body: &str| {
         zip.start_file(name, SimpleFileOptions::default()).unwrap();
@@ -141,12 +150,7 @@ fn write_ods(path: &Path, table: &str) {
         "META-INF/manifest.xml",
         r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"></manifest:manifest>"#,
     );
-    part(
-        "content.xml",
-        &format!(
-            r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">{table}</table:table></office:spreadsheet></office:body></office:document-content>"#
-        ),
-    );
+    part("content.xml", content);
     zip.finish().unwrap();
 }
 
@@ -196,4 +200,20 @@ fn ods_spaces_are_counted_expanded_even_when_their_count_is_an_entity() {
     let mut book = Workbook::open(&path).unwrap();
     let row = book.table("S", 0).unwrap().next().unwrap().unwrap();
     assert_eq!(row[0].to_text(), "a   b");
+}
+
+#[test]
+fn an_ods_ending_inside_a_table_is_refused_instead_of_read_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.ods");
+    let head = r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">"#;
+    let row = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>h</text:p></table:table-cell></table:table-row>"#;
+    // Found by fuzzing: calamine loops at the end of the file until `</table:table>`,
+    // and inside an annotation until `</office:annotation>`.
+    let annotated = r#"<table:table-row><table:table-cell office:value-type="string"><office:annotation></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
+    for content in [format!("{head}{row}"), format!("{head}{row}{annotated}")] {
+        write_ods_content(&path, &content);
+        let error = Workbook::open(&path).unwrap_err();
+        assert_eq!(error.reason(), "NotAWorkbook", "{error}");
+    }
 }

@@ -15,6 +15,7 @@ use quick_xml::name::QName;
 use super::ReadError;
 use super::bounded::BoundedXml;
 use super::limits::{LIMIT_MARK, MAX_CELL_BYTES, MAX_PACKAGE_ENTRIES, MAX_PART_BYTES};
+use super::xlsx_head::xml::attr;
 use crate::archive::{ZipOpenError, open_zip};
 
 /// About 600 MB of cells (value and formula) in calamine: far more than a spreadsheet
@@ -32,6 +33,10 @@ const OTHER_PARTS: [&str; 2] = ["META-INF/manifest.xml", "meta.xml"];
 enum Stop {
     /// A limit: the file is refused.
     Limit(String),
+    /// The file ends inside a table: calamine reads a table until `</table:table>`
+    /// and an unclosed annotation until `</office:annotation>`, whatever comes first,
+    /// the end of the file included: it would loop for ever.
+    Unclosed,
     /// Something calamine refuses too, with its own typed error.
     Unparsed,
 }
@@ -85,6 +90,7 @@ pub(crate) fn check_ods(path: &Path) -> Result<(), ReadError> {
     match count_cells(&mut xml) {
         Ok(()) | Err(Stop::Unparsed) => Ok(()),
         Err(Stop::Limit(detail)) => Err(ReadError::TooLarge { detail }),
+        Err(Stop::Unclosed) => Err(refused("content.xml ends inside a table".into())),
     }
 }
 
@@ -110,10 +116,10 @@ fn count_cells<R: BufRead>(xml: &mut quick_xml::Reader<R>) -> Result<(), Stop> {
     loop {
         buf.clear();
         match xml.read_event_into(&mut buf)? {
-            // calamine reads a table only when it has a name.
+            // calamine reads a table only when it has a name (its raw attribute scan).
             Event::Start(e)
                 if e.name() == QName("table:table")
-                    && matches!(e.try_get_attribute("table:name"), Ok(Some(_))) =>
+                    && matches!(attr(&e, "table:name"), Ok(Some(_))) =>
             {
                 table = Some(Table::default());
             }
@@ -138,6 +144,7 @@ fn count_cells<R: BufRead>(xml: &mut quick_xml::Reader<R>) -> Result<(), Stop> {
             Event::End(e) if e.name() == QName("table:table") => {
                 total = total.saturating_add(table.take().map_or(0, |t| t.cells()));
             }
+            Event::Eof if table.is_some() => return Err(Stop::Unclosed),
             Event::Eof => return Ok(()),
             _ => {}
         }
@@ -277,7 +284,7 @@ fn cell_content<R: BufRead>(xml: &mut quick_xml::Reader<R>, name: &str) -> Resul
                 any = true;
                 text = text.saturating_add(4);
             }
-            Event::Eof => return Err(Stop::Unparsed),
+            Event::Eof => return Err(Stop::Unclosed),
             _ => {}
         }
         if text.max(xml.buffer_position() - start) > MAX_CELL_BYTES {

@@ -141,7 +141,9 @@ impl Workbook {
         let source = match &mut self.book {
             Book::Xlsx(book) => {
                 check_sheet(&self.path, sheet)?;
-                let mut cells = book.worksheet_cells_reader(sheet).map_err(ReadError::workbook)?;
+                // Opening the reader parses `<dimension>`, which can panic in calamine.
+                let mut cells =
+                    unpanicked(|| book.worksheet_cells_reader(sheet).map_err(ReadError::workbook))?;
                 RowSource::Streamed {
                     next_cell: Box::new(move || {
                         let cell = unpanicked(|| cells.next_cell().map_err(ReadError::workbook))?;
@@ -152,7 +154,8 @@ impl Workbook {
                 }
             }
             Book::Xlsb(book) => {
-                let mut cells = book.worksheet_cells_reader(sheet).map_err(ReadError::workbook)?;
+                let mut cells =
+                    unpanicked(|| book.worksheet_cells_reader(sheet).map_err(ReadError::workbook))?;
                 RowSource::Streamed {
                     next_cell: Box::new(move || {
                         let cell = unpanicked(|| cells.next_cell().map_err(ReadError::workbook))?;

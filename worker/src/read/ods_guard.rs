@@ -86,11 +86,50 @@ pub(crate) fn check_ods(path: &Path) -> Result<(), ReadError> {
     let Ok(entry) = zip.by_name("content.xml") else {
         return Ok(());
     };
-    let mut xml = ods_reader(entry, "content.xml");
-    match count_cells(&mut xml) {
-        Ok(()) | Err(Stop::Unparsed) => Ok(()),
+    let unclosed = || refused("content.xml ends inside a table".into());
+    let counted = count_cells(&mut ods_reader(entry, "content.xml"));
+    match counted {
+        Ok(()) => Ok(()),
         Err(Stop::Limit(detail)) => Err(ReadError::TooLarge { detail }),
-        Err(Stop::Unclosed) => Err(refused("content.xml ends inside a table".into())),
+        Err(Stop::Unclosed) => Err(unclosed()),
+        // calamine may read on where this stopped (its attribute scanner is laxer than
+        // quick-xml's): whether it would reach the end inside a table is checked alone.
+        Err(Stop::Unparsed) => {
+            let Ok(entry) = zip.by_name("content.xml") else {
+                return Ok(());
+            };
+            if ends_inside_a_table(&mut ods_reader(entry, "content.xml")) {
+                return Err(unclosed());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether calamine, reading a named table until `</table:table>` and an annotation
+/// until `</office:annotation>` (the table's end tag inside it consumed), would meet
+/// the end of the file first; an XML error stops calamine too.
+fn ends_inside_a_table<R: BufRead>(xml: &mut quick_xml::Reader<R>) -> bool {
+    let (mut table, mut annotation) = (false, false);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match xml.read_event_into(&mut buf) {
+            Ok(Event::Start(e))
+                if e.name() == QName("table:table")
+                    && matches!(attr(&e, "table:name"), Ok(Some(_))) =>
+            {
+                table = true;
+            }
+            Ok(Event::Start(e)) if table && e.name() == QName("office:annotation") => {
+                annotation = true;
+            }
+            Ok(Event::End(e)) if e.name() == QName("office:annotation") => annotation = false,
+            Ok(Event::End(e)) if !annotation && e.name() == QName("table:table") => table = false,
+            Ok(Event::Eof) => return table,
+            Err(_) => return false,
+            _ => {}
+        }
     }
 }
 

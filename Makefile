@@ -51,7 +51,7 @@ bench-operator: stack-up ## Benchmark: BENCH_TOPICS Topics + BENCH_UPLOADERS Upl
 		--topics $(BENCH_TOPICS) --uploaders $(BENCH_UPLOADERS)
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := validate_csv validate_workbook process_csv
+FUZZ_TARGETS := validate_csv validate_workbook process_csv xlsx_parts ods_content unpack_tar unpack_zip
 fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing).
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

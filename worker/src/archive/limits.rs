@@ -59,6 +59,11 @@ impl Budget {
         Ok(())
     }
 
+    /// Entries the unpack may still add.
+    pub fn entries_left(&self) -> u64 {
+        self.limits.max_entries.saturating_sub(self.entries)
+    }
+
     /// Called before writing: the limit is never overshot on disk.
     pub fn add_bytes(
         &mut self,
@@ -71,6 +76,28 @@ impl Budget {
             return Err(exceeded(archive, entry, Limit::TotalBytes(self.limits.max_total_bytes)));
         }
         Ok(())
+    }
+}
+
+/// A limit hit while reading a stream, carried through `io::Error` to where the entry
+/// is known.
+#[derive(Debug)]
+pub(super) struct StreamLimit(pub(super) Limit);
+
+impl std::fmt::Display for StreamLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the decompressed stream goes over the limit of {}", self.0)
+    }
+}
+
+impl std::error::Error for StreamLimit {}
+
+/// A read error of an archive stream: the limit it hit, or a corrupt archive.
+pub(super) fn stream_error(archive: &Path, entry: &str, error: std::io::Error) -> ArchiveError {
+    let limit = error.get_ref().and_then(|inner| inner.downcast_ref::<StreamLimit>());
+    match limit {
+        Some(StreamLimit(limit)) => exceeded(archive, entry, *limit),
+        None => ArchiveError::corrupt(archive, format!("{entry}: {error}")),
     }
 }
 

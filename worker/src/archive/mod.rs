@@ -17,8 +17,10 @@ mod recursive;
 mod tar_format;
 mod write;
 mod zip_format;
+mod zip_open;
 
 pub use error::{ArchiveError, Limit};
 pub use format::{ArchiveFormat, archive_format, is_archive};
 pub use limits::ArchiveLimits;
 pub use recursive::{Unpacked, extracted_dir, unpack, unpack_into};
+pub(crate) use zip_open::{ZipOpenError, open_zip};

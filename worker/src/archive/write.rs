@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::entry_path::safe_relative_path;
 use super::error::{ArchiveError, Limit};
-use super::limits::{Budget, exceeded};
+use super::limits::{Budget, exceeded, stream_error};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -72,9 +72,7 @@ impl ArchiveRun<'_> {
                 Ok(0) => break,
                 Ok(read) => read,
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    return Err(ArchiveError::corrupt(self.archive, format!("{entry}: {error}")));
-                }
+                Err(error) => return Err(stream_error(self.archive, entry, error)),
             };
             budget.add_bytes(self.archive, entry, read as u64)?;
             file.write_all(&buffer[..read]).map_err(ArchiveError::io(&target))?;

@@ -1,12 +1,12 @@
 use std::fs::File;
 use std::io::BufReader;
 
-use zip::ZipArchive;
 use zip::result::ZipError;
 
-use super::error::ArchiveError;
-use super::limits::Budget;
+use super::error::{ArchiveError, Limit};
+use super::limits::{Budget, exceeded};
 use super::write::ArchiveRun;
+use super::zip_open::{ZipOpenError, open_zip};
 
 /// Unix file-type bits of an entry's mode (zip keeps them in its external attributes).
 const TYPE_MASK: u32 = 0o170_000;
@@ -20,8 +20,18 @@ pub(super) fn unpack_zip(
     let archive = run.archive;
     let file = File::open(archive).map_err(ArchiveError::io(archive))?;
     let archive_size = file.metadata().map_err(ArchiveError::io(archive))?.len();
-    let mut zip =
-        ZipArchive::new(BufReader::new(file)).map_err(|error| zip_error(run, "", error))?;
+    let mut zip = open_zip(BufReader::new(file), budget.entries_left(), false).map_err(
+        |error| match error {
+            ZipOpenError::TooManyEntries { .. } => {
+                exceeded(archive, "", Limit::Entries(budget.limits.max_entries))
+            }
+            ZipOpenError::Duplicate(entry) => {
+                ArchiveError::DuplicateEntry { archive: archive.to_owned(), entry }
+            }
+            ZipOpenError::Zip(error) => zip_error(run, "", error),
+            ZipOpenError::Io(error) => ArchiveError::corrupt(archive, error),
+        },
+    )?;
     for index in 0..zip.len() {
         let entry_name = zip
             .name_for_index(index)

@@ -29,6 +29,14 @@ impl Cell {
         }
     }
 
+    /// Bytes of text the cell holds (what a row's size is counted in).
+    pub(crate) fn text_bytes(&self) -> usize {
+        match self {
+            Self::Text(text) | Self::IsoDateTime(text) | Self::Error(text) => text.len(),
+            _ => 0,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         match self {
             Self::Empty => true,

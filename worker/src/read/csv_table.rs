@@ -6,8 +6,9 @@
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
+use super::limits::{LIMIT_MARK, MAX_CSV_LINE_BYTES};
 use super::sniff::sniff_delimiter;
-use super::table::{RawRow, RowSource, Table};
+use super::table::{RawRow, RowSource, Table, check_row};
 use super::{Cell, ReadError};
 
 /// How much of the header line the sniffer sees; a longer line is still parsed whole.
@@ -20,7 +21,7 @@ type Source = Box<dyn Read + Send>;
 pub fn open_csv(path: &Path, header_starts_at: u64) -> Result<Table<'static>, ReadError> {
     let file = std::fs::File::open(path)?;
     let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new().strip_bom(true).build(file);
-    let mut reader = BufReader::new(decoded);
+    let mut reader = BufReader::new(LineBounded { inner: decoded, line: 0 });
     for _ in 0..header_starts_at {
         if !skip_line(&mut reader)? {
             break;
@@ -74,6 +75,36 @@ fn read_line_capped(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     Ok(line)
 }
 
+/// Refuses a line longer than `MAX_CSV_LINE_BYTES`: the csv parser holds a record
+/// whole with an offset per field, so a line of commas costs many times its size before
+/// the record can be refused by its cell count.
+struct LineBounded<R> {
+    inner: R,
+    /// Bytes since the last line feed.
+    line: u64,
+}
+
+impl<R: Read> Read for LineBounded<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        let mut segments = buffer[..read].split(|&byte| byte == b'\n');
+        let mut line = self.line + segments.next().map_or(0, <[u8]>::len) as u64;
+        let mut longest = line;
+        for segment in segments {
+            line = segment.len() as u64;
+            longest = longest.max(line);
+        }
+        self.line = line;
+        if longest > MAX_CSV_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line is longer than {MAX_CSV_LINE_BYTES} bytes, {LIMIT_MARK}"),
+            ));
+        }
+        Ok(read)
+    }
+}
+
 /// The records of a CSV stream, each converted to cells.
 pub(crate) struct CsvRows {
     reader: csv::Reader<Source>,
@@ -98,6 +129,10 @@ impl CsvRows {
             Ok(false) => None,
             Err(error) => Some(Err(error.into())),
             Ok(true) => {
+                let bytes = self.record.as_slice().len();
+                if let Err(error) = check_row(self.index, self.record.len(), bytes) {
+                    return Some(Err(error));
+                }
                 let cells = self.record.iter().map(cell_from_field).collect();
                 let row = RawRow { index: self.index, cells };
                 self.index += 1;

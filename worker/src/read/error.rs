@@ -6,7 +6,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("File cannot be read: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error(
         "File is a password-protected or encrypted {format} workbook; save it without a password and upload it again"
     )]
@@ -21,7 +21,12 @@ pub enum ReadError {
     SheetNotFound { sheet: String },
     #[error("File is not a valid csv file: {detail}")]
     Csv { detail: String },
+    /// A bound of `read::limits` (a crafted or absurd file), not a broken one.
+    #[error("File is too large to read: {detail}")]
+    TooLarge { detail: String },
 }
+
+use super::limits::LIMIT_MARK;
 
 impl ReadError {
     pub fn reason(&self) -> &'static str {
@@ -33,11 +38,37 @@ impl ReadError {
             Self::Workbook { .. } => "WorkbookUnreadable",
             Self::SheetNotFound { .. } => "SheetNotFound",
             Self::Csv { .. } => "CsvUnreadable",
+            Self::TooLarge { .. } => "FileTooLarge",
         }
     }
 
+    /// A workbook that cannot be read; a limit when the detail says so (a limit hit
+    /// inside the XML parser reaches here as its message).
     pub(crate) fn workbook(error: impl std::fmt::Display) -> Self {
-        Self::Workbook { detail: error.to_string() }
+        Self::classify(error.to_string(), |detail| Self::Workbook { detail })
+    }
+
+    /// A workbook that is not valid `format`; a limit when the detail says so.
+    pub(crate) fn not_a_workbook(format: &'static str, error: impl std::fmt::Display) -> Self {
+        Self::classify(error.to_string(), |detail| Self::NotAWorkbook { format, detail })
+    }
+
+    pub(crate) fn too_large(detail: impl std::fmt::Display) -> Self {
+        Self::TooLarge { detail: format!("{detail}, {LIMIT_MARK}") }
+    }
+
+    fn classify(detail: String, otherwise: impl FnOnce(String) -> Self) -> Self {
+        if detail.contains(LIMIT_MARK) { Self::TooLarge { detail } } else { otherwise(detail) }
+    }
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(error: std::io::Error) -> Self {
+        if error.to_string().contains(LIMIT_MARK) {
+            Self::TooLarge { detail: error.to_string() }
+        } else {
+            Self::Io(error)
+        }
     }
 }
 
@@ -45,7 +76,7 @@ impl From<csv::Error> for ReadError {
     fn from(error: csv::Error) -> Self {
         let detail = error.to_string();
         match error.into_kind() {
-            csv::ErrorKind::Io(error) => Self::Io(error),
+            csv::ErrorKind::Io(error) => error.into(),
             _ => Self::Csv { detail },
         }
     }

@@ -131,6 +131,15 @@ fn crafted_xls_dimensions_and_cell_spans_are_refused() {
 }
 
 fn write_ods(path: &Path, table: &str) {
+    write_ods_content(
+        path,
+        &format!(
+            r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">{table}</table:table></office:spreadsheet></office:body></office:document-content>"#
+        ),
+    );
+}
+
+fn write_ods_content(path: &Path, content: &str) {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     let mut part = |name: &str, body: &str| {
         zip.start_file(name, SimpleFileOptions::default()).unwrap();
@@ -141,12 +150,7 @@ fn write_ods(path: &Path, table: &str) {
         "META-INF/manifest.xml",
         r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"></manifest:manifest>"#,
     );
-    part(
-        "content.xml",
-        &format!(
-            r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">{table}</table:table></office:spreadsheet></office:body></office:document-content>"#
-        ),
-    );
+    part("content.xml", content);
     zip.finish().unwrap();
 }
 
@@ -162,12 +166,12 @@ fn crafted_ods_repeats_are_refused_and_trailing_empty_repeats_are_not() {
         ),
     );
     let error = Workbook::open(&path).unwrap_err();
-    assert_eq!(error.reason(), "NotAWorkbook");
+    assert_eq!(error.reason(), "FileTooLarge");
     assert!(error.to_string().contains("expand to"), "{error}");
     // Rows each with 16,384 values, not repeated: the count adds up all the same.
     let rows = format!("<table:table-row>{cell}</table:table-row>").repeat(700);
     write_ods(&path, &rows);
-    assert_eq!(Workbook::open(&path).unwrap_err().reason(), "NotAWorkbook");
+    assert_eq!(Workbook::open(&path).unwrap_err().reason(), "FileTooLarge");
     // LibreOffice ends a sheet with empty cells repeated to the last row and column.
     let honest = concat!(
         r#"<table:table-row><table:table-cell office:value-type="string"><text:p>h</text:p></table:table-cell></table:table-row>"#,
@@ -176,4 +180,44 @@ fn crafted_ods_repeats_are_refused_and_trailing_empty_repeats_are_not() {
     write_ods(&path, honest);
     let mut book = Workbook::open(&path).unwrap();
     assert_eq!(book.table("S", 0).unwrap().header(), ["h"]);
+}
+
+#[test]
+fn ods_spaces_are_counted_expanded_even_when_their_count_is_an_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spaces.ods");
+    let header = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>h</text:p></table:table-cell></table:table-row>"#;
+    for count in ["2147483647", "&#50;147483647"] {
+        let cell = format!(
+            r#"<table:table-row><table:table-cell office:value-type="string"><text:p>a<text:s text:c="{count}"/></text:p></table:table-cell></table:table-row>"#
+        );
+        write_ods(&path, &format!("{header}{cell}"));
+        let error = Workbook::open(&path).unwrap_err();
+        assert_eq!(error.reason(), "FileTooLarge", "{count}: {error}");
+    }
+    let few = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>a<text:s text:c="3"/>b</text:p></table:table-cell></table:table-row>"#;
+    write_ods(&path, &format!("{header}{few}"));
+    let mut book = Workbook::open(&path).unwrap();
+    let row = book.table("S", 0).unwrap().next().unwrap().unwrap();
+    assert_eq!(row[0].to_text(), "a   b");
+}
+
+#[test]
+fn an_ods_ending_inside_a_table_is_refused_instead_of_read_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.ods");
+    let head = r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">"#;
+    let row = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>h</text:p></table:table-cell></table:table-row>"#;
+    // Found by fuzzing: calamine loops at the end of the file until `</table:table>`,
+    // and inside an annotation until `</office:annotation>`.
+    let annotated = r#"<table:table-row><table:table-cell office:value-type="string"><office:annotation></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
+    // A malformed attribute that quick-xml refuses and calamine's scanner reads past.
+    let lax = r#"<table:table-row><table:table-cell officeoffice="o" ="float" office:value="1"/></table:table-row>"#;
+    for content in
+        [format!("{head}{row}"), format!("{head}{row}{annotated}"), format!("{head}{row}{lax}")]
+    {
+        write_ods_content(&path, &content);
+        let error = Workbook::open(&path).unwrap_err();
+        assert_eq!(error.reason(), "NotAWorkbook", "{error}");
+    }
 }

@@ -10,6 +10,7 @@
 //!   header and row count up to a bound); xlsx through the bounded [`XlsxHead`].
 //! - [`text_prefix`]: the first bytes of a file as text.
 
+mod bounded;
 mod calamine_errors;
 mod cell;
 mod csv_table;
@@ -17,6 +18,7 @@ mod error;
 #[cfg(test)]
 mod guard_tests;
 mod kind;
+pub(crate) mod limits;
 mod ods_guard;
 mod ole_guard;
 mod sniff;

@@ -4,6 +4,7 @@
 //! them.
 
 use super::csv_table::CsvRows;
+use super::limits::{MAX_ROW_BYTES, MAX_ROW_CELLS};
 use super::{Cell, ReadError};
 
 /// Excel's last column is XFD. A streamed cell beyond it (a crafted reference such as
@@ -72,6 +73,7 @@ fn next_streamed_row(
     ended: &mut bool,
 ) -> Option<Result<RawRow, ReadError>> {
     let mut row: Option<RawRow> = None;
+    let (mut cells, mut bytes) = (0usize, 0usize);
     loop {
         let cell = match pending.take() {
             Some(cell) => Some(cell),
@@ -102,10 +104,35 @@ fn next_streamed_row(
             }
             Some(_) => {}
         }
+        cells += 1;
+        bytes += value.text_bytes();
+        if let Err(error) = check_row(u64::from(index), cells, bytes) {
+            *ended = true;
+            return Some(Err(error));
+        }
         if let Some(current) = &mut row {
             place(&mut current.cells, column as usize, value);
         }
     }
+}
+
+/// A row is held whole: one with more cells than a sheet has columns (a reference
+/// repeated millions of times, a line of commas) or more text than `MAX_ROW_BYTES` is
+/// refused. `index` is 0-based.
+pub(crate) fn check_row(index: u64, cells: usize, bytes: usize) -> Result<(), ReadError> {
+    if cells > MAX_ROW_CELLS {
+        return Err(ReadError::too_large(format!(
+            "row {} has more than {MAX_ROW_CELLS} cells",
+            index + 1
+        )));
+    }
+    if bytes > MAX_ROW_BYTES {
+        return Err(ReadError::too_large(format!(
+            "row {} has more than {MAX_ROW_BYTES} bytes",
+            index + 1
+        )));
+    }
+    Ok(())
 }
 
 /// Puts a cell at its column, filling skipped columns (sparse rows) with `Empty`.

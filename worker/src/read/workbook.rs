@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use calamine::{Data, DataRef, Ods, Reader, Xls, Xlsb, Xlsx, XlsxError};
 
@@ -25,7 +25,8 @@ use super::kind::WorkbookFormat;
 use super::ods_guard::check_ods;
 use super::table::{RowSource, Table};
 use super::xls_guard::check_xls;
-use super::xlsx_guard::check_shared_strings;
+use super::xlsx_guard::{check_sheet, check_workbook};
+use super::xlsx_head::parts::open_package;
 use super::{Cell, ReadError};
 
 type FileReader = BufReader<File>;
@@ -34,6 +35,8 @@ type FileReader = BufReader<File>;
 pub struct Workbook {
     book: Book,
     format: WorkbookFormat,
+    /// For the checks of a sheet before calamine streams it.
+    path: PathBuf,
 }
 
 enum Book {
@@ -94,14 +97,17 @@ impl Workbook {
             |detail: &str| ReadError::NotAWorkbook { format: format.name(), detail: detail.into() };
         let book = match container_of(path)? {
             Container::Zip => match format {
-                WorkbookFormat::Xlsb => open_book(path, format, Book::Xlsb)?,
+                WorkbookFormat::Xlsb => {
+                    open_package(path)?;
+                    open_book(path, format, Book::Xlsb)?
+                }
                 WorkbookFormat::Ods => {
                     check_ods(path)?;
                     open_book(path, format, Book::Ods)?
                 }
                 // An .xls that is a zip is an xlsx under the old extension.
                 WorkbookFormat::Xlsx | WorkbookFormat::Xls => {
-                    check_shared_strings(path)?;
+                    check_workbook(path)?;
                     open_book(path, format, Book::Xlsx)?
                 }
             },
@@ -112,7 +118,7 @@ impl Workbook {
             }
             Container::Unknown => return Err(not_a_workbook("it is not a zip or OLE container")),
         };
-        Ok(Self { book, format })
+        Ok(Self { book, format, path: path.to_owned() })
     }
 
     /// The sheet names, in workbook order.
@@ -134,7 +140,10 @@ impl Workbook {
         }
         let source = match &mut self.book {
             Book::Xlsx(book) => {
-                let mut cells = book.worksheet_cells_reader(sheet).map_err(ReadError::workbook)?;
+                check_sheet(&self.path, sheet)?;
+                // Opening the reader parses `<dimension>`, which can panic in calamine.
+                let mut cells =
+                    unpanicked(|| book.worksheet_cells_reader(sheet).map_err(ReadError::workbook))?;
                 RowSource::Streamed {
                     next_cell: Box::new(move || {
                         let cell = unpanicked(|| cells.next_cell().map_err(ReadError::workbook))?;
@@ -145,7 +154,8 @@ impl Workbook {
                 }
             }
             Book::Xlsb(book) => {
-                let mut cells = book.worksheet_cells_reader(sheet).map_err(ReadError::workbook)?;
+                let mut cells =
+                    unpanicked(|| book.worksheet_cells_reader(sheet).map_err(ReadError::workbook))?;
                 RowSource::Streamed {
                     next_cell: Box::new(move || {
                         let cell = unpanicked(|| cells.next_cell().map_err(ReadError::workbook))?;

@@ -170,7 +170,7 @@ fn an_impossible_shared_string_count_is_refused_before_calamine_allocates_it() {
     let path = dir.path().join("evil.xlsx");
     write_xlsx_declaring(&path, &[("S", &[&["h"], &["v"]])], Some(999_999_999_999));
     let error = Workbook::open(&path).unwrap_err();
-    assert_eq!(error.reason(), "NotAWorkbook");
+    assert_eq!(error.reason(), "FileTooLarge");
     assert!(error.to_string().contains("declares 999999999999 strings"), "{error}");
     let honest = dir.path().join("honest.xlsx");
     write_xlsx_declaring(&honest, &[("S", &[&["h"], &["v"]])], Some(2));

@@ -14,21 +14,19 @@
 //! reports it.
 
 mod cells;
-mod parts;
+pub(super) mod parts;
 mod rows;
 mod strings;
-mod xml;
+pub(super) mod xml;
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use zip::ZipArchive;
 
 use super::ReadError;
-use super::xlsx_guard::check_shared_strings;
+use super::xlsx_guard::{check_shared_strings, limits_only};
 use cells::SheetCells;
-use parts::Package;
+use parts::{Package, open_package};
 pub use rows::SheetHead;
 use strings::SharedStrings;
 use xml::FileReader;
@@ -51,11 +49,9 @@ impl XlsxHead {
     pub fn open(path: &Path) -> Result<Self, ReadError> {
         // The same refusal of an absurd declared string count as when calamine opens it,
         // so that validation does not accept what processing will refuse.
-        check_shared_strings(path)?;
-        let reader = BufReader::new(File::open(path)?);
-        let mut zip = ZipArchive::new(reader)
-            .map_err(|e| ReadError::NotAWorkbook { format: "xlsx", detail: e.to_string() })?;
+        let mut zip = open_package(path)?;
         let package = Package::read(&mut zip)?;
+        limits_only(check_shared_strings(&mut zip, &package, false))?;
         let table = format!("{}sharedStrings.xml", package.xl_path);
         let entry = package.entries.get(&table.to_ascii_lowercase()).cloned();
         let strings = SharedStrings::new(PathBuf::from(path), entry);

@@ -10,26 +10,39 @@ use zip::ZipArchive;
 use zip::result::ZipError;
 
 use super::super::ReadError;
+use super::super::limits::{MAX_PACKAGE_ENTRIES, MAX_PACKAGE_PART_BYTES, MAX_PART_BYTES};
 use super::xml::{FileReader, XmlReader, attr, local_name_is, raw_attrs, xml_reader};
+use crate::archive::{ZipOpenError, open_zip};
 
 /// The sheets of a workbook and the folder of its parts.
 #[derive(Debug)]
-pub(super) struct Package {
+pub(crate) struct Package {
     /// The workbook part's folder, `xl/` as Excel writes it.
-    pub(super) xl_path: String,
+    pub(crate) xl_path: String,
     /// `(name, part path)` in workbook order.
-    pub(super) sheets: Vec<(String, String)>,
+    pub(crate) sheets: Vec<(String, String)>,
     /// Entry names by their lowercase, `/`-separated form: parts are found whatever
     /// case or separator the writer used, as calamine finds them.
-    pub(super) entries: HashMap<String, String>,
+    pub(crate) entries: HashMap<String, String>,
 }
 
 fn broken(detail: impl std::fmt::Display) -> ReadError {
-    ReadError::NotAWorkbook { format: "xlsx", detail: detail.to_string() }
+    ReadError::not_a_workbook("xlsx", detail)
+}
+
+/// Opens a workbook's zip: entries counted before the directory is read, and names
+/// that calamine's case-insensitive lookup would confuse refused.
+pub(crate) fn open_package(path: &std::path::Path) -> Result<ZipArchive<FileReader>, ReadError> {
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    open_zip(reader, MAX_PACKAGE_ENTRIES, true).map_err(|error| match error {
+        ZipOpenError::Io(error) => ReadError::Io(error),
+        ZipOpenError::TooManyEntries { .. } => ReadError::too_large(error),
+        other => broken(other),
+    })
 }
 
 impl Package {
-    pub(super) fn read(zip: &mut ZipArchive<FileReader>) -> Result<Self, ReadError> {
+    pub(crate) fn read(zip: &mut ZipArchive<FileReader>) -> Result<Self, ReadError> {
         let mut entries = HashMap::with_capacity(zip.len());
         for name in zip.file_names() {
             let name = name.map_err(broken)?;
@@ -50,18 +63,28 @@ impl Package {
     }
 
     /// The entry name of part `path`, by calamine's lookup.
-    pub(super) fn entry<'a>(&'a self, path: &'a str) -> &'a str {
+    pub(crate) fn entry<'a>(&'a self, path: &'a str) -> &'a str {
         self.entries.get(&path.to_ascii_lowercase()).map_or(path, String::as_str)
     }
 
     /// Part `path` as XML; `None` when the archive has no such entry.
-    pub(super) fn open<'z>(
+    pub(crate) fn open<'z>(
         &self,
         zip: &'z mut ZipArchive<FileReader>,
         path: &str,
     ) -> Result<Option<XmlReader<'z>>, ReadError> {
+        self.open_bounded(zip, path, MAX_PART_BYTES)
+    }
+
+    /// Part `path` as XML of at most `max_bytes`; `None` when there is no such entry.
+    pub(crate) fn open_bounded<'z>(
+        &self,
+        zip: &'z mut ZipArchive<FileReader>,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<XmlReader<'z>>, ReadError> {
         match zip.by_name(self.entry(path)) {
-            Ok(entry) => Ok(Some(xml_reader(entry))),
+            Ok(entry) => Ok(Some(xml_reader(entry, path, max_bytes))),
             Err(ZipError::FileNotFound) => Ok(None),
             Err(error) => Err(broken(format!("{path}: {error}"))),
         }
@@ -73,7 +96,9 @@ impl Package {
         zip: &mut ZipArchive<FileReader>,
     ) -> Result<Option<String>, ReadError> {
         let part = "_rels/.rels";
-        let mut xml = self.open(zip, part)?.ok_or_else(|| broken(format!("no {part}")))?;
+        let mut xml = self
+            .open_bounded(zip, part, MAX_PACKAGE_PART_BYTES)?
+            .ok_or_else(|| broken(format!("no {part}")))?;
         let fail = |detail: String| broken(format!("{part}: {detail}"));
         let mut buf = Vec::new();
         let mut started = false;
@@ -105,7 +130,9 @@ impl Package {
         zip: &mut ZipArchive<FileReader>,
         part: &str,
     ) -> Result<HashMap<String, (String, String)>, ReadError> {
-        let mut xml = self.open(zip, part)?.ok_or_else(|| broken(format!("no {part}")))?;
+        let mut xml = self
+            .open_bounded(zip, part, MAX_PACKAGE_PART_BYTES)?
+            .ok_or_else(|| broken(format!("no {part}")))?;
         let fail = |detail: String| broken(format!("{part}: {detail}"));
         let mut relationships = HashMap::new();
         let mut buf = Vec::new();
@@ -141,10 +168,15 @@ impl Package {
         part: &str,
         relationships: &HashMap<String, (String, String)>,
     ) -> Result<(), ReadError> {
-        let Some(mut xml) = self.open(zip, part)? else {
+        let Some(mut xml) = self.open_bounded(zip, part, MAX_PACKAGE_PART_BYTES)? else {
             return Ok(());
         };
         let fail = |detail: String| broken(format!("{part}: {detail}"));
+        // Sheets pointing at one part would have it read once per sheet: a few
+        // kilobytes naming one large part a thousand times cost a thousand reads. Excel
+        // never writes that, so it is refused; with it, a workbook has no more sheets
+        // than its package has entries.
+        let mut parts: HashMap<String, usize> = HashMap::new();
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -173,6 +205,14 @@ impl Package {
                     ) {
                         return Err(fail(format!("sheet {name:?} is of unknown type {kind:?}")));
                     }
+                    let entry = self.entry(&path).replace('\\', "/").to_ascii_lowercase();
+                    if let Some(&first) = parts.get(&entry) {
+                        let first = &self.sheets[first].0;
+                        return Err(fail(format!(
+                            "sheets {first:?} and {name:?} are the same part {path}"
+                        )));
+                    }
+                    parts.insert(entry, self.sheets.len());
                     self.sheets.push((name, path));
                 }
                 Event::End(e) if e.local_name().as_ref() == "workbook" => return Ok(()),

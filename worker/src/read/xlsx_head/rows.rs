@@ -6,7 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use super::super::ReadError;
+use super::super::limits::{MAX_ROW_BYTES, MAX_ROW_CELLS};
+use super::super::{Cell, ReadError};
 use super::cells::{Raw, RawCell, SheetCells};
 use super::strings::SharedStrings;
 
@@ -28,6 +29,8 @@ const BATCH: usize = 4096;
 struct Row {
     index: u32,
     cells: Vec<(u32, Raw)>,
+    /// Bytes of its inline texts.
+    bytes: usize,
 }
 
 /// Groups streamed cells into rows.
@@ -51,14 +54,47 @@ impl Rows<'_, '_> {
                 return Ok(row);
             };
             match &mut row {
-                None => row = Some(Row { index, cells: vec![(column, value)] }),
+                None => {
+                    let bytes = value_bytes(&value);
+                    row = Some(Row { index, cells: vec![(column, value)], bytes });
+                }
                 Some(current) if current.index != index => {
                     self.pending = Some((index, column, value));
                     return Ok(row);
                 }
-                Some(current) => current.cells.push((column, value)),
+                Some(current) => {
+                    current.bytes += value_bytes(&value);
+                    current.cells.push((column, value));
+                    current.check()?;
+                }
             }
         }
+    }
+}
+
+fn value_bytes(raw: &Raw) -> usize {
+    match raw {
+        Raw::Value(Cell::Text(text) | Cell::IsoDateTime(text) | Cell::Error(text)) => text.len(),
+        _ => 0,
+    }
+}
+
+impl Row {
+    /// A row is held whole: more cells than a sheet has columns (one reference repeated
+    /// millions of times) or more text than `MAX_ROW_BYTES` is refused.
+    fn check(&self) -> Result<(), ReadError> {
+        let row = u64::from(self.index) + 1;
+        if self.cells.len() > MAX_ROW_CELLS {
+            return Err(ReadError::too_large(format!(
+                "row {row} has more than {MAX_ROW_CELLS} cells"
+            )));
+        }
+        if self.bytes > MAX_ROW_BYTES {
+            return Err(ReadError::too_large(format!(
+                "row {row} has more than {MAX_ROW_BYTES} bytes"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -89,9 +125,9 @@ fn blankness(row: &Row, strings: &SharedStrings) -> Blankness {
         match raw {
             Raw::Value(cell) if cell.is_empty() => {}
             Raw::Value(_) => return Blankness::NonBlank,
-            Raw::Shared(index) => match strings.get(*index) {
-                Some("") => {}
-                Some(_) => return Blankness::NonBlank,
+            Raw::Shared(index) => match strings.is_empty(*index) {
+                Some(true) => {}
+                Some(false) => return Blankness::NonBlank,
                 None => unknown.push(*index),
             },
         }
@@ -131,10 +167,8 @@ pub(super) fn sheet_head(
         if waiting.is_empty() {
             break;
         }
-        // One string per row tells whether it is blank, unless that string is "": its
-        // smallest index, the one likeliest to be early in the table.
-        let wanted: BTreeSet<usize> =
-            waiting.iter().filter_map(|row| row.first().copied()).collect();
+        // One pass tells the emptiness of every string the waiting rows use.
+        let wanted: BTreeSet<usize> = waiting.iter().flatten().copied().collect();
         strings.look_up(&wanted)?;
         waiting = settle(waiting, strings, &mut counted);
     }
@@ -156,25 +190,35 @@ fn header(
             .cells
             .iter()
             .filter_map(|(_, raw)| match raw {
-                Raw::Shared(index) if strings.get(*index).is_none() => Some(*index),
-                _ => None,
+                Raw::Shared(index) => Some(*index),
+                Raw::Value(_) => None,
             })
             .collect();
         strings.look_up(&wanted)?;
         if matches!(blankness(&row, strings), Blankness::Blank) {
             continue;
         }
+        strings.keep_texts(&wanted)?;
         // Sparse cells are placed at their columns, the gaps empty, as `Table` does.
         let mut texts = Vec::new();
+        let mut bytes = 0;
         for (column, raw) in &row.cells {
             let column = *column as usize;
             if column >= texts.len() {
                 texts.resize(column + 1, String::new());
             }
-            texts[column] = match raw {
+            let text = match raw {
                 Raw::Value(cell) => cell.to_text(),
-                Raw::Shared(index) => strings.get(*index).unwrap_or_default().to_owned(),
+                Raw::Shared(index) => strings.text(*index).unwrap_or_default().to_owned(),
             };
+            bytes += text.len();
+            if bytes > MAX_ROW_BYTES {
+                return Err(ReadError::too_large(format!(
+                    "row {} has more than {MAX_ROW_BYTES} bytes",
+                    u64::from(row.index) + 1
+                )));
+            }
+            texts[column] = text;
         }
         return Ok(Some(texts));
     }
@@ -192,9 +236,9 @@ fn settle(
     'rows: for indices in waiting {
         let mut unknown = Vec::new();
         for index in indices {
-            match strings.get(index) {
-                Some("") => {}
-                Some(_) => {
+            match strings.is_empty(index) {
+                Some(true) => {}
+                Some(false) => {
                     *counted += 1;
                     continue 'rows;
                 }

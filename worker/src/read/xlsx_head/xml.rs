@@ -11,14 +11,22 @@ use quick_xml::name::QName;
 use zip::read::ZipFile;
 
 use super::super::ReadError;
+use super::super::bounded::BoundedXml;
+use super::super::limits::{LIMIT_MARK, MAX_CELL_BYTES};
 
-pub(super) type FileReader = BufReader<File>;
-pub(super) type XmlReader<'a> = quick_xml::Reader<BufReader<ZipFile<'a, FileReader>>>;
+pub(crate) type FileReader = BufReader<File>;
+pub(crate) type XmlReader<'a> = quick_xml::Reader<BufReader<BoundedXml<ZipFile<'a, FileReader>>>>;
 
 /// A reader configured as calamine's: empty elements expanded into start and end (so
-/// `<c r="A1"/>` is a cell and `<row r="2"/>` moves the row), text kept untrimmed.
-pub(super) fn xml_reader(entry: ZipFile<'_, FileReader>) -> XmlReader<'_> {
-    let mut reader = quick_xml::Reader::from_reader(BufReader::new(entry));
+/// `<c r="A1"/>` is a cell and `<row r="2"/>` moves the row), text kept untrimmed. The
+/// part's bytes and tokens are bounded (`BoundedXml`), at most `max_bytes`.
+pub(crate) fn xml_reader<'a>(
+    entry: ZipFile<'a, FileReader>,
+    part: &str,
+    max_bytes: u64,
+) -> XmlReader<'a> {
+    let bounded = BoundedXml::new(entry, part, max_bytes);
+    let mut reader = quick_xml::Reader::from_reader(BufReader::new(bounded));
     let config = reader.config_mut();
     config.check_end_names = false;
     config.trim_text(false);
@@ -28,13 +36,13 @@ pub(super) fn xml_reader(entry: ZipFile<'_, FileReader>) -> XmlReader<'_> {
 }
 
 /// An error in a part's XML, naming the part.
-pub(super) fn xml_error(part: &str, error: impl std::fmt::Display) -> ReadError {
+pub(crate) fn xml_error(part: &str, error: impl std::fmt::Display) -> ReadError {
     ReadError::workbook(format!("{part}: {error}"))
 }
 
 /// The value of attribute `name` (raw, entities not decoded), scanning as calamine does:
 /// a malformed attribute before it is an error.
-pub(super) fn attr<'e>(e: &'e BytesStart<'_>, name: &str) -> Result<Option<&'e str>, String> {
+pub(crate) fn attr<'e>(e: &'e BytesStart<'_>, name: &str) -> Result<Option<&'e str>, String> {
     for item in raw_attrs(e.attributes_raw()) {
         let (key, value) = item?;
         if key == name {
@@ -46,7 +54,7 @@ pub(super) fn attr<'e>(e: &'e BytesStart<'_>, name: &str) -> Result<Option<&'e s
 
 /// `(key, value)` pairs of a tag's attribute text; a key without `=` or an unquoted
 /// value is an error (calamine's `RawAttrIter`).
-pub(super) fn raw_attrs(raw: &str) -> impl Iterator<Item = Result<(&str, &str), String>> {
+pub(crate) fn raw_attrs(raw: &str) -> impl Iterator<Item = Result<(&str, &str), String>> {
     let mut rest = raw;
     std::iter::from_fn(move || {
         let trimmed = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
@@ -97,7 +105,7 @@ pub(super) fn push_entity(entity: &BytesRef<'_>, out: &mut String) -> Result<(),
 /// The text of a string item (`<si>` or `<is>`) up to its end tag `closing`: plain
 /// `<t>`, or rich text runs `<r><t>` concatenated; phonetic runs (`<rPh>`) left out.
 /// Text outside `xml:space="preserve"` is trimmed of ASCII whitespace as Excel does.
-pub(super) fn read_string(
+pub(crate) fn read_string(
     xml: &mut XmlReader<'_>,
     closing: QName<'_>,
     buf: &mut Vec<u8>,
@@ -131,6 +139,11 @@ pub(super) fn read_string(
                     value.trim_matches([' ', '\t', '\r', '\n'])
                 };
                 text.push_str(&unescape_xml(value));
+                if text.len() as u64 > MAX_CELL_BYTES {
+                    return Err(format!(
+                        "a string is longer than {MAX_CELL_BYTES} bytes, {LIMIT_MARK}"
+                    ));
+                }
             }
             Event::Eof => return Err("the file ends inside a string".into()),
             _ => {}

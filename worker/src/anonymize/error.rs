@@ -73,6 +73,9 @@ pub enum FileError {
     Csv { path: PathBuf, source: Box<csv::Error> },
     #[error("{path} is not a readable workbook: {source}")]
     Workbook { path: PathBuf, source: Box<calamine::Error> },
+    /// Refused by the readers' guards before calamine opened it (a crafted workbook).
+    #[error("{path} is not a readable workbook: {source}")]
+    WorkbookRefused { path: PathBuf, source: Box<crate::read::ReadError> },
     #[error("cannot write the workbook {path}: {source}")]
     WorkbookWrite { path: PathBuf, source: Box<rust_xlsxwriter::XlsxError> },
     #[error("{input} would be written to {output}, which is an input file; choose another --out")]
@@ -93,6 +96,7 @@ impl FileError {
             Self::Write { .. } => "OutputUnwritable",
             Self::Csv { .. } => "CsvInvalid",
             Self::Workbook { .. } => "WorkbookInvalid",
+            Self::WorkbookRefused { source, .. } => source.reason(),
             Self::WorkbookWrite { .. } => "WorkbookUnwritable",
             Self::WouldOverwriteInput { .. } => "OutputIsInput",
             Self::SameOutput { .. } => "OutputCollision",

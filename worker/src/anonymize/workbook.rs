@@ -34,6 +34,11 @@ pub fn anonymize(
         |source| FileError::Workbook { path: input.to_owned(), source: Box::new(source) };
     let write_error =
         |source| FileError::WorkbookWrite { path: output.to_owned(), source: Box::new(source) };
+    // calamine is trusted with no file the readers' guards have not passed.
+    crate::read::check_before_calamine(input).map_err(|source| FileError::WorkbookRefused {
+        path: input.to_owned(),
+        source: Box::new(source),
+    })?;
     let mut reader = open_workbook_auto(input).map_err(read_error)?;
     let mut workbook = Workbook::new();
     let formats = Formats::new();

@@ -39,6 +39,6 @@ pub use kind::FileKind;
 pub use sniff::sniff_delimiter;
 pub use table::Table;
 pub use text::{decode_text, text_prefix};
-pub use workbook::{Workbook, sheet_names};
+pub use workbook::{Workbook, check_before_calamine, sheet_names};
 pub use workbook_head::WorkbookHead;
 pub use xlsx_head::{SheetHead, XlsxHead};

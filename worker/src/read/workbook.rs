@@ -81,6 +81,18 @@ pub(crate) fn container_of(path: &Path) -> Result<Container, ReadError> {
     })
 }
 
+/// The guards [`Workbook`] runs, for the workbook and every sheet, for a caller that
+/// hands the file to calamine itself (the anonymizer loads whole sheets).
+pub fn check_before_calamine(path: &Path) -> Result<(), ReadError> {
+    let workbook = Workbook::open(path)?;
+    if matches!(workbook.book, Book::Xlsx(_)) {
+        for sheet in workbook.sheet_names() {
+            check_sheet(path, &sheet)?;
+        }
+    }
+    Ok(())
+}
+
 impl Workbook {
     /// Opens the workbook at `path`; its format comes from the path's file name.
     pub fn open(path: &Path) -> Result<Self, ReadError> {

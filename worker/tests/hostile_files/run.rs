@@ -148,6 +148,11 @@ impl Scratch {
             .replace("      - sheets: [S]\n        headerStartsAt: 0", "      - headerStartsAt: 0")
             .replace(r#"[".xlsx", ".ods"]"#, r#"[".csv"]"#);
         std::fs::write(dir.path().join("csv.yaml"), csv).expect("running the worker");
+        let anonymized =
+            EXCEL.replace("  validation:", "  encryption: {columns: [h]}\n  validation:");
+        std::fs::write(dir.path().join("anonymize.yaml"), anonymized).expect("running the worker");
+        std::fs::write(dir.path().join("key.txt"), "a long random passphrase")
+            .expect("running the worker");
         Self(dir)
     }
 
@@ -232,5 +237,30 @@ impl Scratch {
         );
         assert_eq!(run.code, Some(0), "{run:?}");
         run.stdout
+    }
+
+    /// `anonymize` on `file` fails cleanly (exit 1, the file named with its reason, no
+    /// output written); its stderr.
+    pub fn anonymization_fails(&self, file: &Path) -> String {
+        let dir = self.0.path();
+        let out = dir.join("anonymized");
+        let run = worker(
+            dir,
+            &[
+                "anonymize",
+                "--uploader",
+                &dir.join("anonymize.yaml").to_string_lossy(),
+                "--key-file",
+                &dir.join("key.txt").to_string_lossy(),
+                "--out",
+                &out.to_string_lossy(),
+                &file.to_string_lossy(),
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+        let written = std::fs::read_dir(&out).map(Iterator::count).unwrap_or(0);
+        assert_eq!(written, 0, "nothing written, not even a partial file: {run:?}");
+        run.stderr
     }
 }

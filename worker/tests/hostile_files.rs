@@ -262,7 +262,16 @@ fn csv_header_of_64_mb_of_commas_is_refused() {
     let scratch = Scratch::new();
     let mut bytes = vec![b','; 64 * MIB];
     bytes.extend_from_slice(b"\nx\n");
-    refused_both_ways(&scratch, "commas.csv", &bytes, "a line is longer than");
+    refused_both_ways(&scratch, "commas.csv", &bytes, "a record is longer than");
+}
+
+#[test]
+fn csv_quoted_field_spanning_millions_of_short_lines_is_refused() {
+    let scratch = Scratch::new();
+    let mut bytes = b"h\n\"".to_vec();
+    bytes.extend_from_slice(&b"x\n".repeat(5 * MIB));
+    bytes.extend_from_slice(b"\"\n1\n");
+    refused_both_ways(&scratch, "multiline.csv", &bytes, "a record is longer than");
 }
 
 #[test]

@@ -21,7 +21,7 @@ type Source = Box<dyn Read + Send>;
 pub fn open_csv(path: &Path, header_starts_at: u64) -> Result<Table<'static>, ReadError> {
     let file = std::fs::File::open(path)?;
     let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new().strip_bom(true).build(file);
-    let mut reader = BufReader::new(LineBounded { inner: decoded, line: 0 });
+    let mut reader = BufReader::new(LineBounded { inner: decoded, line: 0, quoted: false });
     for _ in 0..header_starts_at {
         if !skip_line(&mut reader)? {
             break;
@@ -75,30 +75,38 @@ fn read_line_capped(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// Refuses a line longer than `MAX_CSV_LINE_BYTES`: the csv parser holds a record
+/// Refuses a record longer than `MAX_CSV_LINE_BYTES`: the csv parser holds a record
 /// whole with an offset per field, so a line of commas costs many times its size before
-/// the record can be refused by its cell count.
+/// the record can be refused by its cell count. A record ends at a line feed outside
+/// quotes: a quoted field may hold line feeds, and must not grow without bound either.
 struct LineBounded<R> {
     inner: R,
-    /// Bytes since the last line feed.
+    /// Bytes since the last line feed outside quotes.
     line: u64,
+    /// Inside a quoted field; `""` (an escaped quote) toggles twice, so parity holds.
+    quoted: bool,
 }
 
 impl<R: Read> Read for LineBounded<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buffer)?;
-        let mut segments = buffer[..read].split(|&byte| byte == b'\n');
-        let mut line = self.line + segments.next().map_or(0, <[u8]>::len) as u64;
-        let mut longest = line;
-        for segment in segments {
-            line = segment.len() as u64;
-            longest = longest.max(line);
+        let chunk = &buffer[..read];
+        let mut start = 0;
+        let mut longest = 0;
+        for at in memchr::memchr2_iter(b'\n', b'"', chunk) {
+            if chunk[at] == b'"' {
+                self.quoted = !self.quoted;
+            } else if !self.quoted {
+                longest = longest.max(self.line + (at - start) as u64);
+                self.line = 0;
+                start = at + 1;
+            }
         }
-        self.line = line;
-        if longest > MAX_CSV_LINE_BYTES {
+        self.line += (read - start) as u64;
+        if longest.max(self.line) > MAX_CSV_LINE_BYTES {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("a line is longer than {MAX_CSV_LINE_BYTES} bytes, {LIMIT_MARK}"),
+                format!("a record is longer than {MAX_CSV_LINE_BYTES} bytes, {LIMIT_MARK}"),
             ));
         }
         Ok(read)
@@ -185,6 +193,20 @@ mod tests {
         let short = table.next().unwrap().unwrap();
         assert_eq!(short, [Cell::Text("4".into()), Cell::Text("5".into()), Cell::Empty]);
         assert!(table.next().is_none(), "the blank line is skipped");
+    }
+
+    #[test]
+    fn records_are_bounded_across_the_line_feeds_of_a_quoted_field() {
+        let file = csv_file(b"a,b\n\"two\nlines\",\"say \"\"hi\"\"\"\nx,y\n");
+        let mut table = open_csv(file.path(), 0).unwrap();
+        assert_eq!(texts(table.next().unwrap().unwrap()), ["two\nlines", "say \"hi\""]);
+        assert_eq!(texts(table.next().unwrap().unwrap()), ["x", "y"]);
+
+        let field =
+            [b"\"".as_slice(), &b"x\n".repeat(MAX_CSV_LINE_BYTES as usize), b"\"\n"].concat();
+        let mut source = LineBounded { inner: field.as_slice(), line: 0, quoted: false };
+        let error = std::io::copy(&mut source, &mut std::io::sink()).unwrap_err();
+        assert!(error.to_string().contains("a record is longer than"), "{error}");
     }
 
     #[test]

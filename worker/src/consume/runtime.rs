@@ -7,7 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tracing::Instrument;
 
 use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
+    ClientConfig, Message,
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::{KafkaError, RDKafkaErrorCode},
     message::OwnedMessage,
@@ -31,8 +31,10 @@ use super::{
     store,
 };
 
-/// Commit attempts before an offset is left to a later commit or a redelivery.
-const COMMIT_TRIES: u32 = 30;
+/// How often librdkafka commits the offsets of the events whose outcome is stored.
+const AUTO_COMMIT_INTERVAL_MS: &str = "1000";
+/// The last commit of a stop waits this long for the broker.
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Events may take long (big files, retries with backoff): the group must not evict a
 /// worker that is busy with one. librdkafka counts this between two fetches.
 const MAX_POLL_INTERVAL_MS: &str = "1800000";
@@ -115,7 +117,14 @@ pub async fn run(
         .set("bootstrap.servers", &settings.kafka_brokers)
         .set("group.id", &settings.worker.consumer_group)
         .set("client.id", &client_id)
-        .set("enable.auto.commit", "false")
+        // At-least-once without blocking the loop: an offset is stored only once its
+        // event's outcome is, and librdkafka commits what is stored in the background,
+        // again after an outage. A synchronous commit per event hung for ever when the
+        // coordinator moved during a broker restart: the loop, blocked in the commit,
+        // could not serve the rebalance that commit waited for.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", AUTO_COMMIT_INTERVAL_MS)
         .set("auto.offset.reset", "earliest")
         .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)
         .set("session.timeout.ms", SESSION_TIMEOUT_MS)
@@ -159,10 +168,11 @@ pub async fn run(
         };
         summary.events += 1;
         match handle(&ctx, &message, &mut summary).await {
-            Next::Commit => commit(&consumer, &message, &ctx).await,
+            Next::Commit => store_offset(&consumer, &message),
             Next::Stop => break,
         }
     }
+    commit_stored(&consumer).await;
     tracing::info!("stopping: flushing notifications");
     let notifier = ctx.notifier.clone();
     let flushed =
@@ -269,47 +279,38 @@ async fn dead_letter(ctx: &Context, message: &OwnedMessage, letter: &DeadLetter)
     }
 }
 
-/// Commits the offset after `message`. A partition taken away by a rebalance is not
-/// retried: its next owner redoes the event, which is idempotent.
-async fn commit(consumer: &Arc<StreamConsumer>, message: &OwnedMessage, ctx: &Context) {
-    let mut offsets = TopicPartitionList::new();
-    if let Err(error) = offsets.add_partition_offset(
-        message.topic(),
-        message.partition(),
-        Offset::Offset(message.offset() + 1),
-    ) {
-        tracing::error!(%error, "cannot build the commit");
+/// Marks the offset after `message` for the next commit. A partition taken away by a
+/// rebalance refuses it: its next owner redoes the event, which is idempotent.
+fn store_offset(consumer: &StreamConsumer, message: &OwnedMessage) {
+    if let Err(error) =
+        consumer.store_offset(message.topic(), message.partition(), message.offset())
+    {
+        tracing::warn!(%error, offset = message.offset(), "partition reassigned; not committed");
+    }
+}
+
+/// Commits the stored offsets before a stop, so that a drained worker leaves nothing to
+/// redo. Bounded: a broker that does not answer leaves the events to a redelivery.
+async fn commit_stored(consumer: &Arc<StreamConsumer>) {
+    let consumer = Arc::clone(consumer);
+    let (done, finished) = tokio::sync::oneshot::channel();
+    // A thread of its own, not the runtime's: one stuck on a broker that does not answer
+    // must not hold the process's exit. With no offsets given, librdkafka commits the
+    // stored ones (the events whose outcome is stored), not the positions.
+    let spawned = std::thread::Builder::new().name("final-commit".into()).spawn(move || {
+        let _ = done.send(consumer.commit_consumer_state(CommitMode::Sync));
+    });
+    if spawned.is_err() {
+        tracing::warn!("cannot start the last commit; the last events may be redone");
         return;
     }
-    for attempt in 1..=COMMIT_TRIES {
-        let consumer = Arc::clone(consumer);
-        let offsets = offsets.clone();
-        // A synchronous commit blocks its thread until the broker answers.
-        let result =
-            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
-        let error = match result {
-            Ok(Ok(())) => return,
-            Ok(Err(error)) => error,
-            Err(error) => {
-                tracing::error!(%error, "commit task failed");
-                return;
-            }
-        };
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(
-                RDKafkaErrorCode::UnknownMemberId
-                    | RDKafkaErrorCode::IllegalGeneration
-                    | RDKafkaErrorCode::RebalanceInProgress
-                    | RDKafkaErrorCode::AssignmentLost
-            )
-        ) {
-            tracing::warn!(%error, offset = message.offset(), "partition reassigned; not committed");
-            return;
+    match tokio::time::timeout(FINAL_COMMIT_TIMEOUT, finished).await {
+        Ok(Ok(Ok(()))) => {}
+        // Nothing stored since the last automatic commit.
+        Ok(Ok(Err(error))) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {}
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(%error, "the last commit failed; the last events may be redone");
         }
-        tracing::warn!(%error, attempt, "commit failed; retrying");
-        // Not cut short by shutdown: the commit is what a drain is for.
-        tokio::time::sleep(ctx.settings.backoff.delay(attempt).min(Duration::from_secs(5))).await;
+        _ => tracing::warn!("the last commit did not finish; the last events may be redone"),
     }
-    tracing::error!(offset = message.offset(), "offset not committed; the event will be redone");
 }

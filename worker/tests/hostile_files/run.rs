@@ -195,11 +195,10 @@ impl Scratch {
         message
     }
 
-    /// `process` on `file` fails cleanly: the file not processed (exit 0) or failed
-    /// (exit 1, an archive that cannot be unpacked), with its reason; its stderr.
-    pub fn processing_fails(&self, file: &Path) -> String {
+    /// `process --tenant t` on `file` with its manifest.
+    fn process(&self, file: &Path) -> Run {
         let manifest = self.manifest(file);
-        let run = worker(
+        worker(
             self.0.path(),
             &[
                 "process",
@@ -209,7 +208,13 @@ impl Scratch {
                 "t",
                 &file.to_string_lossy(),
             ],
-        );
+        )
+    }
+
+    /// `process` on `file` fails cleanly: the file not processed (exit 0) or failed
+    /// (exit 1, an archive that cannot be unpacked), with its reason; its stderr.
+    pub fn processing_fails(&self, file: &Path) -> String {
+        let run = self.process(file);
         let name = file.file_name().expect("running the worker").to_string_lossy();
         let clean = match run.code {
             Some(0) => run.stderr.contains(&format!("{name}: not processed: ")),
@@ -223,18 +228,7 @@ impl Scratch {
 
     /// `process` on `file` succeeds; its stdout (one document per line).
     pub fn processes(&self, file: &Path) -> String {
-        let manifest = self.manifest(file);
-        let run = worker(
-            self.0.path(),
-            &[
-                "process",
-                "--uploader",
-                &manifest.to_string_lossy(),
-                "--tenant",
-                "t",
-                &file.to_string_lossy(),
-            ],
-        );
+        let run = self.process(file);
         assert_eq!(run.code, Some(0), "{run:?}");
         run.stdout
     }

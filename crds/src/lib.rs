@@ -32,8 +32,8 @@ pub use report_component::{
 };
 pub use topic::{DeletionPolicy, Topic, TopicSchema, TopicSpec, TopicStatus};
 pub use uploader::{
-    EncryptionParameters, Flag, Uploader, UploaderSpec, UploaderStatus, ValidationParameters,
-    WorkerSpec,
+    EncryptionParameters, Flag, UploadLimits, Uploader, UploaderSpec, UploaderStatus,
+    ValidationParameters, WorkerSpec,
     processing::{ColumnMapping, MappingType, ProcessingSpec, TableMapping},
 };
 pub use worker_config::WorkerConfigFile;

@@ -2,6 +2,7 @@
 //! the processing pipeline and the worker that runs it.
 
 pub mod processing;
+mod upload;
 mod validation;
 mod worker;
 
@@ -11,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use processing::ProcessingSpec;
+pub use upload::UploadLimits;
 pub use validation::ValidationParameters;
 pub use worker::WorkerSpec;
 
@@ -96,6 +98,9 @@ pub struct UploaderSpec {
     /// or a regular expression whose one capture group is the part to encrypt.
     #[serde(default, skip_serializing_if = "crate::defaults::is_default")]
     pub encryption: EncryptionParameters,
+    /// Limits on one upload request, enforced by the API while the files stream in.
+    #[serde(default, skip_serializing_if = "crate::defaults::is_default")]
+    pub upload: UploadLimits,
     /// How the default worker turns accepted files into documents.
     #[serde(default, skip_serializing_if = "crate::defaults::is_default")]
     pub processing: ProcessingSpec,

@@ -29,6 +29,8 @@ pub struct Shared {
     pub producer: FutureProducer,
     pub sandbox: Sandbox,
     pub metrics: Metrics,
+    /// Open status streams: each holds a Redis subscription, so they are bounded.
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The handlers' state: cheap to clone.
@@ -82,11 +84,19 @@ impl AppState {
             producer: parts.producer,
             sandbox: parts.sandbox,
             metrics: Metrics::default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_STREAMS)),
         }))
     }
 }
 
+/// Status streams open at once, per replica.
+pub const MAX_STATUS_STREAMS: usize = 1024;
+
 impl Shared {
+    pub fn redis_client(&self) -> &redis::Client {
+        &self.redis_client
+    }
+
     /// A Redis connection (multiplexed: a clone per request is cheap).
     pub async fn redis(&self) -> Result<ConnectionManager, ServeError> {
         self.redis

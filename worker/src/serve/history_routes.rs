@@ -4,11 +4,12 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, Query, State, rejection::QueryRejection},
     routing::get,
 };
 use serde_json::Value;
 
+use super::openapi::FailBody;
 use super::{
     auth::Caller,
     error::ApiError,
@@ -22,13 +23,31 @@ pub fn routes() -> Router<AppState> {
         .route("/{app_id}/history/{event_id}", get(one))
 }
 
-async fn list(
+#[utoipa::path(
+    get, path = "/{app_id}/history", tag = "history",
+    params(
+        ("app_id" = String, Path, description = "The app id, e.g. ifmp-service"),
+        ("uploader_id" = Option<String>, Query, description = "Only this uploader's events"),
+        ("event_id" = Option<String>, Query, description = "Only this event"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
+        ("skip" = Option<u64>, Query),
+    ),
+    responses(
+        (status = 200, description = "The tenant's history records, newest first",
+         body = Vec<Object>),
+        (status = 400, description = "A malformed query", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable", body = FailBody),
+    )
+)]
+pub async fn list(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
     caller: Caller,
-    Query(query): Query<HistoryQuery>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let tenant = caller.require_tenant()?;
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let filter = history::filter(tenant.as_str(), &app_id, &query);
     let found = history::find(&state.database, filter, limit, query.skip.unwrap_or(0))
@@ -37,7 +56,17 @@ async fn list(
     Ok(Json(found))
 }
 
-async fn one(
+#[utoipa::path(
+    get, path = "/{app_id}/history/{event_id}", tag = "history",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service"), ("event_id" = String, Path)),
+    responses(
+        (status = 200, description = "The event's history record", body = Object),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such event for this tenant", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable", body = FailBody),
+    )
+)]
+pub async fn one(
     State(state): State<AppState>,
     Path((app_id, event_id)): Path<(String, String)>,
     caller: Caller,

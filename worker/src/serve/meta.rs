@@ -11,6 +11,7 @@ use axum::{
 use licenseware_crds::names::dash;
 use serde_json::{Map, Value, json};
 
+use super::openapi::{AppMetadata, FailBody, FilenamesBody, MatchResponse};
 use super::{
     auth::Caller, error::ApiError, registry::kind_of_route, state::AppState,
     uploads::parse_filenames,
@@ -31,7 +32,16 @@ pub fn public(mut document: Map<String, Value>) -> Value {
     Value::Object(document)
 }
 
-async fn registry_kind(
+#[utoipa::path(
+    get, path = "/registry/{kind}", tag = "registry",
+    params(("kind" = String, Path, description = "apps, uploaders, reports, components or datatables")),
+    responses(
+        (status = 200, description = "Every registered document of the kind", body = Vec<Object>),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such kind", body = FailBody),
+    )
+)]
+pub async fn registry_kind(
     State(state): State<AppState>,
     Path(kind): Path<String>,
     _caller: Caller,
@@ -44,7 +54,16 @@ async fn registry_kind(
     Ok(Json(state.registry.documents(kind, None).into_iter().map(public).collect()))
 }
 
-async fn app_metadata(
+#[utoipa::path(
+    get, path = "/{app_id}/metadata", tag = "registry",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service")),
+    responses(
+        (status = 200, description = "The app's full metadata", body = AppMetadata),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such app", body = FailBody),
+    )
+)]
+pub async fn app_metadata(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
     _caller: Caller,
@@ -66,7 +85,17 @@ async fn app_metadata(
     })))
 }
 
-async fn match_uploaders(
+#[utoipa::path(
+    post, path = "/uploaders/match", tag = "registry",
+    request_body(content = FilenamesBody),
+    responses(
+        (status = 200, description = "For each name, the uploaders that accept it", body = MatchResponse),
+        (status = 400, description = "Not a list of names", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 413, description = "Too many names", body = FailBody),
+    )
+)]
+pub async fn match_uploaders(
     State(state): State<AppState>,
     _caller: Caller,
     body: Bytes,

@@ -14,6 +14,7 @@ pub mod history;
 pub mod history_routes;
 pub mod meta;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod quota;
 pub mod registry;
@@ -41,6 +42,7 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
 };
+use utoipa::OpenApi;
 
 pub use config::{ServeArgs, ServeSettings};
 
@@ -94,6 +96,10 @@ pub fn router(state: AppState) -> Router {
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .url("/openapi.json", openapi::ApiDoc::openapi()),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), ops::record))
         .layer(cors)
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -22,12 +22,23 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(),
+    responses((status = 200, description = "The process answers", body = Object)))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(),
+    responses(
+        (status = 200, description = "Registry read, MongoDB, Redis and Kafka answer", body = Object),
+        (status = 503, description = "What is not ready", body = Object),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
     let registry =
         if state.registry.caught_up() { Ok(()) } else { Err("not read to its end yet".to_owned()) };
     let mongo = async {
@@ -85,7 +96,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

@@ -15,6 +15,7 @@ use mongodb::{
 };
 use serde_json::{Value, json};
 
+use super::openapi::{FailBody, TenantInfo};
 use super::{
     auth::{Caller, MachineCaller, TenantId},
     error::ApiError,
@@ -36,7 +37,17 @@ fn store_error(error: mongodb::error::Error) -> ApiError {
     ApiError::unavailable("MongoDB", error)
 }
 
-async fn activate(
+#[utoipa::path(
+    post, path = "/{app_id}/tenants/activation", tag = "tenants",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service")),
+    responses(
+        (status = 200, description = "Activated (again)", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such app", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable", body = FailBody),
+    )
+)]
+pub async fn activate(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
     caller: Caller,
@@ -75,7 +86,18 @@ async fn activate(
     Ok(Json(json!({"status": "success", "message": "App installed successfully"})))
 }
 
-async fn info(
+#[utoipa::path(
+    get, path = "/{app_id}/tenants/{tenant}", tag = "tenants",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service"), ("tenant" = String, Path)),
+    responses(
+        (status = 200, description = "The app's state for the tenant", body = TenantInfo),
+        (status = 400, description = "A malformed tenant id", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable", body = FailBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn info(
     State(state): State<AppState>,
     Path((app_id, tenant)): Path<(String, String)>,
     MachineCaller(_caller): MachineCaller,

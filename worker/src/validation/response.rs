@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The outcome of one file, or of a whole validation (always `success` there: the SDK
 /// reports the analysis as done even when every file failed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Success,
@@ -14,7 +14,7 @@ pub enum Status {
 }
 
 /// One file's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationResponse {
     pub status: Status,
     pub filename: String,
@@ -36,7 +36,7 @@ impl ValidationResponse {
 }
 
 /// The outcome of a batch of files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileValidationResponse {
     pub status: Status,
     pub message: String,

@@ -22,6 +22,7 @@ use super::{
     receive::{NO_FILES, ReceivedFile, Staging, receive},
 };
 use crate::consume::envelope::SCHEMA;
+use crate::serve::openapi::{FailBody, QuotaResponse, UploadForm, UploadRefused};
 use crate::serve::{
     auth::{Caller, TenantId},
     error::ApiError,
@@ -52,6 +53,29 @@ pub fn clear_data(value: Option<&str>) -> bool {
     value.is_some_and(|v| v.to_ascii_lowercase().contains("true"))
 }
 
+#[utoipa::path(
+    post, path = "/{app_id}/uploads/{uploader}/files", tag = "uploads",
+    operation_id = "upload_files",
+    params(
+        ("app_id" = String, Path, description = "The app id, e.g. ifmp-service"), ("uploader" = String, Path, description = "The uploader id in dash form, e.g. rv-tools"),
+        ("event_id" = Option<String>, Query, description = "The ticket /validation returned"),
+        ("clear_data" = Option<String>, Query,
+         description = "Any value containing true: the tenant's data is replaced"),
+    ),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Stored, validated and sent for processing",
+         body = FileValidationResponse),
+        (status = 400, description = "No valid file (the validation), or a malformed form",
+         body = UploadRefused),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 402, description = "Monthly quota exceeded", body = QuotaResponse),
+        (status = 404, description = "No such uploader", body = FailBody),
+        (status = 408, description = "The upload took longer than its deadline", body = FailBody),
+        (status = 413, description = "Over the uploader's limits", body = FailBody),
+        (status = 503, description = "A store or Kafka is unavailable", body = FailBody),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     Path(path): Path<UploaderPath>,

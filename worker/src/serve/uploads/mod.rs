@@ -2,11 +2,11 @@
 //! and status. `{uploader}` is the dash form of the uploader id, as in the registry's
 //! URLs (the id itself is accepted too).
 
-mod files;
+pub(crate) mod files;
 pub mod names;
 mod receive;
-mod status;
-mod validation;
+pub(crate) mod status;
+pub(crate) mod validation;
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use serde_json::Value;
 pub use files::{UploadQuery, clear_data};
 pub use validation::parse_filenames;
 
+use super::openapi::{FailBody, QuotaResponse};
 use super::{
     auth::Caller, error::ApiError, quota, quota::QuotaKey, registry::UploaderInfo, state::AppState,
 };
@@ -63,7 +64,18 @@ pub fn quota_key<'a>(caller: &'a Caller, uploader: &'a UploaderInfo) -> QuotaKey
 }
 
 /// `GET .../quota`: the SDK's UploaderQuotaResponse, 402 when nothing is left.
-async fn quota_route(
+#[utoipa::path(
+    get, path = "/{app_id}/uploads/{uploader}/quota", tag = "uploads",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service"), ("uploader" = String, Path, description = "The uploader id in dash form, e.g. rv-tools")),
+    responses(
+        (status = 200, description = "Within the quota", body = QuotaResponse),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 402, description = "Monthly quota exceeded", body = QuotaResponse),
+        (status = 404, description = "No such uploader", body = FailBody),
+        (status = 503, description = "The quota store is unavailable", body = FailBody),
+    )
+)]
+pub async fn quota_route(
     State(state): State<AppState>,
     Path(path): Path<UploaderPath>,
     caller: Caller,

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::{UploaderPath, find_uploader};
 use crate::consume::status::redis_key;
+use crate::serve::openapi::{FailBody, StatusBody};
 use crate::serve::{auth::Caller, error::ApiError, state::AppState};
 
 /// The status in a stored value; anything unreadable is idle, as a missing key is.
@@ -57,6 +58,18 @@ fn wants_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
+#[utoipa::path(
+    get, path = "/{app_id}/uploads/{uploader}/status", tag = "uploads",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service"), ("uploader" = String, Path, description = "The uploader id in dash form, e.g. rv-tools")),
+    responses(
+        (status = 200, description = "The status; with Accept: text/event-stream, a stream \
+                                      of status and step events",
+         content((StatusBody = "application/json"), (String = "text/event-stream"))),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such uploader", body = FailBody),
+        (status = 503, description = "Redis is unavailable", body = FailBody),
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     Path(path): Path<UploaderPath>,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{UploaderPath, find_uploader, quota_key};
 use crate::consume::clock;
+use crate::serve::openapi::{FailBody, FilenamesBody, QuotaResponse};
 use crate::serve::{
     auth::Caller,
     error::ApiError,
@@ -48,6 +49,24 @@ pub fn parse_filenames(body: &[u8]) -> Result<Vec<String>, ApiError> {
     Ok(names)
 }
 
+#[utoipa::path(
+    post, path = "/{app_id}/uploads/{uploader}/validation", tag = "uploads",
+    operation_id = "validate_filenames",
+    params(("app_id" = String, Path, description = "The app id, e.g. ifmp-service"), ("uploader" = String, Path, description = "The uploader id in dash form, e.g. rv-tools")),
+    request_body(content = FilenamesBody, description = "The names of the files to upload"),
+    responses(
+        (status = 200, description = "Each name's outcome; event_id is the upload ticket",
+         body = FileValidationResponse,
+         links(("UploadFiles" = (operation_id = "upload_files",
+                                 parameters(("event_id" = "$response.body#/event_id")))))),
+        (status = 400, description = "Not a list of names", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 402, description = "Monthly quota exceeded", body = QuotaResponse),
+        (status = 404, description = "No such uploader", body = FailBody),
+        (status = 413, description = "Too many names", body = FailBody),
+        (status = 503, description = "A store is unavailable", body = FailBody),
+    )
+)]
 pub async fn validate(
     State(state): State<AppState>,
     Path(path): Path<UploaderPath>,

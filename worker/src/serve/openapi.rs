@@ -1,0 +1,193 @@
+//! The OpenAPI document, generated from the handlers' annotations, served at
+//! `/openapi.json` with a vendored Swagger UI at `/docs` (nothing is downloaded at build
+//! time). The shapes below exist for the document: the handlers build the same JSON.
+
+use serde::Serialize;
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::validation::{FileValidationResponse, Status, ValidationResponse};
+
+/// The SDK's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailBody {
+    /// `fail` (or `failed` for a server error, as the SDK).
+    pub status: String,
+    pub message: String,
+}
+
+/// The SDK's UploaderQuotaResponse.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaResponse {
+    /// `success` within the quota, `failed` over it.
+    pub status: String,
+    pub message: String,
+    pub monthly_quota: i64,
+    pub monthly_quota_consumed: i64,
+    /// UTC, ISO 8601 without a zone.
+    pub quota_reset_date: String,
+    pub app_id: String,
+    pub user_id: String,
+    pub uploader_id: String,
+}
+
+/// `{"filenames": [...]}`, or the bare list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum FilenamesBody {
+    Wrapped { filenames: Vec<String> },
+    Bare(Vec<String>),
+}
+
+/// The multipart form of an upload: the files under `files` (or `files[]`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadForm {
+    #[schema(value_type = Vec<String>, format = Binary)]
+    pub files: Vec<Vec<u8>>,
+    /// Any value containing `true` clears the tenant's data once a file is valid.
+    pub clear_data: Option<String>,
+    /// The event id `/validation` returned (the upload ticket).
+    pub event_id: Option<String>,
+}
+
+/// A refused upload: the validation when no file is valid, the SDK's body otherwise.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UploadRefused {
+    Validation(FileValidationResponse),
+    Fail(FailBody),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusBody {
+    /// `idle` or `running`.
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploaderMatch {
+    pub app_id: String,
+    pub uploader_id: String,
+    pub name: String,
+    pub upload_validation_url: String,
+    pub upload_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilenameMatches {
+    pub filename: String,
+    pub uploaders: Vec<UploaderMatch>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchResponse {
+    pub status: String,
+    pub matches: Vec<FilenameMatches>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantInfo {
+    pub app_activated: bool,
+    pub data_available: bool,
+    pub last_update_date: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppMetadata {
+    #[schema(value_type = Object)]
+    pub app: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
+    pub uploaders: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub reports: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub report_components: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub datatables: Vec<serde_json::Value>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+        components.add_security_scheme(
+            "tenant",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("TenantId"))),
+        );
+    }
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Licenseware app API",
+        description = "Uploads, status, quota, history and registry of every app the \
+                       operator registered. App routes live under /{app_id}/."
+    ),
+    paths(
+        super::uploads::validation::validate,
+        super::uploads::files::upload,
+        super::uploads::quota_route,
+        super::uploads::status::status,
+        super::history_routes::list,
+        super::history_routes::one,
+        super::meta::registry_kind,
+        super::meta::app_metadata,
+        super::meta::match_uploaders,
+        super::tenants::activate,
+        super::tenants::info,
+        super::ops::healthz,
+        super::ops::readyz,
+        super::ops::metrics,
+    ),
+    components(schemas(
+        FailBody, QuotaResponse, FilenamesBody, UploadForm, UploadRefused, StatusBody,
+        MatchResponse, TenantInfo, AppMetadata, FileValidationResponse, ValidationResponse, Status
+    )),
+    modifiers(&Security),
+    security(("bearer" = [], "tenant" = []))
+)]
+pub struct ApiDoc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_uploads_are_binary() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        for path in [
+            "/{app_id}/uploads/{uploader}/validation",
+            "/{app_id}/uploads/{uploader}/files",
+            "/{app_id}/uploads/{uploader}/quota",
+            "/{app_id}/uploads/{uploader}/status",
+            "/{app_id}/history",
+            "/{app_id}/history/{event_id}",
+            "/registry/{kind}",
+            "/{app_id}/metadata",
+            "/uploaders/match",
+            "/{app_id}/tenants/activation",
+            "/{app_id}/tenants/{tenant}",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ] {
+            assert!(paths.contains_key(path), "{path} is not documented");
+        }
+        let files = &document["components"]["schemas"]["UploadForm"]["properties"]["files"];
+        assert_eq!(files["items"]["format"], "binary", "{files}");
+        let links =
+            &paths["/{app_id}/uploads/{uploader}/validation"]["post"]["responses"]["200"]["links"];
+        assert_eq!(links["UploadFiles"]["operationId"], "upload_files", "{links}");
+    }
+}

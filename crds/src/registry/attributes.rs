@@ -409,6 +409,39 @@ impl ComponentAttributes {
         })
     }
 
+    /// Attributes of `component_type` with nothing in them: what a builder without any
+    /// `attr` call gives.
+    pub fn empty(component_type: ComponentType) -> Self {
+        let stacked =
+            || StackedAttributes { series: StackedSeries { xaxis: Vec::new(), yaxis: Vec::new() } };
+        match component_type {
+            ComponentType::Summary => Self::Summary(SummaryAttributes { series: Vec::new() }),
+            ComponentType::Pie => Self::Pie(PieAttributes { series: Vec::new() }),
+            ComponentType::BarHorizontal => {
+                Self::BarHorizontal(BarHorizontalAttributes { series: Vec::new() })
+            }
+            ComponentType::Table => Self::Table(TableAttributes { columns: Vec::new() }),
+            ComponentType::DetailedSummary => Self::DetailedSummary(DetailedSummaryAttributes {
+                header_columns: Vec::new(),
+                detail_columns: Vec::new(),
+            }),
+            ComponentType::DetailedSummaryV2 => {
+                Self::DetailedSummaryV2(DetailedSummaryV2Attributes { series: Vec::new() })
+            }
+            ComponentType::StackedBarVertical => Self::StackedBarVertical(stacked()),
+            ComponentType::StackedArea => Self::StackedArea(stacked()),
+            ComponentType::RelationshipGraph => {
+                Self::RelationshipGraph(RelationshipGraphAttributes {
+                    series: Vec::new(),
+                    categories: Vec::new(),
+                })
+            }
+            ComponentType::DataNarrative => Self::DataNarrative(DataNarrativeAttributes {
+                series: DataNarrativeSeries { value_key: String::new() },
+            }),
+        }
+    }
+
     /// The component type these attributes are for.
     pub fn component_type(&self) -> ComponentType {
         match self {

@@ -560,6 +560,9 @@ spec:
         assert_eq!(file["consumerGroup"], "test.ifmp-service.rv_tools.worker");
         assert_eq!(file["maxAttempts"], 5);
         assert_eq!(file["spec"]["validation"]["requiredColumns"][0][0], "VM");
+        // The registry entry's `worker` is this very value.
+        let parsed: WorkerConfigFile = serde_yaml::from_str(content).unwrap();
+        assert_eq!(parsed, desired.worker_config);
     }
 
     #[test]

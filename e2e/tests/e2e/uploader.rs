@@ -148,6 +148,7 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
         "encryption_parameters",
         "status",
         "parrent_app",
+        "worker",
         "_id",
         "kind",
         "namespace",
@@ -171,7 +172,13 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(entry["icon"], "ServersIcon");
     assert_eq!(entry["flags"], json!(["beta"]));
     assert_eq!(entry["status"], json!([]));
-    assert_eq!(entry["parrent_app"], json!({"app_id": "ifmp-service"}));
+    // parrent_app: the whole app metadata, stamped with the entry's time.
+    assert_eq!(entry["parrent_app"]["app_id"], "ifmp-service");
+    assert_eq!(entry["parrent_app"]["name"], "Ifmp Service");
+    assert_eq!(entry["parrent_app"]["status"], "available");
+    assert_eq!(entry["parrent_app"]["datatables_url"], "/datatables");
+    assert_eq!(entry["parrent_app"]["updated_at"], entry["updated_at"]);
+    assert_eq!(entry["parrent_app"].as_object().expect("parrent_app").len(), 13);
     assert_eq!(
         (entry["kind"].as_str(), entry["resource_name"].as_str()),
         (Some("uploader"), Some(NAME))
@@ -192,10 +199,11 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(validation["regex_escape"], true);
     assert_eq!(validation["ignored_by_uup"], false);
     assert_eq!(validation["filename_valid_message"], "File is valid");
-    assert_eq!(
-        entry["encryption_parameters"],
-        json!({"filepaths": null, "filecontent": null, "columns": null})
-    );
+    // No encryption on the Uploader: null, as the SDK's default None.
+    assert_eq!(entry["encryption_parameters"], serde_json::Value::Null);
+    let typed = h.registry().typed_document(REGISTRY_KEY).await.expect("typed document");
+    let typed_uploader = typed.entry.as_uploader().expect("an uploader entry").clone();
+    assert_eq!(typed_uploader.worker.events_topic, events);
     let app = h.registry().wait_document("app/ifmp-service/ifmp-service", WAIT).await;
     assert_eq!(app["uploaders"], json!(["rv_tools"]));
     let updated_at = entry["updated_at"].clone();
@@ -223,6 +231,9 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(file["dlqTopic"], dlq.as_str());
     assert_eq!(file["consumerGroup"], format!("{}ifmp-service.rv_tools.worker", h.prefix));
     assert_eq!(file["spec"]["validation"]["requiredColumns"], json!([["VM", "Host", "OS"]]));
+    // The registry entry's `worker` is exactly the ConfigMap's worker.yaml.
+    assert_eq!(entry["worker"], file);
+    assert_eq!(serde_json::to_value(&typed_uploader.worker).expect("JSON"), file);
 
     // The worker Deployment, as the apiserver stored it.
     let deployments = h.api::<Deployment>();

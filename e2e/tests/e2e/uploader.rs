@@ -313,14 +313,22 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     })
     .await;
     assert_ne!(changed["updated_at"], updated_at);
-    // Reconciles that change nothing write nothing (the poll requeues every second).
+    // The entry carries the worker's config, so a worker change reaches it too.
     let observed = ready(&h).await.status.expect("status").observed_generation;
     merge_patch(&h.api::<Uploader>(), NAME, json!({"spec": {"worker": {"maxAttempts": 7}}})).await;
     let again = ready(&h).await;
     assert_ne!(again.status.expect("status").observed_generation, observed);
+    let with_worker = eventually(WAIT, "the registry entry to carry the worker change", || async {
+        let entry = h.registry().document(REGISTRY_KEY).await?;
+        (entry["worker"]["maxAttempts"] == 7).then_some(entry)
+    })
+    .await;
+    assert_ne!(with_worker["updated_at"], changed["updated_at"]);
+    // Reconciles that change nothing write nothing (the poll requeues every second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         h.registry().wait_document(REGISTRY_KEY, WAIT).await["updated_at"],
-        changed["updated_at"]
+        with_worker["updated_at"]
     );
 
     // registrable: false removes the entry (the app's goes with it) and the finalizer,

@@ -16,6 +16,7 @@ pub mod filter;
 pub mod generate;
 pub mod names;
 pub mod pipeline;
+pub mod registry;
 pub mod report;
 pub mod report_component;
 mod schema;
@@ -26,6 +27,10 @@ pub mod worker_config;
 pub use conditions::{RegistrationStatus, condition_type, reason};
 pub use data_table::{DataTable, DataTableColumn, DataTableSpec, DataTableStatus};
 pub use filter::{ColumnType, FilterType, ReportFilter};
+pub use registry::{
+    AnyRegistryDocument, AppEntry, AppMetadata, ComponentEntry, DataTableEntry, EntryKind,
+    EntryMetadata, RegistryDocument, RegistryKey, RegistryRecord, ReportEntry, UploaderEntry,
+};
 pub use report::{Report, ReportSpec, ReportStatus};
 pub use report_component::{
     ComponentData, ComponentType, ReportComponent, ReportComponentSpec, ReportComponentStatus,

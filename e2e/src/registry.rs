@@ -40,6 +40,19 @@ impl RegistryReader {
         }
     }
 
+    /// The registry document with this `_id`, read as the typed document the API reads
+    /// (fails the test when it does not parse).
+    pub async fn typed_document(
+        &self,
+        key: &str,
+    ) -> Option<licenseware_operator::crds::AnyRegistryDocument> {
+        let json = self.document(key).await?;
+        Some(
+            serde_json::from_value(serde_json::Value::Object(json))
+                .unwrap_or_else(|error| panic!("registry document {key} does not parse: {error}")),
+        )
+    }
+
     pub async fn wait_document(
         &self,
         key: &str,

@@ -13,7 +13,7 @@ use licenseware_e2e::{
     kube::{Conditioned, Expected, create_custom, delete_and_wait, merge_patch, wait_condition},
     unique_name,
 };
-use licenseware_operator::crds::{DataTable, Report, ReportComponent};
+use licenseware_operator::crds::{DataTable, RegistryRecord, Report, ReportComponent};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
@@ -180,7 +180,8 @@ fn devices_overview() -> Value {
             "description": "Devices at a glance.",
             "type": "summary",
             "attributes": {"series": [
-                {"value_key": "number_of_devices", "value_description": "Devices", "icon": "ServersIcon"}
+                {"value_key": "number_of_devices", "value_description": "Devices", "icon": "ServersIcon"},
+                {"value_key": "number_of_cpus", "extra": "dropped"}
             ]},
             "data": {"pipeline": [{"$count": "number_of_devices"}]}
         }
@@ -214,7 +215,7 @@ fn devices_table() -> Value {
                 {"prop": "device_name", "name": "Device", "required": true},
                 {"prop": "number_of_cores"},
                 {"prop": "os", "values": ["linux", "windows"]},
-                {"prop": "host", "distinctKey": "name", "foreignKey": "host_name"}
+                {"prop": "host", "distinctKey": "host name", "foreignKey": "host_name"}
             ]
         }
     })
@@ -271,9 +272,12 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
             "report_components",
             "flags",
             "filters",
+            "updated_at",
             "public_url",
             "snapshot_url",
             "parrent_app",
+            "apps",
+            "status",
             "registrable",
         ])
     );
@@ -293,9 +297,20 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
     assert_eq!(embedded, [("devices_by_os", 1), ("devices_overview", 2)]);
     assert_eq!(report["filters"][0]["column_type"], "number");
     assert_eq!(report["filters"][1]["allowed_filters"], json!(["equals", "contains"]));
+    assert_eq!(report["status"], json!([]));
+    assert_eq!(report["parrent_app"]["name"], "Ifmp Service");
+    assert_eq!(report["parrent_app"]["updated_at"], report["updated_at"]);
+    assert_eq!(report["apps"], json!([report["parrent_app"]]));
     let updated_at = report["updated_at"].as_str().expect("updated_at").to_owned();
     assert_eq!(updated_at.len(), "2026-01-02T03:04:05.123456".len(), "{updated_at}");
 
+    // The component's order comes from the report, once that is reconciled.
+    eventually(WAIT, "the components to take their order from the report", || async {
+        let by_os = h.document(BY_OS_KEY).await?;
+        let overview = h.document(OVERVIEW_KEY).await?;
+        (by_os["order"] == 1 && overview["order"] == 2).then_some(())
+    })
+    .await;
     let component = h.wait_document(BY_OS_KEY).await;
     assert_eq!(
         sorted_keys(&component),
@@ -319,6 +334,22 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
     assert_eq!(component["snapshot_url"], "/snapshot-report-components/devices-by-os");
     assert_eq!(component["type"], "pie");
     assert_eq!(component["filters"][0]["column_type"], "enum");
+    // An empty description stays "", the order is the position in the attaching report,
+    // and the attributes have the SDK builder's shape (unknown keys dropped).
+    assert_eq!(component["description"], "");
+    assert_eq!(component["order"], 1);
+    assert_eq!(
+        component["attributes"],
+        json!({"series": [
+            {"label_key": "os", "label_description": "Operating System"},
+            {"value_key": "count", "value_description": "Count"}
+        ]})
+    );
+    let overview = h.wait_document(OVERVIEW_KEY).await;
+    assert_eq!(overview["order"], 2);
+    assert_eq!(overview["attributes"]["series"][0]["icon"], "ServersIcon");
+    assert_eq!(overview["attributes"]["series"][1]["value_description"], "Number Of Cpus");
+    assert_eq!(overview["attributes"]["series"][1]["icon"], Value::Null);
 
     let table = h.wait_document(TABLE_KEY).await;
     assert_eq!(
@@ -346,8 +377,17 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
     assert_eq!(columns[1]["required"], true);
     assert_eq!(columns[3]["type"], "number");
     assert_eq!(columns[5]["type"], "entity");
+    assert_eq!(
+        columns[5]["entities_url"],
+        "/datatables/devices?id=%7Bentity_id%7D&distinct_key=host+name&foreign_key=host_name"
+    );
 
     let app = h.wait_document(APP_KEY).await;
+    assert_eq!(app["name"], "Ifmp Service");
+    assert_eq!(app["status"], "available");
+    for key in ["description", "icon", "flags", "app_meta", "features", "integration_details"] {
+        assert_eq!(app.get(key), Some(&Value::Null), "{key}");
+    }
     assert_eq!(app["reports"], json!(["devices_report"]));
     assert_eq!(app["report_components"], json!(["devices_by_os", "devices_overview"]));
     assert_eq!(app["datatables"], json!(["devices"]));
@@ -362,6 +402,24 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
             [REPORT_KEY, BY_OS_KEY, OVERVIEW_KEY, TABLE_KEY, APP_KEY]
                 .iter()
                 .all(|k| latest.get(*k).is_some_and(Option::is_some))
+        })
+        .await;
+    // Every published document reads as the typed document the API uses, and the topic
+    // comes to hold what MongoDB holds.
+    let mut stored = BTreeMap::new();
+    for key in [REPORT_KEY, BY_OS_KEY, OVERVIEW_KEY, TABLE_KEY] {
+        stored.insert(key, h.registry().typed_document(key).await.expect("stored"));
+    }
+    topic
+        .until("the topic to hold MongoDB's documents", |latest| {
+            stored.iter().all(|(key, document)| {
+                let Some(Some(value)) = latest.get(*key) else { return false };
+                let bytes = serde_json::to_vec(value).expect("JSON");
+                match RegistryRecord::parse(key, Some(&bytes)) {
+                    Ok(RegistryRecord::Document(published)) => *published == *document,
+                    other => panic!("{key}: {other:?}"),
+                }
+            })
         })
         .await;
     let published = topic.latest[REPORT_KEY].clone().expect("payload");

@@ -213,6 +213,13 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
     );
     assert_eq!(validation["required_columns"][0][0], "VM");
     assert_eq!(entry["encryption_parameters"]["columns"], json!(["VM", "DNS Name", "Host"]));
+    // The worker's config, as its ConfigMap holds it, with the Uploader's upload limits.
+    assert_eq!(entry["worker"], file);
+    assert_eq!(entry["parrent_app"]["app_id"], "ifmp-service");
+    // Every document reads as the typed document the API uses.
+    for key in [UPLOADER_KEY, REPORT_KEY, OVERVIEW_KEY, BY_OS_KEY, TABLE_KEY, APP_KEY] {
+        registry.typed_document(key).await.expect("a document");
+    }
     let report = registry.wait_document(REPORT_KEY, WAIT).await;
     assert_eq!(report["name"], "Devices");
     let embedded: Vec<&str> = report["report_components"]

@@ -148,6 +148,7 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
         "encryption_parameters",
         "status",
         "parrent_app",
+        "worker",
         "_id",
         "kind",
         "namespace",
@@ -171,7 +172,13 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(entry["icon"], "ServersIcon");
     assert_eq!(entry["flags"], json!(["beta"]));
     assert_eq!(entry["status"], json!([]));
-    assert_eq!(entry["parrent_app"], json!({"app_id": "ifmp-service"}));
+    // parrent_app: the whole app metadata, stamped with the entry's time.
+    assert_eq!(entry["parrent_app"]["app_id"], "ifmp-service");
+    assert_eq!(entry["parrent_app"]["name"], "Ifmp Service");
+    assert_eq!(entry["parrent_app"]["status"], "available");
+    assert_eq!(entry["parrent_app"]["datatables_url"], "/datatables");
+    assert_eq!(entry["parrent_app"]["updated_at"], entry["updated_at"]);
+    assert_eq!(entry["parrent_app"].as_object().expect("parrent_app").len(), 13);
     assert_eq!(
         (entry["kind"].as_str(), entry["resource_name"].as_str()),
         (Some("uploader"), Some(NAME))
@@ -192,10 +199,11 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(validation["regex_escape"], true);
     assert_eq!(validation["ignored_by_uup"], false);
     assert_eq!(validation["filename_valid_message"], "File is valid");
-    assert_eq!(
-        entry["encryption_parameters"],
-        json!({"filepaths": null, "filecontent": null, "columns": null})
-    );
+    // No encryption on the Uploader: null, as the SDK's default None.
+    assert_eq!(entry["encryption_parameters"], serde_json::Value::Null);
+    let typed = h.registry().typed_document(REGISTRY_KEY).await.expect("typed document");
+    let typed_uploader = typed.entry.as_uploader().expect("an uploader entry").clone();
+    assert_eq!(typed_uploader.worker.events_topic, events);
     let app = h.registry().wait_document("app/ifmp-service/ifmp-service", WAIT).await;
     assert_eq!(app["uploaders"], json!(["rv_tools"]));
     let updated_at = entry["updated_at"].clone();
@@ -223,6 +231,9 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert_eq!(file["dlqTopic"], dlq.as_str());
     assert_eq!(file["consumerGroup"], format!("{}ifmp-service.rv_tools.worker", h.prefix));
     assert_eq!(file["spec"]["validation"]["requiredColumns"], json!([["VM", "Host", "OS"]]));
+    // The registry entry's `worker` is exactly the ConfigMap's worker.yaml.
+    assert_eq!(entry["worker"], file);
+    assert_eq!(serde_json::to_value(&typed_uploader.worker).expect("JSON"), file);
 
     // The worker Deployment, as the apiserver stored it.
     let deployments = h.api::<Deployment>();
@@ -302,14 +313,22 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     })
     .await;
     assert_ne!(changed["updated_at"], updated_at);
-    // Reconciles that change nothing write nothing (the poll requeues every second).
+    // The entry carries the worker's config, so a worker change reaches it too.
     let observed = ready(&h).await.status.expect("status").observed_generation;
     merge_patch(&h.api::<Uploader>(), NAME, json!({"spec": {"worker": {"maxAttempts": 7}}})).await;
     let again = ready(&h).await;
     assert_ne!(again.status.expect("status").observed_generation, observed);
+    let with_worker = eventually(WAIT, "the registry entry to carry the worker change", || async {
+        let entry = h.registry().document(REGISTRY_KEY).await?;
+        (entry["worker"]["maxAttempts"] == 7).then_some(entry)
+    })
+    .await;
+    assert_ne!(with_worker["updated_at"], changed["updated_at"]);
+    // Reconciles that change nothing write nothing (the poll requeues every second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         h.registry().wait_document(REGISTRY_KEY, WAIT).await["updated_at"],
-        changed["updated_at"]
+        with_worker["updated_at"]
     );
 
     // registrable: false removes the entry (the app's goes with it) and the finalizer,

@@ -1,83 +1,22 @@
-//! Pure builders of registry entries: each custom resource becomes the metadata dict
-//! the SDK published for it (reference §1.1, §4, §5.1, §9), with the SDK's key names,
-//! URL forms and defaults. `updated_at` is not part of an entry: the writer adds it
-//! when the content changes (see [`super::Registry::upsert`]).
-
-use std::fmt;
+//! Pure builders of registry entries: each custom resource becomes the metadata the SDK
+//! published for it (reference §1.1, §4, §5.1, §9), as the typed structs of
+//! [`licenseware_crds::registry`], with the SDK's key names, URL forms and defaults.
+//! The times in an entry (`updated_at`, and that of the app metadata it embeds) are
+//! set by the writer when the content changes (see [`super::Registry::upsert`]).
 
 use licenseware_crds::{
-    DataTable, Flag, ReportComponent, ReportFilter, Uploader,
-    data_table::ResolvedColumn,
-    names::{dash, title},
+    DataTable, ReportComponent, Uploader, WorkerConfigFile,
+    names::dash,
+    registry::{
+        AnyRegistryDocument, AppEntry, AppMetadata, ColumnEntry, ComponentAttributes,
+        ComponentEntry, DATATABLE_TYPE, DataTableEntry, EncryptionParametersEntry, EntryMetadata,
+        FilterEntry, RegistryDocument, ReportEntry, UploaderEntry, ValidationParametersEntry,
+    },
     report::Report,
 };
 use serde_json::{Map, Value, json};
 
-/// The kinds of registry document; the first segment of every key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EntryKind {
-    Uploader,
-    Report,
-    Component,
-    DataTable,
-    App,
-}
-
-impl EntryKind {
-    /// Every kind, in key order.
-    pub const ALL: [Self; 5] =
-        [Self::Uploader, Self::Report, Self::Component, Self::DataTable, Self::App];
-
-    /// The name used in keys and in the documents' `kind` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Uploader => "uploader",
-            Self::Report => "report",
-            Self::Component => "component",
-            Self::DataTable => "datatable",
-            Self::App => "app",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for EntryKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `{kind}/{appId}/{id}`: the MongoDB `_id` and the Kafka record key of an entry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RegistryKey {
-    pub kind: EntryKind,
-    pub app_id: String,
-    pub id: String,
-}
-
-impl RegistryKey {
-    pub fn new(kind: EntryKind, app_id: impl Into<String>, id: impl Into<String>) -> Self {
-        Self { kind, app_id: app_id.into(), id: id.into() }
-    }
-
-    /// Parses `{kind}/{appId}/{id}`.
-    pub fn parse(key: &str) -> Option<Self> {
-        let mut parts = key.splitn(3, '/');
-        let kind = EntryKind::parse(parts.next()?)?;
-        let app_id = parts.next()?;
-        let id = parts.next()?;
-        Some(Self::new(kind, app_id, id))
-    }
-}
-
-impl fmt::Display for RegistryKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.kind, self.app_id, self.id)
-    }
-}
+pub use licenseware_crds::registry::{EntryKind, RegistryKey};
 
 /// One registry document before it is written: the SDK metadata of a resource and the
 /// resource it comes from.
@@ -88,26 +27,28 @@ pub struct RegistryEntry {
     pub namespace: String,
     /// `metadata.name` of that resource.
     pub resource_name: String,
-    /// The SDK's metadata dict, exact key names, without `updated_at`.
-    pub metadata: Map<String, Value>,
+    /// The SDK's metadata, its times not set yet.
+    pub metadata: EntryMetadata,
 }
 
 impl RegistryEntry {
     /// The document stored in MongoDB and published on the registry topic: the SDK
     /// metadata, plus `_id`, `kind`, `app_id`, `namespace`, `resource_name` and
-    /// `updated_at` (UTC ISO format without time zone, like the SDK's).
-    pub fn document(&self, updated_at: &str) -> Map<String, Value> {
-        let mut document = Map::new();
-        document.insert("_id".into(), json!(self.key.to_string()));
-        document.extend(self.metadata.clone());
-        document.insert("kind".into(), json!(self.key.kind.as_str()));
-        // Data tables have no app_id in the SDK's metadata; every document carries it
-        // here so that the app's documents can be found.
-        document.insert("app_id".into(), json!(self.key.app_id));
-        document.insert("namespace".into(), json!(self.namespace));
-        document.insert("resource_name".into(), json!(self.resource_name));
-        document.insert("updated_at".into(), json!(updated_at));
-        document
+    /// `updated_at` (UTC ISO format without time zone, like the SDK's), the metadata's
+    /// own times set to `updated_at` too.
+    pub fn document(&self, updated_at: &str) -> AnyRegistryDocument {
+        RegistryDocument::new(
+            self.key.clone(),
+            &self.namespace,
+            &self.resource_name,
+            updated_at,
+            self.metadata.clone(),
+        )
+    }
+
+    /// [`Self::document`] as a JSON object.
+    pub fn document_json(&self, updated_at: &str) -> Result<Map<String, Value>, serde_json::Error> {
+        self.document(updated_at).to_json()
     }
 }
 
@@ -116,133 +57,119 @@ fn namespace_and_name<K: kube::ResourceExt>(resource: &K) -> (String, String) {
 }
 
 /// SDK lists whose default is `None`: an empty list is published as `null`.
-fn list_or_null<T: serde::Serialize>(items: &[T]) -> Value {
-    if items.is_empty() { Value::Null } else { json!(items) }
+fn list_or_null<T: Clone>(items: &[T]) -> Option<Vec<T>> {
+    (!items.is_empty()).then(|| items.to_vec())
 }
 
-fn text_or_null(text: &str) -> Value {
-    if text.is_empty() { Value::Null } else { json!(text) }
-}
-
-fn flags(flags: &[Flag]) -> Value {
-    list_or_null(flags)
-}
-
-/// The part of the app's metadata an entry carries as `parrent_app` (sic, the SDK's
-/// key). The resources describe no app beyond its id, so that is all it holds.
-fn parrent_app(app_id: &str) -> Value {
-    json!({ "app_id": app_id })
-}
-
-/// A report filter in the SDK's shape: `{column, allowed_filters, column_type,
-/// allowed_values, visible_name}` with the SDK's inference and defaults.
-pub fn filter_metadata(filter: &ReportFilter) -> Value {
-    json!({
-        "column": filter.column,
-        "allowed_filters": filter.effective_allowed_filters(),
-        "column_type": filter.effective_column_type(),
-        "allowed_values": filter.allowed_values,
-        "visible_name": filter.effective_visible_name(),
-    })
-}
-
-fn filters(filters: &[ReportFilter]) -> Value {
-    if filters.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(filters.iter().map(filter_metadata).collect())
-    }
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
-/// SDK `NewUploader.get_metadata`: `app_id, name, uploader_id, description, upload_url,
-/// upload_validation_url, quota_validation_url, status_check_url, accepted_file_types,
-/// icon, flags, validation_parameters, encryption_parameters, status, parrent_app`.
-/// `status` (per-tenant processing states, kept in Redis) is runtime state, so the
-/// registry holds `[]`; the app's API reports the live values.
-pub fn uploader_entry(uploader: &Uploader) -> RegistryEntry {
+/// SDK `NewUploader.get_metadata(parrent_app)`: `app_id, name, uploader_id,
+/// description, upload_url, upload_validation_url, quota_validation_url,
+/// status_check_url, accepted_file_types, icon, flags, updated_at,
+/// validation_parameters, encryption_parameters, status, parrent_app`, then `worker`:
+/// the worker's config exactly as its ConfigMap holds it (`worker`, built once by the
+/// Uploader controller for both). `status` (per-tenant processing states, kept in
+/// Redis) is runtime state, so the registry holds `[]`; the app's API reports the live
+/// values.
+pub fn uploader_metadata(
+    uploader: &Uploader,
+    worker: &WorkerConfigFile,
+    app: &AppMetadata,
+) -> UploaderEntry {
     let spec = &uploader.spec;
     let uploader_id = uploader.uploader_id();
     let d = dash(&uploader_id);
-    let v = &spec.validation;
-    let e = &spec.encryption;
-    let metadata = json!({
-        "app_id": spec.app_id,
-        "name": spec.name,
-        "uploader_id": uploader_id,
-        "description": spec.description,
-        "upload_url": format!("/uploads/{d}/files"),
-        "upload_validation_url": format!("/uploads/{d}/validation"),
-        "quota_validation_url": format!("/uploads/{d}/quota"),
-        "status_check_url": format!("/uploads/{d}/status"),
-        "accepted_file_types": spec.accepted_file_types,
-        "icon": spec.icon,
-        "flags": flags(&spec.flags),
-        "validation_parameters": {
-            "required_input_type": v.required_input_type,
-            "filename_contains": v.filename_contains,
-            "filename_endswith": v.filename_endswith,
-            "required_sheets": v.required_sheets,
-            "required_columns": v.required_columns,
-            "min_rows_number": v.min_rows_number,
-            "header_starts_at": v.header_starts_at,
-            "text_contains_all": v.text_contains_all,
-            "text_contains_any": v.text_contains_any,
-            "ignore_filenames": v.ignore_filenames,
-            "buffer": v.buffer,
-            "filename_valid_message": v.filename_valid_message,
-            "filename_ignored_message": v.filename_ignored_message,
-            "regex_escape": v.regex_escape,
-            "ignored_by_uup": v.ignored_by_uup,
-        },
-        "encryption_parameters": {
-            "filepaths": list_or_null(&e.filepaths),
-            "filecontent": list_or_null(&e.filecontent),
-            "columns": list_or_null(&e.columns),
-        },
-        "status": [],
-        "parrent_app": parrent_app(&spec.app_id),
-    });
+    UploaderEntry {
+        app_id: spec.app_id.clone(),
+        name: spec.name.clone(),
+        uploader_id,
+        description: spec.description.clone(),
+        upload_url: format!("/uploads/{d}/files"),
+        upload_validation_url: format!("/uploads/{d}/validation"),
+        quota_validation_url: format!("/uploads/{d}/quota"),
+        status_check_url: format!("/uploads/{d}/status"),
+        accepted_file_types: spec.accepted_file_types.clone(),
+        icon: spec.icon.clone(),
+        flags: list_or_null(&spec.flags),
+        updated_at: None,
+        validation_parameters: ValidationParametersEntry::from_spec(&spec.validation),
+        encryption_parameters: EncryptionParametersEntry::from_spec(&spec.encryption),
+        status: Vec::new(),
+        parrent_app: app.clone(),
+        worker: worker.clone(),
+    }
+}
+
+/// The registry entry of an Uploader (see [`uploader_metadata`]).
+pub fn uploader_entry(
+    uploader: &Uploader,
+    worker: &WorkerConfigFile,
+    app: &AppMetadata,
+) -> RegistryEntry {
     let (namespace, resource_name) = namespace_and_name(uploader);
     RegistryEntry {
-        key: RegistryKey::new(EntryKind::Uploader, &spec.app_id, uploader_id),
+        key: RegistryKey::new(EntryKind::Uploader, &uploader.spec.app_id, uploader.uploader_id()),
         namespace,
         resource_name,
-        metadata: object(metadata),
+        metadata: uploader_metadata(uploader, worker, app).into(),
     }
 }
 
 /// SDK `NewReportComponent.get_metadata`: `app_id, component_id, description, url,
-/// public_url, snapshot_url, order, style_attributes, attributes, title, type, filters`.
-/// `order` is `spec.order`, `null` when unset (a report fills in the position).
-pub fn component_metadata(component: &ReportComponent, order: Option<i32>) -> Map<String, Value> {
+/// public_url, snapshot_url, order, style_attributes, attributes, title, type,
+/// filters`. `attributes` get the SDK attribute builders' defaults (validation refuses
+/// attributes they could not have built; such a component gets empty ones here).
+pub fn component_metadata(component: &ReportComponent, order: Option<i32>) -> ComponentEntry {
     let spec = &component.spec;
     let component_id = component.component_id();
     let c = dash(&component_id);
-    object(json!({
-        "app_id": spec.app_id,
-        "component_id": component_id,
-        "description": text_or_null(&spec.description),
-        "url": format!("/report-components/{c}"),
-        "public_url": format!("/public-report-components/{c}"),
-        "snapshot_url": format!("/snapshot-report-components/{c}"),
-        "order": order,
-        "style_attributes": spec.style,
-        "attributes": spec.attributes,
-        "title": spec.title,
-        "type": spec.component_type,
-        "filters": filters(&spec.filters),
-    }))
+    let attributes = ComponentAttributes::from_spec(spec.component_type, &spec.attributes)
+        .unwrap_or_else(|_| ComponentAttributes::empty(spec.component_type));
+    ComponentEntry {
+        app_id: spec.app_id.clone(),
+        component_id,
+        description: spec.description.clone(),
+        url: format!("/report-components/{c}"),
+        public_url: format!("/public-report-components/{c}"),
+        snapshot_url: format!("/snapshot-report-components/{c}"),
+        order,
+        style_attributes: spec.style.clone(),
+        attributes,
+        title: spec.title.clone(),
+        component_type: spec.component_type,
+        filters: FilterEntry::list(&spec.filters),
+    }
 }
 
-/// The registry entry of a ReportComponent (see [`component_metadata`]).
-pub fn component_entry(component: &ReportComponent) -> RegistryEntry {
+/// The `order` of a component's own entry: `spec.order`, else its position in the
+/// first Report (by reportId) of its app that attaches it, as the SDK's `attach` sets
+/// it on the component; `None` when no report does. `reports` and `components`: those
+/// of the component's namespace.
+pub fn component_order(
+    component: &ReportComponent,
+    reports: &[Report],
+    components: &[ReportComponent],
+) -> Option<i32> {
+    if let Some(order) = component.spec.order {
+        return Some(order);
+    }
+    let id = component.component_id();
+    let mut reports: Vec<&Report> =
+        reports.iter().filter(|r| r.spec.app_id == component.spec.app_id).collect();
+    reports.sort_by_key(|r| r.report_id());
+    reports.into_iter().find_map(|report| {
+        report_components(report, components)
+            .into_iter()
+            .find(|(c, _)| c.component_id() == id)
+            .map(|(_, order)| order)
+    })
+}
+
+/// The registry entry of a ReportComponent (see [`component_metadata`] and
+/// [`component_order`]).
+pub fn component_entry(
+    component: &ReportComponent,
+    reports: &[Report],
+    components: &[ReportComponent],
+) -> RegistryEntry {
     let (namespace, resource_name) = namespace_and_name(component);
     RegistryEntry {
         key: RegistryKey::new(
@@ -252,7 +179,8 @@ pub fn component_entry(component: &ReportComponent) -> RegistryEntry {
         ),
         namespace,
         resource_name,
-        metadata: component_metadata(component, component.spec.order),
+        metadata: component_metadata(component, component_order(component, reports, components))
+            .into(),
     }
 }
 
@@ -287,41 +215,57 @@ pub fn report_components<'a>(
         .collect()
 }
 
-/// SDK `NewReport.get_metadata`: `app_id, report_id, name, description, url,
-/// connected_apps, report_components, flags, filters, public_url, snapshot_url,
-/// parrent_app, registrable`. `components` are the ReportComponents the report may
-/// use (those of its namespace); see [`report_components`] for which are embedded.
-/// The SDK's `status` and `apps` are computed per request from Redis and other apps'
-/// registries, so they are left to the app's API.
-pub fn report_entry(report: &Report, components: &[ReportComponent]) -> RegistryEntry {
+/// SDK `NewReport.get_metadata(parrent_app)`: `app_id, report_id, name, description,
+/// url, connected_apps, report_components, flags, filters, updated_at, public_url,
+/// snapshot_url, parrent_app, apps, status, registrable`. `components` are the
+/// ReportComponents the report may use (those of its namespace); see
+/// [`report_components`] for which are embedded (`null` for one that is not
+/// registrable, as the SDK's `get_metadata` returns `None` for it). `apps` holds the
+/// report's own app (the other connected apps are in their own app documents) and
+/// `status` is `[]`: the SDK computes it per request from Redis, and so does the API.
+pub fn report_metadata(
+    report: &Report,
+    components: &[ReportComponent],
+    app: &AppMetadata,
+) -> ReportEntry {
     let spec = &report.spec;
     let report_id = report.report_id();
     let r = dash(&report_id);
-    let embedded: Vec<Value> = report_components(report, components)
-        .into_iter()
-        .map(|(c, order)| Value::Object(component_metadata(c, Some(order))))
-        .collect();
-    let metadata = json!({
-        "app_id": spec.app_id,
-        "report_id": report_id,
-        "name": spec.name,
-        "description": spec.description,
-        "url": format!("/reports/{r}"),
-        "connected_apps": report.connected_apps(),
-        "report_components": embedded,
-        "flags": flags(&spec.flags),
-        "filters": filters(&spec.filters),
-        "public_url": format!("/public-reports/{r}"),
-        "snapshot_url": format!("/snapshot-reports/{r}"),
-        "parrent_app": parrent_app(&spec.app_id),
-        "registrable": spec.registrable,
-    });
+    ReportEntry {
+        app_id: spec.app_id.clone(),
+        report_id,
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        url: format!("/reports/{r}"),
+        connected_apps: report.connected_apps(),
+        report_components: report_components(report, components)
+            .into_iter()
+            .map(|(c, order)| c.spec.registrable.then(|| component_metadata(c, Some(order))))
+            .collect(),
+        flags: list_or_null(&spec.flags),
+        filters: FilterEntry::list(&spec.filters),
+        updated_at: None,
+        public_url: format!("/public-reports/{r}"),
+        snapshot_url: format!("/snapshot-reports/{r}"),
+        parrent_app: app.clone(),
+        apps: vec![app.clone()],
+        status: Vec::new(),
+        registrable: spec.registrable,
+    }
+}
+
+/// The registry entry of a Report (see [`report_metadata`]).
+pub fn report_entry(
+    report: &Report,
+    components: &[ReportComponent],
+    app: &AppMetadata,
+) -> RegistryEntry {
     let (namespace, resource_name) = namespace_and_name(report);
     RegistryEntry {
-        key: RegistryKey::new(EntryKind::Report, &spec.app_id, report_id),
+        key: RegistryKey::new(EntryKind::Report, &report.spec.app_id, report.report_id()),
         namespace,
         resource_name,
-        metadata: object(metadata),
+        metadata: report_metadata(report, components, app).into(),
     }
 }
 
@@ -330,64 +274,40 @@ pub fn datatable_path(component_id: &str) -> String {
     format!("/datatables/{}", dash(component_id))
 }
 
-/// A column in the SDK's shape: `{name, prop, editable, type, values, required,
-/// visible, hashable, entities_url, distinct_key, foreign_key}`.
-pub fn column_metadata(path: &str, column: &ResolvedColumn) -> Value {
-    let entities_url = (column.distinct_key.is_some() || column.foreign_key.is_some()).then(|| {
-        let mut url = format!("{path}?id=%7Bentity_id%7D");
-        if let Some(key) = &column.distinct_key {
-            url.push_str(&format!("&distinct_key={key}"));
-        }
-        if let Some(key) = &column.foreign_key {
-            url.push_str(&format!("&foreign_key={key}"));
-        }
-        url
-    });
-    json!({
-        "name": column.name,
-        "prop": column.prop,
-        "editable": column.editable,
-        "type": column.column_type,
-        "values": column.values,
-        "required": column.required,
-        "visible": column.visible,
-        "hashable": column.hashable,
-        "entities_url": entities_url,
-        "distinct_key": column.distinct_key,
-        "foreign_key": column.foreign_key,
-    })
-}
-
 /// SDK `DataTable.metadata`: `url, path, type ("editable_table"), order,
 /// style_attributes ({"width": "full"}), title, component_id, columns`. `order` is the
 /// table's 0-based position among its app's tables (SDK `RegisteredDataTables`).
-pub fn datatable_entry(table: &DataTable, order: usize) -> RegistryEntry {
+pub fn datatable_metadata(table: &DataTable, order: u32) -> DataTableEntry {
     let spec = &table.spec;
     let component_id = table.component_id();
     let path = datatable_path(&component_id);
-    let columns: Vec<Value> =
-        spec.columns.iter().map(|c| column_metadata(&path, &c.resolve())).collect();
-    let metadata = json!({
-        "url": path,
-        "path": path,
-        "type": "editable_table",
-        "order": order,
-        "style_attributes": {"width": "full"},
-        "title": spec.title,
-        "component_id": component_id,
-        "columns": columns,
-    });
+    let mut style = Map::new();
+    style.insert("width".into(), json!("full"));
+    DataTableEntry {
+        url: path.clone(),
+        table_type: DATATABLE_TYPE.to_owned(),
+        order,
+        style_attributes: style,
+        title: spec.title.clone(),
+        component_id,
+        columns: spec.columns.iter().map(|c| ColumnEntry::new(&path, &c.resolve())).collect(),
+        path,
+    }
+}
+
+/// The registry entry of a DataTable (see [`datatable_metadata`]).
+pub fn datatable_entry(table: &DataTable, order: u32) -> RegistryEntry {
     let (namespace, resource_name) = namespace_and_name(table);
     RegistryEntry {
-        key: RegistryKey::new(EntryKind::DataTable, &spec.app_id, component_id),
+        key: RegistryKey::new(EntryKind::DataTable, &table.spec.app_id, table.component_id()),
         namespace,
         resource_name,
-        metadata: object(metadata),
+        metadata: datatable_metadata(table, order).into(),
     }
 }
 
 /// The 0-based position of `table` among `tables` of the same app, by componentId.
-pub fn datatable_order(table: &DataTable, tables: &[DataTable]) -> usize {
+pub fn datatable_order(table: &DataTable, tables: &[DataTable]) -> u32 {
     let id = table.component_id();
     let mut ids: Vec<String> = tables
         .iter()
@@ -396,59 +316,90 @@ pub fn datatable_order(table: &DataTable, tables: &[DataTable]) -> usize {
         .collect();
     ids.sort();
     ids.dedup();
-    ids.iter().position(|other| *other == id).unwrap_or(ids.len())
+    let position = ids.iter().position(|other| *other == id).unwrap_or(ids.len());
+    u32::try_from(position).unwrap_or(u32::MAX)
 }
 
-/// The app document (SDK `NewApp.get_metadata`, as far as the resources describe an
-/// app): `app_id`, `name` (title form of the id), `status: "available"`, the SDK's
-/// fixed URLs, and the ids of the app's registered uploaders, reports, components and
-/// data tables, sorted. `members` are the keys of the app's other entries.
-pub fn app_entry(app_id: &str, members: &[RegistryKey]) -> RegistryEntry {
+/// The app document: SDK `NewApp.get_metadata` (`app`), then the ids of the app's
+/// registered uploaders, reports, components and data tables, sorted. `members` are
+/// the keys of the app's other entries.
+pub fn app_entry(app: AppMetadata, members: &[RegistryKey]) -> RegistryEntry {
     let ids = |kind: EntryKind| {
-        let mut ids: Vec<&str> =
-            members.iter().filter(|k| k.kind == kind).map(|k| k.id.as_str()).collect();
+        let mut ids: Vec<String> =
+            members.iter().filter(|k| k.kind == kind).map(|k| k.id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
         ids
     };
-    let metadata = json!({
-        "app_id": app_id,
-        "name": title(app_id),
-        "status": "available",
-        "history_report_url": "/reports/history-report",
-        "editable_tables_url": "/datatables",
-        "datatables_url": "/datatables",
-        "uploaders": ids(EntryKind::Uploader),
-        "reports": ids(EntryKind::Report),
-        "report_components": ids(EntryKind::Component),
-        "datatables": ids(EntryKind::DataTable),
-    });
     RegistryEntry {
-        key: RegistryKey::new(EntryKind::App, app_id, app_id),
+        key: RegistryKey::new(EntryKind::App, &app.app_id, &app.app_id),
         // An app spans every resource with its id, whatever their namespace.
         namespace: String::new(),
         resource_name: String::new(),
-        metadata: object(metadata),
+        metadata: AppEntry {
+            uploaders: ids(EntryKind::Uploader),
+            reports: ids(EntryKind::Report),
+            report_components: ids(EntryKind::Component),
+            datatables: ids(EntryKind::DataTable),
+            app,
+        }
+        .into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use licenseware_crds::AnyRegistryDocument;
 
     fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
         serde_yaml::from_str(text).unwrap()
     }
 
-    fn keys(entry: &RegistryEntry) -> Vec<&str> {
-        let mut keys: Vec<&str> = entry.metadata.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        keys
+    /// The metadata as JSON, before the writer stamps it.
+    fn json_of(entry: &RegistryEntry) -> Map<String, Value> {
+        match serde_json::to_value(&entry.metadata).unwrap() {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn keys(map: &Map<String, Value>) -> Vec<&str> {
+        map.keys().map(String::as_str).collect()
     }
 
     fn sorted(mut keys: Vec<&str>) -> Vec<&str> {
         keys.sort_unstable();
         keys
+    }
+
+    const SDK_APP_KEYS: [&str; 13] = [
+        "app_id",
+        "status",
+        "name",
+        "description",
+        "icon",
+        "history_report_url",
+        "updated_at",
+        "editable_tables_url",
+        "datatables_url",
+        "flags",
+        "app_meta",
+        "features",
+        "integration_details",
+    ];
+
+    /// The operator-built document goes to JSON (what MongoDB and the topic get) and
+    /// back into the typed document unchanged.
+    fn round_trips(entry: &RegistryEntry) -> Map<String, Value> {
+        let document = entry.document("2026-01-02T03:04:05.000006");
+        let bytes = serde_json::to_vec(&document).unwrap();
+        assert_eq!(AnyRegistryDocument::from_slice(&bytes).unwrap(), document);
+        entry.document_json("2026-01-02T03:04:05.000006").unwrap()
+    }
+
+    fn app() -> AppMetadata {
+        AppMetadata::for_app("ifmp-service")
     }
 
     pub(crate) fn devices_by_os() -> ReportComponent {
@@ -463,8 +414,9 @@ spec:
   type: pie
   attributes:
     series:
-      - {label_key: os, label_description: Operating System}
-      - {value_key: count, value_description: Count}
+      - {label_key: os, label_description: Operating System, color: red}
+      - {value_key: number_of_devices}
+    legend: true
   style: {width: "1/2"}
   filters:
     - {column: os, allowedValues: [linux, windows]}
@@ -491,6 +443,7 @@ spec:
   attributes:
     series:
       - {value_key: number_of_devices, value_description: Devices, icon: ServersIcon}
+      - {value_key: number_of_cpus}
 "#,
         )
     }
@@ -515,32 +468,54 @@ spec:
         )
     }
 
-    #[test]
-    fn uploader_has_the_sdk_keys_urls_and_defaults() {
-        let uploader: Uploader = yaml(
+    fn rv_tools(extra: &str) -> Uploader {
+        yaml(&format!(
             r#"
 apiVersion: licenseware.io/v1alpha1
 kind: Uploader
-metadata: {name: rv-tools, namespace: ifmp}
+metadata: {{name: rv-tools, namespace: ifmp}}
 spec:
   appId: ifmp-service
   name: RVTools
   description: XLSX export from RVTools.
   acceptedFileTypes: [".xls", ".xlsx"]
   icon: ServersIcon
-  validation:
-    filenameContains: [rv, tools]
-    requiredSheets: [[tabvInfo]]
-  encryption:
-    columns: [Device]
-"#,
+{extra}
+"#
+        ))
+    }
+
+    fn worker_config(uploader: &Uploader) -> WorkerConfigFile {
+        let mut spec = uploader.spec.clone();
+        spec.uploader_id = Some(uploader.uploader_id());
+        WorkerConfigFile {
+            app_id: spec.app_id.clone(),
+            uploader_id: uploader.uploader_id(),
+            uploader: "ifmp/rv-tools".into(),
+            events_topic: "lw.ifmp-service.rv_tools.events".into(),
+            dlq_topic: "lw.ifmp-service.rv_tools.dlq".into(),
+            consumer_group: "lw.ifmp-service.rv_tools".into(),
+            max_attempts: 5,
+            upload_root: "/uploads".into(),
+            spec,
+        }
+    }
+
+    #[test]
+    fn uploader_has_the_sdk_keys_urls_and_defaults() {
+        let uploader = rv_tools(
+            "  validation:\n    filenameContains: [rv, tools]\n    requiredSheets: [[tabvInfo]]\n  \
+             encryption:\n    columns: [Device]\n  upload: {maxFiles: 3}",
         );
-        let entry = uploader_entry(&uploader);
+        let worker = worker_config(&uploader);
+        let entry = uploader_entry(&uploader, &worker, &app());
         assert_eq!(entry.key.to_string(), "uploader/ifmp-service/rv_tools");
         assert_eq!((entry.namespace.as_str(), entry.resource_name.as_str()), ("ifmp", "rv-tools"));
+        let m = json_of(&entry);
+        // The SDK's keys in its order, then the worker's config.
         assert_eq!(
-            keys(&entry),
-            sorted(vec![
+            keys(&m),
+            [
                 "app_id",
                 "name",
                 "uploader_id",
@@ -552,13 +527,14 @@ spec:
                 "accepted_file_types",
                 "icon",
                 "flags",
+                "updated_at",
                 "validation_parameters",
                 "encryption_parameters",
                 "status",
                 "parrent_app",
-            ])
+                "worker",
+            ]
         );
-        let m = &entry.metadata;
         // SDK acceptance case 13.
         assert_eq!(m["upload_url"], "/uploads/rv-tools/files");
         assert_eq!(m["upload_validation_url"], "/uploads/rv-tools/validation");
@@ -567,7 +543,12 @@ spec:
         assert_eq!(m["uploader_id"], "rv_tools");
         assert_eq!(m["flags"], Value::Null);
         assert_eq!(m["status"], json!([]));
-        assert_eq!(m["parrent_app"], json!({"app_id": "ifmp-service"}));
+        // parrent_app is the whole app metadata.
+        assert_eq!(
+            sorted(keys(m["parrent_app"].as_object().unwrap())),
+            sorted(SDK_APP_KEYS.to_vec())
+        );
+        assert_eq!(m["parrent_app"]["name"], "Ifmp Service");
         let v = &m["validation_parameters"];
         assert_eq!(v["filename_contains"], json!(["rv", "tools"]));
         assert_eq!(v["required_sheets"], json!([["tabvInfo"]]));
@@ -581,15 +562,38 @@ spec:
             m["encryption_parameters"],
             json!({"filepaths": null, "filecontent": null, "columns": ["Device"]})
         );
+        // The worker's config, exactly as the ConfigMap has it.
+        assert_eq!(m["worker"], serde_json::to_value(&worker).unwrap());
+        assert_eq!(m["worker"]["eventsTopic"], "lw.ifmp-service.rv_tools.events");
+        assert_eq!(m["worker"]["spec"]["upload"]["maxFiles"], 3);
+
+        let document = round_trips(&entry);
+        assert_eq!(document["updated_at"], "2026-01-02T03:04:05.000006");
+        assert_eq!(document["parrent_app"]["updated_at"], "2026-01-02T03:04:05.000006");
     }
 
     #[test]
-    fn component_has_the_sdk_keys_and_dash_urls() {
-        let entry = component_entry(&devices_by_os());
+    fn absent_validation_and_encryption_are_null() {
+        let uploader = rv_tools("");
+        let entry = uploader_entry(&uploader, &worker_config(&uploader), &app());
+        let m = json_of(&entry);
+        assert_eq!(m["validation_parameters"], Value::Null);
+        assert_eq!(m["encryption_parameters"], Value::Null);
+        // Only the defaults written out is still "absent".
+        let defaults = rv_tools("  validation: {buffer: 15000, regexEscape: true}");
+        let entry = uploader_entry(&defaults, &worker_config(&defaults), &app());
+        assert_eq!(json_of(&entry)["validation_parameters"], Value::Null);
+        round_trips(&entry);
+    }
+
+    #[test]
+    fn component_has_the_sdk_keys_builder_defaults_and_dash_urls() {
+        let entry = component_entry(&devices_by_os(), &[], &[]);
         assert_eq!(entry.key.to_string(), "component/ifmp-service/devices_by_os");
+        let m = json_of(&entry);
         assert_eq!(
-            keys(&entry),
-            sorted(vec![
+            keys(&m),
+            [
                 "app_id",
                 "component_id",
                 "description",
@@ -602,17 +606,25 @@ spec:
                 "title",
                 "type",
                 "filters",
-            ])
+            ]
         );
-        let m = &entry.metadata;
         assert_eq!(m["url"], "/report-components/devices-by-os");
         assert_eq!(m["public_url"], "/public-report-components/devices-by-os");
         assert_eq!(m["snapshot_url"], "/snapshot-report-components/devices-by-os");
+        // No report attaches it and it has no order of its own.
         assert_eq!(m["order"], Value::Null);
-        assert_eq!(m["description"], Value::Null);
+        // An empty description stays "".
+        assert_eq!(m["description"], "");
         assert_eq!(m["type"], "pie");
         assert_eq!(m["style_attributes"], json!({"width": "1/2"}));
-        assert_eq!(m["attributes"]["series"][0]["label_key"], "os");
+        // The SDK builder's shape: defaults filled in, unknown keys dropped.
+        assert_eq!(
+            m["attributes"],
+            json!({"series": [
+                {"label_key": "os", "label_description": "Operating System"},
+                {"value_key": "number_of_devices", "value_description": "Number Of Devices"},
+            ]})
+        );
         assert_eq!(
             m["filters"],
             json!([{
@@ -623,18 +635,46 @@ spec:
                 "visible_name": "Os",
             }])
         );
-        assert_eq!(component_entry(&devices_overview()).metadata["order"], 7);
+        let overview = json_of(&component_entry(&devices_overview(), &[], &[]));
+        assert_eq!(overview["order"], 7);
+        assert_eq!(
+            overview["attributes"]["series"][1],
+            json!({"value_key": "number_of_cpus", "value_description": "Number Of Cpus", "icon": null})
+        );
+        assert_eq!(overview["filters"], Value::Null);
+        round_trips(&entry);
+    }
+
+    #[test]
+    fn a_component_takes_its_order_from_the_report_that_attaches_it() {
+        let components = [devices_overview(), devices_by_os()];
+        let mut report = devices_report();
+        report.spec.components = vec!["devices_overview".into(), "devices_by_os".into()];
+        let entry = component_entry(&devices_by_os(), std::slice::from_ref(&report), &components);
+        assert_eq!(json_of(&entry)["order"], 2);
+        // The first report by reportId decides; reports of other apps do not count.
+        let mut first = report.clone();
+        first.spec.report_id = Some("a_first".into());
+        first.spec.components = vec!["devices_by_os".into()];
+        let mut other_app = first.clone();
+        other_app.spec.report_id = Some("0".into());
+        other_app.spec.app_id = "odb-service".into();
+        let reports = [report, first, other_app];
+        assert_eq!(component_order(&devices_by_os(), &reports, &components), Some(1));
+        // An order of its own wins.
+        assert_eq!(component_order(&devices_overview(), &reports, &components), Some(7));
     }
 
     #[test]
     fn report_embeds_its_components_in_order() {
         let report = devices_report();
         let components = [devices_overview(), devices_by_os()];
-        let entry = report_entry(&report, &components);
+        let entry = report_entry(&report, &components, &app());
         assert_eq!(entry.key.to_string(), "report/ifmp-service/devices_report");
+        let m = json_of(&entry);
         assert_eq!(
-            keys(&entry),
-            sorted(vec![
+            keys(&m),
+            [
                 "app_id",
                 "report_id",
                 "name",
@@ -644,30 +684,54 @@ spec:
                 "report_components",
                 "flags",
                 "filters",
+                "updated_at",
                 "public_url",
                 "snapshot_url",
                 "parrent_app",
+                "apps",
+                "status",
                 "registrable",
-            ])
+            ]
         );
-        let m = &entry.metadata;
         assert_eq!(m["url"], "/reports/devices-report");
         assert_eq!(m["public_url"], "/public-reports/devices-report");
         assert_eq!(m["snapshot_url"], "/snapshot-reports/devices-report");
         assert_eq!(m["connected_apps"], json!(["ifmp-service", "odb-service"]));
         assert_eq!(m["flags"], json!(["beta"]));
         assert_eq!(m["registrable"], true);
+        assert_eq!(m["status"], json!([]));
+        assert_eq!(m["parrent_app"], serde_json::to_value(app()).unwrap());
+        assert_eq!(m["apps"], json!([m["parrent_app"]]));
         let embedded = m["report_components"].as_array().unwrap();
         let ids: Vec<&str> = embedded.iter().map(|c| c["component_id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["devices_by_os", "devices_overview"]);
         // Position 1 by default, the explicit order otherwise.
         assert_eq!(embedded[0]["order"], 1);
         assert_eq!(embedded[1]["order"], 7);
+        assert_eq!(
+            embedded[0]["attributes"]["series"][1]["value_description"],
+            "Number Of Devices"
+        );
         // SDK acceptance case 18: filters are strings, with the SDK defaults.
         assert_eq!(m["filters"][0]["column_type"], "number");
         assert_eq!(m["filters"][0]["visible_name"], "Number Of Devices");
         assert_eq!(m["filters"][0]["allowed_filters"].as_array().unwrap().len(), 5);
         assert_eq!(m["filters"][1]["column_type"], "enum");
+        let document = round_trips(&entry);
+        assert_eq!(document["parrent_app"]["updated_at"], "2026-01-02T03:04:05.000006");
+        assert_eq!(document["apps"][0]["updated_at"], "2026-01-02T03:04:05.000006");
+    }
+
+    #[test]
+    fn a_component_that_is_not_registrable_is_null_in_its_report() {
+        let mut hidden = devices_overview();
+        hidden.spec.registrable = false;
+        let components = [hidden, devices_by_os()];
+        let entry = report_entry(&devices_report(), &components, &app());
+        let m = json_of(&entry);
+        assert_eq!(m["report_components"][1], Value::Null);
+        assert_eq!(m["report_components"][0]["component_id"], "devices_by_os");
+        round_trips(&entry);
     }
 
     #[test]
@@ -702,14 +766,15 @@ spec:
     - {prop: device_name, name: Device, required: true}
     - {prop: number_of_cores}
     - {prop: os, values: [linux, windows]}
-    - {prop: host, distinctKey: name, foreignKey: host_name}
+    - {prop: host, distinctKey: host name, foreignKey: host_name}
 ",
         );
         let entry = datatable_entry(&table, 2);
         assert_eq!(entry.key.to_string(), "datatable/ifmp-service/devices");
+        let m = json_of(&entry);
         assert_eq!(
-            keys(&entry),
-            sorted(vec![
+            keys(&m),
+            [
                 "url",
                 "path",
                 "type",
@@ -718,15 +783,30 @@ spec:
                 "title",
                 "component_id",
                 "columns",
-            ])
+            ]
         );
-        let m = &entry.metadata;
         assert_eq!(m["url"], "/datatables/devices");
         assert_eq!(m["path"], "/datatables/devices");
         assert_eq!(m["type"], "editable_table");
         assert_eq!(m["order"], 2);
         assert_eq!(m["style_attributes"], json!({"width": "full"}));
         let columns = m["columns"].as_array().unwrap();
+        assert_eq!(
+            keys(columns[1].as_object().unwrap()),
+            [
+                "name",
+                "prop",
+                "editable",
+                "type",
+                "values",
+                "required",
+                "visible",
+                "hashable",
+                "entities_url",
+                "distinct_key",
+                "foreign_key",
+            ]
+        );
         assert_eq!(
             columns[1],
             json!({
@@ -739,9 +819,10 @@ spec:
         assert_eq!(columns[3]["type"], "number");
         assert_eq!(columns[4]["type"], "enum");
         assert_eq!(columns[5]["type"], "entity");
+        // Python's urlencode: the values are encoded too.
         assert_eq!(
             columns[5]["entities_url"],
-            "/datatables/devices?id=%7Bentity_id%7D&distinct_key=name&foreign_key=host_name"
+            "/datatables/devices?id=%7Bentity_id%7D&distinct_key=host+name&foreign_key=host_name"
         );
         let mut other = table.clone();
         other.spec.component_id = Some("a_first".into());
@@ -751,41 +832,50 @@ spec:
         let all = [table.clone(), other.clone(), foreign];
         assert_eq!(datatable_order(&table, &all), 1);
         assert_eq!(datatable_order(&other, &all), 0);
+        let document = round_trips(&entry);
+        // Data tables have no app_id in the SDK's metadata; the document has.
+        assert_eq!(document["app_id"], "ifmp-service");
     }
 
     #[test]
     fn documents_carry_the_key_and_traceability_fields() {
-        let entry = component_entry(&devices_by_os());
-        let document = entry.document("2026-01-02T03:04:05.000006");
+        let entry = component_entry(&devices_by_os(), &[], &[]);
+        let document = entry.document_json("2026-01-02T03:04:05.000006").unwrap();
         assert_eq!(document["_id"], "component/ifmp-service/devices_by_os");
         assert_eq!(document["kind"], "component");
         assert_eq!(document["app_id"], "ifmp-service");
         assert_eq!(document["namespace"], "ifmp");
         assert_eq!(document["resource_name"], "devices-by-os");
         assert_eq!(document["updated_at"], "2026-01-02T03:04:05.000006");
-        assert_eq!(
-            RegistryKey::parse("datatable/app/devices"),
-            Some(RegistryKey::new(EntryKind::DataTable, "app", "devices"))
-        );
-        assert_eq!(RegistryKey::parse("nope/app/x"), None);
     }
 
     #[test]
-    fn app_lists_its_members() {
+    fn app_has_the_sdk_keys_and_lists_its_members() {
         let members = [
             RegistryKey::new(EntryKind::Report, "ifmp-service", "devices_report"),
             RegistryKey::new(EntryKind::Component, "ifmp-service", "b"),
             RegistryKey::new(EntryKind::Component, "ifmp-service", "a"),
             RegistryKey::new(EntryKind::DataTable, "ifmp-service", "devices"),
         ];
-        let entry = app_entry("ifmp-service", &members);
+        let entry = app_entry(app(), &members);
         assert_eq!(entry.key.to_string(), "app/ifmp-service/ifmp-service");
-        let m = &entry.metadata;
+        let m = json_of(&entry);
+        let mut expected = SDK_APP_KEYS.to_vec();
+        expected.extend(["uploaders", "reports", "report_components", "datatables"]);
+        assert_eq!(keys(&m), expected);
         assert_eq!(m["name"], "Ifmp Service");
         assert_eq!(m["status"], "available");
+        assert_eq!(m["history_report_url"], "/reports/history-report");
+        assert_eq!(m["datatables_url"], "/datatables");
+        assert_eq!(m["editable_tables_url"], "/datatables");
+        for key in ["description", "icon", "flags", "app_meta", "features", "integration_details"] {
+            assert_eq!(m[key], Value::Null, "{key}");
+        }
         assert_eq!(m["uploaders"], json!([]));
         assert_eq!(m["reports"], json!(["devices_report"]));
         assert_eq!(m["report_components"], json!(["a", "b"]));
         assert_eq!(m["datatables"], json!(["devices"]));
+        let document = round_trips(&entry);
+        assert_eq!(document["updated_at"], "2026-01-02T03:04:05.000006");
     }
 }

@@ -8,7 +8,7 @@
 //! ```ignore
 //! use licenseware_operator::registry::{EntryKind, Registry, uploader_entry};
 //! // after a successful reconcile of a registrable Uploader:
-//! registry.upsert(&uploader_entry(&uploader)).await?;
+//! registry.upsert(&uploader_entry(&uploader, &worker_config, &app)).await?;
 //! // when it is deleted (in the finalizer) or becomes `registrable: false`:
 //! registry.remove(EntryKind::Uploader, &namespace, &name).await?;
 //! ```
@@ -28,6 +28,7 @@ use std::{
 
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
+use licenseware_crds::registry::AppMetadata;
 use mongodb::{
     Collection,
     bson::{self, Bson, Document, doc},
@@ -252,17 +253,18 @@ impl Registry {
         {
             return Err(RegistryError::Conflict { key, owner });
         }
-        let unchanged = existing.as_ref().is_some_and(|old| {
-            let mut old = old.clone();
-            old.remove("updated_at");
-            let mut new = entry.document("");
-            new.remove("updated_at");
-            old == new
-        });
+        // The same content stamped with the stored time is the stored document.
+        let unchanged = match &existing {
+            Some(old) => {
+                let stamp = old.get("updated_at").and_then(Value::as_str).unwrap_or_default();
+                *old == document_json(entry, stamp)?
+            }
+            None => false,
+        };
         let outcome = if unchanged {
             Upserted::Unchanged
         } else {
-            let document = entry.document(&now_iso());
+            let document = document_json(entry, &now_iso())?;
             self.publish(&key, Some(&document)).await?;
             let bson = to_bson(&document, self.wraps_nested_arrays().await?)?;
             self.inner
@@ -414,7 +416,7 @@ impl Registry {
             .filter_map(|d| d.get_str("_id").ok().and_then(RegistryKey::parse))
             .filter(|k| k.app_id == app_id)
             .collect();
-        let app = app_entry(app_id, &keys);
+        let app = app_entry(AppMetadata::for_app(app_id), &keys);
         if keys.is_empty() {
             let key = app.key.to_string();
             self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
@@ -463,6 +465,13 @@ fn foreign_owner(existing: &Map<String, Value>, entry: &RegistryEntry) -> Option
     let (namespace, name) = (field("namespace"), field("resource_name"));
     (namespace != entry.namespace || name != entry.resource_name)
         .then(|| format!("{} {namespace}/{name}", entry.key.kind))
+}
+
+fn document_json(
+    entry: &RegistryEntry,
+    updated_at: &str,
+) -> Result<Map<String, Value>, RegistryError> {
+    entry.document_json(updated_at).map_err(|error| RegistryError::Bson(error.to_string()))
 }
 
 fn to_json(document: Document) -> Map<String, Value> {
@@ -518,9 +527,12 @@ mod tests {
             .unwrap(),
             3,
         );
-        let document = entry.document("2026-01-02T03:04:05.000000");
+        let document = entry.document_json("2026-01-02T03:04:05.000000").unwrap();
         let back = to_json(to_bson(&document, true).unwrap());
         assert_eq!(back, document);
+        let typed: licenseware_crds::AnyRegistryDocument =
+            serde_json::from_value(Value::Object(back.clone())).unwrap();
+        assert_eq!(typed, entry.document("2026-01-02T03:04:05.000000"));
         assert_eq!(foreign_owner(&back, &entry), None);
         let mut other = entry.clone();
         other.namespace = "m".into();

@@ -88,16 +88,32 @@ impl RegisteredKind for ReportComponent {
     }
 
     async fn desired(&self, client: &Client) -> Result<Desired, kube::Error> {
-        // The Uploaders declare the app's collections, which data.collection must be.
-        let uploaders: Vec<Uploader> =
-            siblings(client, &self.namespace().unwrap_or_default()).await?;
-        Ok(plan::desired_component(self, &uploaders))
+        // The Uploaders declare the app's collections, which data.collection must be;
+        // the Reports that attach the component give it its order.
+        let namespace = self.namespace().unwrap_or_default();
+        let uploaders: Vec<Uploader> = siblings(client, &namespace).await?;
+        if !self.spec.registrable {
+            return Ok(plan::desired_component(self, &uploaders, &[], &[]));
+        }
+        let reports: Vec<Report> = siblings(client, &namespace).await?;
+        let components: Vec<ReportComponent> = siblings(client, &namespace).await?;
+        Ok(plan::desired_component(self, &uploaders, &reports, &components))
     }
 
     /// An Uploader that comes, goes or changes its collections re-checks the
-    /// components of its app (and through them, their Reports).
+    /// components of its app (and through them, their Reports); a Report of the app
+    /// may attach the component (its order) or stop doing so.
     fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
-        watch_related(controller, scope, |c: &Self, u: &Uploader| c.spec.app_id == u.spec.app_id)
+        let controller = watch_related(controller, scope, |c: &Self, u: &Uploader| {
+            c.spec.app_id == u.spec.app_id
+        });
+        let controller =
+            watch_related(controller, scope, |c: &Self, r: &Report| c.spec.app_id == r.spec.app_id);
+        // A report without a components list attaches every component of its app, and
+        // their positions move when one comes or goes.
+        watch_related(controller, scope, |c: &Self, other: &Self| {
+            c.spec.app_id == other.spec.app_id && c.name_any() != other.name_any()
+        })
     }
 }
 

@@ -9,6 +9,8 @@ use licenseware_crds::{
     report::Report,
 };
 
+use licenseware_crds::registry::{AppMetadata, ComponentAttributes};
+
 use crate::registry::{RegistryEntry, component_entry, datatable_entry, entries, report_entry};
 
 /// Ready reason of a Report that lists a componentId no ReportComponent of its
@@ -20,8 +22,8 @@ pub const COMPONENT_INVALID: &str = "ComponentInvalid";
 /// What the registry should hold for a resource.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Desired {
-    /// This entry.
-    Register(RegistryEntry),
+    /// This entry (boxed: it is large, the other variants small).
+    Register(Box<RegistryEntry>),
     /// Nothing: `registrable: false`.
     NotRegistrable,
     /// Nothing: the resource cannot be registered as it is; the reason and message
@@ -43,13 +45,16 @@ pub fn declared_collections<'a>(app_id: &str, uploaders: &'a [Uploader]) -> Vec<
         .collect()
 }
 
-/// Checks a ReportComponent's own spec: its pipeline against the allowlist of stages
-/// and operators, its collection against the app's declared ones. The error is the
-/// condition's reason and message.
+/// Checks a ReportComponent's own spec: its attributes against the shape of its type
+/// (what the SDK's attribute builders could have built), its pipeline against the
+/// allowlist of stages and operators, its collection against the app's declared ones.
+/// The error is the condition's reason and message.
 pub fn validate_component(
     component: &ReportComponent,
     uploaders: &[Uploader],
 ) -> Result<(), (&'static str, String)> {
+    ComponentAttributes::from_spec(component.spec.component_type, &component.spec.attributes)
+        .map_err(|message| (reason::INVALID_SPEC, message))?;
     component
         .spec
         .data
@@ -62,15 +67,22 @@ pub fn validate_component(
         .map_err(|message| (reason::COLLECTION_NOT_ALLOWED, message))
 }
 
-/// `uploaders`: the Uploaders of the component's namespace.
-pub fn desired_component(component: &ReportComponent, uploaders: &[Uploader]) -> Desired {
+/// `uploaders`, `reports` and `components`: the Uploaders, Reports and
+/// ReportComponents of the component's namespace (the reports that attach it give it
+/// its `order`).
+pub fn desired_component(
+    component: &ReportComponent,
+    uploaders: &[Uploader],
+    reports: &[Report],
+    components: &[ReportComponent],
+) -> Desired {
     if let Err((reason, message)) = validate_component(component, uploaders) {
         return Desired::Invalid { reason, message };
     }
     if !component.spec.registrable {
         return Desired::NotRegistrable;
     }
-    Desired::Register(component_entry(component))
+    Desired::Register(Box::new(component_entry(component, reports, components)))
 }
 
 /// `components`: the ReportComponents of the report's namespace that are not being
@@ -116,7 +128,8 @@ pub fn desired_report(
             message: format!("invalid ReportComponent {}", invalid.join("; ")),
         };
     }
-    Desired::Register(report_entry(report, components))
+    let app = AppMetadata::for_app(&report.spec.app_id);
+    Desired::Register(Box::new(report_entry(report, components, &app)))
 }
 
 /// `tables`: the DataTables of the table's namespace that are not being deleted (they
@@ -138,7 +151,7 @@ pub fn desired_datatable(
     if !table.spec.registrable {
         return Desired::NotRegistrable;
     }
-    Desired::Register(datatable_entry(table, entries::datatable_order(table, tables)))
+    Desired::Register(Box::new(datatable_entry(table, entries::datatable_order(table, tables))))
 }
 
 /// What one reconcile did.
@@ -236,9 +249,9 @@ mod tests {
     #[test]
     fn pipelines_outside_the_allowlist_are_refused_with_the_path() {
         let ok = component("a", r#"[{$group: {_id: "$os"}}]"#);
-        assert!(matches!(desired_component(&ok, &[]), Desired::Register(_)));
+        assert!(matches!(desired_component(&ok, &[], &[], &[]), Desired::Register(_)));
         let lookup = component("a", "[{$facet: {x: [{$lookup: {from: Quota}}]}}]");
-        let Desired::Invalid { reason, message } = desired_component(&lookup, &[]) else {
+        let Desired::Invalid { reason, message } = desired_component(&lookup, &[], &[], &[]) else {
             panic!("expected invalid")
         };
         assert_eq!(reason, "PipelineNotAllowed");
@@ -259,6 +272,21 @@ mod tests {
             let c = component("a", &format!("[{{$match: {{\"{operator}\": x}}}}]"));
             assert!(validate_component(&c, &[]).unwrap_err().1.contains(operator), "{operator}");
         }
+    }
+
+    #[test]
+    fn attributes_must_have_the_shape_of_their_type() {
+        let mut c = component("a", "[]");
+        c.spec.attributes = yaml("{columns: [{name: No prop}]}");
+        let Desired::Invalid { reason, message } = desired_component(&c, &[], &[], &[]) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, "InvalidSpec");
+        assert_eq!(message, "attributes.columns[0].prop is required");
+        let Desired::Invalid { reason, .. } = desired_report(&report("[a]"), &[c], &[]) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(reason, COMPONENT_INVALID);
     }
 
     #[test]
@@ -301,10 +329,10 @@ mod tests {
     fn not_registrable_wins_over_registration_but_not_over_invalid_spec() {
         let mut c = component("a", "[]");
         c.spec.registrable = false;
-        assert_eq!(desired_component(&c, &[]), Desired::NotRegistrable);
+        assert_eq!(desired_component(&c, &[], &[], &[]), Desired::NotRegistrable);
         let mut bad = component("a", "[{$out: x}]");
         bad.spec.registrable = false;
-        assert!(matches!(desired_component(&bad, &[]), Desired::Invalid { .. }));
+        assert!(matches!(desired_component(&bad, &[], &[], &[]), Desired::Invalid { .. }));
         let mut r = report("[missing]");
         r.spec.registrable = false;
         assert_eq!(desired_report(&r, &[], &[]), Desired::NotRegistrable);
@@ -317,7 +345,7 @@ mod tests {
         let Desired::Register(entry) = desired_datatable(&t, std::slice::from_ref(&t), &[]) else {
             panic!("expected an entry")
         };
-        assert_eq!(entry.metadata["order"], 0);
+        assert_eq!(entry.metadata.as_datatable().unwrap().order, 0);
     }
 
     #[test]
@@ -337,7 +365,7 @@ mod tests {
         let Desired::Register(entry) = desired_report(&r, &[b.clone(), a.clone()], &[]) else {
             panic!("expected an entry")
         };
-        assert_eq!(entry.metadata["report_components"].as_array().unwrap().len(), 2);
+        assert_eq!(entry.metadata.as_report().unwrap().report_components.len(), 2);
         let bad_b = component("b", "[{$lookup: {from: x}}]");
         let Desired::Invalid { reason, message } = desired_report(&r, &[a, bad_b], &[]) else {
             panic!("expected invalid")

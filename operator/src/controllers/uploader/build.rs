@@ -129,6 +129,9 @@ pub struct Desired {
     pub dlq_kafka_name: String,
     pub consumer_group: String,
     pub config_hash: String,
+    /// What the ConfigMap's `worker.yaml` holds; the registry entry carries the same
+    /// value as `worker`.
+    pub worker_config: WorkerConfigFile,
 }
 
 fn is_id(id: &str) -> bool {
@@ -263,7 +266,7 @@ pub fn build(
     let consumer_group = consumer_group(uploader, prefix);
     let mut spec = uploader.spec.clone();
     spec.uploader_id = Some(uploader.uploader_id());
-    let file = WorkerConfigFile {
+    let worker_config = WorkerConfigFile {
         app_id: spec.app_id.clone(),
         uploader_id: uploader.uploader_id(),
         uploader: format!("{}/{name}", uploader.namespace().unwrap_or_default()),
@@ -274,8 +277,8 @@ pub fn build(
         upload_root: UPLOAD_ROOT.to_owned(),
         spec,
     };
-    let content =
-        serde_yaml::to_string(&file).map_err(|e| format!("cannot render {CONFIG_KEY}: {e}"))?;
+    let content = serde_yaml::to_string(&worker_config)
+        .map_err(|e| format!("cannot render {CONFIG_KEY}: {e}"))?;
     let config_hash = sha256_hex(&[CONFIG_KEY, &content]);
     let config_map = ConfigMap {
         metadata: metadata(worker_name(&name), uploader, &owner),
@@ -293,6 +296,7 @@ pub fn build(
         dlq_kafka_name,
         consumer_group,
         config_hash,
+        worker_config,
     })
 }
 
@@ -556,6 +560,9 @@ spec:
         assert_eq!(file["consumerGroup"], "test.ifmp-service.rv_tools.worker");
         assert_eq!(file["maxAttempts"], 5);
         assert_eq!(file["spec"]["validation"]["requiredColumns"][0][0], "VM");
+        // The registry entry's `worker` is this very value.
+        let parsed: WorkerConfigFile = serde_yaml::from_str(content).unwrap();
+        assert_eq!(parsed, desired.worker_config);
     }
 
     #[test]

@@ -42,7 +42,7 @@ use kube::{
         events::{Event, EventType, Recorder},
     },
 };
-use licenseware_crds::{Topic, Uploader};
+use licenseware_crds::{Topic, Uploader, WorkerConfigFile, registry::AppMetadata};
 use serde_json::json;
 
 use self::{
@@ -340,7 +340,7 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
 
     let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
     let scale = scale(uploader, ctx, &desired, &deployment, topics_ready.is_ok()).await?;
-    let registration = register(uploader, ctx).await?;
+    let registration = register(uploader, ctx, &desired.worker_config).await?;
     let outcome = Outcome::Applied {
         topic_name: desired.events_kafka_name.clone(),
         dlq_topic_name: desired.dlq_kafka_name.clone(),
@@ -377,13 +377,19 @@ async fn refuse(
 /// the content changed), or removes it and then the finalizer. A registry failure is
 /// the returned [`Registration`], so the status says it and the scaler keeps its clock:
 /// the next poll retries.
-async fn register(uploader: &Uploader, ctx: &Context) -> Result<Registration, Error> {
+/// `worker` is the worker's config as its ConfigMap holds it: the entry carries it.
+async fn register(
+    uploader: &Uploader,
+    ctx: &Context,
+    worker: &WorkerConfigFile,
+) -> Result<Registration, Error> {
     let failed = |error: RegistryError| {
         tracing::warn!(reason = error.reason(), %error, "cannot write the registry entry");
         Registration::Failed { reason: error.reason(), message: error.to_string() }
     };
     if uploader.spec.registrable {
-        let entry = uploader_entry(uploader);
+        let app = AppMetadata::for_app(&uploader.spec.app_id);
+        let entry = uploader_entry(uploader, worker, &app);
         let key = entry.key.to_string();
         return Ok(match ctx.registry.upsert(&entry).await {
             Ok(_) => Registration::Registered { key },

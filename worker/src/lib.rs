@@ -10,4 +10,5 @@ pub mod manifest;
 pub mod processing;
 pub mod read;
 pub mod sandbox;
+pub mod serve;
 pub mod validation;

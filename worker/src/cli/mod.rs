@@ -10,6 +10,7 @@ pub mod anonymize;
 pub mod consume;
 pub mod decrypt;
 pub mod process;
+pub mod token;
 pub mod validate;
 
 /// `licenseware-worker`: validates, anonymizes and processes uploaded files.
@@ -32,6 +33,8 @@ pub enum Command {
     Decrypt(decrypt::DecryptArgs),
     /// Consume one uploader's processing events (the worker Deployment's command).
     Consume(consume::ConsumeArgs),
+    /// Print an HS256 JWT for `serve --jwt-secret-file` (development and tests).
+    Token(token::TokenArgs),
 }
 
 /// Why a command did not run to the end. `Usage` exits 2, `Failed` exits 1.
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Anonymize(args) => anonymize::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::Consume(args) => consume::run(args).await,
+        Command::Token(args) => token::run(args),
     }
 }
 

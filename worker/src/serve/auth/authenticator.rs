@@ -63,13 +63,9 @@ impl Authenticator {
     /// A user route: a tenant header and a token that grants it (or a machine token).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         let result = async {
-            let tenant = headers::tenant(headers)?;
-            let token = headers::token(headers)?;
-            let (tenant, token) = match (tenant, token) {
-                (Some(tenant), Some(token)) => (tenant, token),
-                (None, _) => return Err(AuthError::MissingTenant),
-                (_, None) => return Err(AuthError::MissingToken),
-            };
+            // The SDK's order: a missing header (403) before any judgement of the token.
+            let tenant = headers::tenant(headers)?.ok_or(AuthError::MissingTenant)?;
+            let token = headers::token(headers)?.ok_or(AuthError::MissingToken)?;
             let claims = self.verify(token).await?;
             claims.into_user_caller(tenant, &self.inner.machine_role)
         }
@@ -220,6 +216,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
+    use crate::serve::auth::TenantId;
     use crate::serve::auth::mint::{DevClaims, mint_hs256};
 
     const SECRET: &[u8] = b"unit-test-secret-of-32-bytes-at-least";
@@ -278,8 +275,6 @@ mod tests {
         assert!(!caller.machine);
     }
 
-    use crate::serve::auth::TenantId;
-
     #[tokio::test]
     async fn missing_parts_are_403s_and_the_tenant_is_checked_first() {
         let f = fixture(|_| {}).await;
@@ -288,6 +283,10 @@ mod tests {
         assert_eq!(user_reason(&f.auth, Some("t1"), None).await, "MissingToken");
         assert_eq!(user_reason(&f.auth, Some("../t1"), None).await, "InvalidTenant");
         assert_eq!(user_reason(&f.auth, Some("t1/x"), Some("garbage")).await, "InvalidTenant");
+        let mut basic = request(None, None);
+        basic.insert("Authorization", HeaderValue::from_static("Basic dTpw"));
+        let error = f.auth.authenticate(&basic).await.expect_err("no tenant");
+        assert_eq!(error.reason(), "MissingTenant");
     }
 
     #[tokio::test]
@@ -307,6 +306,16 @@ mod tests {
         claims.exp = get_now() - 60;
         let token = mint_hs256(SECRET, &claims).expect("mint");
         assert_eq!(user_reason(&f.auth, Some("t1"), Some(&token)).await, "TokenExpired");
+    }
+
+    #[tokio::test]
+    async fn a_token_not_valid_yet_is_refused() {
+        let f = fixture(|s| s.leeway_seconds = 30).await;
+        let mut claims = serde_json::to_value(user_claims(&["t1"])).expect("claims");
+        claims["nbf"] = serde_json::json!(get_now() + 300);
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET).expect("key");
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &key).expect("encode");
+        assert_eq!(user_reason(&f.auth, Some("t1"), Some(&token)).await, "TokenNotYetValid");
     }
 
     fn get_now() -> u64 {

@@ -54,3 +54,46 @@ where
         Ok(Self(caller))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, Request};
+
+    use super::*;
+    use crate::serve::auth::{AuthSettings, DevClaims, mint_hs256};
+
+    #[tokio::test]
+    async fn a_verdict_is_reached_once_per_request_and_kept_apart_by_kind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "extract-test-secret").expect("write");
+        let settings = AuthSettings { hs256_secret_file: Some(secret), ..AuthSettings::default() };
+        let auth = Authenticator::from_settings(&settings).await.expect("authenticator");
+        let mut claims =
+            DevClaims::new("svc", vec!["t1".into()], std::time::Duration::from_secs(60));
+        claims.roles.push("machine".into());
+        let token = mint_hs256(b"extract-test-secret", &claims).expect("mint");
+        let request = Request::get("/")
+            .header("TenantId", "t1")
+            .header("Authorization", format!("Bearer {token}"))
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+
+        let first = Caller::from_request_parts(&mut parts, &auth).await.expect("user");
+        // With the headers gone, only the kept verdict can answer.
+        parts.headers.remove("Authorization");
+        let again = Caller::from_request_parts(&mut parts, &auth).await.expect("kept");
+        assert_eq!(first, again);
+        let machine = MachineCaller::from_request_parts(&mut parts, &auth).await;
+        assert_eq!(machine.expect_err("not kept for machines").reason(), "MissingToken");
+
+        parts.headers.insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("value"),
+        );
+        let MachineCaller(caller) =
+            MachineCaller::from_request_parts(&mut parts, &auth).await.expect("machine");
+        assert!(caller.machine);
+    }
+}

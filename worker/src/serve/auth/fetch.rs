@@ -182,6 +182,15 @@ mod tests {
         [head.as_bytes(), body].concat()
     }
 
+    #[test]
+    fn an_https_client_builds_on_ring_without_panicking() {
+        // Whether the machine has CA certificates decides which answer, not the build.
+        match JwksClient::new("https://issuer.invalid/jwks") {
+            Ok(_) => {}
+            Err(error) => assert_eq!(error.reason(), "TlsRootsUnavailable"),
+        }
+    }
+
     #[tokio::test]
     async fn answers_within_the_bounds_are_returned() {
         let url = serve_raw(Some(http_response("200 OK", b"{\"keys\":[]}"))).await;

@@ -5,7 +5,7 @@
 //! or an `alg: none` token from ever verifying.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
@@ -236,9 +236,9 @@ pub(crate) fn parse_jwks(bytes: &[u8], origin: &str) -> Result<Vec<VerifyingKey>
     Ok(keys)
 }
 
-pub(crate) fn jwks_from_file(path: &PathBuf) -> Result<Vec<VerifyingKey>, AuthSetupError> {
+pub(crate) fn jwks_from_file(path: &Path) -> Result<Vec<VerifyingKey>, AuthSetupError> {
     let bytes = std::fs::read(path)
-        .map_err(|source| AuthSetupError::Unreadable { path: path.clone(), source })?;
+        .map_err(|source| AuthSetupError::Unreadable { path: path.to_owned(), source })?;
     let origin = format!("JWKS file {}", path.display());
     parse_jwks(&bytes, &origin).map_err(|detail| AuthSetupError::InvalidJwks {
         origin: path.display().to_string(),
@@ -248,6 +248,8 @@ pub(crate) fn jwks_from_file(path: &PathBuf) -> Result<Vec<VerifyingKey>, AuthSe
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod api;
 pub mod consumer;
 pub mod kafka;
 pub mod kube;

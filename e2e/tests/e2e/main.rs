@@ -3,6 +3,7 @@
 //! linked the whole dependency tree (kube, rdkafka, mongodb...), which cost a
 //! link per file and several GB of disk per build.
 
+mod api;
 mod operator_first_run;
 mod rbac;
 mod registry;

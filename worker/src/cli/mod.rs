@@ -10,6 +10,7 @@ pub mod anonymize;
 pub mod consume;
 pub mod decrypt;
 pub mod process;
+pub mod serve;
 pub mod token;
 pub mod validate;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Decrypt(decrypt::DecryptArgs),
     /// Consume one uploader's processing events (the worker Deployment's command).
     Consume(consume::ConsumeArgs),
+    /// Serve the apps' HTTP API (uploads, status, history, registry).
+    Serve(serve::ServeCommand),
     /// Print an HS256 JWT for `serve --jwt-secret-file` (development and tests).
     Token(token::TokenArgs),
 }
@@ -69,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Anonymize(args) => anonymize::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::Consume(args) => consume::run(args).await,
+        Command::Serve(command) => serve::run(command).await,
         Command::Token(args) => token::run(args),
     }
 }

@@ -73,6 +73,13 @@ impl Context {
     /// Appends a step to history and publishes it on LogEvents.
     pub async fn record(&self, ids: &EventIds, record: StepRecord) -> Result<(), AttemptError> {
         self.notifier.log_event(&ids.event_id, &history::log_event(&record, ids));
+        self.status
+            .publish_step(
+                &ids.uploader_id,
+                &ids.tenant_id,
+                &status::step_value(&record, &ids.event_id),
+            )
+            .await;
         match self.ensure("history", || store::history_append(&self.db, ids, &record)).await {
             Ok(()) => Ok(()),
             Err(None) => Err(AttemptError::Interrupted),

@@ -50,6 +50,23 @@ pub fn redis_value(subject: &StatusSubject<'_>, status: Status, updated_at: &str
     .to_string()
 }
 
+/// What the status streams get for each step of an event: which file, how it went.
+pub fn step_value(record: &super::history::StepRecord, event_id: &str) -> String {
+    json!({
+        "type": "step",
+        "event_id": event_id,
+        "step": record.step,
+        "filename": record.filename,
+        "status": record.status,
+        "message": record.success,
+        "error": record.error,
+        "reason": record.reason,
+        "attempt": record.attempt,
+        "updated_at": record.updated_at,
+    })
+    .to_string()
+}
+
 /// The `UploaderStatusUpdated` notification published on AppEvents.
 pub fn notification(
     subject: &StatusSubject<'_>,

@@ -13,6 +13,8 @@ use super::status::{self, Status, StatusSubject};
 
 /// How long one status write may take before it is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A step's publication is only for live viewers: it never holds processing up long.
+const STEP_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct StatusStore {
@@ -47,18 +49,48 @@ impl StatusStore {
         tracing::warn!(key, error, failed_status_writes = count, "status not written to Redis");
     }
 
-    async fn write(&self, key: &str, value: &str) -> redis::RedisResult<()> {
-        let mut slot = self.connection.lock().await;
-        let connection = match slot.as_mut() {
-            Some(connection) => connection,
-            None => slot.insert(self.client.get_multiplexed_async_connection().await?),
+    /// A step of an event, for the API's status streams only (nothing is stored).
+    pub async fn publish_step(&self, uploader_id: &str, tenant_id: &str, value: &str) {
+        let channel = status::redis_key(uploader_id, tenant_id);
+        let publish = async {
+            let mut connection = self.connection().await?;
+            redis::cmd("PUBLISH").arg(&channel).arg(value).query_async::<()>(&mut connection).await
         };
-        redis::cmd("SET")
+        if let Ok(Err(error)) | Err(error) =
+            tokio::time::timeout(STEP_TIMEOUT, publish).await.map_err(|_| timed_out())
+        {
+            tracing::debug!(%error, channel, "step not published");
+        }
+    }
+
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut slot = self.connection.lock().await;
+        match slot.as_ref() {
+            Some(connection) => Ok(connection.clone()),
+            None => Ok(slot.insert(self.client.get_multiplexed_async_connection().await?).clone()),
+        }
+    }
+
+    /// The value, and the same on the channel of the key's name: the API's status
+    /// streams (`Accept: text/event-stream`) follow it.
+    async fn write(&self, key: &str, value: &str) -> redis::RedisResult<()> {
+        let mut connection = self.connection().await?;
+        redis::pipe()
+            .cmd("SET")
             .arg(key)
             .arg(value)
             .arg("EX")
             .arg(status::STATUS_TTL_SECONDS)
-            .query_async::<()>(connection)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(key)
+            .arg(value)
+            .ignore()
+            .query_async::<()>(&mut connection)
             .await
     }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "timed out"))
 }

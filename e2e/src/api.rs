@@ -1,0 +1,220 @@
+//! `licenseware-worker serve` as the tests drive it: the API as a child process on a
+//! consumer world of its own ([`ConsumerSetup`]: topics, database, upload root), its
+//! registry topic filled with that world's uploader the way the operator publishes it,
+//! tokens minted with `licenseware-worker token`, and a client.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig,
+    producer::{FutureProducer, FutureRecord},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    KAFKA_TIMEOUT,
+    consumer::{ConsumerSetup, mongo_url_with_database, worker_binary},
+};
+
+/// The API of one test, SIGKILLed when dropped.
+pub struct ApiProcess {
+    child: Child,
+    log: PathBuf,
+    pub url: String,
+    pub secret_file: PathBuf,
+    pub registry_topic: String,
+    producer: FutureProducer,
+    pub http: reqwest::Client,
+}
+
+impl std::fmt::Debug for ApiProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiProcess").field("url", &self.url).finish()
+    }
+}
+
+impl ApiProcess {
+    /// Starts the API for `setup`'s world (`extra` flags appended) and publishes the
+    /// setup's uploader on its registry topic; returns once the uploader is served.
+    pub async fn start(setup: &ConsumerSetup, label: &str, extra: &[&str]) -> Self {
+        let prefix = format!("{}.", setup.events_topic.trim_end_matches(".events"));
+        let registry_topic = format!("{prefix}licenseware.registry");
+        setup
+            .kafka
+            .create_topic(&registry_topic, 1, &[("cleanup.policy", "compact")], KAFKA_TIMEOUT)
+            .await;
+        let secret_file = setup.root.with_file_name("jwt-secret");
+        fs::write(&secret_file, format!("{}\n", uuid::Uuid::new_v4())).expect("write the secret");
+        let log = setup.root.with_file_name(format!("api-{label}.log"));
+        let mut child = Command::new(worker_binary())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--jwt-secret-file")
+            .arg(&secret_file)
+            .args(["--topic-prefix", &prefix])
+            .arg("--upload-root")
+            .arg(&setup.root)
+            .args(extra)
+            .env("LW_KAFKA_BROKERS", &setup.stack.kafka_brokers)
+            .env("LW_MONGO_URL", mongo_url_with_database(&setup.stack.mongo_url, &setup.database))
+            .env("LW_REDIS_URL", &setup.stack.redis_url)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).expect("create the API log"))
+            .spawn()
+            .expect("start the API");
+        let stdout = child.stdout.take().expect("stdout");
+        let url = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).expect("read the API's address");
+            line.trim().strip_prefix("listening on ").map(str::to_owned)
+        })
+        .await
+        .expect("reader");
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &setup.stack.kafka_brokers)
+            .set("message.timeout.ms", "30000")
+            .create()
+            .expect("producer");
+        let mut api = Self {
+            child,
+            log,
+            url: String::new(),
+            secret_file,
+            registry_topic,
+            producer,
+            http: reqwest::Client::new(),
+        };
+        api.url = url.unwrap_or_else(|| panic!("the API did not start; log:\n{}", api.log()));
+        api.publish_uploader(setup).await;
+        let tenant = uuid::Uuid::new_v4().to_string();
+        let token = api.token(&tenant, "probe", &[]);
+        let status_url = api.uploader_url(setup, "status");
+        crate::eventually(Duration::from_secs(60), "the uploader to be served", || async {
+            let response = api.get(&status_url, &tenant, &token).await;
+            (response.status() == 200).then_some(())
+        })
+        .await;
+        api
+    }
+
+    /// The setup's uploader, as the operator publishes it: SDK metadata and `worker`.
+    pub async fn publish_uploader(&self, setup: &ConsumerSetup) {
+        let worker: Value = serde_yaml::from_str(
+            &fs::read_to_string(&setup.config_path).expect("read worker.yaml"),
+        )
+        .expect("worker.yaml");
+        let key = format!("uploader/{}/{}", setup.app_id, setup.uploader_id);
+        let document = json!({
+            "_id": key, "app_id": setup.app_id, "uploader_id": setup.uploader_id,
+            "name": worker["spec"]["name"], "kind": "uploader", "worker": worker,
+        });
+        self.publish(&key, Some(&document)).await;
+        let app_key = format!("app/{}/{}", setup.app_id, setup.app_id);
+        let app = json!({"_id": app_key, "app_id": setup.app_id, "kind": "app", "name": "App"});
+        self.publish(&app_key, Some(&app)).await;
+    }
+
+    /// A registry record: a document, or a tombstone.
+    pub async fn publish(&self, key: &str, document: Option<&Value>) {
+        let payload = document.map(Value::to_string);
+        let mut record = FutureRecord::<str, str>::to(&self.registry_topic).key(key);
+        if let Some(payload) = &payload {
+            record = record.payload(payload);
+        }
+        self.producer.send(record, Duration::from_secs(30)).await.expect("publish to the registry");
+    }
+
+    /// A token for `tenant` signed with the API's secret, by `licenseware-worker token`.
+    pub fn token(&self, tenant: &str, subject: &str, extra: &[&str]) -> String {
+        let output = Command::new(worker_binary())
+            .arg("token")
+            .arg("--secret-file")
+            .arg(&self.secret_file)
+            .args(["--tenant", tenant, "--sub", subject])
+            .args(extra)
+            .output()
+            .expect("run licenseware-worker token");
+        assert!(output.status.success(), "token: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+    }
+
+    pub fn uploader_url(&self, setup: &ConsumerSetup, route: &str) -> String {
+        format!(
+            "{}/{}/uploads/{}/{route}",
+            self.url,
+            setup.app_id,
+            setup.uploader_id.replace('_', "-")
+        )
+    }
+
+    pub async fn get(&self, url: &str, tenant: &str, token: &str) -> reqwest::Response {
+        self.http.get(url).header("TenantId", tenant).bearer_auth(token).send().await.expect("GET")
+    }
+
+    pub async fn post_json(
+        &self,
+        url: &str,
+        tenant: &str,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(url)
+            .header("TenantId", tenant)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// `POST .../files` with `files` as (name, bytes) parts under the `files` field.
+    pub async fn upload(
+        &self,
+        url: &str,
+        tenant: &str,
+        token: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
+        }
+        self.http
+            .post(url)
+            .header("TenantId", tenant)
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+    }
+
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+}
+
+impl Drop for ApiProcess {
+    #[allow(clippy::print_stderr)] // the test's output is where a failure is read
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- log of the API ---\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,290 @@
+//! `licenseware-worker serve` on the real stack: the whole upload path (validation →
+//! ticket → files → event → worker → documents → status → history), the quota, the
+//! limits, the deadline, auth and tenant isolation.
+
+use std::{
+    io::{Read, Write},
+    path::PathBuf,
+    time::Duration,
+};
+
+use licenseware_e2e::{
+    api::ApiProcess,
+    consumer::{ConsumerSetup, WorkerProcess, stack_shared},
+};
+use mongodb::bson::doc;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/fixtures").join(name);
+    std::fs::read(path).expect("fixture")
+}
+
+fn rv_tools_spec() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests/examples/rv-tools.uploader.yaml");
+    let manifest: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("manifest")).expect("yaml");
+    manifest["spec"].clone()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_goes_through_validation_files_worker_status_and_history() {
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::with_spec("api-rv", 1, 2, rv_tools_spec()).await;
+    let api = ApiProcess::start(&setup, "rv", &[]).await;
+    let mut worker = WorkerProcess::start_default(&setup, "api-rv");
+    let tenant = uuid();
+    let token = api.token(&tenant, "user-1", &[]);
+
+    let validation = api
+        .post_json(
+            &api.uploader_url(&setup, "validation"),
+            &tenant,
+            &token,
+            &json!({"filenames": ["RVTools.xlsx", "notes.txt"]}),
+        )
+        .await;
+    assert_eq!(validation.status(), 200);
+    let validation: Value = validation.json().await.expect("json");
+    assert_eq!(validation["message"], "File names were analysed");
+    assert_eq!(validation["validation"][0]["status"], "success", "{validation}");
+    assert_eq!(validation["validation"][1]["status"], "failed", "{validation}");
+    let event_id = validation["event_id"].as_str().expect("event_id").to_owned();
+
+    // A status stream opened before the upload sees it run, step by step, then idle.
+    let stream = api
+        .http
+        .get(api.uploader_url(&setup, "status"))
+        .header("TenantId", &tenant)
+        .bearer_auth(&token)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("status stream");
+    assert_eq!(stream.status(), 200);
+    let watched = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut body = stream.bytes_stream();
+        let mut seen = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            let after_running = seen.split("\"status\":\"running\"").nth(1).unwrap_or_default();
+            if after_running.contains("\"status\":\"idle\"") {
+                break;
+            }
+        }
+        seen
+    });
+
+    let files_url = format!("{}?event_id={event_id}", api.uploader_url(&setup, "files"));
+    let uploaded =
+        api.upload(&files_url, &tenant, &token, &[("RVTools.xlsx", fixture("RVTools.xlsx"))]).await;
+    assert_eq!(uploaded.status(), 200, "log:\n{}", api.log());
+    let uploaded: Value = uploaded.json().await.expect("json");
+    assert_eq!(uploaded["event_id"], event_id.as_str());
+    assert_eq!(uploaded["message"], "File names and contents were analysed");
+    assert_eq!(uploaded["validation"][0]["status"], "success", "{uploaded}");
+    assert!(setup.root.join(&tenant).join(&event_id).join("RVTools.xlsx").is_file());
+
+    setup.wait_all_committed(1, WAIT).await;
+    let documents = setup.count("Data", doc! {"tenant_id": &tenant, "event_id": &event_id}).await;
+    assert!(documents > 300, "documents: {documents}; worker log:\n{}", worker.log());
+
+    let seen = tokio::time::timeout(WAIT, watched).await.expect("the stream ends").expect("task");
+    assert!(seen.starts_with("event: status\ndata: {\"status\":\"idle\"}"), "{seen}");
+    assert!(seen.contains("event: step\n"), "{seen}");
+    assert!(seen.contains(&format!("\"event_id\":\"{event_id}\"")), "{seen}");
+
+    let status = api.get(&api.uploader_url(&setup, "status"), &tenant, &token).await;
+    assert_eq!(status.json::<Value>().await.expect("json"), json!({"status": "idle"}));
+
+    let history_url = format!("{}/{}/history", api.url, setup.app_id);
+    let history: Value = api.get(&history_url, &tenant, &token).await.json().await.expect("json");
+    let record = &history[0];
+    assert_eq!(record["event_id"], event_id.as_str(), "{history}");
+    assert_eq!(record["filename_validation"][0]["filename"], "RVTools.xlsx");
+    assert_eq!(record["filecontent_validation"][0]["status"], "success");
+    assert_eq!(record["processing_status"], "success", "{record}");
+    let one = api.get(&format!("{history_url}/{event_id}"), &tenant, &token).await;
+    assert_eq!(one.status(), 200);
+
+    // The free quota (1 file) is used up: the next validation is a 402 with the SDK's body.
+    let quota = api.get(&api.uploader_url(&setup, "quota"), &tenant, &token).await;
+    assert_eq!(quota.status(), 402);
+    let quota: Value = quota.json().await.expect("json");
+    assert_eq!(quota["monthly_quota_consumed"], 1, "{quota}");
+    let again = api
+        .post_json(
+            &api.uploader_url(&setup, "validation"),
+            &tenant,
+            &token,
+            &json!(["RVTools.xlsx"]),
+        )
+        .await;
+    assert_eq!(again.status(), 402);
+    // An unlimited plan is not held to it.
+    let unlimited = api.token(&tenant, "user-1", &["--plan", "unlimited"]);
+    let again = api
+        .post_json(
+            &api.uploader_url(&setup, "validation"),
+            &tenant,
+            &unlimited,
+            &json!(["RVTools.xlsx"]),
+        )
+        .await;
+    assert_eq!(again.status(), 200);
+
+    worker.terminate();
+    assert!(worker.exited(WAIT).await.success());
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenant_can_use_nothing_of_a_tenants_upload() {
+    let _stack = stack_shared().await;
+    let spec = json!({"name": "Lines", "acceptedFileTypes": [".csv"], "freeQuotaUnits": 100,
+                      "validation": {"filenameEndswith": [".csv"]}});
+    let setup = ConsumerSetup::with_spec("api-tenants", 1, 2, spec).await;
+    let api = ApiProcess::start(&setup, "tenants", &[]).await;
+    let (a, b) = (uuid(), uuid());
+    let (token_a, token_b) = (api.token(&a, "alice", &[]), api.token(&b, "bob", &[]));
+    let validation: Value = api
+        .post_json(&api.uploader_url(&setup, "validation"), &a, &token_a, &json!(["a.csv"]))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let event_a = validation["event_id"].as_str().expect("event_id").to_owned();
+
+    // B with A's ticket: refused, and the ticket still works for A afterwards.
+    let with_a_ticket = format!("{}?event_id={event_a}", api.uploader_url(&setup, "files"));
+    let refused = api.upload(&with_a_ticket, &b, &token_b, &[("a.csv", b"x\n1\n".to_vec())]).await;
+    assert_eq!(refused.status(), 403);
+    assert!(files_under(&setup.root.join(&b)).is_empty(), "nothing of B's request is kept");
+    // B's token with A's tenant header: refused before anything else.
+    let crossed = api.upload(&with_a_ticket, &a, &token_b, &[("a.csv", b"x\n1\n".to_vec())]).await;
+    assert_eq!(crossed.status(), 403);
+    let accepted = api.upload(&with_a_ticket, &a, &token_a, &[("a.csv", b"x\n1\n".to_vec())]).await;
+    assert_eq!(accepted.status(), 200, "log:\n{}", api.log());
+    // A ticket is used once.
+    let reused = api.upload(&with_a_ticket, &a, &token_a, &[("a.csv", b"x\n1\n".to_vec())]).await;
+    assert_eq!(reused.status(), 403);
+
+    let history_url = format!("{}/{}/history", api.url, setup.app_id);
+    let seen_by_b: Value = api.get(&history_url, &b, &token_b).await.json().await.expect("json");
+    assert_eq!(seen_by_b, json!([]), "B sees none of A's history");
+    let one = api.get(&format!("{history_url}/{event_a}"), &b, &token_b).await;
+    assert_eq!(one.status(), 404);
+    let filtered = api.get(&format!("{history_url}?event_id={event_a}"), &b, &token_b).await;
+    assert_eq!(filtered.json::<Value>().await.expect("json"), json!([]));
+
+    // No or bad credentials.
+    let bare = api.http.get(api.uploader_url(&setup, "status")).send().await.expect("GET");
+    assert_eq!(bare.status(), 403);
+    assert_eq!(bare.json::<Value>().await.expect("json")["status"], "fail");
+    let forged = api.get(&api.uploader_url(&setup, "status"), &a, "not.a.jwt").await;
+    assert_eq!(forged.status(), 401);
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_while_the_body_streams_and_names_stay_inside_the_event() {
+    let _stack = stack_shared().await;
+    let spec = json!({"name": "Lines", "acceptedFileTypes": [".csv"], "freeQuotaUnits": 100,
+                      "upload": {"maxFileBytes": 4096, "maxFiles": 2}});
+    let setup = ConsumerSetup::with_spec("api-limits", 1, 2, spec).await;
+    let api = ApiProcess::start(&setup, "limits", &["--upload-deadline-seconds", "3"]).await;
+    let tenant = uuid();
+    let token = api.token(&tenant, "user", &[]);
+    let files_url = api.uploader_url(&setup, "files");
+
+    let big = vec![b'x'; 64 * 1024];
+    let too_big = api.upload(&files_url, &tenant, &token, &[("big.csv", big)]).await;
+    assert_eq!(too_big.status(), 413);
+    let too_many: Vec<(&str, Vec<u8>)> = vec![("1.csv", b"a\n".to_vec()); 3];
+    assert_eq!(api.upload(&files_url, &tenant, &token, &too_many).await.status(), 413);
+    assert!(files_under(&setup.root.join(&tenant)).is_empty(), "nothing left on disk");
+
+    let hostile =
+        [("../../etc/passwd.csv", b"a\n1\n".to_vec()), ("a/../../b.csv", b"a\n1\n".to_vec())];
+    let stored = api.upload(&files_url, &tenant, &token, &hostile).await;
+    assert_eq!(stored.status(), 200, "log:\n{}", api.log());
+    let stored: Value = stored.json().await.expect("json");
+    let event_dir = setup.root.join(&tenant).join(stored["event_id"].as_str().expect("id"));
+    let mut names: Vec<String> = files_under(&event_dir)
+        .iter()
+        .map(|p| p.strip_prefix(&event_dir).expect("inside").to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b.csv", "passwd.csv"]);
+
+    // A client that sends its headers and then trickles: cut off at the deadline.
+    let address = api.url.trim_start_matches("http://").to_owned();
+    let path = files_url.trim_start_matches(&api.url).to_owned();
+    let (tenant, token) = (tenant.clone(), token.clone());
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nTenantId: {tenant}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n\
+             --B\r\nContent-Disposition: form-data; name=\"files\"; filename=\"slow.csv\"\r\n\r\na"
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        let mut answer = vec![0; 512];
+        let read = stream.read(&mut answer).expect("an answer before our read timeout");
+        String::from_utf8_lossy(&answer[..read]).into_owned()
+    })
+    .await
+    .expect("slow client");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_never_exceed_the_quota() {
+    let _stack = stack_shared().await;
+    let spec = json!({"name": "Lines", "acceptedFileTypes": [".csv"], "freeQuotaUnits": 5});
+    let setup = ConsumerSetup::with_spec("api-quota", 1, 2, spec).await;
+    let api = ApiProcess::start(&setup, "quota", &[]).await;
+    let tenant = uuid();
+    let token = api.token(&tenant, "user", &[]);
+    let files_url = api.uploader_url(&setup, "files");
+    let uploads = (0..20).map(|i| {
+        let (api, tenant, token, url) = (&api, &tenant, &token, &files_url);
+        async move {
+            let name = format!("{i}.csv");
+            api.upload(url, tenant, token, &[(&name, b"a\n1\n".to_vec())]).await.status().as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(uploads).await;
+    let accepted = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 402).count();
+    assert_eq!((accepted, refused), (5, 15), "{statuses:?}; log:\n{}", api.log());
+    let (_, published) = setup.offsets().await;
+    assert_eq!(published, 5, "one event per accepted upload");
+    setup.cleanup().await;
+}

@@ -1,0 +1,254 @@
+//! ProcessingHistory from the API's side: the validation records it writes (SDK §6.2:
+//! `filename_validation` by `/validation`, `filecontent_validation` and
+//! `files_uploaded` by `/files`) and the `/history` routes that read what the worker
+//! adds. `/validation` is the hot path: its records are written in batches by one task,
+//! in the order they were sent, and flushed on a graceful stop.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongodb::{
+    Collection, Database,
+    bson::{self, Bson, Document, doc},
+    options::UpdateOptions,
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::consume::{clock, history::COLLECTION};
+use crate::validation::ValidationResponse;
+
+/// Records waiting at most this long before they are written.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// And at most this many in one write.
+const BATCH: usize = 500;
+/// Pending records before senders wait (back pressure, bounded memory).
+const QUEUE: usize = 10_000;
+
+/// Who a record is about.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    pub tenant_id: &'a str,
+    pub app_id: &'a str,
+    pub uploader_id: &'a str,
+    pub event_id: &'a str,
+}
+
+enum Write {
+    Insert(Document),
+    Upsert { filter: Document, set: Document, done: oneshot::Sender<mongodb::error::Result<()>> },
+}
+
+/// The handle the handlers write through.
+#[derive(Debug, Clone)]
+pub struct HistoryWriter {
+    sender: mpsc::Sender<Write>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Insert(_) => "Insert",
+            Self::Upsert { .. } => "Upsert",
+        })
+    }
+}
+
+fn entries(validation: &[ValidationResponse]) -> Bson {
+    bson::to_bson(validation).unwrap_or(Bson::Array(Vec::new()))
+}
+
+impl HistoryWriter {
+    /// The writer and its task; the task ends once every handle is dropped and the
+    /// records sent before are written.
+    pub fn start(database: &Database) -> (Self, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let collection = database.collection::<Document>(COLLECTION);
+        (Self { sender }, tokio::spawn(write_all(collection, receiver)))
+    }
+
+    /// `/validation`'s record: a new document per event, as the SDK's insert_one.
+    pub async fn filename_validation(
+        &self,
+        subject: &Subject<'_>,
+        validation: &[ValidationResponse],
+    ) {
+        let document = doc! {
+            "tenant_id": subject.tenant_id, "event_id": subject.event_id,
+            "app_id": subject.app_id, "uploader_id": subject.uploader_id,
+            "filename_validation": entries(validation),
+            "filename_validation_updated_at": clock::now_iso(),
+        };
+        if self.sender.send(Write::Insert(document)).await.is_err() {
+            tracing::error!(event_id = subject.event_id, "history writer stopped; record lost");
+        }
+    }
+
+    /// `/files`' record, on the event's document; returns once it is written.
+    pub async fn filecontent_validation(
+        &self,
+        subject: &Subject<'_>,
+        validation: &[ValidationResponse],
+        files_uploaded: &[String],
+    ) -> mongodb::error::Result<()> {
+        let (done, written) = oneshot::channel();
+        let write = Write::Upsert {
+            filter: doc! {"tenant_id": subject.tenant_id, "event_id": subject.event_id},
+            set: doc! {
+                "app_id": subject.app_id, "uploader_id": subject.uploader_id,
+                "filecontent_validation": entries(validation),
+                "files_uploaded": files_uploaded,
+                "filecontent_validation_updated_at": clock::now_iso(),
+            },
+            done,
+        };
+        let stopped = || mongodb::error::Error::custom("the history writer stopped");
+        self.sender.send(write).await.map_err(|_| stopped())?;
+        written.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write_all(collection: Collection<Document>, mut receiver: mpsc::Receiver<Write>) {
+    let mut inserts: Vec<Document> = Vec::new();
+    loop {
+        let next = if inserts.is_empty() {
+            receiver.recv().await
+        } else {
+            match tokio::time::timeout(FLUSH_EVERY, receiver.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    flush(&collection, &mut inserts).await;
+                    continue;
+                }
+            }
+        };
+        match next {
+            None => {
+                flush(&collection, &mut inserts).await;
+                return;
+            }
+            Some(Write::Insert(document)) => {
+                inserts.push(document);
+                if inserts.len() >= BATCH {
+                    flush(&collection, &mut inserts).await;
+                }
+            }
+            Some(Write::Upsert { filter, set, done }) => {
+                // Records of one event keep their order: pending inserts go first.
+                flush(&collection, &mut inserts).await;
+                let options = UpdateOptions::builder().upsert(true).build();
+                let result = collection
+                    .update_one(filter, doc! {"$set": set})
+                    .with_options(options)
+                    .await
+                    .map(drop);
+                let _ = done.send(result);
+            }
+        }
+    }
+}
+
+/// Writes the pending inserts, retrying a failed batch a few times: history is what a
+/// user reads to know what happened to an upload.
+async fn flush(collection: &Collection<Document>, inserts: &mut Vec<Document>) {
+    if inserts.is_empty() {
+        return;
+    }
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=5 {
+        match collection.insert_many(inserts.iter()).await {
+            Ok(_) => {
+                inserts.clear();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, records = inserts.len(), "writing history");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    tracing::error!(records = inserts.len(), "history records dropped after 5 attempts");
+    inserts.clear();
+}
+
+/// What `/history` may be filtered by, besides the caller's tenant and the app.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    pub uploader_id: Option<String>,
+    pub event_id: Option<String>,
+    pub limit: Option<u32>,
+    pub skip: Option<u64>,
+}
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// The filter of a history read: the tenant and app always, whatever the query says.
+pub fn filter(tenant_id: &str, app_id: &str, query: &HistoryQuery) -> Document {
+    let mut filter = doc! {"tenant_id": tenant_id, "app_id": app_id};
+    if let Some(uploader) = &query.uploader_id {
+        filter.insert("uploader_id", uploader.as_str());
+    }
+    if let Some(event) = &query.event_id {
+        filter.insert("event_id", event.as_str());
+    }
+    filter
+}
+
+/// A stored document as the SDK returned it: relaxed JSON, ObjectIds as hex strings.
+pub fn to_json(document: Document) -> Value {
+    let mut value = Bson::Document(document).into_relaxed_extjson();
+    if let Some(id) = value.get_mut("_id")
+        && let Some(hex) = id.get("$oid").and_then(Value::as_str).map(str::to_owned)
+    {
+        *id = Value::String(hex);
+    }
+    value
+}
+
+/// Newest first.
+pub async fn find(
+    database: &Database,
+    filter: Document,
+    limit: u32,
+    skip: u64,
+) -> mongodb::error::Result<Vec<Value>> {
+    let documents: Vec<Document> = database
+        .collection::<Document>(COLLECTION)
+        .find(filter)
+        .sort(doc! {"_id": -1})
+        .skip(skip)
+        .limit(i64::from(limit))
+        .await?
+        .try_collect()
+        .await?;
+    Ok(documents.into_iter().map(to_json).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_and_app_are_always_in_the_filter() {
+        let query = HistoryQuery {
+            uploader_id: Some("rv_tools".into()),
+            event_id: Some("e".into()),
+            ..HistoryQuery::default()
+        };
+        let filter = filter("t1", "app", &query);
+        assert_eq!(filter.get_str("tenant_id").unwrap(), "t1");
+        assert_eq!(filter.get_str("app_id").unwrap(), "app");
+        assert_eq!(filter.get_str("uploader_id").unwrap(), "rv_tools");
+        assert_eq!(filter.get_str("event_id").unwrap(), "e");
+    }
+
+    #[test]
+    fn object_ids_become_hex_strings() {
+        let id = bson::oid::ObjectId::new();
+        let value = to_json(doc! {"_id": id, "n": 1});
+        assert_eq!(value["_id"], id.to_hex());
+        assert_eq!(value["n"], 1);
+    }
+}

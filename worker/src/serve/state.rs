@@ -1,0 +1,113 @@
+//! What every handler shares: settings, the registry view, the authenticator and the
+//! clients of MongoDB, Redis and Kafka.
+
+use std::{ops::Deref, sync::Arc};
+
+use axum::extract::FromRef;
+use mongodb::Database;
+use rdkafka::producer::FutureProducer;
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+use super::{
+    ServeError, auth::Authenticator, config::ServeSettings, history::HistoryWriter,
+    metrics::Metrics, quota::Quotas, registry::RegistryView,
+};
+use crate::sandbox::Sandbox;
+
+pub struct Shared {
+    pub settings: ServeSettings,
+    pub registry: Arc<RegistryView>,
+    pub auth: Authenticator,
+    pub database: Database,
+    pub quotas: Quotas,
+    pub history: HistoryWriter,
+    redis_client: redis::Client,
+    /// Made on first use, so that the API starts (and says it is not ready) while Redis
+    /// is away; the manager reconnects by itself afterwards.
+    redis: OnceCell<ConnectionManager>,
+    pub producer: FutureProducer,
+    pub sandbox: Sandbox,
+    pub metrics: Metrics,
+    /// Open status streams: each holds a Redis subscription, so they are bounded.
+    pub streams: Arc<tokio::sync::Semaphore>,
+}
+
+/// The handlers' state: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// The parts [`AppState`] is made of.
+#[allow(missing_debug_implementations)] // the Kafka producer has none
+pub struct Parts {
+    pub settings: ServeSettings,
+    pub registry: Arc<RegistryView>,
+    pub auth: Authenticator,
+    pub database: Database,
+    pub history: HistoryWriter,
+    pub redis_client: redis::Client,
+    pub producer: FutureProducer,
+    pub sandbox: Sandbox,
+}
+
+impl AppState {
+    pub fn new(parts: Parts) -> Self {
+        let quotas = Quotas::new(&parts.database);
+        Self(Arc::new(Shared {
+            settings: parts.settings,
+            registry: parts.registry,
+            auth: parts.auth,
+            database: parts.database,
+            quotas,
+            history: parts.history,
+            redis_client: parts.redis_client,
+            redis: OnceCell::new(),
+            producer: parts.producer,
+            sandbox: parts.sandbox,
+            metrics: Metrics::default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_STREAMS)),
+        }))
+    }
+}
+
+/// Status streams open at once, per replica.
+pub const MAX_STATUS_STREAMS: usize = 1024;
+
+impl Shared {
+    pub fn redis_client(&self) -> &redis::Client {
+        &self.redis_client
+    }
+
+    /// A Redis connection (multiplexed: a clone per request is cheap).
+    pub async fn redis(&self) -> Result<ConnectionManager, ServeError> {
+        self.redis
+            .get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+                    .set_response_timeout(Some(std::time::Duration::from_secs(5)));
+                ConnectionManager::new_with_config(self.redis_client.clone(), config).await
+            })
+            .await
+            .cloned()
+            .map_err(ServeError::Redis)
+    }
+}

@@ -1,0 +1,169 @@
+//! The multipart body of `/files`, streamed to disk: each file goes straight to a
+//! staging directory through a small buffer, its bytes counted against the Uploader's
+//! limits as they arrive; a limit crossed is a 413 at once, and the staging directory
+//! (with every byte written so far) is removed when the request ends without success.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::multipart::{Field, Multipart, MultipartError};
+use licenseware_crds::UploadLimits;
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use super::names::{UsedNames, sanitize};
+use crate::serve::error::ApiError;
+
+/// Large enough that a 1 GB upload is a thousand writes, small enough per request.
+const WRITE_BUFFER: usize = 1 << 20;
+/// The form's text fields are a flag and an id.
+const MAX_TEXT_FIELD: usize = 256;
+pub const NO_FILES: &str = "Files list is empty or files are not on 'files' key";
+
+/// A directory for one request's files, removed on drop unless kept.
+#[derive(Debug)]
+pub struct Staging {
+    pub dir: PathBuf,
+    keep: bool,
+}
+
+impl Staging {
+    /// `{tenant_dir}/.incoming-{uuid}`: in the tenant's directory, so that the final
+    /// move to the event's directory is a rename on the same file system.
+    pub fn create(tenant_dir: &Path) -> Result<Self, ApiError> {
+        std::fs::create_dir_all(tenant_dir)
+            .map_err(|error| ApiError::internal("UploadRootUnusable", error))?;
+        let dir = tenant_dir.join(format!(".incoming-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir)
+            .map_err(|error| ApiError::internal("UploadRootUnusable", error))?;
+        Ok(Self { dir, keep: false })
+    }
+
+    /// Moves the files to `target` (which must not exist) and keeps them.
+    pub fn commit(mut self, target: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.dir, target)?;
+        self.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.keep
+            && let Err(error) = std::fs::remove_dir_all(&self.dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, dir = %self.dir.display(), "staged upload not removed");
+        }
+    }
+}
+
+/// One file as received.
+#[derive(Debug, Clone)]
+pub struct ReceivedFile {
+    /// The name the client sent (for the ticket's names).
+    pub client_name: String,
+    /// The name it is stored and validated under.
+    pub name: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// The whole form.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub files: Vec<ReceivedFile>,
+    pub clear_data: Option<String>,
+    pub event_id: Option<String>,
+}
+
+fn malformed(error: MultipartError) -> ApiError {
+    ApiError::BadRequest(format!("The upload is not a valid multipart form: {}", error.body_text()))
+}
+
+pub async fn receive(
+    mut multipart: Multipart,
+    staging: &Staging,
+    limits: &UploadLimits,
+) -> Result<Received, ApiError> {
+    let mut received = Received::default();
+    let mut used = UsedNames::default();
+    let mut total: u64 = 0;
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        let field_name = field.name().unwrap_or_default().to_owned();
+        match field_name.as_str() {
+            "files" | "files[]" => {
+                if received.files.len() >= limits.max_files as usize {
+                    return Err(ApiError::TooLarge(format!(
+                        "At most {} files may be uploaded at once",
+                        limits.max_files
+                    )));
+                }
+                let client_name = field.file_name().unwrap_or_default().to_owned();
+                let name = used.claim(sanitize(&client_name));
+                let path = staging.dir.join(&name);
+                let bytes = write_file(field, &path, &client_name, limits, &mut total).await?;
+                received.files.push(ReceivedFile { client_name, name, path, bytes });
+            }
+            "clear_data" => received.clear_data = Some(text(field).await?),
+            "event_id" => received.event_id = Some(text(field).await?),
+            other => {
+                let shown: String = other.chars().take(64).collect();
+                return Err(ApiError::BadRequest(format!("Unexpected form field {shown:?}")));
+            }
+        }
+    }
+    if received.files.is_empty() {
+        return Err(ApiError::BadRequest(NO_FILES.to_owned()));
+    }
+    Ok(received)
+}
+
+async fn write_file(
+    mut field: Field<'_>,
+    path: &Path,
+    client_name: &str,
+    limits: &UploadLimits,
+    total: &mut u64,
+) -> Result<u64, ApiError> {
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+        .map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut bytes: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        let size = chunk.len() as u64;
+        bytes += size;
+        *total += size;
+        if bytes > limits.max_file_bytes {
+            let shown: String = client_name.chars().take(100).collect();
+            return Err(ApiError::TooLarge(format!(
+                "File {shown:?} is larger than the uploader's limit of {} bytes",
+                limits.max_file_bytes
+            )));
+        }
+        if *total > limits.max_total_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "The files are larger together than the uploader's limit of {} bytes",
+                limits.max_total_bytes
+            )));
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
+    }
+    out.flush().await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
+    Ok(bytes)
+}
+
+async fn text(mut field: Field<'_>) -> Result<String, ApiError> {
+    let mut value = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        value.extend_from_slice(&chunk);
+        if value.len() > MAX_TEXT_FIELD {
+            return Err(ApiError::BadRequest("A form field is too long".to_owned()));
+        }
+    }
+    String::from_utf8(value).map_err(|_| ApiError::BadRequest("A form field is not UTF-8".into()))
+}

@@ -11,6 +11,7 @@ pub mod consume;
 pub mod decrypt;
 pub mod process;
 pub mod serve;
+pub mod token;
 pub mod validate;
 
 /// `licenseware-worker`: validates, anonymizes and processes uploaded files.
@@ -35,6 +36,8 @@ pub enum Command {
     Consume(consume::ConsumeArgs),
     /// Serve the apps' HTTP API (uploads, status, history, registry).
     Serve(serve::ServeCommand),
+    /// Print an HS256 JWT for `serve --jwt-secret-file` (development and tests).
+    Token(token::TokenArgs),
 }
 
 /// Why a command did not run to the end. `Usage` exits 2, `Failed` exits 1.
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Decrypt(args) => decrypt::run(args),
         Command::Consume(args) => consume::run(args).await,
         Command::Serve(command) => serve::run(command).await,
+        Command::Token(args) => token::run(args),
     }
 }
 

@@ -5,12 +5,15 @@
 //! is actually consumed, atomically (a conditional `$inc`), so concurrent uploads can
 //! never exceed it.
 
+use std::time::Duration;
+
 use jiff::{Timestamp, ToSpan};
 use mongodb::{
     Database,
     bson::{Document, doc},
     options::{FindOneAndUpdateOptions, ReturnDocument},
 };
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -98,8 +101,70 @@ pub fn fits(record: &QuotaRecord, units: i64) -> bool {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("quota store: {0}")]
-pub struct QuotaError(#[from] mongodb::error::Error);
+pub enum QuotaError {
+    #[error("quota store: {0}")]
+    Store(#[from] mongodb::error::Error),
+    #[error("quota lock: {0}")]
+    Lock(#[from] redis::RedisError),
+    #[error("the quota of this user and uploader stayed locked for {0:?}")]
+    Busy(Duration),
+}
+
+/// How long a consumption may hold its key's lock: far longer than the few database
+/// calls it makes, short enough that a crashed holder does not block for long.
+const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long a request waits for the lock before giving up (503).
+const LOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// A per-key lock in Redis: `SET NX PX` with a token only its holder knows.
+struct QuotaLock {
+    key: String,
+    token: String,
+}
+
+impl QuotaLock {
+    async fn acquire(
+        redis: &mut ConnectionManager,
+        key: &QuotaKey<'_>,
+    ) -> Result<Self, QuotaError> {
+        let lock = Self {
+            key: format!("quota_lock:{}:{}:{}", key.app_id, key.uploader_id, key.user_id),
+            token: uuid::Uuid::new_v4().to_string(),
+        };
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&lock.key)
+                .arg(&lock.token)
+                .arg("NX")
+                .arg("PX")
+                .arg(LOCK_TTL.as_millis() as u64)
+                .query_async(redis)
+                .await?;
+            if taken.is_some() {
+                return Ok(lock);
+            }
+            if started.elapsed() > LOCK_WAIT {
+                return Err(QuotaError::Busy(LOCK_WAIT));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Deletes the lock if it is still ours (it may have expired and been taken).
+    async fn release(self, redis: &mut ConnectionManager) {
+        let script = redis::Script::new(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+        );
+        let released: redis::RedisResult<i64> =
+            script.key(&self.key).arg(&self.token).invoke_async(redis).await;
+        if let Err(error) = released {
+            tracing::warn!(%error, key = self.key, "quota lock not released; it expires by itself");
+        }
+    }
+}
 
 /// The quota store of one database.
 #[derive(Debug, Clone)]
@@ -180,9 +245,24 @@ impl Quotas {
         Ok(QuotaOutcome { within: fits(&record, units), record })
     }
 
-    /// Consumes `units` if they fit: one conditional increment, so that of many
-    /// concurrent requests only those that fit succeed.
+    /// Consumes `units` if they fit. A conditional increment alone is atomic on MongoDB
+    /// but not on every server that speaks its protocol (FerretDB let 6 of 20
+    /// concurrent uploads through a quota of 5), so consumptions of one key are also
+    /// serialized by a lock in Redis, across replicas.
     pub async fn consume(
+        &self,
+        redis: &mut ConnectionManager,
+        key: &QuotaKey<'_>,
+        limit: i64,
+        units: i64,
+    ) -> Result<QuotaOutcome, QuotaError> {
+        let lock = QuotaLock::acquire(redis, key).await?;
+        let consumed = self.consume_unlocked(key, limit, units).await;
+        lock.release(redis).await;
+        consumed
+    }
+
+    async fn consume_unlocked(
         &self,
         key: &QuotaKey<'_>,
         limit: i64,

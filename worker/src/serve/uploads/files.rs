@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     UploaderPath, find_uploader, quota_key,
-    receive::{NO_FILES, ReceivedFile, Staging, receive},
+    receive::{NO_FILES, ReceivedFile, Staging, drain, receive},
 };
 use crate::consume::envelope::SCHEMA;
 use crate::serve::openapi::{FailBody, QuotaResponse, UploadForm, UploadRefused};
@@ -86,14 +86,20 @@ pub async fn upload(
 ) -> Result<Json<FileValidationResponse>, ApiError> {
     let tenant = caller.require_tenant()?.clone();
     let uploader = find_uploader(&state, &path)?;
-    let multipart = multipart.map_err(|_| ApiError::BadRequest(NO_FILES.to_owned()))?;
+    let mut multipart = multipart.map_err(|_| ApiError::BadRequest(NO_FILES.to_owned()))?;
     let tenant_dir = state.settings.upload_root.join(tenant.as_str());
     let staging = Staging::create(&tenant_dir)?;
     let deadline = state.settings.upload_deadline;
     let limits = &uploader.worker.spec.upload;
-    let received = tokio::time::timeout(deadline, receive(multipart, &staging, limits))
-        .await
-        .map_err(|_| ApiError::Deadline(deadline.as_secs()))??;
+    let received =
+        match tokio::time::timeout(deadline, receive(&mut multipart, &staging, limits)).await {
+            Ok(Ok(received)) => received,
+            Ok(Err(refused)) => {
+                drain(&mut multipart).await;
+                return Err(refused);
+            }
+            Err(_) => return Err(ApiError::Deadline(deadline.as_secs())),
+        };
     let event_id = query.event_id.or(received.event_id.clone());
     let ticket = match &event_id {
         Some(event_id) => Some(take_ticket(&state, event_id, &tenant, &uploader).await?),
@@ -131,9 +137,10 @@ pub async fn upload(
     let key = quota_key(&caller, &uploader);
     if !caller.machine {
         let limit = quota::limit(caller.unlimited(), uploader.worker.spec.free_quota_units);
+        let mut redis = state.redis().await.map_err(|e| ApiError::unavailable("Redis", e))?;
         let outcome = state
             .quotas
-            .consume(&key, limit, units)
+            .consume(&mut redis, &key, limit, units)
             .await
             .map_err(|error| ApiError::unavailable("the quota store", error))?;
         if !outcome.within {

@@ -79,8 +79,29 @@ fn malformed(error: MultipartError) -> ApiError {
     ApiError::BadRequest(format!("The upload is not a valid multipart form: {}", error.body_text()))
 }
 
+/// A refused body is read on (and dropped) up to this much, so that the client, still
+/// sending, gets the answer rather than a reset connection.
+const DRAIN_BYTES: u64 = 16 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops the rest of a refused body, within bounds.
+pub async fn drain(multipart: &mut Multipart) {
+    let read_rest = async {
+        let mut dropped: u64 = 0;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                dropped += chunk.len() as u64;
+                if dropped > DRAIN_BYTES {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read_rest).await;
+}
+
 pub async fn receive(
-    mut multipart: Multipart,
+    multipart: &mut Multipart,
     staging: &Staging,
     limits: &UploadLimits,
 ) -> Result<Received, ApiError> {

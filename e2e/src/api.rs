@@ -15,7 +15,7 @@ use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     KAFKA_TIMEOUT,
@@ -105,21 +105,24 @@ impl ApiProcess {
         api
     }
 
-    /// The setup's uploader, as the operator publishes it: SDK metadata and `worker`.
+    /// The setup's uploader and its app, built by the operator's own registry builders
+    /// from the setup's worker.yaml, as the operator publishes them.
     pub async fn publish_uploader(&self, setup: &ConsumerSetup) {
-        let worker: Value = serde_yaml::from_str(
+        use licenseware_crds::{AppMetadata, Uploader, WorkerConfigFile};
+        use licenseware_operator::registry::{app_entry, now_iso, uploader_entry};
+        let worker: WorkerConfigFile = serde_yaml::from_str(
             &fs::read_to_string(&setup.config_path).expect("read worker.yaml"),
         )
         .expect("worker.yaml");
-        let key = format!("uploader/{}/{}", setup.app_id, setup.uploader_id);
-        let document = json!({
-            "_id": key, "app_id": setup.app_id, "uploader_id": setup.uploader_id,
-            "name": worker["spec"]["name"], "kind": "uploader", "worker": worker,
-        });
-        self.publish(&key, Some(&document)).await;
-        let app_key = format!("app/{}/{}", setup.app_id, setup.app_id);
-        let app = json!({"_id": app_key, "app_id": setup.app_id, "kind": "app", "name": "App"});
-        self.publish(&app_key, Some(&app)).await;
+        let mut uploader = Uploader::new(&setup.uploader_id.replace('_', "-"), worker.spec.clone());
+        uploader.metadata.namespace = Some("e2e".to_owned());
+        let app = AppMetadata::for_app(&setup.app_id);
+        let entry = uploader_entry(&uploader, &worker, &app);
+        let app_entry = app_entry(app, std::slice::from_ref(&entry.key));
+        for entry in [entry, app_entry] {
+            let document = entry.document_json(&now_iso()).expect("a registry document");
+            self.publish(&entry.key.to_string(), Some(&Value::Object(document))).await;
+        }
     }
 
     /// A registry record: a document, or a tombstone.

@@ -291,3 +291,123 @@ async fn concurrent_uploads_never_exceed_the_quota() {
     assert_eq!(published, 5, "one event per accepted upload");
     setup.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_tenant_and_operations_routes_answer_as_documented() {
+    let _stack = stack_shared().await;
+    let spec = json!({"name": "Lines", "acceptedFileTypes": [".csv"],
+                      "validation": {"filenameEndswith": [".csv"]}});
+    let setup = ConsumerSetup::with_spec("api-routes", 1, 2, spec).await;
+    let api = ApiProcess::start(&setup, "routes", &[]).await;
+    let tenant = uuid();
+    let token = api.token(&tenant, "user", &[]);
+    let app = &setup.app_id;
+
+    let uploaders: Value = api
+        .get(&format!("{}/registry/uploaders", api.url), &tenant, &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ours = uploaders
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|u| u["uploader_id"] == setup.uploader_id.as_str())
+        .expect("our uploader is registered");
+    assert!(ours.get("worker").is_none(), "the worker config stays inside: {ours}");
+    assert_eq!(
+        ours["upload_url"],
+        format!("/uploads/{}/files", setup.uploader_id.replace('_', "-"))
+    );
+    let unknown = api.get(&format!("{}/registry/things", api.url), &tenant, &token).await;
+    assert_eq!(unknown.status(), 404);
+
+    let metadata: Value = api
+        .get(&format!("{}/{app}/metadata", api.url), &tenant, &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(metadata["app"]["app_id"], app.as_str(), "{metadata}");
+    assert_eq!(metadata["uploaders"].as_array().map(Vec::len), Some(1), "{metadata}");
+    let nothing = api.get(&format!("{}/no-such-app/metadata", api.url), &tenant, &token).await;
+    assert_eq!(nothing.status(), 404);
+
+    let matched: Value = api
+        .post_json(
+            &format!("{}/uploaders/match", api.url),
+            &tenant,
+            &token,
+            &json!(["a.csv", "a.txt"]),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let accepting = |i: usize| -> Vec<String> {
+        matched["matches"][i]["uploaders"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|u| u["uploader_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert!(accepting(0).contains(&setup.uploader_id), "{matched}");
+    assert!(!accepting(1).contains(&setup.uploader_id), "{matched}");
+
+    let activation = format!("{}/{app}/tenants/activation", api.url);
+    for _ in 0..2 {
+        let activated = api.post_json(&activation, &tenant, &token, &json!({})).await;
+        assert_eq!(activated.status(), 200, "idempotent");
+    }
+    let info_url = format!("{}/{app}/tenants/{tenant}", api.url);
+    let as_user = api.get(&info_url, &tenant, &token).await;
+    assert_eq!(as_user.status(), 403, "a machine token is needed");
+    let machine = api.token(&tenant, "platform", &["--machine"]);
+    let info: Value = api.get(&info_url, &tenant, &machine).await.json().await.expect("json");
+    assert_eq!(
+        info,
+        json!({"app_activated": true, "data_available": false, "last_update_date": null})
+    );
+    let other: Value = api
+        .get(&format!("{}/{app}/tenants/{}", api.url, uuid()), &tenant, &machine)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(other["app_activated"], false);
+
+    let document: Value = api
+        .http
+        .get(format!("{}/openapi.json", api.url))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert!(document["paths"]["/{app_id}/uploads/{uploader}/files"].is_object());
+    let docs = api.http.get(format!("{}/docs/", api.url)).send().await.expect("GET");
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.expect("html").contains("swagger"), "Swagger UI is served");
+    let ready = api.http.get(format!("{}/readyz", api.url)).send().await.expect("GET");
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.expect("body"));
+    let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.expect("GET");
+    let metrics = metrics.text().await.expect("text");
+    assert!(
+        metrics.contains("route=\"/{app_id}/tenants/activation\",status=\"200\"} 2"),
+        "{metrics}"
+    );
+    let cors = api
+        .http
+        .request(reqwest::Method::OPTIONS, api.uploader_url(&setup, "status"))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "tenantid,authorization")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(cors.headers()["access-control-allow-origin"], "*");
+    setup.cleanup().await;
+}

@@ -4,7 +4,7 @@
 //! new replica knows everything the operator registered.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use licenseware_crds::{WorkerConfigFile, names::dash};
+use licenseware_crds::{WorkerConfigFile, names::dash, registry::RegistryRecord};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
@@ -71,6 +71,21 @@ fn uploader_info(document: &Map<String, Value>) -> Option<UploaderInfo> {
         uploader_id: worker.uploader_id.clone(),
         worker,
     })
+}
+
+/// A record of the topic, checked against the typed registry shapes the operator
+/// writes ([`RegistryRecord`]): a document that is not one of them is not served.
+pub fn read_record(
+    key: &str,
+    payload: Option<&[u8]>,
+) -> Result<Option<Map<String, Value>>, String> {
+    match RegistryRecord::parse(key, payload).map_err(|error| error.to_string())? {
+        RegistryRecord::Tombstone(_) => Ok(None),
+        RegistryRecord::Document(_) => {
+            let bytes = payload.unwrap_or_default();
+            serde_json::from_slice(bytes).map(Some).map_err(|error| error.to_string())
+        }
+    }
 }
 
 /// What every handler reads: a snapshot of the registry, updated by [`follow`].
@@ -174,7 +189,6 @@ fn follow_once(
         .set("group.id", "licenseware-api")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
         .create()?;
     let partitions = loop {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -198,31 +212,29 @@ fn follow_once(
         assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let mut at_end: HashSet<i32> = HashSet::new();
+    // Where each partition ended when we started: read up to there, the registry is
+    // what the operator had written by then.
+    let mut ends: Vec<(i32, i64)> = Vec::with_capacity(partitions.len());
+    for partition in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))?;
+        if high > low {
+            ends.push((*partition, high));
+        }
+    }
     while !stop.load(Ordering::Acquire) {
+        if !view.caught_up() && read_to(&consumer, &ends) {
+            view.caught_up.store(true, Ordering::Release);
+            tracing::info!(kafka_topic = topic, "registry read to its end");
+        }
         let Some(received) = consumer.poll(POLL) else { continue };
         match received {
             Ok(message) => {
                 let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                     continue;
                 };
-                let document = match message.payload() {
-                    None => None,
-                    Some(bytes) => match serde_json::from_slice::<Map<String, Value>>(bytes) {
-                        Ok(document) => Some(document),
-                        Err(error) => {
-                            tracing::warn!(key, %error, "registry record is not a JSON object");
-                            continue;
-                        }
-                    },
-                };
-                view.apply(key, document);
-            }
-            Err(KafkaError::PartitionEOF(partition)) => {
-                at_end.insert(partition);
-                if at_end.len() >= partitions.len() && !view.caught_up() {
-                    view.caught_up.store(true, Ordering::Release);
-                    tracing::info!(kafka_topic = topic, "registry read to its end");
+                match read_record(key, message.payload()) {
+                    Ok(document) => view.apply(key, document),
+                    Err(error) => tracing::warn!(key, error, "registry record not served"),
                 }
             }
             Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
@@ -234,6 +246,18 @@ fn follow_once(
         }
     }
     Ok(())
+}
+
+/// Whether the consumer's position has reached each partition's end as it was at the
+/// start (the position moves past compacted gaps and control records too).
+fn read_to(consumer: &BaseConsumer, ends: &[(i32, i64)]) -> bool {
+    let Ok(positions) = consumer.position() else { return false };
+    ends.iter().all(|(partition, end)| {
+        positions.elements().iter().any(|element| {
+            element.partition() == *partition
+                && matches!(element.offset(), Offset::Offset(position) if position >= *end)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! link per file and several GB of disk per build.
 
 mod api;
+mod api_isolation;
 mod operator_first_run;
 mod rbac;
 mod registry;

@@ -182,6 +182,8 @@ pub struct HistoryQuery {
 }
 
 pub const DEFAULT_LIMIT: u32 = 50;
+/// Paging further than this is refused (the server's skip is a signed 64-bit number).
+pub const MAX_SKIP: u64 = 1_000_000_000;
 pub const MAX_LIMIT: u32 = 500;
 
 /// The filter of a history read: the tenant and app always, whatever the query says.

@@ -13,7 +13,7 @@ use super::openapi::FailBody;
 use super::{
     auth::Caller,
     error::ApiError,
-    history::{self, DEFAULT_LIMIT, HistoryQuery, MAX_LIMIT},
+    history::{self, DEFAULT_LIMIT, HistoryQuery, MAX_LIMIT, MAX_SKIP},
     state::AppState,
 };
 
@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
         ("uploader_id" = Option<String>, Query, description = "Only this uploader's events"),
         ("event_id" = Option<String>, Query, description = "Only this event"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
-        ("skip" = Option<u64>, Query),
+        ("skip" = Option<u64>, Query, maximum = 1_000_000_000),
     ),
     responses(
         (status = 200, description = "The tenant's history records, newest first",
@@ -48,9 +48,16 @@ pub async fn list(
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let tenant = caller.require_tenant()?;
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit is from 1 to {MAX_LIMIT}")));
+    }
+    let skip = query.skip.unwrap_or(0);
+    if skip > MAX_SKIP {
+        return Err(ApiError::BadRequest(format!("skip is at most {MAX_SKIP}")));
+    }
     let filter = history::filter(tenant.as_str(), &app_id, &query);
-    let found = history::find(&state.database, filter, limit, query.skip.unwrap_or(0))
+    let found = history::find(&state.database, filter, limit, skip)
         .await
         .map_err(|error| ApiError::unavailable("MongoDB", error))?;
     Ok(Json(found))

@@ -90,9 +90,8 @@ pub async fn app_metadata(
     request_body(content = FilenamesBody),
     responses(
         (status = 200, description = "For each name, the uploaders that accept it", body = MatchResponse),
-        (status = 400, description = "Not a list of names", body = FailBody),
+        (status = 400, description = "Not a list of 1 to 1,000 names", body = FailBody),
         (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
-        (status = 413, description = "Too many names", body = FailBody),
     )
 )]
 pub async fn match_uploaders(

@@ -5,17 +5,26 @@
 use serde::Serialize;
 use utoipa::{
     Modify, OpenApi, ToSchema,
-    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        RefOr, Schema, Type,
+        schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder},
+        security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
+
+use super::uploads::MAX_FILENAMES;
 
 use crate::validation::{FileValidationResponse, Status, ValidationResponse};
 
 /// The SDK's error body.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FailBody {
     /// `fail` (or `failed` for a server error, as the SDK).
     pub status: String,
     pub message: String,
+    /// A stable reason, on refusals of the credentials.
+    pub reason: Option<String>,
 }
 
 /// The SDK's UploaderQuotaResponse.
@@ -33,18 +42,37 @@ pub struct QuotaResponse {
     pub uploader_id: String,
 }
 
-/// `{"filenames": [...]}`, or the bare list.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum FilenamesBody {
-    Wrapped { filenames: Vec<String> },
-    Bare(Vec<String>),
+/// `{"filenames": [...]}`, or the bare list: 1 to 1,000 names (written by hand: the
+/// derive cannot bound the items of an enum variant).
+#[derive(Debug)]
+pub struct FilenamesBody;
+
+impl utoipa::PartialSchema for FilenamesBody {
+    fn schema() -> RefOr<Schema> {
+        let names = || {
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String))
+                .min_items(Some(1))
+                .max_items(Some(MAX_FILENAMES))
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .property("filenames", names())
+                    .required("filenames")
+                    .additional_properties(Some(AdditionalProperties::FreeForm(false))),
+            )
+            .item(names())
+            .into()
+    }
 }
+
+impl ToSchema for FilenamesBody {}
 
 /// The multipart form of an upload: the files under `files` (or `files[]`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadForm {
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
     pub files: Vec<Vec<u8>>,
     /// Any value containing `true` clears the tenant's data once a file is valid.
     pub clear_data: Option<String>,

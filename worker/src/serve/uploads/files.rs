@@ -100,7 +100,9 @@ pub async fn upload(
             }
             Err(_) => return Err(ApiError::Deadline(deadline.as_secs())),
         };
-    let event_id = query.event_id.or(received.event_id.clone());
+    // An empty event_id (a form's empty field) is no ticket.
+    let event_id =
+        query.event_id.or(received.event_id.clone()).filter(|event_id| !event_id.is_empty());
     let ticket = match &event_id {
         Some(event_id) => Some(take_ticket(&state, event_id, &tenant, &uploader).await?),
         None => None,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use files::{UploadQuery, clear_data};
-pub use validation::parse_filenames;
+pub use validation::{MAX_FILENAMES, parse_filenames};
 
 use super::openapi::{FailBody, QuotaResponse};
 use super::{

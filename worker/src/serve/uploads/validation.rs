@@ -28,23 +28,29 @@ pub const MAX_FILENAMES: usize = 1000;
 const BAD_BODY: &str = "Filenames sent for validation must be in a list of strings format";
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wrapped {
+    filenames: Vec<String>,
+}
+
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum Filenames {
-    Wrapped { filenames: Vec<String> },
+    Wrapped(Wrapped),
     Bare(Vec<String>),
 }
 
 /// `{"filenames": [...]}` or a bare list, not empty.
 pub fn parse_filenames(body: &[u8]) -> Result<Vec<String>, ApiError> {
     let names = match serde_json::from_slice::<Filenames>(body) {
-        Ok(Filenames::Wrapped { filenames } | Filenames::Bare(filenames)) => filenames,
+        Ok(Filenames::Wrapped(Wrapped { filenames }) | Filenames::Bare(filenames)) => filenames,
         Err(_) => return Err(ApiError::BadRequest(BAD_BODY.to_owned())),
     };
     if names.is_empty() {
         return Err(ApiError::BadRequest(BAD_BODY.to_owned()));
     }
     if names.len() > MAX_FILENAMES {
-        return Err(ApiError::TooLarge(format!("At most {MAX_FILENAMES} filenames per request")));
+        return Err(ApiError::BadRequest(format!("At most {MAX_FILENAMES} filenames per request")));
     }
     Ok(names)
 }
@@ -63,7 +69,6 @@ pub fn parse_filenames(body: &[u8]) -> Result<Vec<String>, ApiError> {
         (status = 401, description = "Bad or expired token", body = FailBody), (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
         (status = 402, description = "Monthly quota exceeded", body = QuotaResponse),
         (status = 404, description = "No such uploader", body = FailBody),
-        (status = 413, description = "Too many names", body = FailBody),
         (status = 503, description = "A store is unavailable", body = FailBody),
     )
 )]
@@ -143,6 +148,8 @@ mod tests {
             assert_eq!(error.to_string(), BAD_BODY);
         }
         let many = serde_json::to_vec(&vec!["a.csv"; MAX_FILENAMES + 1]).unwrap();
-        assert_eq!(parse_filenames(&many).unwrap_err().status(), 413);
+        assert_eq!(parse_filenames(&many).unwrap_err().status(), 400);
+        let unknown = parse_filenames(br#"{"filenames": ["a.csv"], "x": 1}"#).unwrap_err();
+        assert_eq!(unknown.status(), 400, "unknown fields are refused, as documented");
     }
 }

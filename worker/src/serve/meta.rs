@@ -16,7 +16,7 @@ use super::{
     auth::Caller, error::ApiError, registry::kind_of_route, state::AppState,
     uploads::parse_filenames,
 };
-use crate::validation::{Status, Validator};
+use crate::validation::Status;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -104,7 +104,7 @@ pub async fn match_uploaders(
     let candidates: Vec<_> = uploaders
         .iter()
         .filter(|u| !u.worker.spec.validation.ignored_by_uup)
-        .map(|u| (u, Validator::new(&u.worker.spec.validation)))
+        .map(|u| (u, u.rules.validator()))
         .collect();
     let matches: Vec<Value> = filenames
         .iter()

@@ -5,7 +5,11 @@
 //! is actually consumed, atomically (a conditional `$inc`), so concurrent uploads can
 //! never exceed it.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::PoisonError,
+    time::{Duration, Instant},
+};
 
 use jiff::{Timestamp, ToSpan};
 use mongodb::{
@@ -166,15 +170,60 @@ impl QuotaLock {
     }
 }
 
+/// How long a record read for a check may be reused: `/validation` is advisory (the
+/// consumption at `/files` is the atomic step), and its rate must not be MongoDB's.
+const CHECK_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Records kept for checks; past this the cache starts over (bounded memory).
+const CHECK_CACHE_ENTRIES: usize = 65_536;
+
 /// The quota store of one database.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Quotas {
     collection: mongodb::Collection<QuotaRecord>,
+    recent: std::sync::Mutex<HashMap<CacheKey, (Instant, QuotaRecord)>>,
 }
+
+/// User, app and uploader.
+type CacheKey = (String, String, String);
 
 impl Quotas {
     pub fn new(database: &Database) -> Self {
-        Self { collection: database.collection(COLLECTION) }
+        Self { collection: database.collection(COLLECTION), recent: Default::default() }
+    }
+
+    fn cache_key(key: &QuotaKey<'_>) -> CacheKey {
+        (key.user_id.to_owned(), key.app_id.to_owned(), key.uploader_id.to_owned())
+    }
+
+    fn remember(&self, key: &QuotaKey<'_>, record: &QuotaRecord) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() >= CHECK_CACHE_ENTRIES {
+            recent.clear();
+        }
+        recent.insert(Self::cache_key(key), (Instant::now(), record.clone()));
+    }
+
+    fn recalled(&self, key: &QuotaKey<'_>) -> Option<QuotaRecord> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let (at, record) = recent.get(&Self::cache_key(key))?;
+        (at.elapsed() < CHECK_CACHE_TTL).then(|| record.clone())
+    }
+
+    /// [`Self::check`] from a record at most 2 s old when there is one (this replica's
+    /// consumptions refresh it at once).
+    pub async fn check_recent(
+        &self,
+        key: &QuotaKey<'_>,
+        limit: i64,
+        units: i64,
+    ) -> Result<QuotaOutcome, QuotaError> {
+        if let Some(mut record) = self.recalled(key)
+            && !window_over(&record, Timestamp::now())
+        {
+            record.monthly_quota = limit;
+            return Ok(QuotaOutcome { within: fits(&record, units), record });
+        }
+        self.check(key, limit, units).await
     }
 
     /// One record per key: without the unique index, concurrent first uses would each
@@ -242,6 +291,7 @@ impl Quotas {
         units: i64,
     ) -> Result<QuotaOutcome, QuotaError> {
         let record = self.current(key, limit).await?;
+        self.remember(key, &record);
         Ok(QuotaOutcome { within: fits(&record, units), record })
     }
 
@@ -259,6 +309,9 @@ impl Quotas {
         let lock = QuotaLock::acquire(redis, key).await?;
         let consumed = self.consume_unlocked(key, limit, units).await;
         lock.release(redis).await;
+        if let Ok(outcome) = &consumed {
+            self.remember(key, &outcome.record);
+        }
         consumed
     }
 
@@ -339,6 +392,25 @@ mod tests {
         assert!(window_over(&record(1, 1, "2021-09-24T11:50:23.132560"), now));
         assert!(!window_over(&record(1, 1, "2026-01-01T00:00:00.000001"), now));
         assert_eq!(next_reset(now), "2026-01-31T00:00:00.000000");
+    }
+
+    #[tokio::test]
+    async fn checks_reuse_a_recent_record_without_the_store() {
+        // No server listens there: a check that went to the store would fail.
+        let client =
+            mongodb::Client::with_uri_str("mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300")
+                .await
+                .unwrap();
+        let quotas = Quotas::new(&client.database("none"));
+        let key = QuotaKey { user_id: "u", app_id: "a", uploader_id: "up" };
+        assert!(quotas.check_recent(&key, 5, 1).await.is_err(), "nothing recent: the store");
+        quotas.remember(&key, &record(5, 4, "9999-01-01T00:00:00.000000"));
+        let outcome = quotas.check_recent(&key, 5, 1).await.unwrap();
+        assert!(outcome.within);
+        assert!(!quotas.check_recent(&key, 5, 2).await.unwrap().within);
+        assert!(quotas.check_recent(&key, 6, 2).await.unwrap().within, "the current limit applies");
+        let other = QuotaKey { user_id: "v", ..key.clone() };
+        assert!(quotas.check_recent(&other, 5, 1).await.is_err(), "per user");
     }
 
     #[test]

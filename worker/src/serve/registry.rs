@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use crate::validation::CompiledRules;
 use licenseware_crds::{WorkerConfigFile, names::dash, registry::RegistryRecord};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
@@ -23,11 +24,13 @@ use serde_json::{Map, Value};
 
 /// An uploader the API can take files for: its ids, and the worker config the operator
 /// published with its registry entry (events topic, full spec with limits and rules).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct UploaderInfo {
     pub app_id: String,
     pub uploader_id: String,
     pub worker: WorkerConfigFile,
+    /// The filename and content rules, compiled once per registry change.
+    pub rules: CompiledRules,
 }
 
 /// The registry documents by key (`{kind}/{appId}/{id}`), and the uploaders by app
@@ -69,6 +72,7 @@ fn uploader_info(document: &Map<String, Value>) -> Option<UploaderInfo> {
     Some(UploaderInfo {
         app_id: worker.app_id.clone(),
         uploader_id: worker.uploader_id.clone(),
+        rules: CompiledRules::new(worker.spec.validation.clone()),
         worker,
     })
 }

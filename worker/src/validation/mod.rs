@@ -24,7 +24,7 @@ pub use response::{
     CONTENTS_ANALYSED, FILENAMES_ANALYSED, FileValidationResponse, Status, ValidationResponse,
 };
 pub use tabular::{NOT_TABULAR, select_sheets};
-pub use validator::{FileToValidate, Validator, validate_filenames, validate_files};
+pub use validator::{CompiledRules, FileToValidate, Validator, validate_filenames, validate_files};
 
 #[cfg(test)]
 mod tests;

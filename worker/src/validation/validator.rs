@@ -44,6 +44,41 @@ pub struct Validator<'p> {
     pub(super) text_contains_any: Option<Result<Keywords, InvalidKeyword>>,
 }
 
+/// An Uploader's rules compiled once and kept (the API's registry holds one per
+/// uploader): a [`Validator`] from it costs a few reference counts, not a regex build.
+#[derive(Debug, Clone)]
+pub struct CompiledRules {
+    params: ValidationParameters,
+    filename_contains: Result<Keywords, InvalidKeyword>,
+    text_contains_all: Option<Result<Keywords, InvalidKeyword>>,
+    text_contains_any: Option<Result<Keywords, InvalidKeyword>>,
+}
+
+impl CompiledRules {
+    pub fn new(params: ValidationParameters) -> Self {
+        let compiled = Validator::new(&params);
+        let (filename_contains, text_contains_all, text_contains_any) = (
+            compiled.filename_contains.clone(),
+            compiled.text_contains_all.clone(),
+            compiled.text_contains_any.clone(),
+        );
+        Self { params, filename_contains, text_contains_all, text_contains_any }
+    }
+
+    pub fn params(&self) -> &ValidationParameters {
+        &self.params
+    }
+
+    pub fn validator(&self) -> Validator<'_> {
+        Validator {
+            params: &self.params,
+            filename_contains: self.filename_contains.clone(),
+            text_contains_all: self.text_contains_all.clone(),
+            text_contains_any: self.text_contains_any.clone(),
+        }
+    }
+}
+
 impl<'p> Validator<'p> {
     pub fn new(params: &'p ValidationParameters) -> Self {
         let compile = |terms: &Vec<String>| Keywords::new(terms, params.regex_escape);

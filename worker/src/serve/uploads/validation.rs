@@ -21,7 +21,7 @@ use crate::serve::{
     state::AppState,
     tickets::{self, Ticket},
 };
-use crate::validation::{FileValidationResponse, Status, Validator};
+use crate::validation::{FileValidationResponse, Status};
 
 /// More names than this in one request is not a file picker's doing.
 pub const MAX_FILENAMES: usize = 1000;
@@ -82,7 +82,7 @@ pub async fn validate(
     let uploader = find_uploader(&state, &path)?;
     let filenames = parse_filenames(&body)?;
     let spec = &uploader.worker.spec;
-    let response = Validator::new(&spec.validation).check_filenames(&filenames, None);
+    let response = uploader.rules.validator().check_filenames(&filenames, None);
     let accepted: Vec<String> = response
         .validation
         .iter()
@@ -95,7 +95,7 @@ pub async fn validate(
         let key = quota_key(&caller, &uploader);
         let outcome = state
             .quotas
-            .check(&key, limit, units)
+            .check_recent(&key, limit, units)
             .await
             .map_err(|error| ApiError::unavailable("the quota store", error))?;
         if !outcome.within {

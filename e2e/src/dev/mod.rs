@@ -25,6 +25,12 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    error::RDKafkaErrorCode,
+};
 use tokio::sync::watch;
 
 use self::{
@@ -64,6 +70,12 @@ pub struct DevArgs {
     /// The file the demo uploads.
     #[arg(long, default_value = "worker/tests/fixtures/RVTools.xlsx")]
     pub sample_file: PathBuf,
+    /// The workers' notification topic (created when missing, like the next one).
+    #[arg(long, default_value = "AppEvents")]
+    pub app_events_topic: String,
+    /// The workers' processing log topic.
+    #[arg(long, default_value = "LogEvents")]
+    pub log_events_topic: String,
     /// Tenant of the demo's token and upload (default: a new UUID each run).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -222,6 +234,24 @@ pub fn api_process(args: &DevArgs, bins: &Binaries, state: &StateDir) -> Process
     }
 }
 
+/// Creates the topics that are missing (one partition; the stack's broker creates
+/// none by itself): the notification topics a cluster's platform would provide.
+pub async fn ensure_topics(brokers: &str, topics: &[&str]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let new: Vec<NewTopic<'_>> =
+        topics.iter().map(|topic| NewTopic::new(topic, 1, TopicReplication::Fixed(1))).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new, &options).await.context("Kafka")? {
+        match result {
+            Ok(topic) => println!("[dev] created topic {topic}"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => bail!("cannot create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
 /// Fails when `address` is taken (another `make dev`, say): better now than a process
 /// that dies at every restart.
 fn check_free(address: SocketAddr, what: &str) -> anyhow::Result<()> {
@@ -288,6 +318,7 @@ pub async fn run(
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client: is KUBECONFIG set (set -a; . e2e/.stack/env; set +a)?")?;
+    ensure_topics(&args.kafka_brokers, &[&args.app_events_topic, &args.log_events_topic]).await?;
     let policy = Policy {
         stop_timeout: Duration::from_secs(args.stop_timeout_secs),
         pdeathsig: supervisor::pdeathsig_available(),
@@ -308,6 +339,8 @@ pub async fn run(
         log_dir: state.logs.clone(),
         upload_root: state.uploads.clone(),
         env: stack_env(&args),
+        app_events_topic: args.app_events_topic.clone(),
+        log_events_topic: args.log_events_topic.clone(),
     };
     let namespace = args.namespace.clone();
     let workers = tokio::spawn(async move {

@@ -161,6 +161,8 @@ fn spawn(spec: &ProcessSpec, policy: &Policy, first: bool) -> std::io::Result<Ch
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(name, value)| (name, value)))
+        // Text logs without colour codes: they go to a file.
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -302,6 +304,9 @@ pub struct WorkerContext {
     /// LW_KAFKA_BROKERS, LW_MONGO_URL, LW_REDIS_URL (what the Deployment's env or its
     /// Secret gives the pod).
     pub env: Vec<(String, String)>,
+    /// The notification topics (`--app-events-topic`, `--log-events-topic`).
+    pub app_events_topic: String,
+    pub log_events_topic: String,
 }
 
 /// The process of one worker ConfigMap, and the file it reads.
@@ -360,7 +365,9 @@ pub fn worker_plan(
     args.push(config_file.clone().into());
     args.push("--upload-root".into());
     args.push(context.upload_root.clone().into());
-    args.extend(["--log-format".into(), "text".into()]);
+    args.extend(["--log-format", "text"].map(OsString::from));
+    args.extend(["--app-events-topic".into(), context.app_events_topic.clone().into()]);
+    args.extend(["--log-events-topic".into(), context.log_events_topic.clone().into()]);
     Ok(WorkerPlan {
         key: format!("{namespace}/{name}"),
         config_file,
@@ -506,6 +513,8 @@ mod tests {
             log_dir: "/repo/e2e/.dev/logs".into(),
             upload_root: "/repo/e2e/.dev/uploads".into(),
             env: vec![("LW_KAFKA_BROKERS".into(), "127.0.0.1:9092".into())],
+            app_events_topic: "AppEvents".into(),
+            log_events_topic: "LogEvents".into(),
         }
     }
 
@@ -544,7 +553,8 @@ mod tests {
             process.command_line(),
             "/repo/target/debug/licenseware-worker consume \
              --config /repo/e2e/.dev/workers/demo/rv-tools-worker/worker.yaml \
-             --upload-root /repo/e2e/.dev/uploads --log-format text"
+             --upload-root /repo/e2e/.dev/uploads --log-format text \
+             --app-events-topic AppEvents --log-events-topic LogEvents"
         );
         assert_eq!(process.env, context().env);
         assert_eq!(process.log, PathBuf::from("/repo/e2e/.dev/logs/worker.demo.rv-tools.log"));

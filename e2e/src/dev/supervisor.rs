@@ -70,7 +70,9 @@ pub struct Policy {
     /// How long a process has between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Run each process under `setpriv --pdeathsig TERM`, so that it gets SIGTERM even
-    /// if `dev` itself is SIGKILLed (see [`pdeathsig_available`]).
+    /// if `dev` itself is SIGKILLed (see [`pdeathsig_available`]). The signal follows
+    /// the thread that spawned the process: a runtime worker thread, which lives as long
+    /// as `dev` (nothing here moves work to `block_in_place`).
     pub pdeathsig: bool,
 }
 

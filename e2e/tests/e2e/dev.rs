@@ -205,6 +205,8 @@ fn field(block: &str, label: &str) -> String {
 async fn dev_runs_the_system_uploads_the_sample_and_stops_everything_on_ctrl_c() {
     let _stack = stack_shared().await;
     let stack = Stack::from_env();
+    // Built first: a failed build leaves nothing behind.
+    let bin_dir = bin_dir();
     let client = Client::try_default().await.expect("kubeconfig");
     install_crds(&client).await;
     let namespace = fresh_namespace(&client, "dev").await;
@@ -232,7 +234,7 @@ async fn dev_runs_the_system_uploads_the_sample_and_stops_everything_on_ctrl_c()
         "--state-dir",
         &state.path().to_string_lossy(),
         "--bin-dir",
-        &bin_dir().to_string_lossy(),
+        &bin_dir.to_string_lossy(),
         "--stop-timeout-secs",
         "20",
     ]

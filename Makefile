@@ -16,11 +16,15 @@ help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 
 DEV_NAMESPACE ?= licenseware-demo
-dev: stack-up ## Start the stack, install the CRDs and the sample app, and run the operator (Ctrl-C stops it; `make stack-down` the stack).
+DEV_LISTEN ?= 127.0.0.1:8080
+DEV_FLAGS ?=
+dev: stack-up ## The whole system here: stack, CRDs, sample app; operator, API and a worker per Uploader as local processes; a demo upload, then curl lines (Ctrl-C stops it all).
 	$(WITH_STACK) kubectl apply --server-side -f crds/ && \
 		kubectl create namespace $(DEV_NAMESPACE) --dry-run=client -o yaml | kubectl apply -f - && \
 		kubectl apply --server-side -n $(DEV_NAMESPACE) -k manifests/examples
-	$(WITH_STACK) cargo run $(CARGO_FLAGS) -p licenseware-operator -- run --log-format text --leader-elect false
+	cargo build $(CARGO_FLAGS) -p licenseware-operator -p licenseware-worker -p licenseware-e2e \
+		--bin licenseware-operator --bin licenseware-worker --bin dev
+	$(WITH_STACK) exec $(or $(CARGO_TARGET_DIR),target)/debug/dev --namespace $(DEV_NAMESPACE) --listen $(DEV_LISTEN) $(DEV_FLAGS)
 
 test: fmt-check lint unit e2e ## Every test: format, clippy, unit tests, then the e2e suite on the real stack.
 

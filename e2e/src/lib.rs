@@ -11,6 +11,7 @@ use std::{
 
 pub mod api;
 pub mod consumer;
+pub mod dev;
 pub mod kafka;
 pub mod kube;
 pub mod operator;

@@ -5,6 +5,7 @@
 
 mod api;
 mod api_isolation;
+mod dev;
 mod operator_first_run;
 mod rbac;
 mod registry;

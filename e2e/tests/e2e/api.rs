@@ -166,6 +166,47 @@ async fn an_upload_goes_through_validation_files_worker_status_and_history() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_upload_is_unpacked_and_processed() {
+    let _stack = stack_shared().await;
+    // The sample uploader, taking archives too (their members are checked by the worker).
+    let mut spec = rv_tools_spec();
+    spec["validation"]["filenameEndswith"] = json!([".xls", ".xlsx", ".tar.xz", ".zip"]);
+    spec["validation"].as_object_mut().expect("validation").remove("requiredInputType");
+    spec["freeQuotaUnits"] = json!(10);
+    let setup = ConsumerSetup::with_spec("api-archive", 1, 2, spec).await;
+    let api = ApiProcess::start(&setup, "archive", &[]).await;
+    let mut worker = WorkerProcess::start_default(&setup, "api-archive");
+    let tenant = uuid();
+    let token = api.token(&tenant, "user-1", &[]);
+    let validation: Value = api
+        .post_json(
+            &api.uploader_url(&setup, "validation"),
+            &tenant,
+            &token,
+            &json!(["rvtools.tar.xz"]),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let event_id = validation["event_id"].as_str().expect("event_id").to_owned();
+    let files_url =
+        format!("{}?event_id={event_id}&clear_data=true", api.uploader_url(&setup, "files"));
+    let uploaded =
+        api.upload(&files_url, &tenant, &token, &[("rvtools.tar.xz", fixture("zip.tar.xz"))]).await;
+    assert_eq!(uploaded.status(), 200, "log:\n{}", api.log());
+    setup.wait_all_committed(1, WAIT).await;
+    let stored = setup.find("Data", doc! {"tenant_id": &tenant, "event_id": &event_id}).await;
+    assert!(stored.len() > 300, "documents: {}; worker log:\n{}", stored.len(), worker.log());
+    assert!(stored.iter().all(|d| d.get_str("source_file") == Ok("rvtools.tar.xz/RVTools.xlsx")));
+    let history = setup.history(&tenant, &event_id).await.expect("history");
+    assert_eq!(history.get_str("processing_status").expect("status"), "success");
+    worker.terminate();
+    assert!(worker.exited(WAIT).await.success());
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenant_can_use_nothing_of_a_tenants_upload() {
     let _stack = stack_shared().await;
     let spec = json!({"name": "Lines", "acceptedFileTypes": [".csv"], "freeQuotaUnits": 100,

@@ -125,6 +125,46 @@ impl ApiProcess {
         }
     }
 
+    /// Reports and report components, as the operator publishes them: each built by
+    /// its registry builder (a component's order from the reports that attach it, a
+    /// report's components embedded in order), then the app document listing them
+    /// with the setup's uploader. Returns once every report is served.
+    pub async fn publish_reports(
+        &self,
+        setup: &ConsumerSetup,
+        reports: &[licenseware_crds::Report],
+        components: &[licenseware_crds::ReportComponent],
+    ) {
+        use licenseware_crds::{AppMetadata, registry::EntryKind, registry::RegistryKey};
+        use licenseware_operator::registry::{app_entry, component_entry, now_iso, report_entry};
+        let app = AppMetadata::for_app(&setup.app_id);
+        let mut entries: Vec<_> =
+            components.iter().map(|c| component_entry(c, reports, components)).collect();
+        entries.extend(reports.iter().map(|r| report_entry(r, components, &app)));
+        let mut members: Vec<RegistryKey> = entries.iter().map(|e| e.key.clone()).collect();
+        members.push(RegistryKey::new(EntryKind::Uploader, &setup.app_id, &setup.uploader_id));
+        entries.push(app_entry(app, &members));
+        for entry in entries {
+            let document = entry.document_json(&now_iso()).expect("a registry document");
+            self.publish(&entry.key.to_string(), Some(&Value::Object(document))).await;
+        }
+        let tenant = uuid::Uuid::new_v4().to_string();
+        let token = self.token(&tenant, "probe", &[]);
+        for report in reports {
+            let url = format!(
+                "{}/{}/reports/{}",
+                self.url,
+                setup.app_id,
+                licenseware_crds::names::dash(&report.report_id())
+            );
+            crate::eventually(Duration::from_secs(60), "the report to be served", || async {
+                let response = self.get(&url, &tenant, &token).await;
+                (response.status() == 200).then_some(())
+            })
+            .await;
+        }
+    }
+
     /// A registry record: a document, or a tombstone.
     pub async fn publish(&self, key: &str, document: Option<&Value>) {
         let payload = document.map(Value::to_string);

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{ComponentAttributes, EntryKind, FilterEntry, RegistryMetadata};
 use crate::ComponentType;
+use crate::report_component::ComponentData;
 
 /// SDK `NewReportComponent.get_metadata` (`ReportComponentMetadataModel`), in its key
 /// order.
@@ -31,6 +32,12 @@ pub struct ComponentEntry {
     #[serde(rename = "type")]
     pub component_type: ComponentType,
     pub filters: Option<Vec<FilterEntry>>,
+    /// `spec.data` (collection, pipeline, cacheTtlSeconds): what the apps' API runs to
+    /// serve the component's rows. Only in the component's own document (as `worker`
+    /// is in an uploader's); absent from the copies embedded in reports, which keep
+    /// the SDK's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ComponentData>,
 }
 
 impl RegistryMetadata for ComponentEntry {
@@ -55,6 +62,8 @@ struct RawComponentEntry {
     #[serde(rename = "type")]
     component_type: ComponentType,
     filters: Option<Vec<FilterEntry>>,
+    #[serde(default)]
+    data: Option<ComponentData>,
 }
 
 impl TryFrom<RawComponentEntry> for ComponentEntry {
@@ -78,6 +87,7 @@ impl TryFrom<RawComponentEntry> for ComponentEntry {
             title: raw.title,
             component_type: raw.component_type,
             filters: raw.filters,
+            data: raw.data,
         })
     }
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod api_isolation;
+mod api_reports;
 mod dev;
 mod operator_first_run;
 mod rbac;

@@ -327,6 +327,7 @@ async fn devices_report_components_and_table_are_registered_published_and_remove
             "title",
             "type",
             "filters",
+            "data",
         ])
     );
     assert_eq!(component["url"], "/report-components/devices-by-os");

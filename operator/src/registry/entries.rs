@@ -136,6 +136,7 @@ pub fn component_metadata(component: &ReportComponent, order: Option<i32>) -> Co
         title: spec.title.clone(),
         component_type: spec.component_type,
         filters: FilterEntry::list(&spec.filters),
+        data: None,
     }
 }
 
@@ -179,8 +180,12 @@ pub fn component_entry(
         ),
         namespace,
         resource_name,
-        metadata: component_metadata(component, component_order(component, reports, components))
-            .into(),
+        metadata: ComponentEntry {
+            // The API runs it; the copies embedded in reports stay the SDK's shape.
+            data: Some(component.spec.data.clone()),
+            ..component_metadata(component, component_order(component, reports, components))
+        }
+        .into(),
     }
 }
 
@@ -606,8 +611,11 @@ spec:
                 "title",
                 "type",
                 "filters",
+                "data",
             ]
         );
+        assert_eq!(m["data"]["collection"], "Data");
+        assert_eq!(m["data"]["cacheTtlSeconds"], 300);
         assert_eq!(m["url"], "/report-components/devices-by-os");
         assert_eq!(m["public_url"], "/public-report-components/devices-by-os");
         assert_eq!(m["snapshot_url"], "/snapshot-report-components/devices-by-os");

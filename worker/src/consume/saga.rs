@@ -78,6 +78,10 @@ pub async fn run_event(ctx: &Context, event: &ProcessingEvent, source: &str) -> 
         }
         (outcome, Ok(())) => outcome,
     };
+    // Whatever the outcome, the tenant's data may have changed (documents written,
+    // replaced, cleared or compensated): cached component data of it goes stale
+    // before the UI hears `idle` and asks again.
+    ctx.status.bump_data_generation(&event.tenant_id, &event.app_id).await;
     ctx.set_status(event, Status::Idle).await;
     outcome
 }

@@ -49,6 +49,26 @@ impl StatusStore {
         tracing::warn!(key, error, failed_status_writes = count, "status not written to Redis");
     }
 
+    /// Tells the API that `tenant`'s data of `app` changed: its cached component data
+    /// is stale from now on (the generation is part of every cache key). Called once
+    /// an event's outcome is stored; best effort and bounded like the status: a missed
+    /// bump leaves old answers until their TTL, never wrong data in MongoDB.
+    pub async fn bump_data_generation(&self, tenant: &str, app: &str) {
+        let key = crate::serve::reports::cache::generation_key(tenant, app);
+        let bump = async {
+            let mut connection = self.connection().await?;
+            redis::cmd("INCR").arg(&key).query_async::<()>(&mut connection).await
+        };
+        let error = match tokio::time::timeout(WRITE_TIMEOUT, bump).await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        *self.connection.lock().await = None;
+        let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(key, error, failed_status_writes = count, "cache generation not bumped");
+    }
+
     /// A step of an event, for the API's status streams only (nothing is stored).
     pub async fn publish_step(&self, uploader_id: &str, tenant_id: &str, value: &str) {
         let channel = status::redis_key(uploader_id, tenant_id);

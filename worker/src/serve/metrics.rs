@@ -26,6 +26,9 @@ struct Histogram {
 struct Series {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
+    /// Component data answers by (app, component, hit|miss). Only registered
+    /// components are counted, so the series are as many as the registry's.
+    component_cache: BTreeMap<(String, String, &'static str), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +50,14 @@ impl Metrics {
         }
         histogram.sum += seconds;
         histogram.count += 1;
+    }
+
+    pub fn component_cache(&self, app: &str, component: &str, result: &'static str) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        *series
+            .component_cache
+            .entry((app.to_owned(), component.to_owned(), result))
+            .or_default() += 1;
     }
 
     pub fn count(counter: &AtomicU64, by: u64) {
@@ -81,6 +92,14 @@ impl Metrics {
                  licenseware_api_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
                  licenseware_api_request_duration_seconds_count{{route=\"{route}\"}} {}",
                 histogram.count, histogram.sum, histogram.count
+            );
+        }
+        out.push_str("# HELP licenseware_api_component_cache_total Component data answers from the cache (hit) or computed (miss).\n");
+        out.push_str("# TYPE licenseware_api_component_cache_total counter\n");
+        for ((app, component, result), count) in &series.component_cache {
+            let _ = writeln!(
+                out,
+                "licenseware_api_component_cache_total{{app=\"{app}\",component=\"{component}\",result=\"{result}\"}} {count}"
             );
         }
         drop(series);
@@ -118,7 +137,12 @@ mod tests {
         metrics.observe("POST", "/{app_id}/uploads/{uploader}/validation", 200, 0.002);
         metrics.observe("POST", "/{app_id}/uploads/{uploader}/validation", 200, 0.2);
         Metrics::count(&metrics.quota_refusals, 1);
+        metrics.component_cache("app", "devices", "hit");
+        metrics.component_cache("app", "devices", "hit");
         let text = metrics.render();
+        assert!(text.contains(
+            "licenseware_api_component_cache_total{app=\"app\",component=\"devices\",result=\"hit\"} 2"
+        ), "{text}");
         assert!(text.contains(
             "licenseware_api_requests_total{method=\"POST\",route=\"/{app_id}/uploads/{uploader}/validation\",status=\"200\"} 2"
         ), "{text}");

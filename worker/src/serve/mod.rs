@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod ops;
 pub mod quota;
 pub mod registry;
+pub mod reports;
 pub mod state;
 pub mod tenants;
 pub mod tickets;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(uploads::routes())
         .merge(history_routes::routes())
+        .merge(reports::routes())
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())

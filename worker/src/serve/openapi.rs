@@ -136,6 +136,19 @@ pub struct AppMetadata {
     pub datatables: Vec<serde_json::Value>,
 }
 
+/// One of the SDK's report filters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilterBody {
+    /// A column of the report's or the component's filters.
+    pub column: String,
+    /// equals, contains, in_list, greater_than, greater_or_equal_to, less_than or
+    /// less_or_equal_to, as the column allows.
+    pub filter_type: String,
+    /// Of the column's type; a list for in_list; a string for contains (a literal,
+    /// case-insensitive).
+    pub filter_value: serde_json::Value,
+}
+
 struct Security;
 
 impl Modify for Security {
@@ -158,7 +171,7 @@ impl Modify for Security {
 #[openapi(
     info(
         title = "Licenseware app API",
-        description = "Uploads, status, quota, history and registry of every app the \
+        description = "Uploads, status, quota, history, reports, component data and registry of every app the \
                        operator registered. App routes live under /{app_id}/."
     ),
     paths(
@@ -168,6 +181,10 @@ impl Modify for Security {
         super::uploads::status::status,
         super::history_routes::list,
         super::history_routes::one,
+        super::reports::list_reports,
+        super::reports::report,
+        super::reports::component_data,
+        super::reports::report_component_data,
         super::meta::registry_kind,
         super::meta::app_metadata,
         super::meta::match_uploaders,
@@ -179,7 +196,8 @@ impl Modify for Security {
     ),
     components(schemas(
         FailBody, QuotaResponse, FilenamesBody, UploadForm, UploadRefused, StatusBody,
-        MatchResponse, TenantInfo, AppMetadata, FileValidationResponse, ValidationResponse, Status
+        MatchResponse, TenantInfo, AppMetadata, FileValidationResponse, ValidationResponse, Status,
+        FilterBody
     )),
     modifiers(&Security),
     security(("bearer" = [], "tenant" = []))
@@ -201,6 +219,10 @@ mod tests {
             "/{app_id}/uploads/{uploader}/status",
             "/{app_id}/history",
             "/{app_id}/history/{event_id}",
+            "/{app_id}/reports",
+            "/{app_id}/reports/{report}",
+            "/{app_id}/report-components/{component}",
+            "/{app_id}/reports/{report}/{component}",
             "/registry/{kind}",
             "/{app_id}/metadata",
             "/uploaders/match",
@@ -217,5 +239,12 @@ mod tests {
         let links =
             &paths["/{app_id}/uploads/{uploader}/validation"]["post"]["responses"]["200"]["links"];
         assert_eq!(links["UploadFiles"]["operationId"], "upload_files", "{links}");
+        let data = &paths["/{app_id}/report-components/{component}"];
+        for method in ["get", "post"] {
+            let responses = data[method]["responses"].as_object().unwrap();
+            for status in ["200", "304", "400", "401", "403", "404", "503"] {
+                assert!(responses.contains_key(status), "{method} {status}");
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker bench-worker-store bench-sandbox fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -90,6 +90,15 @@ stack-status: ## Show each server of the stack.
 
 clean: stack-down ## Stop the stack and remove build output.
 	cargo clean
+
+# Extra flags of bench_api (e.g. --upload-mb 10,100 --rounds 5 --seconds 10; --help lists them).
+BENCH_API_ARGS ?=
+bench-api: stack-up ## Benchmark (issue 11 §7): /validation vs the SDK's route (FastAPI+uvicorn x2), bare check vs hello world, uploads 10 MB-1 GB vs cp; wrk on the same cores.
+	command -v wrk >/dev/null || { echo "bench-api needs wrk: apt-get install wrk" >&2; exit 1; }
+	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_api
+	read -r sdk_python sdk_src < <(e2e/bench/sdk-env) && $(WITH_STACK) \
+		target/release/bench_api --worker-bin target/release/licenseware-worker \
+		--sdk-python "$$sdk_python" --sdk-src "$$sdk_src" $(BENCH_API_ARGS)
 
 BENCH_SANDBOX_FILES ?= 1000
 bench-sandbox: ## Benchmark: the sandbox's cost per file (BENCH_SANDBOX_FILES small CSVs validated and processed, in process vs contained).

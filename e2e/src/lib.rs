@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod api;
+pub mod bench_api;
 pub mod consumer;
 pub mod dev;
 pub mod kafka;

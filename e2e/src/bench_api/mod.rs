@@ -86,13 +86,17 @@ pub fn secret_and_token(
         std::fs::write(&path, format!("{secret}\n"))?;
     }
     let secret = licenseware_worker::serve::auth::read_secret_file(&path)?;
-    let mut claims = DevClaims::new("bench-user", vec![tenant.to_owned()], Duration::from_secs(4 * 3600));
+    let mut claims =
+        DevClaims::new("bench-user", vec![tenant.to_owned()], Duration::from_secs(4 * 3600));
     claims.plan_type = plan.map(str::to_owned);
     Ok((path, mint_hs256(&secret, &claims)?))
 }
 
 fn auth_headers(tenant: &str, token: &str) -> Vec<(String, String)> {
-    vec![("TenantId".to_owned(), tenant.to_owned()), ("Authorization".to_owned(), format!("Bearer {token}"))]
+    vec![
+        ("TenantId".to_owned(), tenant.to_owned()),
+        ("Authorization".to_owned(), format!("Bearer {token}")),
+    ]
 }
 
 /// The outcome of the throughput part.
@@ -120,7 +124,10 @@ fn verdicts(answer: &Value) -> Vec<(String, String)> {
             entries
                 .iter()
                 .map(|e| {
-                    (e["filename"].as_str().unwrap_or("").to_owned(), e["status"].as_str().unwrap_or("").to_owned())
+                    (
+                        e["filename"].as_str().unwrap_or("").to_owned(),
+                        e["status"].as_str().unwrap_or("").to_owned(),
+                    )
                 })
                 .collect()
         })
@@ -129,7 +136,8 @@ fn verdicts(answer: &Value) -> Vec<(String, String)> {
 
 /// One request of `target`, which must answer 200; its JSON.
 async fn probe(http: &reqwest::Client, target: &Target) -> anyhow::Result<Value> {
-    let mut request = if target.method == "POST" { http.post(&target.url) } else { http.get(&target.url) };
+    let mut request =
+        if target.method == "POST" { http.post(&target.url) } else { http.get(&target.url) };
     for (name, value) in &target.headers {
         request = request.header(name, value);
     }
@@ -144,13 +152,19 @@ async fn probe(http: &reqwest::Client, target: &Target) -> anyhow::Result<Value>
 }
 
 /// Part one: every target, warmed up, then `rounds` rounds of all targets in turn.
-pub async fn throughput(options: &Options, stack: &Stack, scratch: &Path) -> anyhow::Result<Throughput> {
+pub async fn throughput(
+    options: &Options,
+    stack: &Stack,
+    scratch: &Path,
+) -> anyhow::Result<Throughput> {
     let spec = uploader_spec(&options.uploader_yaml)?;
     let setup = ConsumerSetup::with_spec("bench-api", 1, 1, spec.clone()).await;
     let sdk_database = format!("{}_sdk", setup.database);
     let registry = servers::create_registry(&[&setup]).await;
     let result = match registry {
-        Ok(registry) => throughput_on(options, stack, scratch, &setup, &spec, &registry, &sdk_database).await,
+        Ok(registry) => {
+            throughput_on(options, stack, scratch, &setup, &spec, &registry, &sdk_database).await
+        }
         Err(error) => Err(error),
     };
     let _ = setup.mongo.client().database(&sdk_database).drop().await;
@@ -180,8 +194,22 @@ async fn throughput_on(
     let validation_path = format!("/{app}/uploads/{dash}/validation");
     // Tickets are not used here: a short life keeps Redis small under load.
     let extra = ["--upload-ticket-ttl-seconds", "30"];
-    let mut api = servers::start_api(&options.worker_bin, &[setup], registry, &secret, &extra, &scratch.join("api.log")).await?;
-    servers::wait_ready(&http, &format!("{}/{app}/uploads/{dash}/status", api.url), &headers, Duration::from_secs(60)).await?;
+    let mut api = servers::start_api(
+        &options.worker_bin,
+        &[setup],
+        registry,
+        &secret,
+        &extra,
+        &scratch.join("api.log"),
+    )
+    .await?;
+    servers::wait_ready(
+        &http,
+        &format!("{}/{app}/uploads/{dash}/status", api.url),
+        &headers,
+        Duration::from_secs(60),
+    )
+    .await?;
     let rules = spec.get("validation").cloned().unwrap_or(json!({}));
     let bare = servers::start_bare(&secret, &rules.to_string(), &scratch.join("bare.log"))?;
     let sdk = match &options.sdk {
@@ -192,7 +220,17 @@ async fn throughput_on(
                 validation: sdk_validation(&rules),
                 free_quota_units: spec["freeQuotaUnits"].as_i64().unwrap_or(1),
             };
-            Some(servers::start_sdk(env, stack, sdk_database, &uploader, &secret, &scratch.join("sdk.log")).await?)
+            Some(
+                servers::start_sdk(
+                    env,
+                    stack,
+                    sdk_database,
+                    &uploader,
+                    &secret,
+                    &scratch.join("sdk.log"),
+                )
+                .await?,
+            )
         }
         None => None,
     };
@@ -250,7 +288,11 @@ async fn throughput_on(
                 sample.rps,
                 sample.p99_ms,
                 report::mib(sample.rss_kib),
-                if sample.errors + sample.failed > 0 { format!("  ({} errors, {} failed)", sample.errors, sample.failed) } else { String::new() },
+                if sample.errors + sample.failed > 0 {
+                    format!("  ({} errors, {} failed)", sample.errors, sample.failed)
+                } else {
+                    String::new()
+                },
             ));
             outcome.rounds.push(&target.name, sample);
         }
@@ -281,7 +323,9 @@ pub async fn uploads(
     let names = ConsumerSetup::with_spec("bench-up-names", 1, 1, upload::upload_spec(false)).await;
     let setups = [&checked, &names];
     let result = match servers::create_registry(&setups).await {
-        Ok(registry) => uploads_on(options, scratch, &setups, &registry, sizes_mb, repeat, repeat_large).await,
+        Ok(registry) => {
+            uploads_on(options, scratch, &setups, &registry, sizes_mb, repeat, repeat_large).await
+        }
         Err(error) => Err(error),
     };
     if let Ok(registry) = servers::create_registry_name(&setups) {
@@ -315,13 +359,17 @@ async fn uploads_on(
         let free = upload::free_bytes(&files_dir)?;
         // The source, the stored upload and the copy, with room to spare.
         if free < 3 * bytes + (2 << 30) {
-            notes.push(format!("{megabytes} MB skipped: {} MB free on the upload disk", free / 1_000_000));
+            notes.push(format!(
+                "{megabytes} MB skipped: {} MB free on the upload disk",
+                free / 1_000_000
+            ));
             continue;
         }
         let file = files_dir.join(format!("devices-{megabytes}mb.csv"));
         upload::write_csv(&file, bytes)?;
         let log = scratch.join(format!("api-upload-{megabytes}mb.log"));
-        let mut api = servers::start_api(&options.worker_bin, setups, registry, &secret, &[], &log).await?;
+        let mut api =
+            servers::start_api(&options.worker_bin, setups, registry, &secret, &[], &log).await?;
         let dash = |setup: &ConsumerSetup| setup.uploader_id.replace('_', "-");
         for &setup in setups {
             let url = format!("{}/{}/uploads/{}/status", api.url, setup.app_id, dash(setup));
@@ -336,7 +384,11 @@ async fn uploads_on(
             upload_root: &checked.root,
             scratch,
         };
-        let mut row = UploadRow { megabytes, idle_rss_kib: procs::rss_kib(api.pid()), ..UploadRow::default() };
+        let mut row = UploadRow {
+            megabytes,
+            idle_rss_kib: procs::rss_kib(api.pid()),
+            ..UploadRow::default()
+        };
         let sampler = procs::RssSampler::process(api.pid());
         let runs = if megabytes >= 1000 { repeat_large } else { repeat };
         let measured: anyhow::Result<()> = async {

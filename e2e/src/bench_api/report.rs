@@ -56,14 +56,21 @@ impl Rounds {
     /// round, next to each other).
     pub fn ratio(&self, a: &str, b: &str) -> Option<f64> {
         let (a, b) = (self.values(a, |s| s.rps), self.values(b, |s| s.rps));
-        let ratios: Vec<f64> = a.iter().zip(&b).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+        let ratios: Vec<f64> =
+            a.iter().zip(&b).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
         (!ratios.is_empty()).then(|| median(&ratios))
     }
 
     pub fn table(&self) -> String {
         let mut out = format!(
             "{:<44} {:>22} {:>8} {:>8} {:>9} {:>10} {:>8}\n",
-            "target", "req/s median (min-max)", "p50 ms", "p99 ms", "RSS MiB", "CPU us/req", "errors"
+            "target",
+            "req/s median (min-max)",
+            "p50 ms",
+            "p99 ms",
+            "RSS MiB",
+            "CPU us/req",
+            "errors"
         );
         for target in &self.order {
             let rps = self.values(target, |s| s.rps);
@@ -121,8 +128,17 @@ impl UploadRow {
 pub fn upload_table(rows: &[UploadRow]) -> String {
     let mut out = format!(
         "{:>7} {:>5} {:>9} {:>12} {:>12} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9}\n",
-        "size", "runs", "cp s", "upload s", "names s", "upload/cp", "names/cp", "content part",
-        "idle MiB", "peak MiB", "HWM MiB"
+        "size",
+        "runs",
+        "cp s",
+        "upload s",
+        "names s",
+        "upload/cp",
+        "names/cp",
+        "content part",
+        "idle MiB",
+        "peak MiB",
+        "HWM MiB"
     );
     for row in rows {
         let (cp, checked, names) = (row.cp_s(), row.checked_s(), row.names_s());

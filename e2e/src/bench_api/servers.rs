@@ -21,7 +21,9 @@ use rdkafka::{
 };
 use serde_json::Value;
 
-use crate::{KAFKA_TIMEOUT, Kafka, Stack, consumer::ConsumerSetup, consumer::mongo_url_with_database};
+use crate::{
+    KAFKA_TIMEOUT, Kafka, Stack, consumer::ConsumerSetup, consumer::mongo_url_with_database,
+};
 
 /// A child process, stopped with SIGTERM (then SIGKILL) when dropped.
 #[derive(Debug)]

@@ -124,11 +124,19 @@ fn print_throughput(outcome: &bench_api::Throughput, options: &Options) {
     }
     let api_rss = rounds.peak_rss_kib(API_VALIDATION).unwrap_or(0);
     println!("\ntargets (issue 11 §7), reported, not asserted:");
-    println!("  /validation >= 30,000 req/s: {:.0}, {}", rps(API_VALIDATION), verdict(rps(API_VALIDATION) >= 30_000.0));
+    println!(
+        "  /validation >= 30,000 req/s: {:.0}, {}",
+        rps(API_VALIDATION),
+        verdict(rps(API_VALIDATION) >= 30_000.0)
+    );
     if let Some(ratio) = vs_sdk {
         println!("  /validation >= 8x the SDK's route: {ratio:.2}x, {}", verdict(ratio >= 8.0));
     }
-    println!("  bare check >= 40,000 req/s: {:.0}, {}", rps(BARE_CHECK), verdict(rps(BARE_CHECK) >= 40_000.0));
+    println!(
+        "  bare check >= 40,000 req/s: {:.0}, {}",
+        rps(BARE_CHECK),
+        verdict(rps(BARE_CHECK) >= 40_000.0)
+    );
     if let Some(ratio) = bare_vs_hello {
         println!("  bare check within 10% of hello world: {ratio:.2}, {}", verdict(ratio >= 0.9));
     }
@@ -220,7 +228,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .await?;
         print_uploads(&rows, &notes);
     }
-    println!("\nload average at the end: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    println!(
+        "\nload average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
     Ok(())
 }
 

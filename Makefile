@@ -60,7 +60,7 @@ fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS e
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	cd worker && for target in $(FUZZ_TARGETS); do \
-		mkdir -p fuzz/corpus/$$target && cp -n tests/fixtures/* fuzz/corpus/$$target/ ; \
+		mkdir -p fuzz/corpus/$$target && find tests/fixtures -maxdepth 1 -type f -exec cp -n {} fuzz/corpus/$$target/ \; ; \
 		if [ $$target = validate_workbook ]; then \
 			printf '\000' | cat - tests/fixtures/RVTools.xlsx > fuzz/corpus/$$target/selector-xlsx-RVTools; \
 		fi; \

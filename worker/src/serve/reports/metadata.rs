@@ -23,7 +23,8 @@ pub fn report_metadata(mut document: Map<String, Value>) -> Value {
     Value::Object(document)
 }
 
-fn id_matches(id: &str, wanted: &str) -> bool {
+/// Whether a registry id `id` is the one a URL names (`wanted`: the id or its dash form).
+pub fn id_matches(id: &str, wanted: &str) -> bool {
     id == wanted || dash(id) == wanted
 }
 

@@ -290,7 +290,7 @@ async fn aggregate(
     Ok(Entry::new(json, has_more))
 }
 
-fn too_slow() -> ApiError {
+pub(crate) fn too_slow() -> ApiError {
     ApiError::unavailable(
         "the component's data",
         format!("the aggregation took longer than {} s", AGGREGATE_MAX_TIME.as_secs()),
@@ -300,7 +300,9 @@ fn too_slow() -> ApiError {
 /// MongoDB's `MaxTimeMSExpired`.
 const MAX_TIME_EXPIRED: i32 = 50;
 
-fn mongo_error(error: MongoError) -> ApiError {
+/// A MongoDB error as the API's: a time limit or an outage is a 503, a refused
+/// command the definition's fault (500).
+pub(crate) fn mongo_error(error: MongoError) -> ApiError {
     match error.kind.as_ref() {
         ErrorKind::Command(command) if command.code == MAX_TIME_EXPIRED => too_slow(),
         // The server refused the aggregation itself (e.g. a stage it lacks): the

@@ -165,6 +165,36 @@ impl ApiProcess {
         }
     }
 
+    /// Data tables, as the operator publishes them (each built by its registry builder,
+    /// its order among `tables`). Returns once every table is served.
+    pub async fn publish_datatables(
+        &self,
+        setup: &ConsumerSetup,
+        tables: &[licenseware_crds::DataTable],
+    ) {
+        use licenseware_operator::registry::{datatable_entry, datatable_order, now_iso};
+        for table in tables {
+            let entry = datatable_entry(table, datatable_order(table, tables));
+            let document = entry.document_json(&now_iso()).expect("a registry document");
+            self.publish(&entry.key.to_string(), Some(&Value::Object(document))).await;
+        }
+        let tenant = uuid::Uuid::new_v4().to_string();
+        let token = self.token(&tenant, "probe", &[]);
+        for table in tables {
+            let url = format!(
+                "{}/{}/datatables/{}",
+                self.url,
+                setup.app_id,
+                licenseware_crds::names::dash(&table.component_id())
+            );
+            crate::eventually(Duration::from_secs(60), "the data table to be served", || async {
+                let response = self.get(&url, &tenant, &token).await;
+                (response.status() == 200).then_some(())
+            })
+            .await;
+        }
+    }
+
     /// A registry record: a document, or a tombstone.
     pub async fn publish(&self, key: &str, document: Option<&Value>) {
         let payload = document.map(Value::to_string);

@@ -45,6 +45,17 @@ pub fn find_report(
         .ok_or_else(|| ApiError::NotFound("Report not found".to_owned()))
 }
 
+/// The ids of the components a report document shows, in its order.
+pub fn report_component_ids(document: &Map<String, Value>) -> Vec<String> {
+    document
+        .get("report_components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("component_id").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 fn find_component_document(
     registry: &RegistryView,
     app: &str,

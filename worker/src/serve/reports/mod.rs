@@ -5,12 +5,17 @@
 //! - `GET|POST /report-components/{component}` and `GET|POST /reports/{report}/{component}`:
 //!   the component's aggregation for the caller's tenant ([`query`]), with the SDK's
 //!   filters ([`filters`]), `limit`/`skip` and a default row cap, cached in Redis
-//!   ([`cache`]) with an `ETag`.
+//!   ([`cache`]) with an `ETag`;
+//! - `GET|POST /report-components/{component}/download` and
+//!   `GET|POST /reports/{report}/download`: the same rows streamed as json, csv or
+//!   xlsx attachments ([`download`]).
 //!
 //! `{report}` and `{component}` are the dash forms of the registry's URLs; the ids are
 //! accepted too.
 
 pub mod cache;
+pub mod download;
+pub mod export;
 pub mod filters;
 pub mod metadata;
 pub mod query;
@@ -47,7 +52,7 @@ use crate::processing::PlainJsonDocument;
 /// The server-side limit of one aggregation (`maxTimeMS`).
 pub const AGGREGATE_MAX_TIME: Duration = Duration::from_secs(30);
 /// The client's own bound, in case a server ignores `maxTimeMS`.
-const CLIENT_MAX_TIME: Duration = Duration::from_secs(35);
+pub(crate) const CLIENT_MAX_TIME: Duration = Duration::from_secs(35);
 /// A filters body is small.
 const FILTERS_BODY_LIMIT: usize = 256 << 10;
 
@@ -63,6 +68,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/{app_id}/reports/{report}/{component}",
             get(report_component_data).post(report_component_data).layer(limit()),
+        )
+        .route(
+            "/{app_id}/report-components/{component}/download",
+            get(download::component).post(download::component).layer(limit()),
+        )
+        .route(
+            "/{app_id}/reports/{report}/download",
+            get(download::report).post(download::report).layer(limit()),
         )
 }
 
@@ -212,11 +225,7 @@ async fn serve_component(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
     let paging = Paging::new(&query)?;
-    let filters: Vec<FilterItem> = if body.iter().all(u8::is_ascii_whitespace) {
-        filters::parse(query.filters.as_deref().unwrap_or_default().as_bytes())?
-    } else {
-        filters::parse(body)?
-    };
+    let filters: Vec<FilterItem> = filters::from_request(query.filters.as_deref(), body)?;
     let user_match = filters::to_match(&filters, &target.allowed)?;
     let pipeline = query::pipeline(tenant, user_match, &target.data, paging)?;
     let slot = Slot {

@@ -274,6 +274,11 @@ impl ApiProcess {
             .expect("upload")
     }
 
+    /// The API process's id (its peak RSS is in `/proc/{pid}/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         let mut text = String::new();
         let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));

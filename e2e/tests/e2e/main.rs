@@ -5,6 +5,7 @@
 
 mod api;
 mod api_datatables;
+mod api_downloads;
 mod api_isolation;
 mod api_reports;
 mod dev;

@@ -36,8 +36,9 @@ use super::{
     error::ApiError,
     openapi::{FailBody, RowRefused},
     reports::{
-        self, mongo_error,
+        self, CLIENT_MAX_TIME, mongo_error,
         query::{Paging, PagingQuery},
+        too_slow,
     },
     state::AppState,
 };
@@ -101,6 +102,14 @@ fn json_rows(rows: &[Document]) -> Result<String, ApiError> {
         .map_err(|error| ApiError::internal("RowsNotSerializable", error))
 }
 
+/// A MongoDB call bounded on the client's side too (a server may ignore `maxTimeMS`,
+/// and not every command takes it).
+async fn bounded<T>(
+    call: impl Future<Output = Result<T, mongodb::error::Error>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(CLIENT_MAX_TIME, call).await.map_err(|_| too_slow())?.map_err(mongo_error)
+}
+
 fn row_json(row: &Document) -> Value {
     bson_to_json(&Bson::Document(row.clone()))
 }
@@ -155,13 +164,13 @@ pub async fn read(
     let rows = Rows::new(&state.database, &table, tenant.as_str());
     // The SDK's precedence: id, then foreign_key, then distinct_key, then the rows.
     if let Some(id) = &query.id {
-        let found = rows.find_one(id).await.map_err(mongo_error)?;
+        let found = bounded(rows.find_one(id)).await?;
         let row = found.ok_or_else(|| ApiError::NotFound("Row not found".to_owned()))?;
         return Ok(Json(row_json(&row)).into_response());
     }
     if let Some(field) = query.foreign_key.as_deref().or(query.distinct_key.as_deref()) {
         check_key(&table, field)?;
-        let values = rows.distinct(field).await.map_err(mongo_error)?;
+        let values = bounded(rows.distinct(field)).await?;
         return Ok(Json(values.iter().map(bson_to_json).collect::<Vec<Value>>()).into_response());
     }
     // The SDK's 0 meant "no limit": here it is the default cap, as no limit at all.
@@ -171,7 +180,7 @@ pub async fn read(
         filters: None,
     })
     .map_err(|error| refused(error.reason(), vec![error.to_string()]))?;
-    let (found, more) = rows.page(paging).await.map_err(mongo_error)?;
+    let (found, more) = bounded(rows.page(paging)).await?;
     let mut response = (StatusCode::OK, Body::from(json_rows(&found)?)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -229,7 +238,7 @@ pub async fn update(
         .map_err(|errors| refused("RowInvalid", errors))?;
     let timer = StepTimer::start();
     let rows = Rows::new(&state.database, &table, tenant.as_str());
-    let updated = rows.update(id, fields.clone()).await.map_err(mongo_error)?;
+    let updated = bounded(rows.update(id, fields.clone())).await?;
     let updated = updated.ok_or_else(|| ApiError::NotFound("Row not found".to_owned()))?;
     let edit = Edit {
         table: &table,
@@ -274,7 +283,7 @@ pub async fn insert(
         .map_err(|errors| refused("RowInvalid", errors))?;
     let timer = StepTimer::start();
     let rows = Rows::new(&state.database, &table, tenant.as_str());
-    let inserted = rows.insert(fields.clone()).await.map_err(mongo_error)?;
+    let inserted = bounded(rows.insert(fields.clone())).await?;
     let row_id = match inserted.get("_id") {
         Some(Bson::ObjectId(id)) => id.to_hex(),
         _ => String::new(),
@@ -319,7 +328,7 @@ pub async fn delete(
     let id = required_id(&query)?;
     let timer = StepTimer::start();
     let rows = Rows::new(&state.database, &table, tenant.as_str());
-    if !rows.delete(id).await.map_err(mongo_error)? {
+    if !bounded(rows.delete(id)).await? {
         return Err(ApiError::NotFound("Row not found".to_owned()));
     }
     let edit = Edit {

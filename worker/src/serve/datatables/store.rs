@@ -18,6 +18,9 @@ use crate::consume::{
 };
 use crate::serve::reports::{AGGREGATE_MAX_TIME, query::Paging};
 
+/// Most distinct values returned.
+pub const MAX_DISTINCT: i64 = 10_000;
+
 /// The caller's rows of `table`.
 #[derive(Debug, Clone)]
 pub struct Rows<'a> {
@@ -60,12 +63,29 @@ impl<'a> Rows<'a> {
         Ok((rows, more))
     }
 
-    /// The distinct values of `field` among the tenant's rows.
+    /// The distinct values of `field` among the tenant's rows, sorted, at most
+    /// [`MAX_DISTINCT`]. An aggregation rather than `distinct`, which takes no
+    /// `maxTimeMS` on FerretDB.
     pub async fn distinct(&self, field: &str) -> Result<Vec<Bson>, MongoError> {
-        self.collection
-            .distinct(field, doc! {"tenant_id": self.tenant})
+        let pipeline = [
+            doc! {"$match": {"tenant_id": self.tenant}},
+            doc! {"$group": {"_id": format!("${field}")}},
+            doc! {"$sort": {"_id": 1}},
+            doc! {"$limit": MAX_DISTINCT},
+        ];
+        let groups: Vec<Document> = self
+            .collection
+            .aggregate(pipeline)
             .max_time(AGGREGATE_MAX_TIME)
-            .await
+            .await?
+            .try_collect()
+            .await?;
+        // A row without the field groups under null: `distinct` leaves those out.
+        Ok(groups
+            .into_iter()
+            .filter_map(|mut g| g.remove("_id"))
+            .filter(|v| *v != Bson::Null)
+            .collect())
     }
 
     /// `$set`s `fields` and `updated_at` on the row; the row as it is now, or `None`
@@ -80,7 +100,6 @@ impl<'a> Rows<'a> {
             .find_one_and_update(self.by_id(id), doc! {"$set": fields})
             .return_document(ReturnDocument::After)
             .upsert(false)
-            .max_time(AGGREGATE_MAX_TIME)
             .await
     }
 

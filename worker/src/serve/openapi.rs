@@ -33,8 +33,8 @@ pub struct FailBody {
 pub struct RowRefused {
     pub status: String,
     pub message: String,
-    /// A stable reason: RowInvalid, RowMalformed, RowIdMissing, KeyNotAllowed,
-    /// BadQuery, BadLimit, BadSkip.
+    /// A stable reason: RowInvalid, RowMalformed, RowIdMissing, RowRefusedByDatabase,
+    /// KeyNotAllowed, BadQuery, BadLimit, BadSkip.
     pub reason: String,
     pub errors: Vec<String>,
 }

@@ -36,7 +36,7 @@ use super::{
     error::ApiError,
     openapi::{FailBody, RowRefused},
     reports::{
-        self, CLIENT_MAX_TIME, mongo_error,
+        self, CLIENT_MAX_TIME, MAX_TIME_EXPIRED, mongo_error,
         query::{Paging, PagingQuery},
         too_slow,
     },
@@ -108,6 +108,35 @@ async fn bounded<T>(
     call: impl Future<Output = Result<T, mongodb::error::Error>>,
 ) -> Result<T, ApiError> {
     tokio::time::timeout(CLIENT_MAX_TIME, call).await.map_err(|_| too_slow())?.map_err(mongo_error)
+}
+
+/// A write, bounded as [`bounded`]; a row the database refuses (a field name or value
+/// it does not take) is the client's 400 with the database's reason, not a 500.
+async fn write<T>(
+    call: impl Future<Output = Result<T, mongodb::error::Error>>,
+) -> Result<T, ApiError> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match tokio::time::timeout(CLIENT_MAX_TIME, call).await.map_err(|_| too_slow())? {
+        Ok(done) => Ok(done),
+        Err(error) => {
+            let refusal = match error.kind.as_ref() {
+                ErrorKind::Command(command) if command.code != MAX_TIME_EXPIRED => {
+                    Some(command.message.clone())
+                }
+                ErrorKind::Write(WriteFailure::WriteError(failure)) => {
+                    Some(failure.message.clone())
+                }
+                _ => None,
+            };
+            match refusal {
+                Some(message) => Err(refused(
+                    "RowRefusedByDatabase",
+                    vec![format!("The database refused the row: {message}")],
+                )),
+                None => Err(mongo_error(error)),
+            }
+        }
+    }
 }
 
 fn row_json(row: &Document) -> Value {
@@ -238,7 +267,7 @@ pub async fn update(
         .map_err(|errors| refused("RowInvalid", errors))?;
     let timer = StepTimer::start();
     let rows = Rows::new(&state.database, &table, tenant.as_str());
-    let updated = bounded(rows.update(id, fields.clone())).await?;
+    let updated = write(rows.update(id, fields.clone())).await?;
     let updated = updated.ok_or_else(|| ApiError::NotFound("Row not found".to_owned()))?;
     let edit = Edit {
         table: &table,
@@ -283,7 +312,7 @@ pub async fn insert(
         .map_err(|errors| refused("RowInvalid", errors))?;
     let timer = StepTimer::start();
     let rows = Rows::new(&state.database, &table, tenant.as_str());
-    let inserted = bounded(rows.insert(fields.clone())).await?;
+    let inserted = write(rows.insert(fields.clone())).await?;
     let row_id = match inserted.get("_id") {
         Some(Bson::ObjectId(id)) => id.to_hex(),
         _ => String::new(),

@@ -45,8 +45,8 @@ fn bad_field_name(field: &str) -> Option<String> {
     if field.starts_with('$') || field.split('.').any(|s| s.starts_with('$')) {
         return Some(format!("Field '{field}' is not a field name (it starts with '$')"));
     }
-    if field.contains('\0') {
-        return Some(format!("Field '{field}' is not a field name (NUL)"));
+    if field.chars().any(char::is_control) {
+        return Some(format!("Field '{field}' is not a field name (a control character)"));
     }
     None
 }
@@ -201,7 +201,7 @@ pub fn literal(value: &Value, depth: usize) -> Result<Bson, String> {
         Value::Object(map) => {
             let mut document = Document::new();
             for (key, inner) in map {
-                if key.starts_with('$') || key.contains('\0') {
+                if key.starts_with('$') || key.chars().any(char::is_control) {
                     return Err(format!("key '{key}': keys starting with '$' are not data"));
                 }
                 document.insert(key.clone(), literal(inner, depth + 1)?);

@@ -133,7 +133,7 @@ async fn open(
         ("skip" = Option<u64>, Query, maximum = 1_000_000_000, description = "Rows to skip: pages past the cap"),
         ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
     ),
-    request_body(content = Vec<FilterBody>, description = "The SDK's filters, as for the component's data"),
+    request_body(content = Option<Vec<FilterBody>>, description = "The SDK's filters, as for the component's data"),
     responses(
         (status = 200, description = "The rows as an attachment (Content-Disposition), streamed. CSV and xlsx columns are the fields of the first 1,000 rows; nested values are JSON text", content(
             (Vec<Object> = "application/json"),
@@ -183,7 +183,7 @@ pub async fn component(
         ("filetype" = Option<String>, Query, description = "xlsx, the only type of a whole report (the default)"),
         ("filters" = Option<String>, Query, description = "GET: the report's filters list as JSON (POST sends it as the body), applied to every component"),
     ),
-    request_body(content = Vec<FilterBody>, description = "The report's filters, applied to every component"),
+    request_body(content = Option<Vec<FilterBody>>, description = "The report's filters, applied to every component"),
     responses(
         (status = 200, description = "The report as one xlsx attachment, a sheet per component (names cut to Excel's 31 characters, unique), at most 1,000,000 rows each", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (status = 400, description = "A filetype other than xlsx, or bad filters", body = FailBody),

@@ -131,7 +131,7 @@ pub async fn report(
         ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when the rows are the same"),
     ),
-    request_body(content = Vec<FilterBody>, description = "The SDK's filters; columns from the component's filters and those of the reports that show it"),
+    request_body(content = Option<Vec<FilterBody>>, description = "The SDK's filters; columns from the component's filters and those of the reports that show it"),
     responses(
         (status = 200, description = "The component's rows for the caller's tenant; headers ETag, X-Cache (hit|miss), X-Has-More (true when a next page exists)", body = Vec<Object>),
         (status = 304, description = "Not modified since the If-None-Match ETag"),
@@ -166,7 +166,7 @@ pub async fn component_data(
         ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when the rows are the same"),
     ),
-    request_body(content = Vec<FilterBody>, description = "The SDK's filters; columns from the report's and the component's filters"),
+    request_body(content = Option<Vec<FilterBody>>, description = "The SDK's filters; columns from the report's and the component's filters"),
     responses(
         (status = 200, description = "The component's rows for the caller's tenant; headers ETag, X-Cache (hit|miss), X-Has-More", body = Vec<Object>),
         (status = 304, description = "Not modified since the If-None-Match ETag"),
@@ -307,7 +307,7 @@ pub(crate) fn too_slow() -> ApiError {
 }
 
 /// MongoDB's `MaxTimeMSExpired`.
-const MAX_TIME_EXPIRED: i32 = 50;
+pub(crate) const MAX_TIME_EXPIRED: i32 = 50;
 
 /// A MongoDB error as the API's: a time limit or an outage is a 503, a refused
 /// command the definition's fault (500).

@@ -286,6 +286,27 @@ impl ApiProcess {
     }
 }
 
+/// Deletes what a test left in the shared Redis for `tenants`: their data generations
+/// of the setup's app and their cached component results.
+pub async fn forget_tenants(setup: &ConsumerSetup, tenants: &[&str]) {
+    let Ok(mut redis) = setup.redis.get_multiplexed_async_connection().await else { return };
+    for tenant in tenants {
+        let _: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(format!("component_cache_gen:{tenant}:{}", setup.app_id))
+            .query_async(&mut redis)
+            .await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("component_cache:{tenant}:*"))
+            .query_async(&mut redis)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> =
+                redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+        }
+    }
+}
+
 impl Drop for ApiProcess {
     #[allow(clippy::print_stderr)] // the test's output is where a failure is read
     fn drop(&mut self) {

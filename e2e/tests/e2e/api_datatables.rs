@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use licenseware_crds::{DataTable, ReportComponent};
 use licenseware_e2e::{
-    api::ApiProcess,
+    api::{ApiProcess, forget_tenants},
     consumer::{ConsumerSetup, stack_shared},
     eventually,
 };
@@ -145,25 +145,6 @@ impl Client<'_> {
 
 fn header(answer: &Answer, name: &str) -> String {
     answer.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
-
-async fn forget_tenants(setup: &ConsumerSetup, tenants: &[&str]) {
-    let Ok(mut redis) = setup.redis.get_multiplexed_async_connection().await else { return };
-    for tenant in tenants {
-        let _: redis::RedisResult<()> = redis::cmd("DEL")
-            .arg(format!("component_cache_gen:{tenant}:{}", setup.app_id))
-            .query_async(&mut redis)
-            .await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("component_cache:{tenant}:*"))
-            .query_async(&mut redis)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> =
-                redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
-        }
-    }
 }
 
 fn encode(text: &str) -> String {

@@ -271,6 +271,8 @@ enum StreamError {
 async fn finish(sender: &Chunks, outcome: Result<(), StreamError>) {
     match outcome {
         Ok(()) | Err(StreamError::Gone) => {}
+        // A writer that failed on its write into a closed response: the client left.
+        Err(_) if sender.is_closed() => {}
         Err(error) => {
             tracing::error!(%error, reason = "DownloadFailed", "download broken off");
             let _ = sender.send(Err(io::Error::other(error.to_string()))).await;

@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
 use licenseware_crds::{DataTable, ReportComponent};
 use licenseware_e2e::{
     api::{ApiProcess, forget_tenants},
@@ -371,6 +375,160 @@ async fn data_tables_read_and_edit_a_tenants_rows_only() {
     assert_eq!(b_history.body, json!([]), "B's history holds none of A's edits");
 
     forget_tenants(&setup, &[&a, &b]).await;
+    setup.kafka.delete_topics(&[&api.registry_topic]).await;
+    setup.cleanup().await;
+}
+
+// --- Tenant isolation as a property over generated requests of tenant B. ---
+
+/// One request of B's: a method, an id (often one of A's), query parameters that try to
+/// widen (a `tenant_id`, keys naming A's fields or the tenant) and a body that tries to
+/// move or reach rows (`tenant_id`, `_id`, `$` keys).
+#[derive(Debug, Clone)]
+struct Attempt {
+    method: u8,
+    id: Option<String>,
+    params: Vec<(String, String)>,
+    body: Value,
+}
+
+/// `ids`: A's rows' and B's own (so that some of B's edits succeed, on B's rows).
+fn attempts(ids: Vec<String>, a: String) -> impl Strategy<Value = Attempt> {
+    let id = prop_oneof![
+        prop::sample::select(ids),
+        prop::sample::select(vec![
+            r#"{"$ne":null}"#.to_owned(),
+            "$ne".to_owned(),
+            ".*".to_owned(),
+            "b-00".to_owned(),
+            String::new(),
+        ]),
+        "[ -~]{0,12}",
+    ];
+    let param = (
+        prop::sample::select(vec![
+            "tenant_id",
+            "distinct_key",
+            "foreign_key",
+            "limit",
+            "skip",
+            "_id",
+            "filters",
+            "$where",
+        ]),
+        prop_oneof![
+            Just(a.clone()),
+            prop::sample::select(vec!["tenant_id", "name", "host", "host_name", "0", "5", "$ne"])
+                .prop_map(str::to_owned),
+        ],
+    )
+        .prop_map(|(k, v)| (k.to_owned(), v));
+    let key = prop::sample::select(vec![
+        "tenant_id",
+        "_id",
+        "$set",
+        "name",
+        "number_of_cpus",
+        "tenant_id.x",
+        "note",
+        "$where",
+        "os",
+    ]);
+    let value = prop_oneof![
+        Just(json!(a)),
+        Just(json!({"$ne": null})),
+        Just(json!("b-moved")),
+        Just(json!(7)),
+        Just(json!({"tenant_id": a})),
+    ];
+    let body = prop::collection::vec((key, value), 0..4).prop_map(|pairs| {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    });
+    (0u8..4, prop::option::of(id), prop::collection::vec(param, 0..3), body)
+        .prop_map(|(method, id, params, body)| Attempt { method, id, params, body })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_of_another_tenant_reads_or_changes_a_row_of_tenant_a() {
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::new("api-datatables-iso", 1, 2).await;
+    let api = ApiProcess::start(&setup, "datatables-iso", &[]).await;
+    let app = setup.app_id.clone();
+    api.publish_datatables(&setup, &[devices_table(&app)]).await;
+    let (a, b) = (uuid(), uuid());
+    let token_b = api.token(&b, "bob", &[]);
+    let data = setup.mongo.collection::<Document>("Data");
+    let mut rows = devices(&a, &app, "a-secret", 4);
+    rows.extend(devices(&b, &app, "b", 2));
+    data.insert_many(rows).await.expect("insert");
+    let a_rows = || async {
+        let rows: Vec<Document> = data
+            .find(doc! {"tenant_id": &a})
+            .sort(doc! {"_id": 1})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("rows");
+        rows
+    };
+    let before = a_rows().await;
+    let mut ids: Vec<String> =
+        before.iter().filter_map(|r| r.get_str("_id").ok().map(str::to_owned)).collect();
+    ids.extend((0..2).map(|i| format!("b-{i:02}-{}", &b[..8])));
+    let url = format!("{}/{app}/datatables/devices", api.url);
+    let send = |attempt: Attempt| {
+        let mut query: Vec<(String, String)> = attempt.params.clone();
+        if let Some(id) = &attempt.id {
+            query.push(("id".to_owned(), id.clone()));
+        }
+        let method = [
+            reqwest::Method::GET,
+            reqwest::Method::PUT,
+            reqwest::Method::POST,
+            reqwest::Method::DELETE,
+        ][usize::from(attempt.method)]
+        .clone();
+        let query: Vec<String> =
+            query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let request = api
+            .http
+            .request(method, format!("{url}?{}", query.join("&")))
+            .header("TenantId", &b)
+            .bearer_auth(&token_b)
+            .json(&attempt.body);
+        async move {
+            let response = request.send().await.expect("a response");
+            (response.status().as_u16(), response.text().await.unwrap_or_default())
+        }
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let outcome = tokio::task::block_in_place(|| {
+        let mut runner = TestRunner::new(Config { cases: 64, ..Config::default() });
+        runner.run(&attempts(ids.clone(), a.clone()), |attempt| {
+            let (status, body) = runtime.block_on(send(attempt.clone()));
+            if status == 200 {
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            prop_assert!([200, 400, 404].contains(&status), "{attempt:?} got {status}: {body}");
+            prop_assert!(!body.contains("a-secret"), "{attempt:?} got A's rows: {body}");
+            // A 400 may quote B's own parameters back (A's id among them).
+            if status != 400 {
+                prop_assert!(!body.contains(&a), "{attempt:?} got A's id: {body}");
+            }
+            Ok(())
+        })
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}\nAPI log:\n{}", api.log());
+    }
+    // Not only refusals: some of B's requests read or wrote B's own rows.
+    let answered = answered.into_inner();
+    assert!(answered >= 5, "only {answered} of 64 generated requests were answered");
+    assert_eq!(a_rows().await, before, "A's rows are as they were");
+    let moved = data.count_documents(doc! {"tenant_id": {"$nin": [&a, &b]}}).await.expect("count");
+    assert_eq!(moved, 0, "no row left both tenants");
     setup.kafka.delete_topics(&[&api.registry_topic]).await;
     setup.cleanup().await;
 }

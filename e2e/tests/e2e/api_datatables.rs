@@ -519,6 +519,8 @@ async fn no_request_of_another_tenant_reads_or_changes_a_row_of_tenant_a() {
             }
             Ok(())
         })
+        // The failure as text: the runner's error holds the whole generated case.
+        .map_err(|failure| failure.to_string())
     });
     if let Err(failure) = outcome {
         panic!("{failure}\nAPI log:\n{}", api.log());

@@ -165,6 +165,36 @@ impl ApiProcess {
         }
     }
 
+    /// Data tables, as the operator publishes them (each built by its registry builder,
+    /// its order among `tables`). Returns once every table is served.
+    pub async fn publish_datatables(
+        &self,
+        setup: &ConsumerSetup,
+        tables: &[licenseware_crds::DataTable],
+    ) {
+        use licenseware_operator::registry::{datatable_entry, datatable_order, now_iso};
+        for table in tables {
+            let entry = datatable_entry(table, datatable_order(table, tables));
+            let document = entry.document_json(&now_iso()).expect("a registry document");
+            self.publish(&entry.key.to_string(), Some(&Value::Object(document))).await;
+        }
+        let tenant = uuid::Uuid::new_v4().to_string();
+        let token = self.token(&tenant, "probe", &[]);
+        for table in tables {
+            let url = format!(
+                "{}/{}/datatables/{}",
+                self.url,
+                setup.app_id,
+                licenseware_crds::names::dash(&table.component_id())
+            );
+            crate::eventually(Duration::from_secs(60), "the data table to be served", || async {
+                let response = self.get(&url, &tenant, &token).await;
+                (response.status() == 200).then_some(())
+            })
+            .await;
+        }
+    }
+
     /// A registry record: a document, or a tombstone.
     pub async fn publish(&self, key: &str, document: Option<&Value>) {
         let payload = document.map(Value::to_string);
@@ -244,10 +274,36 @@ impl ApiProcess {
             .expect("upload")
     }
 
+    /// The API process's id (its peak RSS is in `/proc/{pid}/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         let mut text = String::new();
         let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
         text
+    }
+}
+
+/// Deletes what a test left in the shared Redis for `tenants`: their data generations
+/// of the setup's app and their cached component results.
+pub async fn forget_tenants(setup: &ConsumerSetup, tenants: &[&str]) {
+    let Ok(mut redis) = setup.redis.get_multiplexed_async_connection().await else { return };
+    for tenant in tenants {
+        let _: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(format!("component_cache_gen:{tenant}:{}", setup.app_id))
+            .query_async(&mut redis)
+            .await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("component_cache:{tenant}:*"))
+            .query_async(&mut redis)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> =
+                redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+        }
     }
 }
 

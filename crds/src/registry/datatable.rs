@@ -27,6 +27,11 @@ pub struct DataTableEntry {
     pub title: String,
     pub component_id: String,
     pub columns: Vec<ColumnEntry>,
+    /// `spec.collection`: where the apps' API reads and edits the rows (not in the
+    /// SDK's metadata, where the CrudHandler hard-coded `Data`). Absent in documents of
+    /// older operators, which means `Data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
 }
 
 impl RegistryMetadata for DataTableEntry {

@@ -462,7 +462,9 @@ async fn registry_tenant_and_operations_routes_answer_as_documented() {
 /// Authorization information" (a bad token is a 401 as that check expects); and
 /// `positive_data_acceptance` wants every well-formed upload accepted, where a file the
 /// uploader's rules refuse is the SDK's 400 with the validation (no schema says which
-/// bytes an RVTools export holds).
+/// bytes an RVTools export holds). A report, a component and a data table, all named
+/// `devices`, are registered and the tenant has rows, so that their routes (data,
+/// downloads, row edits) are reached too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_holds_against_the_live_server() {
     let _stack = stack_shared().await;
@@ -472,11 +474,12 @@ async fn the_openapi_document_holds_against_the_live_server() {
     let api = ApiProcess::start(&setup, "schema", &[]).await;
     let tenant = uuid();
     let token = api.token(&tenant, "user", &[]);
+    publish_devices(&api, &setup, &tenant).await;
     let config = setup.root.with_file_name("schemathesis.toml");
     std::fs::write(
         &config,
         format!(
-            "[parameters]\n\"path.app_id\" = \"{}\"\n\"path.uploader\" = \"{}\"\n\"path.tenant\" = \"{tenant}\"\n",
+            "[parameters]\n\"path.app_id\" = \"{}\"\n\"path.uploader\" = \"{}\"\n\"path.tenant\" = \"{tenant}\"\n\"path.report\" = \"devices\"\n\"path.component\" = \"devices\"\n",
             setup.app_id,
             setup.uploader_id.replace('_', "-")
         ),
@@ -510,4 +513,55 @@ async fn the_openapi_document_holds_against_the_live_server() {
         api.log()
     );
     setup.cleanup().await;
+}
+
+/// A report, a component and a data table named `devices`, and a few rows of `tenant`.
+async fn publish_devices(api: &ApiProcess, setup: &ConsumerSetup, tenant: &str) {
+    let app = &setup.app_id;
+    let of = |yaml: &str| {
+        let mut value: Value = serde_yaml::from_str(yaml).expect("manifest");
+        value["spec"]["appId"] = json!(app);
+        value["metadata"]["namespace"] = json!("e2e");
+        value
+    };
+    let component = of(r"
+apiVersion: licenseware.io/v1alpha1
+kind: ReportComponent
+metadata: {name: devices}
+spec:
+  title: Devices
+  type: table
+  appId: x
+  attributes: {columns: [{name: Name, prop: name, type: string}]}
+  filters: [{column: name}]
+  data:
+    cacheTtlSeconds: 60
+    pipeline: [{$project: {_id: 0, name: 1, cpus: 1}}]
+");
+    let report = of(r"
+apiVersion: licenseware.io/v1alpha1
+kind: Report
+metadata: {name: devices}
+spec: {appId: x, name: Devices, components: [devices], filters: [{column: cpus, columnType: number}]}
+");
+    let table = of(r"
+apiVersion: licenseware.io/v1alpha1
+kind: DataTable
+metadata: {name: devices}
+spec:
+  appId: x
+  title: Devices
+  columns: [{prop: _id}, {prop: name, required: true}, {prop: number_of_cpus}, {prop: os, values: [linux, windows]}]
+");
+    api.publish_reports(
+        setup,
+        &[serde_json::from_value(report).expect("a Report")],
+        &[serde_json::from_value(component).expect("a ReportComponent")],
+    )
+    .await;
+    api.publish_datatables(setup, &[serde_json::from_value(table).expect("a DataTable")]).await;
+    let rows: Vec<mongodb::bson::Document> = (0..5_i64)
+        .map(|i| doc! {"_id": format!("row-{i}"), "tenant_id": tenant, "name": format!("d-{i}"), "cpus": i, "number_of_cpus": i, "os": "linux"})
+        .collect();
+    setup.mongo.collection("Data").insert_many(rows).await.expect("insert rows");
 }

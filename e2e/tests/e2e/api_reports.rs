@@ -8,7 +8,7 @@ use std::{path::PathBuf, time::Duration};
 
 use licenseware_crds::{Report, ReportComponent};
 use licenseware_e2e::{
-    api::ApiProcess,
+    api::{ApiProcess, forget_tenants},
     consumer::{ConsumerSetup, WorkerProcess, stack_shared},
 };
 use mongodb::bson::{DateTime, Document, doc};
@@ -179,27 +179,6 @@ fn names(body: &Value) -> Vec<String> {
         .iter()
         .map(|row| row["name"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-/// Deletes what the tests left in the shared Redis: the tenants' generations and
-/// cached results.
-async fn forget_tenants(setup: &ConsumerSetup, tenants: &[&str]) {
-    let Ok(mut redis) = setup.redis.get_multiplexed_async_connection().await else { return };
-    for tenant in tenants {
-        let _: redis::RedisResult<()> = redis::cmd("DEL")
-            .arg(format!("component_cache_gen:{tenant}:{}", setup.app_id))
-            .query_async(&mut redis)
-            .await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("component_cache:{tenant}:*"))
-            .query_async(&mut redis)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> =
-                redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
-        }
-    }
 }
 
 fn csv_spec() -> Value {

@@ -4,6 +4,8 @@
 //! link per file and several GB of disk per build.
 
 mod api;
+mod api_datatables;
+mod api_downloads;
 mod api_isolation;
 mod api_reports;
 mod dev;

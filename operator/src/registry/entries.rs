@@ -296,6 +296,7 @@ pub fn datatable_metadata(table: &DataTable, order: u32) -> DataTableEntry {
         title: spec.title.clone(),
         component_id,
         columns: spec.columns.iter().map(|c| ColumnEntry::new(&path, &c.resolve())).collect(),
+        collection: Some(spec.collection.clone()),
         path,
     }
 }
@@ -791,8 +792,10 @@ spec:
                 "title",
                 "component_id",
                 "columns",
+                "collection",
             ]
         );
+        assert_eq!(m["collection"], "Data");
         assert_eq!(m["url"], "/datatables/devices");
         assert_eq!(m["path"], "/datatables/devices");
         assert_eq!(m["type"], "editable_table");

@@ -44,7 +44,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 pub use entries::{
     EntryKind, RegistryEntry, RegistryKey, app_entry, component_entry, datatable_entry,
-    report_entry, uploader_entry,
+    datatable_order, report_entry, uploader_entry,
 };
 
 use crate::kafka::{AdminError, Applied, AppliedTopic, Claim, DesiredTopic, KafkaAdmin};

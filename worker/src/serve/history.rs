@@ -84,6 +84,13 @@ impl HistoryWriter {
         }
     }
 
+    /// A record of its own (e.g. a data-table edit), written with the next batch.
+    pub async fn record(&self, document: Document) {
+        if self.sender.send(Write::Insert(document)).await.is_err() {
+            tracing::error!("history writer stopped; record lost");
+        }
+    }
+
     /// `/files`' record, on the event's document; returns once it is written.
     pub async fn filecontent_validation(
         &self,

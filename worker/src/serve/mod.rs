@@ -3,12 +3,13 @@
 //! every app route lives under `/{appId}/`, so the relative URLs of the registry
 //! entries resolve against `{api}/{appId}`.
 //!
-//! One module per route family ([`uploads`], [`history_routes`], [`meta`],
-//! [`tenants`], [`ops`]); handlers are thin over the pure parts ([`quota`],
+//! One module per route family ([`uploads`], [`history_routes`], [`reports`],
+//! [`datatables`], [`meta`], [`tenants`], [`ops`]); handlers are thin over the pure parts ([`quota`],
 //! [`tickets`], [`uploads::names`], the validation engine) and the stores.
 
 pub mod auth;
 pub mod config;
+pub mod datatables;
 pub mod error;
 pub mod history;
 pub mod history_routes;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads::routes())
         .merge(history_routes::routes())
         .merge(reports::routes())
+        .merge(datatables::routes())
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())

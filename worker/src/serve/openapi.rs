@@ -27,6 +27,18 @@ pub struct FailBody {
     pub reason: Option<String>,
 }
 
+/// A refused data-table row or query: the SDK's body with every message in `errors`
+/// (`message` is them joined with `; `).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowRefused {
+    pub status: String,
+    pub message: String,
+    /// A stable reason: RowInvalid, RowMalformed, RowIdMissing, RowRefusedByDatabase,
+    /// KeyNotAllowed, BadQuery, BadLimit, BadSkip.
+    pub reason: String,
+    pub errors: Vec<String>,
+}
+
 /// The SDK's UploaderQuotaResponse.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuotaResponse {
@@ -171,7 +183,7 @@ impl Modify for Security {
 #[openapi(
     info(
         title = "Licenseware app API",
-        description = "Uploads, status, quota, history, reports, component data and registry of every app the \
+        description = "Uploads, status, quota, history, reports, component data, data tables and registry of every app the \
                        operator registered. App routes live under /{app_id}/."
     ),
     paths(
@@ -185,6 +197,13 @@ impl Modify for Security {
         super::reports::report,
         super::reports::component_data,
         super::reports::report_component_data,
+        super::reports::download::component,
+        super::reports::download::report,
+        super::datatables::list_tables,
+        super::datatables::read,
+        super::datatables::update,
+        super::datatables::insert,
+        super::datatables::delete,
         super::meta::registry_kind,
         super::meta::app_metadata,
         super::meta::match_uploaders,
@@ -197,7 +216,7 @@ impl Modify for Security {
     components(schemas(
         FailBody, QuotaResponse, FilenamesBody, UploadForm, UploadRefused, StatusBody,
         MatchResponse, TenantInfo, AppMetadata, FileValidationResponse, ValidationResponse, Status,
-        FilterBody
+        FilterBody, RowRefused
     )),
     modifiers(&Security),
     security(("bearer" = [], "tenant" = []))
@@ -223,6 +242,10 @@ mod tests {
             "/{app_id}/reports/{report}",
             "/{app_id}/report-components/{component}",
             "/{app_id}/reports/{report}/{component}",
+            "/{app_id}/report-components/{component}/download",
+            "/{app_id}/reports/{report}/download",
+            "/{app_id}/datatables",
+            "/{app_id}/datatables/{component}",
             "/registry/{kind}",
             "/{app_id}/metadata",
             "/uploaders/match",

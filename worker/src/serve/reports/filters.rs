@@ -105,6 +105,16 @@ pub fn parse(body: &[u8]) -> Result<Vec<FilterItem>, FilterError> {
     Ok(filters)
 }
 
+/// A request's filters: the body when it has one (POST), else the `filters` query
+/// parameter (GET).
+pub fn from_request(query: Option<&str>, body: &[u8]) -> Result<Vec<FilterItem>, FilterError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        parse(query.unwrap_or_default().as_bytes())
+    } else {
+        parse(body)
+    }
+}
+
 fn type_name(column_type: ColumnType) -> &'static str {
     match column_type {
         ColumnType::String => "string",

@@ -23,7 +23,8 @@ pub fn report_metadata(mut document: Map<String, Value>) -> Value {
     Value::Object(document)
 }
 
-fn id_matches(id: &str, wanted: &str) -> bool {
+/// Whether a registry id `id` is the one a URL names (`wanted`: the id or its dash form).
+pub fn id_matches(id: &str, wanted: &str) -> bool {
     id == wanted || dash(id) == wanted
 }
 
@@ -42,6 +43,17 @@ pub fn find_report(
         .into_iter()
         .find(|d| id_of(d, "report_id").is_some_and(|id| id_matches(&id, report)))
         .ok_or_else(|| ApiError::NotFound("Report not found".to_owned()))
+}
+
+/// The ids of the components a report document shows, in its order.
+pub fn report_component_ids(document: &Map<String, Value>) -> Vec<String> {
+    document
+        .get("report_components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("component_id").and_then(Value::as_str).map(str::to_owned))
+        .collect()
 }
 
 fn find_component_document(

@@ -5,12 +5,17 @@
 //! - `GET|POST /report-components/{component}` and `GET|POST /reports/{report}/{component}`:
 //!   the component's aggregation for the caller's tenant ([`query`]), with the SDK's
 //!   filters ([`filters`]), `limit`/`skip` and a default row cap, cached in Redis
-//!   ([`cache`]) with an `ETag`.
+//!   ([`cache`]) with an `ETag`;
+//! - `GET|POST /report-components/{component}/download` and
+//!   `GET|POST /reports/{report}/download`: the same rows streamed as json, csv or
+//!   xlsx attachments ([`download`]).
 //!
 //! `{report}` and `{component}` are the dash forms of the registry's URLs; the ids are
 //! accepted too.
 
 pub mod cache;
+pub mod download;
+pub mod export;
 pub mod filters;
 pub mod metadata;
 pub mod query;
@@ -47,7 +52,7 @@ use crate::processing::PlainJsonDocument;
 /// The server-side limit of one aggregation (`maxTimeMS`).
 pub const AGGREGATE_MAX_TIME: Duration = Duration::from_secs(30);
 /// The client's own bound, in case a server ignores `maxTimeMS`.
-const CLIENT_MAX_TIME: Duration = Duration::from_secs(35);
+pub(crate) const CLIENT_MAX_TIME: Duration = Duration::from_secs(35);
 /// A filters body is small.
 const FILTERS_BODY_LIMIT: usize = 256 << 10;
 
@@ -63,6 +68,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/{app_id}/reports/{report}/{component}",
             get(report_component_data).post(report_component_data).layer(limit()),
+        )
+        .route(
+            "/{app_id}/report-components/{component}/download",
+            get(download::component).post(download::component).layer(limit()),
+        )
+        .route(
+            "/{app_id}/reports/{report}/download",
+            get(download::report).post(download::report).layer(limit()),
         )
 }
 
@@ -118,7 +131,7 @@ pub async fn report(
         ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when the rows are the same"),
     ),
-    request_body(content = Vec<FilterBody>, description = "The SDK's filters; columns from the component's filters and those of the reports that show it"),
+    request_body(content = Option<Vec<FilterBody>>, description = "The SDK's filters; columns from the component's filters and those of the reports that show it"),
     responses(
         (status = 200, description = "The component's rows for the caller's tenant; headers ETag, X-Cache (hit|miss), X-Has-More (true when a next page exists)", body = Vec<Object>),
         (status = 304, description = "Not modified since the If-None-Match ETag"),
@@ -153,7 +166,7 @@ pub async fn component_data(
         ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when the rows are the same"),
     ),
-    request_body(content = Vec<FilterBody>, description = "The SDK's filters; columns from the report's and the component's filters"),
+    request_body(content = Option<Vec<FilterBody>>, description = "The SDK's filters; columns from the report's and the component's filters"),
     responses(
         (status = 200, description = "The component's rows for the caller's tenant; headers ETag, X-Cache (hit|miss), X-Has-More", body = Vec<Object>),
         (status = 304, description = "Not modified since the If-None-Match ETag"),
@@ -212,11 +225,7 @@ async fn serve_component(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
     let paging = Paging::new(&query)?;
-    let filters: Vec<FilterItem> = if body.iter().all(u8::is_ascii_whitespace) {
-        filters::parse(query.filters.as_deref().unwrap_or_default().as_bytes())?
-    } else {
-        filters::parse(body)?
-    };
+    let filters: Vec<FilterItem> = filters::from_request(query.filters.as_deref(), body)?;
     let user_match = filters::to_match(&filters, &target.allowed)?;
     let pipeline = query::pipeline(tenant, user_match, &target.data, paging)?;
     let slot = Slot {
@@ -290,7 +299,7 @@ async fn aggregate(
     Ok(Entry::new(json, has_more))
 }
 
-fn too_slow() -> ApiError {
+pub(crate) fn too_slow() -> ApiError {
     ApiError::unavailable(
         "the component's data",
         format!("the aggregation took longer than {} s", AGGREGATE_MAX_TIME.as_secs()),
@@ -298,9 +307,11 @@ fn too_slow() -> ApiError {
 }
 
 /// MongoDB's `MaxTimeMSExpired`.
-const MAX_TIME_EXPIRED: i32 = 50;
+pub(crate) const MAX_TIME_EXPIRED: i32 = 50;
 
-fn mongo_error(error: MongoError) -> ApiError {
+/// A MongoDB error as the API's: a time limit or an outage is a 503, a refused
+/// command the definition's fault (500).
+pub(crate) fn mongo_error(error: MongoError) -> ApiError {
     match error.kind.as_ref() {
         ErrorKind::Command(command) if command.code == MAX_TIME_EXPIRED => too_slow(),
         // The server refused the aggregation itself (e.g. a stage it lacks): the

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod quota;
 pub mod registry;
 pub mod reports;
+pub mod snapshots;
 pub mod state;
 pub mod tenants;
 pub mod tickets;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads::routes())
         .merge(history_routes::routes())
         .merge(reports::routes())
+        .merge(snapshots::routes())
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())
@@ -180,6 +182,7 @@ pub async fn run(
         sandbox,
     });
     tokio::spawn(ensure_indexes(state.clone()));
+    tokio::spawn(snapshots::ensure_indexes(state.database.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind { address: listen, source })?;

@@ -47,7 +47,7 @@ use crate::processing::PlainJsonDocument;
 /// The server-side limit of one aggregation (`maxTimeMS`).
 pub const AGGREGATE_MAX_TIME: Duration = Duration::from_secs(30);
 /// The client's own bound, in case a server ignores `maxTimeMS`.
-const CLIENT_MAX_TIME: Duration = Duration::from_secs(35);
+pub(crate) const CLIENT_MAX_TIME: Duration = Duration::from_secs(35);
 /// A filters body is small.
 const FILTERS_BODY_LIMIT: usize = 256 << 10;
 
@@ -178,7 +178,7 @@ pub async fn report_component_data(
 }
 
 /// A 400 with the SDK's body and the refusal's stable reason.
-fn refused(reason: &'static str, message: String) -> ApiError {
+pub(crate) fn refused(reason: &'static str, message: String) -> ApiError {
     ApiError::Rejected(json!({"status": "fail", "message": message, "reason": reason}))
 }
 
@@ -202,7 +202,7 @@ impl From<QueryError> for ApiError {
     }
 }
 
-async fn serve_component(
+pub(crate) async fn serve_component(
     state: &AppState,
     tenant: &str,
     target: &Target,
@@ -290,7 +290,7 @@ async fn aggregate(
     Ok(Entry::new(json, has_more))
 }
 
-fn too_slow() -> ApiError {
+pub(crate) fn too_slow() -> ApiError {
     ApiError::unavailable(
         "the component's data",
         format!("the aggregation took longer than {} s", AGGREGATE_MAX_TIME.as_secs()),
@@ -300,7 +300,7 @@ fn too_slow() -> ApiError {
 /// MongoDB's `MaxTimeMSExpired`.
 const MAX_TIME_EXPIRED: i32 = 50;
 
-fn mongo_error(error: MongoError) -> ApiError {
+pub(crate) fn mongo_error(error: MongoError) -> ApiError {
     match error.kind.as_ref() {
         ErrorKind::Command(command) if command.code == MAX_TIME_EXPIRED => too_slow(),
         // The server refused the aggregation itself (e.g. a stage it lacks): the

@@ -16,6 +16,7 @@ pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod public_links;
 pub mod quota;
 pub mod registry;
 pub mod reports;
@@ -97,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(history_routes::routes())
         .merge(reports::routes())
         .merge(snapshots::routes())
+        .merge(public_links::routes())
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())
@@ -183,6 +185,7 @@ pub async fn run(
     });
     tokio::spawn(ensure_indexes(state.clone()));
     tokio::spawn(snapshots::ensure_indexes(state.database.clone()));
+    tokio::spawn(public_links::ensure_indexes(state.database.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind { address: listen, source })?;

@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(180);
 
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples").join(name);
     std::fs::read_to_string(path).expect("example manifest")
 }
@@ -38,16 +38,16 @@ fn manifest(yaml: &str, app: &str) -> Value {
     value
 }
 
-fn component(yaml: &str, app: &str) -> ReportComponent {
+pub(crate) fn component(yaml: &str, app: &str) -> ReportComponent {
     serde_json::from_value(manifest(yaml, app)).expect("a ReportComponent")
 }
 
-fn report(yaml: &str, app: &str) -> Report {
+pub(crate) fn report(yaml: &str, app: &str) -> Report {
     serde_json::from_value(manifest(yaml, app)).expect("a Report")
 }
 
 /// A table of virtual machines with a filter of every column type.
-fn vm_list(app: &str) -> ReportComponent {
+pub(crate) fn vm_list(app: &str) -> ReportComponent {
     component(
         r#"
 apiVersion: licenseware.io/v1alpha1
@@ -76,7 +76,7 @@ spec:
     )
 }
 
-fn inventory(app: &str) -> Report {
+pub(crate) fn inventory(app: &str) -> Report {
     report(
         r#"
 apiVersion: licenseware.io/v1alpha1
@@ -103,7 +103,7 @@ const STATES: [&str; 3] = ["poweredOn", "poweredOff", "suspended"];
 
 /// Tenant A's machines: `count` of them, names `{prefix}-vm-NN`, the last one with
 /// regex metacharacters in its name.
-fn machines(tenant: &str, app: &str, prefix: &str, count: usize) -> Vec<Document> {
+pub(crate) fn machines(tenant: &str, app: &str, prefix: &str, count: usize) -> Vec<Document> {
     (0..count)
         .zip(0_i64..)
         .map(|(i, n)| {
@@ -173,7 +173,7 @@ impl Client<'_> {
     }
 }
 
-fn names(body: &Value) -> Vec<String> {
+pub(crate) fn names(body: &Value) -> Vec<String> {
     body.as_array()
         .unwrap_or_else(|| panic!("rows: {body}"))
         .iter()
@@ -183,7 +183,7 @@ fn names(body: &Value) -> Vec<String> {
 
 /// Deletes what the tests left in the shared Redis: the tenants' generations and
 /// cached results.
-async fn forget_tenants(setup: &ConsumerSetup, tenants: &[&str]) {
+pub(crate) async fn forget_tenants(setup: &ConsumerSetup, tenants: &[&str]) {
     let Ok(mut redis) = setup.redis.get_multiplexed_async_connection().await else { return };
     for tenant in tenants {
         let _: redis::RedisResult<()> = redis::cmd("DEL")
@@ -506,7 +506,7 @@ async fn reports_serve_a_tenants_component_data_filtered_paged_and_cached() {
 }
 
 /// What a data-table edit does (`reports::invalidate`): the tenant's generation.
-async fn bump(setup: &ConsumerSetup, tenant: &str) {
+pub(crate) async fn bump(setup: &ConsumerSetup, tenant: &str) {
     let mut redis = setup.redis.get_multiplexed_async_connection().await.expect("redis");
     let _: u64 = redis::cmd("INCR")
         .arg(format!("component_cache_gen:{tenant}:{}", setup.app_id))
@@ -515,7 +515,7 @@ async fn bump(setup: &ConsumerSetup, tenant: &str) {
         .expect("INCR");
 }
 
-fn url_encode(text: &str) -> String {
+pub(crate) fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

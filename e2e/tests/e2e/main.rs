@@ -6,6 +6,7 @@
 mod api;
 mod api_isolation;
 mod api_reports;
+mod api_snapshots;
 mod dev;
 mod operator_first_run;
 mod rbac;

@@ -184,8 +184,6 @@ pub async fn run(
         sandbox,
     });
     tokio::spawn(ensure_indexes(state.clone()));
-    tokio::spawn(snapshots::ensure_indexes(state.database.clone()));
-    tokio::spawn(public_links::ensure_indexes(state.database.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind { address: listen, source })?;
@@ -204,14 +202,30 @@ pub async fn run(
     served.map_err(ServeError::Serve)
 }
 
-/// The quota's unique index, made as soon as MongoDB answers.
+/// The indexes (the quota's, the snapshots', the public links'), made as soon as
+/// MongoDB answers.
 async fn ensure_indexes(state: AppState) {
+    let snapshots = snapshots::store::Snapshots::new(&state.database);
+    let links = public_links::store::Links::new(&state.database);
+    tokio::join!(
+        until_made("quota", || state.quotas.ensure_indexes()),
+        until_made("snapshot", || snapshots.ensure_indexes()),
+        until_made("public link", || links.ensure_indexes()),
+    );
+}
+
+async fn until_made<F, Fut, E>(what: &str, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut wait = Duration::from_millis(500);
     loop {
-        match state.quotas.ensure_indexes().await {
+        match attempt().await {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(%error, "quota index not made yet; retrying");
+                tracing::warn!(%error, what, "index not made yet; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(30));
             }

@@ -49,8 +49,6 @@ use super::{
     state::AppState,
 };
 
-pub use store::ensure_indexes;
-
 /// The SDK's message for every refused public token.
 pub const PUBLIC_TOKEN_REFUSED: &str = "Public token missing or invalid";
 const BODY_LIMIT: usize = 256 << 10;
@@ -122,12 +120,15 @@ pub struct TokenQuery {
 }
 
 /// The verified claims of a request's token, for `app`: signature, expiry, record.
-async fn authorize(state: &AppState, app: &str, token: Option<&str>) -> Result<LinkClaims, PublicError> {
+async fn authorize(
+    state: &AppState,
+    app: &str,
+    token: Option<&str>,
+) -> Result<LinkClaims, PublicError> {
     let token = token.ok_or(LinkRefusal::Missing)?;
     let claims = token::verify(secret(state).await?, token, get_current_timestamp())?;
     Links::new(&state.database).check(&claims).await.map_err(mongo)??;
-    TenantId::parse(&claims.tenant_id)
-        .map_err(|_| LinkRefusal::Invalid("tenant id".to_owned()))?;
+    TenantId::parse(&claims.tenant_id).map_err(|_| LinkRefusal::Invalid("tenant id".to_owned()))?;
     if claims.app_id != app {
         return Err(LinkRefusal::OtherReport.into());
     }
@@ -184,11 +185,9 @@ pub async fn create_link(
 /// The registry's id of `report` (either form) in `app`.
 fn report_id(state: &AppState, app: &str, report: &str) -> Result<String, ApiError> {
     let document = metadata::find_report(&state.registry, app, report)?;
-    document
-        .get("report_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::internal("RegistryDocumentUnreadable", "a report without report_id"))
+    document.get("report_id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+        ApiError::internal("RegistryDocumentUnreadable", "a report without report_id")
+    })
 }
 
 #[utoipa::path(
@@ -221,8 +220,7 @@ pub async fn revoke_links(
         // An expired link is still revocable: its expiry is not checked (now = 0),
         // its signature and binding are.
         Some(token) => {
-            let claims =
-                token::verify(secret(&state).await?, token, 0).map_err(|_| not_found())?;
+            let claims = token::verify(secret(&state).await?, token, 0).map_err(|_| not_found())?;
             let ours = claims.tenant_id == tenant.as_str()
                 && claims.app_id == app_id
                 && claims.report_id == report_id;
@@ -312,20 +310,12 @@ pub async fn public_component_data(
     let report: ReportEntry = serde_json::from_value(Value::Object(document))
         .map_err(|error| ApiError::internal("RegistryDocumentUnreadable", error))?;
     let wanted = dash(&component);
-    let shown = report
-        .report_components
-        .iter()
-        .flatten()
-        .any(|c| dash(&c.component_id) == wanted);
+    let shown = report.report_components.iter().flatten().any(|c| dash(&c.component_id) == wanted);
     if !shown {
         return Err(LinkRefusal::OtherComponent.into());
     }
-    let target = metadata::report_component_target(
-        &state.registry,
-        &app_id,
-        &claims.report_id,
-        &component,
-    )?;
+    let target =
+        metadata::report_component_target(&state.registry, &app_id, &claims.report_id, &component)?;
     let tenant = claims.tenant_id.as_str();
     Ok(reports::serve_component(&state, tenant, &target, query, &headers, &body).await?)
 }

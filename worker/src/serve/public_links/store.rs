@@ -9,8 +9,6 @@
 //! is the same for every replica, whichever makes it first. Whoever can read that
 //! collection can mint links: production should give `--public-link-secret-file`.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use mongodb::{
     Collection, Database, IndexModel,
@@ -110,9 +108,8 @@ impl Links {
     }
 
     pub async fn ensure_indexes(&self) -> Result<(), MongoError> {
-        let index = IndexModel::builder()
-            .keys(doc! {"tenant_id": 1, "app_id": 1, "report_id": 1})
-            .build();
+        let index =
+            IndexModel::builder().keys(doc! {"tenant_id": 1, "app_id": 1, "report_id": 1}).build();
         self.collection.create_index(index).await.map(|_| ())
     }
 
@@ -169,22 +166,6 @@ impl Links {
         }
         let update = doc! {"$set": {"revoked": true, "revoked_at": DateTime::now()}};
         Ok(self.collection.update_many(filter, update).await?.modified_count)
-    }
-}
-
-/// Retries index creation until MongoDB answers.
-pub async fn ensure_indexes(database: Database) {
-    let links = Links::new(&database);
-    let mut wait = Duration::from_millis(500);
-    loop {
-        match links.ensure_indexes().await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "public link index not made yet; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        }
     }
 }
 

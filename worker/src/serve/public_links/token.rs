@@ -80,7 +80,9 @@ impl LinkRefusal {
 
 /// Why `expire` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("expire is in minutes, from 1 to {MAX_EXPIRE_MINUTES} (30 days); default {DEFAULT_EXPIRE_MINUTES}")]
+#[error(
+    "expire is in minutes, from 1 to {MAX_EXPIRE_MINUTES} (30 days); default {DEFAULT_EXPIRE_MINUTES}"
+)]
 pub struct BadExpire;
 
 pub fn expire_minutes(requested: Option<u64>) -> Result<u64, BadExpire> {

@@ -119,9 +119,8 @@ async fn copy_components(
     let mut components = Vec::with_capacity(targets.len());
     for target in targets {
         let copy = copy_component(state, snapshots, scope, record, target);
-        let component = tokio::time::timeout(COMPONENT_TIME, copy)
-            .await
-            .map_err(|_| reports::too_slow())??;
+        let component =
+            tokio::time::timeout(COMPONENT_TIME, copy).await.map_err(|_| reports::too_slow())??;
         components.push(component);
     }
     Ok(components)
@@ -173,8 +172,13 @@ async fn copy_component(
     }
     snapshots.insert_rows(batch).await?;
     if truncated {
-        tracing::warn!(component = target.component_id, version = record.version,
-            cap = ROW_CAP, reason = "SnapshotTruncated", "a snapshot's component was truncated");
+        tracing::warn!(
+            component = target.component_id,
+            version = record.version,
+            cap = ROW_CAP,
+            reason = "SnapshotTruncated",
+            "a snapshot's component was truncated"
+        );
     }
     let filters = serde_json::to_string(&target.allowed)
         .map_err(|error| ApiError::internal("FiltersNotSerializable", error))?;
@@ -209,12 +213,8 @@ pub fn metadata_answer(record: &SnapshotRecord) -> Result<Value, ApiError> {
             }
         }
     }
-    let truncated: Vec<&str> = record
-        .components
-        .iter()
-        .filter(|c| c.truncated)
-        .map(|c| c.component_id.as_str())
-        .collect();
+    let truncated: Vec<&str> =
+        record.components.iter().filter(|c| c.truncated).map(|c| c.component_id.as_str()).collect();
     let date = record.report_snapshot_date.try_to_rfc3339_string().unwrap_or_default();
     metadata.insert("tenant_id".to_owned(), Value::from(record.tenant_id.as_str()));
     metadata.insert("version".to_owned(), Value::from(record.version.as_str()));

@@ -22,8 +22,6 @@ pub mod rows;
 pub mod store;
 pub mod version;
 
-use std::time::Duration;
-
 use axum::{
     Json, Router,
     body::{Body, Bytes},
@@ -33,10 +31,7 @@ use axum::{
     routing::get,
 };
 use licenseware_crds::{names::dash, registry::FilterEntry};
-use mongodb::{
-    Database,
-    bson::{Document, doc},
-};
+use mongodb::bson::{Document, doc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -73,22 +68,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The collection's index, made as soon as MongoDB answers.
-pub async fn ensure_indexes(database: Database) {
-    let snapshots = Snapshots::new(&database);
-    let mut wait = Duration::from_millis(500);
-    loop {
-        match snapshots.ensure_indexes().await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "snapshot index not made yet; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-}
-
 fn version_not_found() -> ApiError {
     ApiError::NotFound("Snapshot version not found".to_owned())
 }
@@ -121,8 +100,10 @@ pub async fn create_snapshot(
     let scope = Scope { tenant: tenant.as_str(), app: &app_id };
     let snapshots = Snapshots::new(&state.database);
     let record = create::create(&state, &snapshots, scope, &report).await?;
-    let location = format!("/{app_id}/snapshot-reports/{}?version={}", record.report_key, record.version);
-    let mut response = (StatusCode::CREATED, Json(create::metadata_answer(&record)?)).into_response();
+    let location =
+        format!("/{app_id}/snapshot-reports/{}?version={}", record.report_key, record.version);
+    let mut response =
+        (StatusCode::CREATED, Json(create::metadata_answer(&record)?)).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -161,8 +142,10 @@ pub async fn versions_or_metadata(
     if !version::is_version(&version) {
         return Err(version_not_found());
     }
-    let record =
-        snapshots.record(scope, Some(&report_key), &version).await?.ok_or_else(version_not_found)?;
+    let record = snapshots
+        .record(scope, Some(&report_key), &version)
+        .await?
+        .ok_or_else(version_not_found)?;
     Ok(Json(create::metadata_answer(&record)?))
 }
 

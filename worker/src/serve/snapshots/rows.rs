@@ -72,7 +72,9 @@ pub enum EditError {
     Malformed(String),
     #[error("Didn't found any match on field `_id` on this `tenant_id`")]
     NoMatch,
-    #[error("Provided fields {0} can't be updated: bookkeeping fields, or names with '$', '.' or NUL")]
+    #[error(
+        "Provided fields {0} can't be updated: bookkeeping fields, or names with '$', '.' or NUL"
+    )]
     NothingEditable(String),
     #[error("new_data has more than {MAX_EDIT_FIELDS} fields")]
     TooMany,
@@ -128,7 +130,8 @@ pub fn parse_edit(body: &[u8]) -> Result<Edit, EditError> {
             refused.push(key);
             continue;
         }
-        let value = Bson::try_from(value).map_err(|error| EditError::Malformed(error.to_string()))?;
+        let value =
+            Bson::try_from(value).map_err(|error| EditError::Malformed(error.to_string()))?;
         set.insert(format!("{ROW}.{key}"), value);
     }
     if set.is_empty() {
@@ -165,7 +168,7 @@ mod tests {
         let body = serde_json::json!({"_id": id.to_hex(), "new_data": {
             "name": "b", "tenant_id": "other", "version": "X", "$set": 1, "a.b": 2, "n": 3}});
         let edit = parse_edit(body.to_string().as_bytes()).unwrap();
-        assert_eq!(edit, Edit { id, set: doc! {"row.name": "b", "row.n": 3_i64} });
+        assert_eq!(edit, Edit { id, set: doc! {"row.name": "b", "row.n": 3_i32} });
     }
 
     #[test]

@@ -119,10 +119,13 @@ impl Snapshots {
     }
 
     pub async fn ensure_indexes(&self) -> Result<(), MongoError> {
-        let keys = doc! {"tenant_id": 1, "app_id": 1, "version": 1, "component_id": 1, "row_index": 1};
+        let keys =
+            doc! {"tenant_id": 1, "app_id": 1, "version": 1, "component_id": 1, "row_index": 1};
         let index = IndexModel::builder()
             .keys(keys)
-            .options(IndexOptions::builder().unique(true).name("snapshot_version".to_owned()).build())
+            .options(
+                IndexOptions::builder().unique(true).name("snapshot_version".to_owned()).build(),
+            )
             .build();
         self.collection.create_index(index).await.map(|_| ())
     }
@@ -173,13 +176,13 @@ impl Snapshots {
         if let Some(report_key) = report_key {
             // Only a version of this report: the report document names it, and the
             // rows are deleted only when it does.
-            let found = self
-                .collection
-                .count_documents(scope.filter(
-                    doc! {"version": version, "kind": "report", "report_key": report_key},
-                ))
-                .await
-                .map_err(reports::mongo_error)?;
+            let found =
+                self.collection
+                    .count_documents(scope.filter(
+                        doc! {"version": version, "kind": "report", "report_key": report_key},
+                    ))
+                    .await
+                    .map_err(reports::mongo_error)?;
             if found == 0 {
                 return Ok(0);
             }
@@ -195,9 +198,8 @@ impl Snapshots {
         scope: Scope<'_>,
         report_key: &str,
     ) -> Result<Vec<String>, ApiError> {
-        let filter = scope.filter(
-            doc! {"kind": "report", "report_key": report_key, "state": COMPLETE},
-        );
+        let filter =
+            scope.filter(doc! {"kind": "report", "report_key": report_key, "state": COMPLETE});
         let cursor = self
             .collection
             .find(filter)
@@ -228,11 +230,8 @@ impl Snapshots {
     /// The rows of `pipeline`, which the caller built from [`Scope::filter`].
     pub async fn aggregate(&self, pipeline: Vec<Document>) -> Result<Vec<Document>, ApiError> {
         let run = async {
-            let cursor = self
-                .collection
-                .aggregate(pipeline)
-                .max_time(reports::AGGREGATE_MAX_TIME)
-                .await?;
+            let cursor =
+                self.collection.aggregate(pipeline).max_time(reports::AGGREGATE_MAX_TIME).await?;
             cursor.try_collect::<Vec<Document>>().await
         };
         tokio::time::timeout(reports::CLIENT_MAX_TIME, run)
@@ -253,7 +252,8 @@ impl Snapshots {
         let filter = scope.filter(doc! {
             "version": version, "kind": "row", "component_key": component_key, "_id": id,
         });
-        let options = FindOneAndUpdateOptions::builder().return_document(ReturnDocument::After).build();
+        let options =
+            FindOneAndUpdateOptions::builder().return_document(ReturnDocument::After).build();
         self.collection
             .find_one_and_update(filter, doc! {"$set": set})
             .with_options(options)

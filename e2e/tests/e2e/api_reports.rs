@@ -530,13 +530,13 @@ pub(crate) fn url_encode(text: &str) -> String {
 // --- Tenant isolation as a property over generated filters. ---
 
 #[derive(Debug, Clone)]
-struct Request {
-    filters: Vec<Value>,
-    report_route: bool,
-    post: bool,
-    limit: Option<u32>,
-    skip: Option<u32>,
-    header_of_a: bool,
+pub(crate) struct Request {
+    pub(crate) filters: Vec<Value>,
+    pub(crate) report_route: bool,
+    pub(crate) post: bool,
+    pub(crate) limit: Option<u32>,
+    pub(crate) skip: Option<u32>,
+    pub(crate) header_of_a: bool,
 }
 
 fn columns(a: String) -> impl Strategy<Value = String> {
@@ -633,7 +633,7 @@ fn filter_types() -> impl Strategy<Value = String> {
     ]
 }
 
-fn requests(a: String) -> impl Strategy<Value = Request> {
+pub(crate) fn requests(a: String) -> impl Strategy<Value = Request> {
     let filter = (columns(a.clone()), filter_types(), values(a))
         .prop_map(|(c, t, v)| json!({"column": c, "filter_type": t, "filter_value": v}));
     (
@@ -657,7 +657,7 @@ fn requests(a: String) -> impl Strategy<Value = Request> {
 /// A component that returns whole documents (tenant_id included), and a report that
 /// declares filters on every kind of column, `tenant_id` among them, as a careless
 /// resource could.
-fn isolation_resources(app: &str) -> (Report, ReportComponent) {
+pub(crate) fn isolation_resources(app: &str) -> (Report, ReportComponent) {
     let rows = component(
         r#"
 apiVersion: licenseware.io/v1alpha1

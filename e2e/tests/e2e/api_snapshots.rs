@@ -12,9 +12,12 @@ use licenseware_worker::serve::public_links::token::{AUDIENCE, LinkClaims, sign}
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
 
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
 use crate::api_reports::{
-    bump, component, example, forget_tenants, inventory, machines, names, report, url_encode, uuid,
-    vm_list,
+    Request, bump, component, example, forget_tenants, inventory, isolation_resources, machines,
+    names, report, requests, url_encode, uuid, vm_list,
 };
 
 struct Answer {
@@ -90,6 +93,13 @@ async fn users_with_machines<'a>(
     let alice = User { api, base: base.clone(), token: api.token(&a, "alice", &[]), tenant: a };
     let bob = User { api, base, token: api.token(&b, "bob", &[]), tenant: b };
     (alice, bob)
+}
+
+/// Takes a snapshot of `report` for `user`; its version.
+async fn snapshot(user: &User<'_>, report: &str) -> String {
+    let created = user.post(&format!("/snapshot-reports/{report}"), None).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.body["version"].as_str().expect("a version").to_owned()
 }
 
 async fn anonymous_get(api: &ApiProcess, url: &str) -> Answer {
@@ -450,6 +460,140 @@ async fn public_links_are_bound_to_a_report_expire_and_can_be_revoked() {
         assert_eq!(anonymous_get(&api, &report_url(token)).await.status, 401);
     }
     assert_eq!(anonymous_get(&api, &report_url(&token_b)).await.status, 200);
+
+    forget_tenants(&setup, &[&a, &b]).await;
+    setup.kafka.delete_topics(&[&api.registry_topic]).await;
+    setup.cleanup().await;
+}
+
+// --- Tenant isolation of snapshots as a property over generated filters. ---
+
+/// Tenant B, with its own snapshot and A's version ids, sends generated filters
+/// (`tenant_id` columns, `$` operators, dotted and nested fields, A's id as a value),
+/// paging and A's tenant header: nothing answers a row or the id of A, B's own
+/// snapshot answers B's rows only, and A's versions and rows are 404 to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_filter_list_of_another_tenant_reaches_a_snapshot_of_tenant_a() {
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::new("api-snapshots-iso", 1, 2).await;
+    let api = ApiProcess::start(&setup, "snapshots-iso", &[]).await;
+    let app = setup.app_id.clone();
+    let (isolation, raw_rows) = isolation_resources(&app);
+    api.publish_reports(&setup, &[isolation], &[raw_rows]).await;
+    let (a, b) = (uuid(), uuid());
+    let base = format!("{}/{app}", api.url);
+    let alice = User {
+        api: &api,
+        base: base.clone(),
+        token: api.token(&a, "alice", &[]),
+        tenant: a.clone(),
+    };
+    let bob =
+        User { api: &api, base: base.clone(), token: api.token(&b, "bob", &[]), tenant: b.clone() };
+    let rows = |tenant: &str, prefix: &str| -> Vec<Document> {
+        (0..6)
+            .map(|i| {
+                doc! {"tenant_id": tenant, "app_id": &app, "name": format!("{prefix}-{i}"),
+                "cpus": i, "tags": {"env": "prod", "tenant_id": tenant}}
+            })
+            .collect()
+    };
+    let mut documents = rows(&a, "a-secret");
+    documents.extend(rows(&b, "b-row"));
+    setup.mongo.collection::<Document>("Data").insert_many(documents).await.expect("insert");
+    let (va, vb) = (snapshot(&alice, "isolation").await, snapshot(&bob, "isolation").await);
+
+    let send = |request: Request, tenant: String, token: String, version: String| {
+        let component = if request.report_route { "raw_rows" } else { "raw-rows" };
+        let path = format!("{base}/snapshot-report-components/{component}/{version}");
+        let mut query: Vec<(String, String)> = Vec::new();
+        if let Some(limit) = request.limit {
+            query.push(("limit".into(), limit.to_string()));
+        }
+        if let Some(skip) = request.skip {
+            query.push(("skip".into(), skip.to_string()));
+        }
+        let filters = Value::Array(request.filters.clone());
+        if !request.post {
+            query.push(("filters".into(), filters.to_string()));
+        }
+        let query: Vec<String> =
+            query.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
+        let url = format!("{path}?{}", query.join("&"));
+        let builder =
+            if request.post { api.http.post(&url).json(&filters) } else { api.http.get(&url) };
+        async move {
+            let response = builder
+                .header("TenantId", tenant)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("a response");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let outcome = tokio::task::block_in_place(|| {
+        let mut runner = TestRunner::new(Config { cases: 48, ..Config::default() });
+        runner.run(&requests(a.clone()), |request| {
+            let (a_status, _) =
+                runtime.block_on(send(request.clone(), a.clone(), alice.token.clone(), va.clone()));
+            prop_assert!(a_status == 200 || a_status == 400, "A got {a_status}");
+            let tenant = if request.header_of_a { a.clone() } else { b.clone() };
+            for version in [&va, &vb] {
+                let (status, body) = runtime.block_on(send(
+                    request.clone(),
+                    tenant.clone(),
+                    bob.token.clone(),
+                    version.clone(),
+                ));
+                if status != 400 {
+                    prop_assert!(
+                        !body.contains(&a),
+                        "{request:?} got {status} with A's id: {body}"
+                    );
+                    prop_assert!(!body.contains("a-secret"), "{request:?} got {status}: {body}");
+                }
+                if request.header_of_a {
+                    prop_assert_eq!(status, 403, "{:?}: {}", request, body);
+                } else if version == &va {
+                    prop_assert!(
+                        status == 404 || status == 400,
+                        "{request:?} on A's version: {status} {body}"
+                    );
+                } else {
+                    prop_assert_eq!(status, a_status, "A and B get the same refusals: {}", body);
+                    if status == 200 {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let rows: Vec<Value> = serde_json::from_str(&body).expect("rows");
+                        prop_assert!(rows.iter().all(|r| r["tenant_id"] == b.as_str()), "{body}");
+                    }
+                }
+            }
+            Ok(())
+        })
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}\nAPI log:\n{}", api.log());
+    }
+    let answered = answered.into_inner();
+    assert!(answered >= 8, "only {answered} of 48 generated requests were answered with rows");
+
+    // A's rows cannot be edited by B, on either version, and stay as they were.
+    let path_a = format!("/snapshot-report-components/raw-rows/{va}");
+    let before = alice.get(&path_a).await;
+    assert_eq!(names(&before.body).len(), 6, "{}", before.body);
+    for row in before.body.as_array().expect("rows") {
+        let edit = json!({"_id": row["_id"], "new_data": {"name": "bob-was-here"}});
+        assert_eq!(bob.put(&path_a, &edit).await.status, 404);
+        let path_b = format!("/snapshot-report-components/raw-rows/{vb}");
+        assert_eq!(bob.put(&path_b, &edit).await.status, 404);
+    }
+    assert_eq!(alice.get(&path_a).await.body, before.body);
+    let honest = bob.get(&format!("/snapshot-report-components/raw-rows/{vb}")).await;
+    assert_eq!(names(&honest.body).iter().filter(|n| n.starts_with("b-row-")).count(), 6);
 
     forget_tenants(&setup, &[&a, &b]).await;
     setup.kafka.delete_topics(&[&api.registry_topic]).await;

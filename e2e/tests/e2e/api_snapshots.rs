@@ -304,14 +304,15 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_links_are_bound_to_a_report_expire_and_can_be_revoked() {
+    // (Also: the snapshot row cap, on an API started with a small one.)
     let _stack = stack_shared().await;
     let setup = ConsumerSetup::new("api-public", 1, 2).await;
     let secret_file = setup.root.with_file_name("public-link-secret");
     let secret = format!("{}{}", uuid(), uuid());
     std::fs::write(&secret_file, format!("{secret}\n")).expect("write the link secret");
     let secret_arg = secret_file.to_string_lossy().into_owned();
-    let api =
-        ApiProcess::start(&setup, "public", &["--public-link-secret-file", &secret_arg]).await;
+    let flags = ["--public-link-secret-file", &secret_arg, "--snapshot-row-cap", "2"];
+    let api = ApiProcess::start(&setup, "public", &flags).await;
     let app = setup.app_id.clone();
     let components = vec![
         vm_list(&app),
@@ -430,6 +431,21 @@ async fn public_links_are_bound_to_a_report_expire_and_can_be_revoked() {
     let unissued = sign(secret.as_bytes(), &LinkClaims { jti: uuid(), exp: now + 300, ..claims })
         .expect("sign");
     assert_eq!(anonymous_get(&api, &report_url(&unissued)).await.status, 401);
+
+    // This API keeps 2 rows per component in a snapshot: A's 3 machines are cut, and
+    // the snapshot says so.
+    let cut = alice.post("/snapshot-reports/inventory", None).await;
+    assert_eq!(cut.status, 201, "{}", cut.body);
+    let kept = &cut.body["report_components"][0];
+    assert_eq!(
+        (kept["snapshot_rows"].as_i64(), kept["snapshot_truncated"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(cut.body["truncated_components"], json!(["vm_list"]));
+    assert_eq!(cut.body["snapshot_row_cap"], 2);
+    let version = cut.body["version"].as_str().expect("a version");
+    let rows = alice.get(&format!("/snapshot-report-components/vm-list/{version}")).await;
+    assert_eq!(names(&rows.body), ["alpha-vm-00", "alpha-vm-01"]);
 
     // Revoke one: B cannot revoke A's; A can; the token is then refused.
     let one = format!("/public-reports/inventory?public_token={token}");

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// made once and kept in MongoDB (`ApiSecrets`) so that every replica shares it.
     #[arg(long, env = "LW_PUBLIC_LINK_SECRET_FILE")]
     pub public_link_secret_file: Option<PathBuf>,
+    /// Rows a snapshot keeps per component; a component with more is kept truncated
+    /// and its snapshot says so.
+    #[arg(long, env = "LW_SNAPSHOT_ROW_CAP", default_value_t = super::snapshots::store::ROW_CAP,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub snapshot_row_cap: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     /// The limits of each uploaded file's contained validation.
@@ -80,6 +85,7 @@ pub struct ServeSettings {
     pub limits: SandboxLimits,
     /// From `--public-link-secret-file`.
     pub public_link_secret: Option<SecretBytes>,
+    pub snapshot_row_cap: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +130,7 @@ impl ServeSettings {
             auth: args.auth.into(),
             limits: args.limits.into(),
             public_link_secret,
+            snapshot_row_cap: args.snapshot_row_cap,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! (a collision with an existing id is retried with a new one). The rows follow, each
 //! component's computed by the same pipeline as its live data ([`query::pipeline`]:
 //! the tenant's `$match` first), streamed into batched inserts and capped at
-//! [`ROW_CAP`]. Only then is the snapshot marked `complete`: readers never see half a
+//! `--snapshot-row-cap` ([`super::store::ROW_CAP`] by default). Only then is the snapshot marked `complete`: readers never see half a
 //! snapshot, and a failure deletes what was written.
 
 use futures::TryStreamExt;
@@ -15,10 +15,7 @@ use serde_json::Value;
 
 use super::{
     rows::ROW,
-    store::{
-        COMPLETE, CREATING, ClaimError, ROW_CAP, Scope, SnapshotComponent, SnapshotRecord,
-        Snapshots,
-    },
+    store::{COMPLETE, CREATING, ClaimError, Scope, SnapshotComponent, SnapshotRecord, Snapshots},
     version,
 };
 use crate::serve::{
@@ -74,6 +71,7 @@ pub async fn create(
         report_uuid: uuid::Uuid::new_v4().to_string(),
         report_snapshot_date: DateTime::now(),
         state: CREATING.to_owned(),
+        row_cap: i64::try_from(state.settings.snapshot_row_cap).unwrap_or(i64::MAX),
         metadata: metadata.to_string(),
         components: Vec::new(),
     };
@@ -133,9 +131,10 @@ async fn copy_component(
     record: &SnapshotRecord,
     target: &Target,
 ) -> Result<SnapshotComponent, ApiError> {
-    // No filters, the first ROW_CAP rows, and one more to know whether it was cut.
+    // No filters, the first `cap` rows, and one more to know whether it was cut.
+    let cap = state.settings.snapshot_row_cap;
     let pipeline =
-        query::pipeline(scope.tenant, None, &target.data, Paging { skip: 0, limit: ROW_CAP })?;
+        query::pipeline(scope.tenant, None, &target.data, Paging { skip: 0, limit: cap })?;
     let collection = state.database.collection::<Document>(&target.data.collection);
     let mut cursor = collection
         .aggregate(pipeline)
@@ -147,7 +146,7 @@ async fn copy_component(
     let mut batch = Vec::with_capacity(INSERT_BATCH);
     let (mut rows, mut truncated) = (0_i64, false);
     while let Some(row) = cursor.try_next().await.map_err(reports::mongo_error)? {
-        if u64::try_from(rows).unwrap_or(u64::MAX) >= ROW_CAP {
+        if u64::try_from(rows).unwrap_or(u64::MAX) >= cap {
             truncated = true;
             break;
         }
@@ -175,7 +174,7 @@ async fn copy_component(
         tracing::warn!(
             component = target.component_id,
             version = record.version,
-            cap = ROW_CAP,
+            cap,
             reason = "SnapshotTruncated",
             "a snapshot's component was truncated"
         );
@@ -220,7 +219,7 @@ pub fn metadata_answer(record: &SnapshotRecord) -> Result<Value, ApiError> {
     metadata.insert("version".to_owned(), Value::from(record.version.as_str()));
     metadata.insert("report_snapshot_date".to_owned(), Value::from(date));
     metadata.insert("report_uuid".to_owned(), Value::from(record.report_uuid.as_str()));
-    metadata.insert("snapshot_row_cap".to_owned(), Value::from(ROW_CAP));
+    metadata.insert("snapshot_row_cap".to_owned(), Value::from(record.row_cap));
     metadata.insert("truncated_components".to_owned(), Value::from(truncated));
     Ok(Value::Object(metadata))
 }

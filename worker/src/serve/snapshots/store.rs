@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use super::super::{error::ApiError, reports};
 
 pub const COLLECTION: &str = "ReportSnapshots";
-/// Rows kept per component and snapshot; a component with more is kept truncated and
-/// says so in the snapshot's metadata (`snapshot_truncated`), never silently.
+/// Rows kept per component and snapshot by default (`--snapshot-row-cap`); a
+/// component with more is kept truncated and says so in the snapshot's metadata
+/// (`snapshot_truncated`), never silently.
 pub const ROW_CAP: u64 = 50_000;
 /// A snapshot being written: listed and read only once `complete`.
 pub const CREATING: &str = "creating";
@@ -81,6 +82,9 @@ pub struct SnapshotRecord {
     pub report_uuid: String,
     pub report_snapshot_date: DateTime,
     pub state: String,
+    /// The most rows kept per component.
+    #[serde(default)]
+    pub row_cap: i64,
     /// The report's SDK metadata when the snapshot was taken, as JSON.
     pub metadata: String,
     pub components: Vec<SnapshotComponent>,

@@ -245,6 +245,7 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
     );
 
     // Tenant B reaches none of A's snapshots, by any parameter.
+    assert_eq!(bob.delete(&format!("{rows_path}?_id={id}")).await.status, 404);
     assert_eq!(bob.get("/snapshot-reports/inventory").await.body, json!({"version": []}));
     assert_eq!(bob.get(&format!("/snapshot-reports/inventory?version={v1}")).await.status, 404);
     assert_eq!(bob.get(&rows_path).await.status, 404);
@@ -264,6 +265,15 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
     let rows_b = bob.get(&format!("/snapshot-report-components/vm-list/{vb}")).await;
     assert_eq!(names(&rows_b.body), ["beta-vm-00", "beta-vm-01"]);
     assert_eq!(alice.get(&format!("/snapshot-report-components/vm-list/{vb}")).await.status, 404);
+
+    // Delete a row: B cannot, A can, once.
+    let one_row = format!("{rows_path}?_id={id}");
+    assert_eq!(bob.delete(&one_row).await.status, 404);
+    assert_eq!(alice.delete(&rows_path).await.status, 400, "no _id");
+    let gone = alice.delete(&one_row).await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert_eq!(names(&alice.get(&rows_path).await.body), ["alpha-vm-01", "alpha-vm-02"]);
+    assert_eq!(alice.delete(&one_row).await.status, 404);
 
     // Delete a version: its metadata and rows are gone, the other stays.
     assert_eq!(alice.delete("/snapshot-reports/inventory").await.status, 400);

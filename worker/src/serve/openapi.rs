@@ -190,6 +190,7 @@ impl Modify for Security {
         super::snapshots::delete_snapshot,
         super::snapshots::component_rows,
         super::snapshots::edit_row,
+        super::snapshots::delete_row,
         super::public_links::create_link,
         super::public_links::revoke_links,
         super::public_links::public_report,

@@ -223,3 +223,59 @@ pub fn metadata_answer(record: &SnapshotRecord) -> Result<Value, ApiError> {
     metadata.insert("truncated_components".to_owned(), Value::from(truncated));
     Ok(Value::Object(metadata))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(components: Vec<SnapshotComponent>) -> SnapshotRecord {
+        SnapshotRecord {
+            id: ObjectId::new(),
+            kind: "report".to_owned(),
+            tenant_id: "t1".to_owned(),
+            app_id: "app".to_owned(),
+            report_id: "devices".to_owned(),
+            report_key: "devices".to_owned(),
+            version: "ABC123".to_owned(),
+            component_id: None,
+            row_index: None,
+            report_uuid: "u".to_owned(),
+            report_snapshot_date: DateTime::from_millis(1_704_067_200_000),
+            state: COMPLETE.to_owned(),
+            row_cap: 2,
+            metadata: json!({"report_id": "devices", "report_components": [
+                {"component_id": "by_os", "snapshot_url": "/snapshot-report-components/by-os"},
+                null,
+            ]})
+            .to_string(),
+            components,
+        }
+    }
+
+    #[test]
+    fn metadata_gives_versioned_urls_and_says_what_was_truncated() {
+        let kept = SnapshotComponent {
+            component_id: "by_os".to_owned(),
+            component_key: "by-os".to_owned(),
+            component_app_id: "app".to_owned(),
+            component_uuid: "c".to_owned(),
+            rows: 2,
+            truncated: true,
+            filters: "[]".to_owned(),
+        };
+        let answer = metadata_answer(&record(vec![kept])).unwrap();
+        let component = &answer["report_components"][0];
+        assert_eq!(component["snapshot_url"], "/snapshot-report-components/by-os/ABC123");
+        assert_eq!(
+            (component["snapshot_rows"].as_i64(), component["snapshot_truncated"].as_bool()),
+            (Some(2), Some(true))
+        );
+        assert_eq!(answer["report_components"][1], Value::Null);
+        assert_eq!(answer["truncated_components"], json!(["by_os"]));
+        assert_eq!(answer["version"], "ABC123");
+        assert_eq!(answer["tenant_id"], "t1");
+        assert_eq!(answer["report_snapshot_date"], "2024-01-01T00:00:00Z");
+        assert_eq!(answer["snapshot_row_cap"], 2);
+    }
+}

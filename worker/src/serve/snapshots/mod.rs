@@ -10,6 +10,7 @@
 //! | `DELETE /snapshot-reports/{report}?version=V` | `DELETE .../snapshot` `[{version}]` |
 //! | `GET\|POST /snapshot-report-components/{component}/{V}` → rows | `GET\|POST .../snapshot?version&component_id` |
 //! | `PUT /snapshot-report-components/{component}/{V}` `{_id, new_data}` | `PUT .../snapshot` |
+//! | `DELETE /snapshot-report-components/{component}/{V}?_id=` (a row) | `DELETE .../snapshot` `[{_id}]` |
 //!
 //! The component URL is the component's `snapshot_url` plus `/{version}`, as the
 //! snapshot's metadata gives it (the SDK advertised that URL but served none). Rows
@@ -31,7 +32,7 @@ use axum::{
     routing::get,
 };
 use licenseware_crds::{names::dash, registry::FilterEntry};
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Document, doc, oid::ObjectId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -64,7 +65,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/{app_id}/snapshot-report-components/{component}/{version}",
-            get(component_rows).post(component_rows).put(edit_row).layer(limit()),
+            get(component_rows)
+                .post(component_rows)
+                .put(edit_row)
+                .delete(delete_row)
+                .layer(limit()),
         )
 }
 
@@ -337,4 +342,84 @@ pub async fn edit_row(
         .and_then(stored_answer)
         .ok_or(EditError::NoMatch)?;
     Ok(Json(crate::processing::document_to_json(&after)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RowQuery {
+    #[serde(rename = "_id")]
+    pub id: Option<String>,
+}
+
+#[utoipa::path(
+    delete, path = "/{app_id}/snapshot-report-components/{component}/{version}", tag = "snapshots",
+    params(
+        ("app_id" = String, Path, description = "The app id"),
+        ("component" = String, Path, description = "The component id in dash form (the id is accepted too)"),
+        ("version" = String, Path, description = "The snapshot's version"),
+        ("_id" = String, Query, description = "The row's _id, as answered"),
+    ),
+    responses(
+        (status = 200, description = "{\"status\": \"success\", \"message\": \"Requested items were deleted\"}", body = FailBody),
+        (status = 400, description = "No _id given", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody),
+        (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such version, component, or row of them for the tenant", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable", body = FailBody),
+    )
+)]
+pub async fn delete_row(
+    State(state): State<AppState>,
+    Path((app_id, component, version)): Path<(String, String, String)>,
+    caller: Caller,
+    query: Result<Query<RowQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.require_tenant()?;
+    let Query(query) = query.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
+    let id = query
+        .id
+        .ok_or_else(|| refused("RowIdMissing", "Parameter `_id` must be specified".to_owned()))?;
+    let id = ObjectId::parse_str(&id).map_err(|_| EditError::NoMatch)?;
+    let scope = Scope { tenant: tenant.as_str(), app: &app_id };
+    let snapshots = Snapshots::new(&state.database);
+    let (_, kept) = component_of(&snapshots, scope, &component, &version).await?;
+    if snapshots.delete_row(scope, &version, &kept.component_key, id).await? == 0 {
+        return Err(EditError::NoMatch.into());
+    }
+    Ok(Json(json!({"status": "success", "message": "Requested items were deleted"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scope_match_comes_first_and_filters_reach_the_row_only() {
+        let scope = Scope { tenant: "t1", app: "app" };
+        let user = doc! {"$and": [{"tenant_id": {"$eq": "t2"}}, {"cpus": {"$gt": 1}}]};
+        let stages =
+            rows_pipeline(scope, "ABC123", "vm-list", Some(user), Paging { skip: 5, limit: 10 });
+        assert_eq!(
+            stages[0],
+            doc! {"$match": {"tenant_id": "t1", "app_id": "app", "version": "ABC123",
+            "kind": "row", "component_key": "vm-list"}}
+        );
+        assert_eq!(
+            stages[1],
+            doc! {"$match": {"$and": [{"row.tenant_id": {"$eq": "t2"}}, {"row.cpus": {"$gt": 1}}]}}
+        );
+        assert_eq!(stages[2], doc! {"$sort": {"row_index": 1}});
+        assert_eq!(stages[3], doc! {"$skip": 5_i64});
+        assert_eq!(stages[4], doc! {"$limit": 11_i64});
+        let plain = rows_pipeline(scope, "ABC123", "vm-list", None, Paging { skip: 0, limit: 1 });
+        assert_eq!(plain.len(), 3);
+    }
+
+    #[test]
+    fn stored_rows_without_their_row_are_left_out() {
+        let id = ObjectId::new();
+        let answered = stored_answer(doc! {"_id": id, "tenant_id": "t1", "row": {"name": "a"}});
+        assert_eq!(answered, Some(doc! {"_id": id.to_hex(), "name": "a"}));
+        assert_eq!(stored_answer(doc! {"_id": id, "tenant_id": "t1"}), None);
+        assert_eq!(stored_answer(doc! {"_id": "x", "row": {}}), None);
+    }
 }

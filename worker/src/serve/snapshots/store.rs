@@ -97,6 +97,12 @@ pub enum ClaimError {
     Mongo(MongoError),
 }
 
+/// One row of a version's component, of the scope's tenant and app.
+fn row_filter(scope: Scope<'_>, version: &str, component_key: &str, id: ObjectId) -> Document {
+    scope
+        .filter(doc! {"version": version, "kind": "row", "component_key": component_key, "_id": id})
+}
+
 #[derive(Debug, Clone)]
 pub struct Snapshots {
     collection: Collection<Document>,
@@ -253,9 +259,7 @@ impl Snapshots {
         id: ObjectId,
         set: Document,
     ) -> Result<Option<Document>, ApiError> {
-        let filter = scope.filter(doc! {
-            "version": version, "kind": "row", "component_key": component_key, "_id": id,
-        });
+        let filter = row_filter(scope, version, component_key, id);
         let options =
             FindOneAndUpdateOptions::builder().return_document(ReturnDocument::After).build();
         self.collection
@@ -263,5 +267,18 @@ impl Snapshots {
             .with_options(options)
             .await
             .map_err(reports::mongo_error)
+    }
+
+    /// Deletes one row of a version's component; how many (0 or 1).
+    pub async fn delete_row(
+        &self,
+        scope: Scope<'_>,
+        version: &str,
+        component_key: &str,
+        id: ObjectId,
+    ) -> Result<u64, ApiError> {
+        let filter = row_filter(scope, version, component_key, id);
+        let deleted = self.collection.delete_one(filter).await.map_err(reports::mongo_error)?;
+        Ok(deleted.deleted_count)
     }
 }

@@ -633,6 +633,44 @@ fn filter_types() -> impl Strategy<Value = String> {
     ]
 }
 
+impl Request {
+    /// Sends the request to `path` (filters in the body or the query, paging in the
+    /// query) as `tenant` with `token`; its status and body.
+    pub(crate) fn send(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        tenant: String,
+        token: String,
+    ) -> impl Future<Output = (u16, String)> + use<> {
+        let mut query: Vec<(String, String)> = Vec::new();
+        if let Some(limit) = self.limit {
+            query.push(("limit".into(), limit.to_string()));
+        }
+        if let Some(skip) = self.skip {
+            query.push(("skip".into(), skip.to_string()));
+        }
+        let filters = Value::Array(self.filters.clone());
+        if !self.post {
+            query.push(("filters".into(), filters.to_string()));
+        }
+        let query: Vec<String> =
+            query.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
+        let url = format!("{path}?{}", query.join("&"));
+        let builder = if self.post { http.post(&url).json(&filters) } else { http.get(&url) };
+        async move {
+            let response = builder
+                .header("TenantId", tenant)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("a response");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+    }
+}
+
 pub(crate) fn requests(a: String) -> impl Strategy<Value = Request> {
     let filter = (columns(a.clone()), filter_types(), values(a))
         .prop_map(|(c, t, v)| json!({"column": c, "filter_type": t, "filter_value": v}));
@@ -730,37 +768,7 @@ async fn no_filter_list_of_another_tenant_returns_a_row_of_tenant_a() {
         } else {
             format!("{base}/report-components/raw-rows")
         };
-        let mut query: Vec<(String, String)> = Vec::new();
-        if let Some(limit) = request.limit {
-            query.push(("limit".into(), limit.to_string()));
-        }
-        if let Some(skip) = request.skip {
-            query.push(("skip".into(), skip.to_string()));
-        }
-        let filters = Value::Array(request.filters.clone());
-        if !request.post {
-            query.push(("filters".into(), filters.to_string()));
-        }
-        let url = format!(
-            "{path}?{}",
-            query
-                .iter()
-                .map(|(k, v)| format!("{k}={}", url_encode(v)))
-                .collect::<Vec<_>>()
-                .join("&")
-        );
-        let builder =
-            if request.post { api.http.post(&url).json(&filters) } else { api.http.get(&url) };
-        async move {
-            let response = builder
-                .header("TenantId", tenant)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("a response");
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        }
+        request.send(&api.http, &path, tenant, token)
     };
     let runtime = tokio::runtime::Handle::current();
     let answered = std::sync::atomic::AtomicUsize::new(0);

@@ -532,32 +532,7 @@ async fn no_filter_list_of_another_tenant_reaches_a_snapshot_of_tenant_a() {
     let send = |request: Request, tenant: String, token: String, version: String| {
         let component = if request.report_route { "raw_rows" } else { "raw-rows" };
         let path = format!("{base}/snapshot-report-components/{component}/{version}");
-        let mut query: Vec<(String, String)> = Vec::new();
-        if let Some(limit) = request.limit {
-            query.push(("limit".into(), limit.to_string()));
-        }
-        if let Some(skip) = request.skip {
-            query.push(("skip".into(), skip.to_string()));
-        }
-        let filters = Value::Array(request.filters.clone());
-        if !request.post {
-            query.push(("filters".into(), filters.to_string()));
-        }
-        let query: Vec<String> =
-            query.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
-        let url = format!("{path}?{}", query.join("&"));
-        let builder =
-            if request.post { api.http.post(&url).json(&filters) } else { api.http.get(&url) };
-        async move {
-            let response = builder
-                .header("TenantId", tenant)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("a response");
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        }
+        request.send(&api.http, &path, tenant, token)
     };
     let runtime = tokio::runtime::Handle::current();
     let answered = std::sync::atomic::AtomicUsize::new(0);

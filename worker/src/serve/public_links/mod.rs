@@ -251,7 +251,7 @@ pub async fn revoke_links(
         ("report" = String, Path, description = "The report id in dash form (the id is accepted too)"),
         ("public_token" = Option<String>, Query, description = "The link's token: the only credential"),
     ),
-    security(()),
+    security(),
     responses(
         (status = 200, description = "The report's SDK metadata", body = Object),
         (status = 401, description = "A bad, expired or revoked token", body = FailBody),
@@ -285,7 +285,7 @@ pub async fn public_report(
         ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
     ),
     request_body(content = Vec<FilterBody>, description = "The SDK's filters; columns from the report's and the component's filters"),
-    security(()),
+    security(),
     responses(
         (status = 200, description = "The component's rows for the token's tenant; headers ETag, X-Cache, X-Has-More", body = Vec<Object>),
         (status = 304, description = "Not modified since the If-None-Match ETag"),

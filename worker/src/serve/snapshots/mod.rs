@@ -101,10 +101,17 @@ pub async fn create_snapshot(
     Path((app_id, report)): Path<(String, String)>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require_tenant()?;
-    let scope = Scope { tenant: tenant.as_str(), app: &app_id };
-    let snapshots = Snapshots::new(&state.database);
-    let record = create::create(&state, &snapshots, scope, &report).await?;
+    let tenant = caller.require_tenant()?.as_str().to_owned();
+    // Taken in a task of its own: a client that goes away does not stop it half-way
+    // (the task completes the snapshot, or deletes what it wrote).
+    let (task_state, app) = (state.clone(), app_id.clone());
+    let record = tokio::spawn(async move {
+        let scope = Scope { tenant: &tenant, app: &app };
+        let snapshots = Snapshots::new(&task_state.database);
+        create::create(&task_state, &snapshots, scope, &report).await
+    })
+    .await
+    .map_err(|error| ApiError::internal("SnapshotTaskFailed", error))??;
     let location =
         format!("/{app_id}/snapshot-reports/{}?version={}", record.report_key, record.version);
     let mut response =

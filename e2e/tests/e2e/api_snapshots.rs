@@ -4,16 +4,17 @@
 //! reaching none of it; public links used with the token alone, refused when expired,
 //! revoked, forged or used on another report or component.
 
+use std::time::Duration;
+
 use licenseware_e2e::{
     api::ApiProcess,
     consumer::{ConsumerSetup, stack_shared},
 };
 use licenseware_worker::serve::public_links::token::{AUDIENCE, LinkClaims, sign};
 use mongodb::bson::{Document, doc};
-use serde_json::{Value, json};
-
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use serde_json::{Value, json};
 
 use crate::api_reports::{
     Request, bump, component, example, forget_tenants, inventory, isolation_resources, machines,
@@ -293,6 +294,18 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
         alice.delete(&format!("/snapshot-reports/inventory?version={v1}")).await.status,
         404
     );
+
+    // The unique index makes a version id unique per tenant and app: a second claim
+    // on v2 is refused by MongoDB itself.
+    let snapshots = setup.mongo.collection::<Document>("ReportSnapshots");
+    licenseware_e2e::eventually(Duration::from_secs(60), "the snapshot index", || async {
+        let names = snapshots.list_index_names().await.ok()?;
+        names.iter().any(|n| n == "snapshot_version").then_some(())
+    })
+    .await;
+    let claim = doc! {"tenant_id": &a, "app_id": &app, "version": &v2, "component_id": null,
+    "row_index": null, "kind": "report"};
+    assert!(snapshots.insert_one(claim).await.is_err(), "a second claim on {v2} was accepted");
 
     // A public link with the secret the API made and keeps in MongoDB.
     let link = alice.post("/public-reports/inventory", None).await;

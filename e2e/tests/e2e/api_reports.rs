@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(180);
 
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples").join(name);
     std::fs::read_to_string(path).expect("example manifest")
 }
@@ -38,16 +38,16 @@ fn manifest(yaml: &str, app: &str) -> Value {
     value
 }
 
-fn component(yaml: &str, app: &str) -> ReportComponent {
+pub(crate) fn component(yaml: &str, app: &str) -> ReportComponent {
     serde_json::from_value(manifest(yaml, app)).expect("a ReportComponent")
 }
 
-fn report(yaml: &str, app: &str) -> Report {
+pub(crate) fn report(yaml: &str, app: &str) -> Report {
     serde_json::from_value(manifest(yaml, app)).expect("a Report")
 }
 
 /// A table of virtual machines with a filter of every column type.
-fn vm_list(app: &str) -> ReportComponent {
+pub(crate) fn vm_list(app: &str) -> ReportComponent {
     component(
         r#"
 apiVersion: licenseware.io/v1alpha1
@@ -76,7 +76,7 @@ spec:
     )
 }
 
-fn inventory(app: &str) -> Report {
+pub(crate) fn inventory(app: &str) -> Report {
     report(
         r#"
 apiVersion: licenseware.io/v1alpha1
@@ -103,7 +103,7 @@ const STATES: [&str; 3] = ["poweredOn", "poweredOff", "suspended"];
 
 /// Tenant A's machines: `count` of them, names `{prefix}-vm-NN`, the last one with
 /// regex metacharacters in its name.
-fn machines(tenant: &str, app: &str, prefix: &str, count: usize) -> Vec<Document> {
+pub(crate) fn machines(tenant: &str, app: &str, prefix: &str, count: usize) -> Vec<Document> {
     (0..count)
         .zip(0_i64..)
         .map(|(i, n)| {
@@ -173,7 +173,7 @@ impl Client<'_> {
     }
 }
 
-fn names(body: &Value) -> Vec<String> {
+pub(crate) fn names(body: &Value) -> Vec<String> {
     body.as_array()
         .unwrap_or_else(|| panic!("rows: {body}"))
         .iter()
@@ -485,7 +485,7 @@ async fn reports_serve_a_tenants_component_data_filtered_paged_and_cached() {
 }
 
 /// What a data-table edit does (`reports::invalidate`): the tenant's generation.
-async fn bump(setup: &ConsumerSetup, tenant: &str) {
+pub(crate) async fn bump(setup: &ConsumerSetup, tenant: &str) {
     let mut redis = setup.redis.get_multiplexed_async_connection().await.expect("redis");
     let _: u64 = redis::cmd("INCR")
         .arg(format!("component_cache_gen:{tenant}:{}", setup.app_id))
@@ -494,7 +494,7 @@ async fn bump(setup: &ConsumerSetup, tenant: &str) {
         .expect("INCR");
 }
 
-fn url_encode(text: &str) -> String {
+pub(crate) fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -509,13 +509,13 @@ fn url_encode(text: &str) -> String {
 // --- Tenant isolation as a property over generated filters. ---
 
 #[derive(Debug, Clone)]
-struct Request {
-    filters: Vec<Value>,
-    report_route: bool,
-    post: bool,
-    limit: Option<u32>,
-    skip: Option<u32>,
-    header_of_a: bool,
+pub(crate) struct Request {
+    pub(crate) filters: Vec<Value>,
+    pub(crate) report_route: bool,
+    pub(crate) post: bool,
+    pub(crate) limit: Option<u32>,
+    pub(crate) skip: Option<u32>,
+    pub(crate) header_of_a: bool,
 }
 
 fn columns(a: String) -> impl Strategy<Value = String> {
@@ -612,7 +612,45 @@ fn filter_types() -> impl Strategy<Value = String> {
     ]
 }
 
-fn requests(a: String) -> impl Strategy<Value = Request> {
+impl Request {
+    /// Sends the request to `path` (filters in the body or the query, paging in the
+    /// query) as `tenant` with `token`; its status and body.
+    pub(crate) fn send(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        tenant: String,
+        token: String,
+    ) -> impl Future<Output = (u16, String)> + use<> {
+        let mut query: Vec<(String, String)> = Vec::new();
+        if let Some(limit) = self.limit {
+            query.push(("limit".into(), limit.to_string()));
+        }
+        if let Some(skip) = self.skip {
+            query.push(("skip".into(), skip.to_string()));
+        }
+        let filters = Value::Array(self.filters.clone());
+        if !self.post {
+            query.push(("filters".into(), filters.to_string()));
+        }
+        let query: Vec<String> =
+            query.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
+        let url = format!("{path}?{}", query.join("&"));
+        let builder = if self.post { http.post(&url).json(&filters) } else { http.get(&url) };
+        async move {
+            let response = builder
+                .header("TenantId", tenant)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("a response");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+    }
+}
+
+pub(crate) fn requests(a: String) -> impl Strategy<Value = Request> {
     let filter = (columns(a.clone()), filter_types(), values(a))
         .prop_map(|(c, t, v)| json!({"column": c, "filter_type": t, "filter_value": v}));
     (
@@ -636,7 +674,7 @@ fn requests(a: String) -> impl Strategy<Value = Request> {
 /// A component that returns whole documents (tenant_id included), and a report that
 /// declares filters on every kind of column, `tenant_id` among them, as a careless
 /// resource could.
-fn isolation_resources(app: &str) -> (Report, ReportComponent) {
+pub(crate) fn isolation_resources(app: &str) -> (Report, ReportComponent) {
     let rows = component(
         r#"
 apiVersion: licenseware.io/v1alpha1
@@ -709,37 +747,7 @@ async fn no_filter_list_of_another_tenant_returns_a_row_of_tenant_a() {
         } else {
             format!("{base}/report-components/raw-rows")
         };
-        let mut query: Vec<(String, String)> = Vec::new();
-        if let Some(limit) = request.limit {
-            query.push(("limit".into(), limit.to_string()));
-        }
-        if let Some(skip) = request.skip {
-            query.push(("skip".into(), skip.to_string()));
-        }
-        let filters = Value::Array(request.filters.clone());
-        if !request.post {
-            query.push(("filters".into(), filters.to_string()));
-        }
-        let url = format!(
-            "{path}?{}",
-            query
-                .iter()
-                .map(|(k, v)| format!("{k}={}", url_encode(v)))
-                .collect::<Vec<_>>()
-                .join("&")
-        );
-        let builder =
-            if request.post { api.http.post(&url).json(&filters) } else { api.http.get(&url) };
-        async move {
-            let response = builder
-                .header("TenantId", tenant)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("a response");
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        }
+        request.send(&api.http, &path, tenant, token)
     };
     let runtime = tokio::runtime::Handle::current();
     let answered = std::sync::atomic::AtomicUsize::new(0);

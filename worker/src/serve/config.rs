@@ -5,7 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use super::auth::{AuthArgs, AuthSettings};
+use super::auth::{AuthArgs, AuthSettings, read_secret_file};
+use super::public_links::store::SecretBytes;
 use crate::consume::{DEFAULT_DATABASE, LogFormat, database_in_url};
 use crate::sandbox::{SandboxArgs, SandboxLimits};
 
@@ -50,6 +51,15 @@ pub struct ServeArgs {
     /// Base of the links in the API's answers (none yet) and of the frontend.
     #[arg(long, env = "LW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// HS256 secret of public report links (a file). Without it, a random secret is
+    /// made once and kept in MongoDB (`ApiSecrets`) so that every replica shares it.
+    #[arg(long, env = "LW_PUBLIC_LINK_SECRET_FILE")]
+    pub public_link_secret_file: Option<PathBuf>,
+    /// Rows a snapshot keeps per component; a component with more is kept truncated
+    /// and its snapshot says so.
+    #[arg(long, env = "LW_SNAPSHOT_ROW_CAP", default_value_t = super::snapshots::store::ROW_CAP,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub snapshot_row_cap: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     /// The limits of each uploaded file's contained validation.
@@ -73,18 +83,24 @@ pub struct ServeSettings {
     pub cors_origins: Vec<String>,
     pub auth: AuthSettings,
     pub limits: SandboxLimits,
+    /// From `--public-link-secret-file`.
+    pub public_link_secret: Option<SecretBytes>,
+    pub snapshot_row_cap: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("upload root {path}: {source}")]
     UploadRoot { path: PathBuf, source: std::io::Error },
+    #[error("public link secret: {0}")]
+    PublicLinkSecret(#[from] super::auth::AuthSetupError),
 }
 
 impl SettingsError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::UploadRoot { .. } => "UploadRootUnusable",
+            Self::PublicLinkSecret(_) => "PublicLinkSecretUnusable",
         }
     }
 }
@@ -95,6 +111,10 @@ impl ServeSettings {
         let upload_root = std::fs::create_dir_all(root)
             .and_then(|()| root.canonicalize())
             .map_err(|source| SettingsError::UploadRoot { path: root.clone(), source })?;
+        let public_link_secret = match &args.public_link_secret_file {
+            Some(path) => Some(SecretBytes(read_secret_file(path)?)),
+            None => None,
+        };
         Ok(Self {
             listen: args.listen,
             mongo_database: database_in_url(&args.mongo_url)
@@ -109,6 +129,8 @@ impl ServeSettings {
             cors_origins: args.cors_origins,
             auth: args.auth.into(),
             limits: args.limits.into(),
+            public_link_secret,
+            snapshot_row_cap: args.snapshot_row_cap,
         })
     }
 }

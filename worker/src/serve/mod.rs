@@ -17,9 +17,11 @@ pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod public_links;
 pub mod quota;
 pub mod registry;
 pub mod reports;
+pub mod snapshots;
 pub mod state;
 pub mod tenants;
 pub mod tickets;
@@ -97,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .merge(history_routes::routes())
         .merge(reports::routes())
         .merge(datatables::routes())
+        .merge(snapshots::routes())
+        .merge(public_links::routes())
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())
@@ -200,14 +204,30 @@ pub async fn run(
     served.map_err(ServeError::Serve)
 }
 
-/// The quota's unique index, made as soon as MongoDB answers.
+/// The indexes (the quota's, the snapshots', the public links'), made as soon as
+/// MongoDB answers.
 async fn ensure_indexes(state: AppState) {
+    let snapshots = snapshots::store::Snapshots::new(&state.database);
+    let links = public_links::store::Links::new(&state.database);
+    tokio::join!(
+        until_made("quota", || state.quotas.ensure_indexes()),
+        until_made("snapshot", || snapshots.ensure_indexes()),
+        until_made("public link", || links.ensure_indexes()),
+    );
+}
+
+async fn until_made<F, Fut, E>(what: &str, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut wait = Duration::from_millis(500);
     loop {
-        match state.quotas.ensure_indexes().await {
+        match attempt().await {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(%error, "quota index not made yet; retrying");
+                tracing::warn!(%error, what, "index not made yet; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(30));
             }

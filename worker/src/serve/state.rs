@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     ServeError, auth::Authenticator, config::ServeSettings, history::HistoryWriter,
-    metrics::Metrics, quota::Quotas, registry::RegistryView,
+    metrics::Metrics, public_links::store::LinkSecret, quota::Quotas, registry::RegistryView,
 };
 use crate::sandbox::Sandbox;
 
@@ -22,6 +22,8 @@ pub struct Shared {
     pub database: Database,
     pub quotas: Quotas,
     pub history: HistoryWriter,
+    /// The signing secret of public report links.
+    pub link_secret: LinkSecret,
     redis_client: redis::Client,
     /// Made on first use, so that the API starts (and says it is not ready) while Redis
     /// is away; the manager reconnects by itself afterwards.
@@ -72,6 +74,7 @@ pub struct Parts {
 impl AppState {
     pub fn new(parts: Parts) -> Self {
         let quotas = Quotas::new(&parts.database);
+        let link_secret = LinkSecret::new(parts.settings.public_link_secret.clone());
         Self(Arc::new(Shared {
             settings: parts.settings,
             registry: parts.registry,
@@ -79,6 +82,7 @@ impl AppState {
             database: parts.database,
             quotas,
             history: parts.history,
+            link_secret,
             redis_client: parts.redis_client,
             redis: OnceCell::new(),
             producer: parts.producer,

@@ -191,7 +191,7 @@ pub async fn report_component_data(
 }
 
 /// A 400 with the SDK's body and the refusal's stable reason.
-fn refused(reason: &'static str, message: String) -> ApiError {
+pub(crate) fn refused(reason: &'static str, message: String) -> ApiError {
     ApiError::Rejected(json!({"status": "fail", "message": message, "reason": reason}))
 }
 
@@ -215,7 +215,7 @@ impl From<QueryError> for ApiError {
     }
 }
 
-async fn serve_component(
+pub(crate) async fn serve_component(
     state: &AppState,
     tenant: &str,
     target: &Target,

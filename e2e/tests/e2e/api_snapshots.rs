@@ -17,8 +17,8 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
 use crate::api_reports::{
-    Request, bump, component, example, inventory, isolation_resources, machines,
-    names, report, requests, url_encode, uuid, vm_list,
+    Request, bump, component, example, inventory, isolation_resources, machines, names, report,
+    requests, url_encode, uuid, vm_list,
 };
 
 struct Answer {

@@ -193,6 +193,7 @@ pub async fn run(
         error_policy,
         &context,
         |object| tracing::trace!(uploader = %object, "reconciled"),
+        |gone| context.backoff.reset(gone),
         |error| tracing::warn!(%error, "uploader controller"),
     )
     .await;

@@ -251,14 +251,13 @@ pub struct TickReport {
 }
 
 impl Scaler {
-    /// Ticks every poll interval once the stores are filled, until `shutdown`.
+    /// Ticks every poll interval until `shutdown`.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        // No wait for the stores to be filled: a tick over a store still filling
+        // scales fewer Uploaders, and a state forgotten that way is seeded again from
+        // the replicas the scaler owns.
         let mut shutdown = std::pin::pin!(shutdown);
-        let filled = futures::future::join_all(self.uploaders.iter().map(Store::wait_until_ready));
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = filled => {}
-        }
+        tracing::info!(poll_secs = self.poll.as_secs(), "scaler loop started");
         let mut states: HashMap<String, ScalerState> = HashMap::new();
         let mut ticks = tokio::time::interval(self.poll);
         // A slow tick delays the next one rather than causing a burst.

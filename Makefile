@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ bench-operator: stack-up ## Benchmark: BENCH_TOPICS Topics + BENCH_UPLOADERS Upl
 	cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-e2e --bin licenseware-operator --bin bench_operator
 	$(WITH_STACK) target/release/bench_operator --operator-bin target/release/licenseware-operator \
 		--topics $(BENCH_TOPICS) --uploaders $(BENCH_UPLOADERS)
+
+SCALE_UPLOADERS ?= 5000
+bench-operator-scale: stack-up ## Scale run: SCALE_UPLOADERS Uploaders (no floor, no resync wait): memory per Uploader and the scaler's tick time.
+	cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-e2e --bin licenseware-operator --bin bench_operator
+	$(WITH_STACK) target/release/bench_operator --operator-bin target/release/licenseware-operator \
+		--topics 0 --uploaders $(SCALE_UPLOADERS) --no-floor --no-resync --timeout-secs 1200
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := validate_csv validate_workbook process_csv xlsx_parts ods_content unpack_tar unpack_zip

@@ -4,12 +4,21 @@ use anyhow::Context;
 
 /// Peak resident set size of a process (VmHWM), in KiB.
 pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Current resident set size of a process (VmRSS), in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .context("VmHWM in /proc/<pid>/status")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+        .find(|line| line.starts_with(field))
+        .with_context(|| format!("{field} in /proc/<pid>/status"))?;
+    Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
 }
 
 /// User + system CPU time of a process, in seconds.

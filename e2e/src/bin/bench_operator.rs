@@ -6,6 +6,10 @@
 //!
 //! Run through `make bench-operator` (it builds the release operator and loads the
 //! stack's environment). Not a test: it prints figures, it asserts nothing timed.
+//!
+//! The scale run (`make bench-operator-scale`: 5,000 Uploaders, no Topics, no floor, no
+//! resync wait) reports the operator's memory per Uploader and the scaler loop's tick
+//! time, which the main run reports too.
 
 // Progress lines go to stderr so that stdout holds only the figures.
 #![allow(clippy::print_stderr)]
@@ -28,7 +32,7 @@ use kube::{
 use licenseware_e2e::{
     Stack,
     kube::{create_namespace, install_crds},
-    procfs::peak_rss_kib,
+    procfs::{peak_rss_kib, rss_kib},
     unique_name,
 };
 use licenseware_operator::crds::{Topic, Uploader};
@@ -63,6 +67,18 @@ struct Args {
     // thousands of objects are being created.
     #[arg(long, default_value_t = 120)]
     resync_secs: u64,
+    /// The operator's poll interval: the scaler loop's tick.
+    #[arg(long, default_value_t = 10)]
+    poll_secs: u64,
+    /// Skip the floor measurement (the scale run).
+    #[arg(long)]
+    no_floor: bool,
+    /// Skip the no-op resync measurement (the scale run).
+    #[arg(long)]
+    no_resync: bool,
+    /// Scaler ticks to watch once all are Ready, for the tick time.
+    #[arg(long, default_value_t = 3)]
+    ticks: u64,
 }
 
 /// Kills the operator if the benchmark stops early.
@@ -88,14 +104,20 @@ async fn main() -> anyhow::Result<()> {
         ClientConfig::new().set("bootstrap.servers", &stack.kafka_brokers).create()?;
 
     println!("# operator benchmark: {} Topics + {} Uploaders", args.topics, args.uploaders);
-    let floor = measure_floor(&client, &admin, &run, args.topics + args.uploaders, &args).await?;
-    println!(
-        "floor (no operator): {} Kafka topics in one admin call {:.2} s; {} apiserver objects {:.2} s",
-        args.topics + 2 * args.uploaders,
-        floor.kafka.as_secs_f64(),
-        args.topics + args.uploaders,
-        floor.apiserver.as_secs_f64()
-    );
+    let floor = if args.no_floor {
+        None
+    } else {
+        let floor =
+            measure_floor(&client, &admin, &run, args.topics + args.uploaders, &args).await?;
+        println!(
+            "floor (no operator): {} Kafka topics in one admin call {:.2} s; {} apiserver objects {:.2} s",
+            args.topics + 2 * args.uploaders,
+            floor.kafka.as_secs_f64(),
+            args.topics + args.uploaders,
+            floor.apiserver.as_secs_f64()
+        );
+        Some(floor)
+    };
 
     let namespace = format!("{run}-op");
     create_namespace(&client, &namespace).await;
@@ -107,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             .args(["--registry-database", &run.replace('-', "_")])
             .args(["--probe-addr", &format!("127.0.0.1:{probe_port}")])
             .args(["--resync-interval-secs", &args.resync_secs.to_string()])
+            .args(["--poll-interval-secs", &args.poll_secs.to_string()])
             .env("LW_LEADER_ELECT", "false")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -117,6 +140,9 @@ async fn main() -> anyhow::Result<()> {
     let pid = operator.0.id();
     let metrics_url = format!("http://127.0.0.1:{probe_port}/metrics");
     wait_for_http(&metrics_url).await?;
+    // The operator with its caches filled but empty: the base of memory per Uploader.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss_kib = rss_kib(pid)?;
 
     let started = Instant::now();
     create_objects(&client, &namespace, &args).await?;
@@ -130,6 +156,35 @@ async fn main() -> anyhow::Result<()> {
         ready.as_secs_f64(),
         peak_rss_mb
     );
+
+    // The scaler loop with every Uploader in place: its tick time, and the memory.
+    let ticks = scaler_ticks(&metrics_url, &args).await?;
+    let rss_kib = rss_kib(pid)?;
+    println!(
+        "operator memory: RSS {:.1} MiB idle, {:.1} MiB with every object; {:.1} KiB per Uploader \
+         (RSS growth / {} Uploaders, {} Topics alongside)",
+        idle_rss_kib as f64 / 1024.0,
+        rss_kib as f64 / 1024.0,
+        rss_kib.saturating_sub(idle_rss_kib) as f64 / args.uploaders.max(1) as f64,
+        args.uploaders,
+        args.topics + 2 * args.uploaders
+    );
+    println!(
+        "scaler loop: {} ticks over {} Uploaders, last {:.3} s, mean {:.3} s, max {:.3} s (every {} s)",
+        ticks.count, ticks.uploaders, ticks.last, ticks.mean, ticks.max, args.poll_secs
+    );
+    if let Some(floor) = &floor {
+        println!(
+            "ratio: operator all-Ready time / floor (kafka + apiserver) = {:.2}",
+            ready.as_secs_f64() / (floor.kafka + floor.apiserver).as_secs_f64()
+        );
+    }
+    if args.no_resync {
+        cleanup(&client, &namespace).await?;
+        drop(operator);
+        delete_kafka_topics(&admin, &prefix).await?;
+        return Ok(());
+    }
 
     // Let the last status writes and their echo reconciles finish, then count the admin
     // calls of one full resync interval in which nothing changes.
@@ -147,10 +202,6 @@ async fn main() -> anyhow::Result<()> {
         "no-op resync of {} Topics (+{} owned by Uploaders): {total} admin calls {delta:?}",
         args.topics,
         2 * args.uploaders
-    );
-    println!(
-        "ratio: operator all-Ready time / floor (kafka + apiserver) = {:.2}",
-        ready.as_secs_f64() / (floor.kafka + floor.apiserver).as_secs_f64()
     );
 
     cleanup(&client, &namespace).await?;
@@ -306,6 +357,63 @@ fn is_ready(
     conditions.is_some_and(|conditions| {
         conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
     })
+}
+
+/// The scaler loop's tick figures.
+struct Ticks {
+    count: u64,
+    uploaders: u64,
+    last: f64,
+    mean: f64,
+    max: f64,
+}
+
+/// Waits for `args.ticks` scaler ticks over every Uploader, then reads their figures.
+async fn scaler_ticks(url: &str, args: &Args) -> anyhow::Result<Ticks> {
+    let figure = |body: &str, name: &str| -> anyhow::Result<f64> {
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .with_context(|| format!("no {name} at {url}"))
+    };
+    let read = || async {
+        let body = reqwest::get(url).await?.text().await?;
+        anyhow::Ok((
+            figure(&body, "licenseware_scaler_ticks_total")? as u64,
+            figure(&body, "licenseware_scaler_tick_uploaders")? as u64,
+            figure(&body, "licenseware_scaler_tick_seconds_total")?,
+            figure(&body, "licenseware_scaler_last_tick_seconds")?,
+            figure(&body, "licenseware_scaler_max_tick_seconds")?,
+        ))
+    };
+    // Ticks over every Uploader only: the first ones saw the store half filled.
+    let deadline = Instant::now() + Duration::from_secs(args.poll_secs * (args.ticks + 3) + 120);
+    let mut start: Option<(u64, f64)> = None;
+    loop {
+        let (count, uploaders, total, last, max) = read().await?;
+        if uploaders as usize >= args.uploaders {
+            match start {
+                None => start = Some((count, total)),
+                Some((first, first_total)) if count >= first + args.ticks => {
+                    let ticks = count - first;
+                    return Ok(Ticks {
+                        count: ticks,
+                        uploaders,
+                        last,
+                        mean: (total - first_total) / ticks as f64,
+                        max,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if Instant::now() > deadline {
+            // Report what there is rather than lose the rest of the run.
+            eprintln!("  the scaler did not tick {} times over every Uploader", args.ticks);
+            let ticks = start.map_or(count, |(first, _)| count - first);
+            return Ok(Ticks { count: ticks, uploaders, last, mean: last, max });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// `licenseware_kafka_admin_calls_total{call="..."}` from the operator's /metrics.

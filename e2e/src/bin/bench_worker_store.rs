@@ -39,7 +39,7 @@ use licenseware_e2e::{
 };
 use licenseware_operator::crds::UploaderSpec;
 use licenseware_worker::{
-    consume::{BATCH_SIZE, clock, history::EventIds, stamp},
+    consume::{BATCH_SIZE, history::EventIds, stamp},
     processing::{FileContext, RowDocument, process_file},
 };
 use mongodb::bson::{DateTime, Document, doc};
@@ -425,7 +425,7 @@ fn baseline_documents(
             source_file: FILE_NAME.to_owned(),
             updated_at: DateTime::now(),
         };
-        let updated_at = clock::now_iso();
+        let updated_at = context.updated_at;
         let mut emitted = 0_usize;
         let mut emit = |row: RowDocument<'_>| {
             let collection = row.collection();
@@ -434,7 +434,7 @@ fn baseline_documents(
                 return Err(format!("a document for {collection}, not {COLLECTION}"));
             }
             let fallback = || format!("{}:0:{emitted}", ids.event_id);
-            documents.push(stamp(document, &ids, FILE_NAME, fallback, &updated_at));
+            documents.push(stamp(document, &ids, FILE_NAME, fallback, updated_at));
             emitted += 1;
             Ok(())
         };

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, ops::Deref, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::serde::{Serialize, de::DeserializeOwned};
-use kube::Resource;
+use kube::{Resource, ResourceExt};
 use licenseware_e2e::{
     OperatorUnderTest, Options, eventually,
     kube::{Conditioned, Expected, create_custom, delete_and_wait, merge_patch, wait_condition},
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 const APP: &str = "ifmp-service";
+const FINALIZER: &str = "licenseware.io/registry";
 
 /// One operator, one namespace, one topic prefix, one registry database.
 struct Harness(OperatorUnderTest);
@@ -511,6 +512,20 @@ async fn invalid_component_and_missing_component_keep_entries_out() {
         .await;
     h.condition::<Report>("devices-report", "Ready", "True", "NotRegistrable").await;
     h.wait_no_document(REPORT_KEY).await;
+    // With nothing left outside Kubernetes, the finalizer goes too.
+    eventually(WAIT, "the finalizer of a report no longer registrable to go", || async {
+        let report = h.api::<Report>().get("devices-report").await.ok()?;
+        (!report.finalizers().iter().any(|f| f == FINALIZER)).then_some(())
+    })
+    .await;
+    // A report that is not registrable from the start never gets one.
+    let mut hidden = devices_report(&["devices_overview"]);
+    hidden["metadata"]["name"] = json!("hidden-report");
+    hidden["spec"]["registrable"] = json!(false);
+    h.create::<Report>("Report", hidden).await;
+    h.condition::<Report>("hidden-report", "Ready", "True", "NotRegistrable").await;
+    let hidden = h.api::<Report>().get("hidden-report").await.expect("get");
+    assert!(hidden.finalizers().is_empty(), "{:?}", hidden.finalizers());
 
     // Fixing the pipeline registers the component.
     merge_patch(

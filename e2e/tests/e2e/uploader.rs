@@ -125,7 +125,8 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     let status = uploader.status.clone().expect("status");
     assert_eq!(status.topic_name.as_deref(), Some(events.as_str()));
     assert_eq!(status.dlq_topic_name.as_deref(), Some(dlq.as_str()));
-    assert_eq!((status.replicas, status.lag), (Some(0), Some(0)), "idle: scaled to zero");
+    // The scaler loop's first reading: idle, scaled to zero.
+    scaled_to(&h, 0, 0).await;
     assert!(uploader.finalizers().iter().any(|f| f == FINALIZER), "{:?}", uploader.finalizers());
 
     // The registry document, in the SDK's NewUploader metadata shape.
@@ -324,7 +325,7 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     })
     .await;
     assert_ne!(with_worker["updated_at"], changed["updated_at"]);
-    // Reconciles that change nothing write nothing (the poll requeues every second).
+    // Reconciles that change nothing write nothing (the scaler ticks every second).
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         h.registry().wait_document(REGISTRY_KEY, WAIT).await["updated_at"],
@@ -444,5 +445,67 @@ async fn lag_scales_the_worker_up_and_the_cooldown_back_to_zero() {
     .await
     .expect("commit task");
     scaled_to(&h, 0, 0).await;
+    h.stop().await;
+}
+
+/// The figure of `series` in a `/metrics` body.
+fn figure(body: &str, series: &str) -> u64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {body}"))
+}
+
+/// Scaler figures of one `/metrics` body: ticks, lag batches, lag reads, Metadata calls.
+async fn scaler_figures(h: &OperatorUnderTest) -> [u64; 4] {
+    let body = h.metrics().await;
+    [
+        figure(&body, "licenseware_scaler_ticks_total"),
+        figure(&body, "licenseware_scaler_lag_batches_total"),
+        figure(&body, "licenseware_scaler_lag_reads_total"),
+        figure(&body, "licenseware_scaler_kafka_requests_total{call=\"metadata\"}"),
+    ]
+}
+
+/// The scaler is a loop of its own: each tick reads the lag of every Uploader in one
+/// batch (one Metadata request, whatever their number) and scales them all.
+#[tokio::test]
+async fn the_scaler_reads_every_uploaders_lag_in_one_batch_per_tick() {
+    const NAMES: [&str; 3] = ["batch-a", "batch-b", "batch-c"];
+    let h = start().await;
+    for name in NAMES {
+        let manifest = json!({
+            "metadata": {"name": name},
+            "spec": {
+                "appId": "batch", "name": name, "acceptedFileTypes": [".csv"],
+                "worker": {"minReplicas": 0, "maxReplicas": 1}
+            }
+        });
+        create_custom(&h.api::<Uploader>(), "Uploader", manifest).await;
+    }
+    // Every Uploader's lag read and its worker scaled to zero by the loop.
+    let uploaders = h.api::<Uploader>();
+    eventually(WAIT, "every Uploader scaled to zero at lag 0", || {
+        let uploaders = uploaders.clone();
+        async move {
+            for name in NAMES {
+                let status = uploaders.get(name).await.ok()?.status?;
+                (status.replicas == Some(0) && status.lag == Some(0)).then_some(())?;
+            }
+            Some(())
+        }
+    })
+    .await;
+    let [ticks, batches, reads, metadata] = scaler_figures(&h).await;
+    let after = eventually(WAIT, "three more scaler ticks", || async {
+        let figures = scaler_figures(&h).await;
+        (figures[0] >= ticks + 3).then_some(figures)
+    })
+    .await;
+    let ticked = after[0] - ticks;
+    let batched = after[1] - batches;
+    // A tick counts its batch when it reads and itself when it ends: at most one apart.
+    assert!(batched + 1 >= ticked && batched <= ticked + 1, "{ticked} ticks, {batched} batches");
+    assert_eq!(after[2] - reads, 3 * batched, "every batch carries the three Uploaders");
+    assert_eq!(after[3] - metadata, batched, "one Metadata request per batch");
     h.stop().await;
 }

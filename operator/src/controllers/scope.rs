@@ -90,6 +90,9 @@ impl Scope {
         let (reader, writer) = reflector::store();
         let changes = watcher(self.api::<K>(), watcher::Config::default())
             .default_backoff()
+            // Thousands of objects stay in memory, and no reconcile reads who manages
+            // which field of its own object (it applies, forcing): not kept.
+            .modify(|object: &mut K| object.meta_mut().managed_fields = None)
             .reflect(writer)
             .applied_objects()
             .predicate_filter(wanted_change::<K>, PredicateConfig::default());
@@ -117,16 +120,46 @@ fn wanted_change<K: Resource>(object: &K) -> Option<u64> {
 /// What a controller's output stream reports.
 pub type RunError<E> = controller::Error<E, watcher::Error>;
 
+/// What one item of a controller's output stream is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reported {
+    /// A reconcile succeeded.
+    Reconciled,
+    /// A reconcile failed: the error policy has logged it already.
+    ReconcileFailed,
+    /// The object was deleted before its queued reconcile ran (its key as
+    /// [`ObjectRef`]'s display): normal when many objects go at once, not a warning.
+    Gone(String),
+    /// A watch error, which the controller retries with backoff.
+    WatchFailed,
+}
+
+/// Sorts one item of a controller's output stream.
+pub fn report<K: Resource, E>(result: &Result<(ObjectRef<K>, Action), RunError<E>>) -> Reported
+where
+    E: std::error::Error,
+{
+    match result {
+        Ok(_) => Reported::Reconciled,
+        Err(controller::Error::ReconcilerFailed(..)) => Reported::ReconcileFailed,
+        Err(controller::Error::ObjectNotFound(object)) => Reported::Gone(object.to_string()),
+        Err(_) => Reported::WatchFailed,
+    }
+}
+
 /// Runs `controllers` with the same reconciler, error policy and context until all of
 /// them stop. `reconciled` logs a success; a failed reconcile is left to the error
-/// policy, which logs it; any other error (a watch error, which the controller retries
-/// with backoff) goes to `failed`, and the controller goes on.
+/// policy, which logs it; an object deleted before its reconcile ran is logged at debug
+/// and given to `gone` (its key: the controller forgets its backoff); any other error
+/// (a watch error, which the controller retries with backoff) goes to `failed`, and the
+/// controller goes on.
 ///
 /// `shutdown` must be the future the controllers were built with. A controller holds
 /// its reconciles until its cache is filled, and that hold does not end when shutdown
 /// stops the watch, so a shutdown before the caches are filled would wait forever for
 /// a runner that never started. Nothing is in flight then, so the controllers are
 /// simply dropped.
+#[allow(clippy::too_many_arguments)] // one callback per kind of stream item
 pub async fn run_all<K, Ctx, Fut>(
     controllers: Vec<Controller<K>>,
     shutdown: impl Future<Output = ()>,
@@ -134,6 +167,7 @@ pub async fn run_all<K, Ctx, Fut>(
     error_policy: impl Fn(Arc<K>, &Fut::Error, Arc<Ctx>) -> Action + Clone,
     context: &Arc<Ctx>,
     reconciled: impl Fn(&ObjectRef<K>) + Clone,
+    gone: impl Fn(&str) + Clone,
     failed: impl Fn(&RunError<Fut::Error>) + Clone,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -142,15 +176,19 @@ pub async fn run_all<K, Ctx, Fut>(
 {
     let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
     let runs = controllers.into_iter().map(|controller| {
-        let (reconciled, failed) = (reconciled.clone(), failed.clone());
+        let (reconciled, gone, failed) = (reconciled.clone(), gone.clone(), failed.clone());
         controller.run(reconcile.clone(), error_policy.clone(), Arc::clone(context)).for_each(
             move |result| {
-                match result {
-                    Ok((object, _)) => reconciled(&object),
+                match (report(&result), result) {
+                    (_, Ok((object, _))) => reconciled(&object),
                     // Already logged by error_policy.
-                    Err(controller::Error::ReconcilerFailed(..)) => {}
+                    (Reported::ReconcileFailed, _) => {}
+                    (Reported::Gone(key), _) => {
+                        tracing::debug!(object = %key, "deleted before its reconcile ran");
+                        gone(&key);
+                    }
                     // Watch errors are retried with backoff by the controller: log, go on.
-                    Err(error) => failed(&error),
+                    (_, Err(error)) => failed(&error),
                 }
                 future::ready(())
             },
@@ -197,6 +235,25 @@ mod tests {
             }
             (target, patch) => *target = patch,
         }
+    }
+
+    #[test]
+    fn an_object_deleted_before_its_reconcile_is_gone_not_a_failure() {
+        use kube::runtime::{controller::Action, reflector::ObjectRef};
+
+        use super::{Reported, RunError, report};
+        use crate::controllers::backoff::key;
+
+        let object = topic(json!({}));
+        let gone: Result<(ObjectRef<Topic>, Action), RunError<std::io::Error>> =
+            Err(kube::runtime::controller::Error::ObjectNotFound(Box::new(
+                ObjectRef::from_obj(&object).erase(),
+            )));
+        // The key is the one the controllers' backoff uses, so it can be forgotten.
+        assert_eq!(report(&gone), Reported::Gone(key(&object)));
+        let ok: Result<(ObjectRef<Topic>, Action), RunError<std::io::Error>> =
+            Ok((ObjectRef::from_obj(&object), Action::await_change()));
+        assert_eq!(report(&ok), Reported::Reconciled);
     }
 
     #[test]

@@ -51,10 +51,29 @@ where
     K: Namespaced,
     S: Conditioned,
 {
+    write_as(client, recorder, object, old, next, next, action).await
+}
+
+/// [`write`], sending `body` rather than `next` when it changed: the fields of `next`
+/// that another field manager owns are left out of `body`, so this apply neither
+/// takes them over nor removes them.
+pub async fn write_as<K, S>(
+    client: &Client,
+    recorder: &Recorder,
+    object: &K,
+    old: Option<&S>,
+    next: &S,
+    body: &impl Serialize,
+    action: &str,
+) -> Result<(), kube::Error>
+where
+    K: Namespaced,
+    S: Conditioned,
+{
     if old == Some(next) || (old.is_none() && *next == S::default()) {
         return Ok(());
     }
-    apply(client, object, next).await?;
+    apply(client, object, body).await?;
     let event =
         events::ready_turned_false(old.map(Conditioned::conditions), next.conditions(), action);
     if let Some(event) = event {
@@ -73,6 +92,19 @@ pub async fn apply<K>(
 where
     K: Namespaced,
 {
+    apply_as(client, object, status, FIELD_MANAGER).await
+}
+
+/// [`apply`] under the field manager `manager`.
+pub async fn apply_as<K>(
+    client: &Client,
+    object: &K,
+    status: &impl Serialize,
+    manager: &str,
+) -> Result<(), kube::Error>
+where
+    K: Namespaced,
+{
     let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
     let body = json!({
         "apiVersion": K::api_version(&()),
@@ -81,7 +113,7 @@ where
     });
     api.patch_status(
         &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(manager).force(),
         &Patch::Apply(&body),
     )
     .await?;

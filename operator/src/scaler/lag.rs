@@ -1,15 +1,14 @@
 //! Reads consumer groups' offsets from Kafka: the committed offset and the watermarks
 //! of every partition of each group's topic.
 //!
-//! Reads that arrive within a short window share their requests, whatever the number
-//! of uploaders: one Metadata (partitions and leaders), one FindCoordinator for all
-//! groups, one OffsetFetch per coordinator for all its groups, and two ListOffsets
+//! The scaler loop reads every Uploader's lag in one batch per tick, whatever the
+//! number of Uploaders: one Metadata (partitions and leaders), one FindCoordinator for
+//! all groups, one OffsetFetch per coordinator for all its groups, and two ListOffsets
 //! (earliest, latest) per partition leader. The operator never joins a group.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
-    time::Duration,
 };
 
 use futures::future::join_all;
@@ -23,15 +22,10 @@ use kafka_protocol::{
     },
     protocol::StrBytes,
 };
-use tokio::sync::{mpsc, oneshot};
 
 use super::{PartitionOffsets, metrics::ScalerMetrics};
 use crate::kafka::{KafkaClient, WireError};
 
-/// How long the reader waits for more reads after the first one of a batch.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
-/// The most reads one batch carries.
-const MAX_BATCH: usize = 1_000;
 /// `ListOffsets` timestamps that ask for the watermarks.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -58,63 +52,37 @@ pub enum LagError {
 
 /// A consumer group on one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Key {
-    group: String,
-    topic: String,
+pub struct Key {
+    pub group: String,
+    pub topic: String,
 }
 
-type Reply = oneshot::Sender<Result<Vec<PartitionOffsets>, LagError>>;
+/// What one batched read found, by key.
+pub type Readings = HashMap<Key, Result<Vec<PartitionOffsets>, LagError>>;
 
-/// Handle to the batching reader task. Cheap to clone.
+/// Reads the offsets of many groups at once, on connections of its own (lag reads never
+/// wait behind a slow admin request). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LagReader {
-    reads: mpsc::Sender<(Key, Reply)>,
+    client: Arc<KafkaClient>,
+    metrics: Arc<ScalerMetrics>,
 }
 
 impl LagReader {
-    /// Starts the batching task on the current runtime; it stops when every handle is
-    /// dropped.
-    pub fn start(client: Arc<KafkaClient>, metrics: Arc<ScalerMetrics>, linger: Duration) -> Self {
-        let (reads, receiver) = mpsc::channel(MAX_BATCH);
-        tokio::spawn(run(client, metrics, linger, receiver));
-        Self { reads }
+    pub fn new(client: Arc<KafkaClient>, metrics: Arc<ScalerMetrics>) -> Self {
+        Self { client, metrics }
     }
 
-    /// The offsets of `group` on every partition of `topic`.
-    pub async fn read(&self, group: &str, topic: &str) -> Result<Vec<PartitionOffsets>, LagError> {
-        let key = Key { group: group.to_owned(), topic: topic.to_owned() };
-        let (reply, answer) = oneshot::channel();
-        self.reads.send((key, reply)).await.map_err(|_| LagError::Stopped)?;
-        answer.await.map_err(|_| LagError::Stopped)?
-    }
-}
-
-async fn run(
-    client: Arc<KafkaClient>,
-    metrics: Arc<ScalerMetrics>,
-    linger: Duration,
-    mut receiver: mpsc::Receiver<(Key, Reply)>,
-) {
-    while let Some(first) = receiver.recv().await {
-        // Identical reads (one uploader reconciled twice) share one answer.
-        let mut batch: BTreeMap<Key, Vec<Reply>> = BTreeMap::new();
-        batch.entry(first.0).or_default().push(first.1);
-        let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some((key, reply))) => batch.entry(key).or_default().push(reply),
-                Ok(None) | Err(_) => break,
-            }
+    /// The offsets of every key's group on every partition of its topic, in one batch:
+    /// the number of requests depends on the brokers, not on the number of keys.
+    pub async fn read(&self, keys: impl IntoIterator<Item = Key>) -> Readings {
+        // Two Uploaders on one group and topic share one read.
+        let keys: Vec<Key> = keys.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        if keys.is_empty() {
+            return HashMap::new();
         }
-        metrics.count_lag_batch(batch.len());
-        let keys: Vec<Key> = batch.keys().cloned().collect();
-        let mut results = read_all(&client, &metrics, &keys).await;
-        for (key, replies) in batch {
-            let result = results.remove(&key).unwrap_or(Err(LagError::Stopped));
-            for reply in replies {
-                let _ = reply.send(result.clone());
-            }
-        }
+        self.metrics.count_lag_batch(keys.len());
+        read_all(&self.client, &self.metrics, &keys).await
     }
 }
 

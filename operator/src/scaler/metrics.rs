@@ -7,7 +7,7 @@ use std::{
         Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// The Kafka requests of the offset reader, the label of its request counter.
@@ -24,13 +24,25 @@ pub struct UploaderFigures {
     pub replicas: i32,
 }
 
-/// Latest figures by (namespace, uploader name).
+/// Latest figures by (namespace, uploader name), and the scaler loop's ticks.
 #[derive(Debug, Default)]
 pub struct ScalerMetrics {
-    figures: Mutex<BTreeMap<(String, String), (UploaderFigures, Instant)>>,
+    figures: Mutex<BTreeMap<(String, String), UploaderFigures>>,
     lag_requests: [AtomicU64; LAG_CALLS.len()],
     lag_batches: AtomicU64,
     lag_reads: AtomicU64,
+    ticks: Mutex<Ticks>,
+}
+
+/// The scaler loop's ticks: how many, their total and last duration, the longest one,
+/// and how many Uploaders the last one scaled.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Ticks {
+    pub count: u64,
+    pub seconds_total: f64,
+    pub last_seconds: f64,
+    pub max_seconds: f64,
+    pub last_uploaders: u64,
 }
 
 impl ScalerMetrics {
@@ -60,15 +72,31 @@ impl ScalerMetrics {
         self.figures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert((namespace.to_owned(), name.to_owned()), (figures, Instant::now()));
+            .insert((namespace.to_owned(), name.to_owned()), figures);
     }
 
-    /// Drops the series of uploaders not polled for `idle` (deleted ones).
-    pub fn forget_idle(&self, idle: Duration) {
+    /// Keeps the series of the uploaders for which `keep(namespace, name)` holds: the
+    /// scaler loop drops those of deleted uploaders each tick.
+    pub fn retain(&self, mut keep: impl FnMut(&str, &str) -> bool) {
         self.figures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, (_, at)| at.elapsed() < idle);
+            .retain(|(namespace, name), _| keep(namespace, name));
+    }
+
+    /// One tick of the scaler loop, which took `took` for `uploaders` uploaders.
+    pub fn observe_tick(&self, took: Duration, uploaders: usize) {
+        let mut ticks = self.ticks.lock().unwrap_or_else(PoisonError::into_inner);
+        let seconds = took.as_secs_f64();
+        ticks.count += 1;
+        ticks.seconds_total += seconds;
+        ticks.last_seconds = seconds;
+        ticks.max_seconds = ticks.max_seconds.max(seconds);
+        ticks.last_uploaders = uploaders as u64;
+    }
+
+    pub fn ticks(&self) -> Ticks {
+        *self.ticks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Prometheus text exposition of the gauges and the offset reader's counters.
@@ -93,6 +121,30 @@ impl ScalerMetrics {
             self.lag_batches.load(Ordering::Relaxed),
             self.lag_reads.load(Ordering::Relaxed)
         );
+        let ticks = self.ticks();
+        let _ = writeln!(
+            out,
+            "# HELP licenseware_scaler_ticks_total Ticks of the scaler loop.\n\
+             # TYPE licenseware_scaler_ticks_total counter\n\
+             licenseware_scaler_ticks_total {}\n\
+             # HELP licenseware_scaler_tick_seconds_total Time spent in scaler ticks.\n\
+             # TYPE licenseware_scaler_tick_seconds_total counter\n\
+             licenseware_scaler_tick_seconds_total {}\n\
+             # HELP licenseware_scaler_last_tick_seconds Duration of the last scaler tick.\n\
+             # TYPE licenseware_scaler_last_tick_seconds gauge\n\
+             licenseware_scaler_last_tick_seconds {}\n\
+             # HELP licenseware_scaler_max_tick_seconds Longest scaler tick so far.\n\
+             # TYPE licenseware_scaler_max_tick_seconds gauge\n\
+             licenseware_scaler_max_tick_seconds {}\n\
+             # HELP licenseware_scaler_tick_uploaders Uploaders the last scaler tick read.\n\
+             # TYPE licenseware_scaler_tick_uploaders gauge\n\
+             licenseware_scaler_tick_uploaders {}",
+            ticks.count,
+            ticks.seconds_total,
+            ticks.last_seconds,
+            ticks.max_seconds,
+            ticks.last_uploaders
+        );
         let figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
         let gauges: [Gauge; 3] = [
             (
@@ -111,7 +163,7 @@ impl ScalerMetrics {
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for ((namespace, uploader), (f, _)) in figures.iter() {
+            for ((namespace, uploader), f) in figures.iter() {
                 let _ = writeln!(
                     out,
                     "{name}{{namespace=\"{namespace}\",uploader=\"{uploader}\"}} {}",
@@ -152,7 +204,13 @@ mod tests {
         metrics.render(&mut out);
         assert!(out.contains("licenseware_scaler_kafka_requests_total{call=\"offset_fetch\"} 1\n"));
         assert!(out.contains("licenseware_scaler_lag_reads_total 3\n"), "{out}");
-        metrics.forget_idle(Duration::ZERO);
+        metrics.observe_tick(Duration::from_millis(250), 4);
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains("licenseware_scaler_ticks_total 1\n"), "{out}");
+        assert!(out.contains("licenseware_scaler_last_tick_seconds 0.25\n"), "{out}");
+        assert!(out.contains("licenseware_scaler_tick_uploaders 4\n"), "{out}");
+        metrics.retain(|_, name| name != "rv-tools");
         let mut out = String::new();
         metrics.render(&mut out);
         assert!(!out.contains("rv-tools"), "{out}");

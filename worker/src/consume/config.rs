@@ -170,10 +170,9 @@ impl Settings {
 /// The database named in the path of a MongoDB connection string, if any (the same
 /// rule as the operator's registry).
 pub fn database_in_url(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (_, path) = rest.split_once('/')?;
-    let name = path.split(['?', '/']).next().unwrap_or_default();
-    (!name.is_empty()).then(|| name.to_owned())
+    // The driver's own parser: it knows the userinfo, host lists, sockets and
+    // percent-encoding that a split on '/' gets wrong.
+    mongodb::options::ConnectionString::parse(url).ok()?.default_database
 }
 
 #[cfg(test)]
@@ -278,5 +277,8 @@ mod tests {
         );
         assert_eq!(database_in_url("mongodb://h:1/"), None);
         assert_eq!(database_in_url("mongodb://h:1"), None);
+        // What the driver connects to: percent-decoded, and nothing from a URL it refuses.
+        assert_eq!(database_in_url("mongodb://h:1/lw%2Dapps"), Some("lw-apps".into()));
+        assert_eq!(database_in_url("mongodb://u:p/w@h/apps"), None);
     }
 }

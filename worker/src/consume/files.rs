@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{
-    clock,
     history::EventIds,
     processor::{FileJob, FileProcessor, FileReport, error_chain},
     store::StoreError,
@@ -63,7 +62,7 @@ pub async fn process(
         ids: ids.clone(),
         source_file: job.filename.clone(),
         file_index: job.file_index,
-        updated_at: clock::now_iso(),
+        updated_at: mongodb::bson::DateTime::now(),
         emitted: 0,
     };
     let processor = Arc::clone(processor);

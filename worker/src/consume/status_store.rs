@@ -6,8 +6,8 @@ use std::{
     time::Duration,
 };
 
-use redis::aio::MultiplexedConnection;
-use tokio::sync::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
 
 use super::status::{self, Status, StatusSubject};
 
@@ -19,15 +19,15 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct StatusStore {
     client: redis::Client,
-    /// Opened on first use and dropped after an error, so a restarted Redis is found
-    /// again.
-    connection: Mutex<Option<MultiplexedConnection>>,
+    /// Opened on first use; the driver's manager reconnects by itself after an error,
+    /// so a restarted Redis is found again.
+    connection: OnceCell<ConnectionManager>,
     failures: AtomicU64,
 }
 
 impl StatusStore {
     pub fn new(client: redis::Client) -> Self {
-        Self { client, connection: Mutex::new(None), failures: AtomicU64::new(0) }
+        Self { client, connection: OnceCell::new(), failures: AtomicU64::new(0) }
     }
 
     /// Status writes that failed since the start.
@@ -44,7 +44,6 @@ impl StatusStore {
             Ok(Err(error)) => error.to_string(),
             Err(_) => "timed out".to_owned(),
         };
-        *self.connection.lock().await = None;
         let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(key, error, failed_status_writes = count, "status not written to Redis");
     }
@@ -83,12 +82,16 @@ impl StatusStore {
         }
     }
 
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let mut slot = self.connection.lock().await;
-        match slot.as_ref() {
-            Some(connection) => Ok(connection.clone()),
-            None => Ok(slot.insert(self.client.get_multiplexed_async_connection().await?).clone()),
-        }
+    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        self.connection
+            .get_or_try_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(WRITE_TIMEOUT))
+                    .set_response_timeout(Some(WRITE_TIMEOUT));
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await
+            .cloned()
     }
 
     /// The value, and the same on the channel of the key's name: the API's status

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use mongodb::{
     Database,
-    bson::{Bson, Document, doc},
+    bson::{Bson, DateTime, Document, doc},
     error::{ErrorKind, InsertManyError},
 };
 use tokio::sync::mpsc;
@@ -36,16 +36,26 @@ pub struct Emitted {
 /// Puts the runtime's fields first: the event's ids always (a processor cannot write
 /// for another tenant or event: compensation and tenant isolation rely on them), and
 /// `_id`, `source_file` and `updated_at` when the processor left them out.
+///
+/// `updated_at` is a BSON date, as the default processor writes it: a custom
+/// processor's RFC 3339 text becomes a date too, so queries and sorts on it see one
+/// type whichever processor wrote the document.
 pub fn stamp(
     mut document: Document,
     ids: &EventIds,
     source_file: &str,
     fallback_id: impl FnOnce() -> String,
-    updated_at: &str,
+    updated_at: DateTime,
 ) -> Document {
     let id = document.remove("_id").unwrap_or_else(|| Bson::String(fallback_id()));
     let source = document.remove("source_file").unwrap_or_else(|| source_file.into());
-    let updated = document.remove("updated_at").unwrap_or_else(|| updated_at.into());
+    let updated = match document.remove("updated_at") {
+        None => Bson::DateTime(updated_at),
+        Some(Bson::String(text)) => {
+            DateTime::parse_rfc3339_str(&text).map_or(Bson::String(text), Bson::DateTime)
+        }
+        Some(other) => other,
+    };
     let mut stamped = doc! {
         "_id": id,
         "tenant_id": &ids.tenant_id,
@@ -70,7 +80,7 @@ pub struct ChannelSink {
     pub ids: EventIds,
     pub source_file: String,
     pub file_index: usize,
-    pub updated_at: String,
+    pub updated_at: DateTime,
     pub emitted: u64,
 }
 
@@ -79,7 +89,7 @@ impl DocumentSink for ChannelSink {
         let (event_id, file_index, n) = (&self.ids.event_id, self.file_index, self.emitted);
         // Deterministic: a redelivered event produces the same ids for the same rows.
         let fallback = || format!("{event_id}:{file_index}:{n}");
-        let document = stamp(document, &self.ids, &self.source_file, fallback, &self.updated_at);
+        let document = stamp(document, &self.ids, &self.source_file, fallback, self.updated_at);
         self.emitted += 1;
         self.tx
             .blocking_send(Emitted { collection: collection.to_owned(), document })
@@ -228,7 +238,7 @@ mod tests {
     #[test]
     fn stamped_fields_come_first_and_the_ids_cannot_be_forged() {
         let document = doc! { "name": "vm1", "tenant_id": "someone-else", "event_id": "x" };
-        let stamped = stamp(document, &ids(), "a.csv", || "e:0:0".into(), "now");
+        let stamped = stamp(document, &ids(), "a.csv", || "e:0:0".into(), DateTime::now());
         let fields: Vec<&str> = stamped.keys().map(String::as_str).collect();
         assert_eq!(fields, [&STAMPED_FIELDS[..], &["name"]].concat());
         assert_eq!(stamped.get_str("tenant_id").unwrap(), "t");
@@ -239,11 +249,25 @@ mod tests {
 
     #[test]
     fn the_processors_id_source_and_time_are_kept() {
-        let document = doc! { "_id": "row-1", "source_file": "x.xlsx", "updated_at": "then" };
-        let stamped = stamp(document, &ids(), "a.csv", || unreachable!(), "now");
+        let then = DateTime::from_millis(1_598_090_416_000);
+        let document = doc! { "_id": "row-1", "source_file": "x.xlsx", "updated_at": then };
+        let stamped = stamp(document, &ids(), "a.csv", || unreachable!(), DateTime::now());
         assert_eq!(stamped.get_str("_id").unwrap(), "row-1");
         assert_eq!(stamped.get_str("source_file").unwrap(), "x.xlsx");
-        assert_eq!(stamped.get_str("updated_at").unwrap(), "then");
+        assert_eq!(stamped.get_datetime("updated_at").unwrap(), &then);
+    }
+
+    /// The default processor writes `updated_at` as a date: a custom one's documents get
+    /// the same type, stamped or given as RFC 3339 text.
+    #[test]
+    fn updated_at_is_a_date_whichever_processor_wrote_it() {
+        let now = DateTime::from_millis(1_700_000_000_000);
+        let stamped = stamp(doc! {"n": 1}, &ids(), "a.csv", || "e:0:0".into(), now);
+        assert_eq!(stamped.get_datetime("updated_at").unwrap(), &now);
+        let text = doc! {"updated_at": "2020-08-22T10:00:16Z"};
+        let stamped = stamp(text, &ids(), "a.csv", || "e:0:0".into(), now);
+        let then = DateTime::from_millis(1_598_090_416_000);
+        assert_eq!(stamped.get_datetime("updated_at").unwrap(), &then);
     }
 
     #[test]
@@ -254,7 +278,7 @@ mod tests {
             ids: ids(),
             source_file: "a.csv".into(),
             file_index: 2,
-            updated_at: "now".into(),
+            updated_at: DateTime::now(),
             emitted: 0,
         };
         sink.emit("Data", doc! {"n": 1}).unwrap();

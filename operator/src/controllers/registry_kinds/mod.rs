@@ -61,6 +61,9 @@ impl Error {
 pub trait RegisteredKind: Namespaced + Serialize {
     const ENTRY_KIND: EntryKind;
 
+    /// `spec.registrable`: only a registrable resource has an entry to clean up.
+    fn registrable(&self) -> bool;
+
     fn registration_status(&self) -> Option<&RegistrationStatus>;
 
     /// Validates the resource and builds its entry; may read other resources.
@@ -82,6 +85,10 @@ async fn siblings<K: Namespaced>(client: &Client, namespace: &str) -> Result<Vec
 
 impl RegisteredKind for ReportComponent {
     const ENTRY_KIND: EntryKind = EntryKind::Component;
+
+    fn registrable(&self) -> bool {
+        self.spec.registrable
+    }
 
     fn registration_status(&self) -> Option<&RegistrationStatus> {
         self.status.as_ref()
@@ -120,6 +127,10 @@ impl RegisteredKind for ReportComponent {
 impl RegisteredKind for Report {
     const ENTRY_KIND: EntryKind = EntryKind::Report;
 
+    fn registrable(&self) -> bool {
+        self.spec.registrable
+    }
+
     fn registration_status(&self) -> Option<&RegistrationStatus> {
         self.status.as_ref()
     }
@@ -144,6 +155,10 @@ impl RegisteredKind for Report {
 
 impl RegisteredKind for DataTable {
     const ENTRY_KIND: EntryKind = EntryKind::DataTable;
+
+    fn registrable(&self) -> bool {
+        self.spec.registrable
+    }
 
     fn registration_status(&self) -> Option<&RegistrationStatus> {
         self.status.as_ref()
@@ -245,6 +260,7 @@ async fn run_kind<K: RegisteredKind>(
         error_policy::<K>,
         context,
         |object| tracing::trace!(object = %object, "reconciled"),
+        |gone| context.backoff.reset(gone),
         |error| tracing::warn!(kind = %K::ENTRY_KIND, %error, "registry controller"),
     )
     .await;
@@ -281,8 +297,16 @@ fn error_policy<K: RegisteredKind>(object: Arc<K>, error: &Error, ctx: Arc<Conte
     )
 }
 
+/// Whether the finalizer should be on a resource: only while it may have a registry
+/// entry to remove, that is while it is registrable or its entry is not removed yet
+/// (`entry_removed`: a not registrable resource's entry is gone). Finalizers only where
+/// something outside Kubernetes must be cleaned up.
+pub fn wants_finalizer(registrable: bool, entry_removed: bool) -> bool {
+    registrable || !entry_removed
+}
+
 async fn apply<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
-    if !finalizer::has(object, FINALIZER) {
+    if object.registrable() && !finalizer::has(object, FINALIZER) {
         set_finalizer(object, ctx, true).await?;
     }
     let namespace = object.namespace().unwrap_or_default();
@@ -306,6 +330,11 @@ async fn apply<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action, E
     };
     match written {
         Ok(outcome) => {
+            // The entry is written or removed: a not registrable resource has nothing
+            // left outside Kubernetes (one from an older operator may still carry it).
+            if !wants_finalizer(object.registrable(), true) && finalizer::has(object, FINALIZER) {
+                set_finalizer(object, ctx, false).await?;
+            }
             write_status(object, ctx, &outcome).await?;
             Ok(Action::requeue(ctx.resync))
         }
@@ -349,4 +378,17 @@ async fn write_status<K: RegisteredKind>(
     let next = next_status(old, object.meta().generation, outcome, Time(Timestamp::now()));
     status_writer::write(&ctx.client, &ctx.recorder, object, old, &next, "Register").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_finalizer;
+
+    #[test]
+    fn only_a_registrable_resource_or_an_entry_left_keeps_the_finalizer() {
+        assert!(wants_finalizer(true, false));
+        assert!(wants_finalizer(true, true));
+        assert!(wants_finalizer(false, false), "its entry is still to be removed");
+        assert!(!wants_finalizer(false, true), "nothing outside Kubernetes");
+    }
 }

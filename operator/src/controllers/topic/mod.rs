@@ -40,9 +40,11 @@ use crate::{
 /// Kafka topic first.
 pub const FINALIZER: &str = "licenseware.io/topic";
 
-/// Reconciles in flight at once. A no-op resync of many Topics costs about one admin
-/// batch per this many Topics, so it matches the batch size.
-const CONCURRENCY: u16 = 200;
+/// Reconciles in flight at once: twice the admin batch size, so that while one batch is
+/// in flight the next one fills up, and a no-op resync of N Topics costs N / 200
+/// batches of two calls (Metadata, DescribeConfigs), not a batch per handful of
+/// reconciles that happened to finish together.
+const CONCURRENCY: u16 = 2 * crate::kafka::DEFAULT_MAX_BATCH as u16;
 /// A loser of a name conflict looks again this often, so it takes over soon after the
 /// owner goes.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(10);
@@ -128,6 +130,7 @@ pub async fn run(
         error_policy,
         &context,
         |object| tracing::trace!(topic = %object, "reconciled"),
+        |gone| context.backoff.reset(gone),
         |error| tracing::warn!(%error, "topic controller"),
     )
     .await;

@@ -4,13 +4,15 @@
 //!
 //! Each reconcile: validate the spec and build the objects (pure, [`build`]), apply
 //! them with server-side apply under [`FIELD_MANAGER`] with ownerReferences to the
-//! Uploader (kube-controller-manager's garbage collector deletes them with it), poll
-//! the lag and set the replicas (the lag scaler, under its own field manager
-//! [`scaler::FIELD_MANAGER`]), upsert the registry entry (the registry writes only
-//! when its content changed) or remove it when `registrable: false` or the spec is
-//! invalid, then write the status (pure, [`status`]) only when it changed. Every
-//! Uploader is requeued each poll interval, which is the scaler's clock; changes of the
-//! owned Topics and Deployments reconcile at once.
+//! Uploader (kube-controller-manager's garbage collector deletes them with it), upsert
+//! the registry entry (the registry writes only when its content changed) or remove it
+//! when `registrable: false` or the spec is invalid, then write the status (pure,
+//! [`status`]) only when it changed. A reconcile runs on a change of the Uploader or of
+//! its Topics and Deployment, and once per resync interval; never per poll.
+//!
+//! The lag scaler is a loop of its own ([`scaling`]): every poll interval it reads the
+//! lag of every Uploader in one batch and sets the replicas and the scale figures of
+//! the status that changed, under its own field manager [`crate::scaler::FIELD_MANAGER`].
 //!
 //! A registrable Uploader carries the finalizer [`FINALIZER`]: its registry entry
 //! (tombstone included) goes before the Uploader does. A registry that cannot be
@@ -19,14 +21,10 @@
 pub mod build;
 mod children;
 pub mod image;
+pub mod scaling;
 pub mod status;
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use k8s_openapi::{
     api::{apps::v1::Deployment, core::v1::ConfigMap},
@@ -34,24 +32,18 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::{
-        Controller,
-        controller::Action,
-        events::{Event, EventType, Recorder},
-    },
+    Api, Client, ResourceExt,
+    runtime::{Controller, controller::Action, events::Recorder},
 };
 use licenseware_crds::{Topic, Uploader, WorkerConfigFile, registry::AppMetadata};
-use serde_json::json;
 
 use self::{
-    build::{Desired, WorkerSettings},
+    build::WorkerSettings,
     children::{
         AppliedMemo, ChildStores, apply_child, apply_unwatched, not_owned, strip_deployment,
         strip_topic, watch_children,
     },
-    status::{Outcome, Registration, ScaleFigures, next_status, topic_readiness},
+    status::{Outcome, Registration, next_status, topic_readiness},
 };
 use crate::{
     controllers::{
@@ -63,18 +55,14 @@ use crate::{
     },
     kafka::KafkaClient,
     registry::{EntryKind, Registry, RegistryError, uploader_entry},
-    scaler::{
-        self, ScalerState,
-        lag::{self, LagReader},
-        metrics::{ScalerMetrics, UploaderFigures},
-    },
+    scaler::{lag::LagReader, metrics::ScalerMetrics},
 };
 
 /// The finalizer that removes the Uploader's registry entry before the Uploader goes
 /// (the same one the Report, ReportComponent and DataTable controllers use).
 pub use crate::controllers::registry_kinds::FINALIZER;
 
-/// Reconciles in flight at once; each one may wait on Kafka for the lag.
+/// Reconciles in flight at once.
 const CONCURRENCY: u16 = 50;
 
 /// Why a reconcile failed. The reason is stable: it names the log field and the
@@ -103,11 +91,12 @@ impl Error {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub settings: WorkerSettings,
-    /// The lag scaler's poll interval.
+    /// The lag scaler's poll interval: the scaler loop's tick.
     pub poll: Duration,
     /// The scale-down stabilization window.
     pub stabilization: Duration,
-    /// Children unchanged since their last apply are applied again after this long.
+    /// Every Uploader is reconciled again after this long; children unchanged since
+    /// their last apply are applied again then.
     pub resync: Duration,
 }
 
@@ -119,10 +108,6 @@ pub struct Context {
     client: Client,
     registry: Registry,
     options: Options,
-    lag: LagReader,
-    metrics: Arc<ScalerMetrics>,
-    /// The scaler's memory per Uploader, with when it was last used.
-    states: Mutex<HashMap<String, (ScalerState, Instant)>>,
     backoff: Backoff,
     recorder: Recorder,
     children: ChildStores,
@@ -135,37 +120,9 @@ impl std::fmt::Debug for Context {
     }
 }
 
-impl Context {
-    /// How long an Uploader may go unreconciled before its scaler memory and
-    /// metric series are dropped as gone (only registrable Uploaders have a finalizer
-    /// to tell).
-    fn idle(&self) -> Duration {
-        self.options.poll * 5 + Duration::from_secs(60)
-    }
-
-    fn forget_idle(&self) {
-        let idle = self.idle();
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, (_, used)| used.elapsed() < idle);
-        self.metrics.forget_idle(idle);
-    }
-
-    fn state(&self, key: &str) -> Option<ScalerState> {
-        self.states.lock().unwrap_or_else(PoisonError::into_inner).get(key).map(|(s, _)| s.clone())
-    }
-
-    fn remember(&self, key: String, state: ScalerState) {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (state, Instant::now()));
-    }
-}
-
-/// Runs the Uploader controller, one watcher per namespace (or one for all), until
-/// `shutdown` completes; in-flight reconciles finish first.
+/// Runs the Uploader controller, one watcher per namespace (or one for all), and the
+/// scaler loop over the same caches, until `shutdown` completes; in-flight reconciles
+/// finish first.
 pub async fn run(
     client: Client,
     registry: Registry,
@@ -188,23 +145,36 @@ pub async fn run(
                 .owns_stream(deployment_changes)
         })
         .collect();
-    let context = Arc::new(Context {
-        recorder: events::recorder(client.clone()),
+    let options = Options {
+        poll: options.poll.max(Duration::from_secs(1)),
+        resync: options.resync.max(Duration::from_secs(1)),
+        ..options
+    };
+    let recorder = events::recorder(client.clone());
+    let scaler = scaling::Scaler {
+        client: client.clone(),
+        recorder: recorder.clone(),
         // Its own connections: lag reads never wait behind a slow admin request.
-        lag: LagReader::start(
+        lag: LagReader::new(
             Arc::new(KafkaClient::new(
                 &options.settings.kafka_brokers,
                 "licenseware-operator-scaler",
                 LAG_REQUEST_TIMEOUT,
             )),
             Arc::clone(&metrics),
-            lag::DEFAULT_LINGER,
         ),
+        metrics,
+        settings: options.settings.clone(),
+        poll: options.poll,
+        stabilization: options.stabilization,
+        uploaders: controllers.iter().map(Controller::store).collect(),
+        children: children.clone(),
+    };
+    let context = Arc::new(Context {
+        recorder,
         client,
         registry,
-        options: Options { poll: options.poll.max(Duration::from_secs(1)), ..options },
-        metrics,
-        states: Mutex::default(),
+        options,
         backoff: Backoff::reconciles(),
         children,
         applied: AppliedMemo::default(),
@@ -215,6 +185,7 @@ pub async fn run(
         stabilization_secs = context.options.stabilization.as_secs(),
         "uploader controller started"
     );
+    let scaling = tokio::spawn(scaler.run(shutdown.clone()));
     scope::run_all(
         controllers,
         shutdown.clone(),
@@ -222,9 +193,11 @@ pub async fn run(
         error_policy,
         &context,
         |object| tracing::trace!(uploader = %object, "reconciled"),
+        |gone| context.backoff.reset(gone),
         |error| tracing::warn!(%error, "uploader controller"),
     )
     .await;
+    scaling.abort();
     tracing::info!("uploader controller stopped");
 }
 
@@ -235,7 +208,6 @@ fn reference(uploader: &Uploader) -> String {
 #[tracing::instrument(skip_all, fields(uploader = %reference(&uploader)))]
 async fn reconcile(uploader: Arc<Uploader>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = crate::metrics::reconciles().start("Uploader");
-    ctx.forget_idle();
     let result = if uploader.metadata.deletion_timestamp.is_some() {
         // The garbage collector deletes the owned objects; the registry entry is ours.
         cleanup(&uploader, &ctx).await
@@ -339,23 +311,21 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
         apply_child(&deployments, memo, &desired.deployment, cached_deployment, resync).await?;
 
     let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
-    let scale = scale(uploader, ctx, &desired, &deployment, topics_ready.is_ok()).await?;
     let registration = register(uploader, ctx, &desired.worker_config).await?;
     let outcome = Outcome::Applied {
         topic_name: desired.events_kafka_name.clone(),
         dlq_topic_name: desired.dlq_kafka_name.clone(),
         topics: topics_ready,
         worker: deployment.name_any(),
-        scale,
         registration,
     };
     write_status(uploader, ctx, &outcome).await?;
-    Ok(Action::requeue(ctx.options.poll))
+    Ok(Action::requeue(ctx.options.resync))
 }
 
 /// Stops before applying anything: the status says why (`reason`), and the registry
-/// entry goes, as for an invalid spec. Checked again at the next poll, so removing the
-/// cause is enough.
+/// entry goes, as for an invalid spec. Checked again soon, so removing the cause (a
+/// foreign object, an image registry not allowed yet) is enough.
 async fn refuse(
     uploader: &Uploader,
     ctx: &Context,
@@ -375,8 +345,7 @@ async fn refuse(
 
 /// Upserts the registry entry of a registrable Uploader (the registry writes only when
 /// the content changed), or removes it and then the finalizer. A registry failure is
-/// the returned [`Registration`], so the status says it and the scaler keeps its clock:
-/// the next poll retries.
+/// the returned [`Registration`], so the status says it; the next resync retries.
 /// `worker` is the worker's config as its ConfigMap holds it: the entry carries it.
 async fn register(
     uploader: &Uploader,
@@ -418,7 +387,6 @@ async fn cleanup(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let namespace = uploader.namespace().unwrap_or_default();
     ctx.registry.remove(EntryKind::Uploader, &namespace, &uploader.name_any()).await?;
     set_finalizer(uploader, ctx, false).await?;
-    ctx.states.lock().unwrap_or_else(PoisonError::into_inner).remove(&key(uploader));
     let name = uploader.name_any();
     ctx.applied.forget(&[
         format!("Topic/{namespace}/{}", build::events_topic_resource(&name)),
@@ -438,106 +406,14 @@ async fn set_finalizer(uploader: &Uploader, ctx: &Context, present: bool) -> Res
     Ok(finalizer::set(&ctx.client, uploader, FINALIZER, present).await?)
 }
 
-/// The lag scaler's poll: reads the lag, decides the replicas and applies them (only
-/// `spec.replicas`, under the scaler's field manager) when they change.
-async fn scale(
-    uploader: &Uploader,
-    ctx: &Context,
-    desired: &Desired,
-    deployment: &Deployment,
-    topics_ready: bool,
-) -> Result<ScaleFigures, Error> {
-    let key = key(uploader);
-    let worker = &uploader.spec.worker;
-    // The apiserver's default when nobody sets replicas.
-    let current = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let owned = deployment
-        .managed_fields()
-        .iter()
-        .any(|entry| entry.manager.as_deref() == Some(scaler::FIELD_MANAGER));
-    let now = Timestamp::now();
-    // Without a reading: keep what the scaler set, or start the worker at minReplicas.
-    let mut target = if owned { current } else { worker.min_replicas };
-    let mut decision = None;
-    if topics_ready {
-        match ctx.lag.read(&desired.consumer_group, &desired.events_kafka_name).await {
-            Ok(offsets) => {
-                let previous = ctx.state(&key).unwrap_or_else(|| {
-                    if owned { ScalerState::seeded(current, now) } else { ScalerState::default() }
-                });
-                let (found, state) = scaler::decide(
-                    &offsets,
-                    worker,
-                    current,
-                    &previous,
-                    ctx.options.stabilization,
-                    now,
-                );
-                ctx.remember(key, state);
-                target = found.desired;
-                decision = Some(found);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the lag; replicas stay as they are");
-            }
-        }
-    }
-    if target != current || !owned {
-        let deployments: Api<Deployment> =
-            Api::namespaced(ctx.client.clone(), &uploader.namespace().unwrap_or_default());
-        let body = json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": deployment.name_any()},
-            "spec": {"replicas": target},
-        });
-        deployments
-            .patch(
-                &deployment.name_any(),
-                &PatchParams::apply(scaler::FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-    }
-    let scaled = target != current;
-    if scaled {
-        let lag = decision.map_or_else(|| "unknown".to_owned(), |d| d.lag.to_string());
-        tracing::info!(from = current, to = target, %lag, "scaled the worker");
-        let event = Event {
-            type_: EventType::Normal,
-            reason: "Scaled".to_owned(),
-            note: Some(format!(
-                "Scaled Deployment {} from {current} to {target} replicas (lag {lag})",
-                deployment.name_any()
-            )),
-            action: "Scale".to_owned(),
-            secondary: Some(deployment.object_ref(&())),
-        };
-        events::publish(&ctx.recorder, &event, uploader).await;
-    }
-    ctx.metrics.set(
-        &uploader.namespace().unwrap_or_default(),
-        &uploader.name_any(),
-        UploaderFigures {
-            lag: decision
-                .map_or(uploader.status.as_ref().and_then(|s| s.lag).unwrap_or(0), |d| d.lag),
-            desired_replicas: decision.map_or(target, |d| d.desired),
-            replicas: target,
-        },
-    );
-    Ok(ScaleFigures {
-        replicas: target,
-        desired_replicas: decision.map(|d| d.desired),
-        lag: decision.map(|d| d.lag),
-        scaled_at: scaled.then_some(Time(now)),
-    })
-}
-
 /// Writes the status that `outcome` leads to, when it differs from the current one,
 /// and publishes a Warning Event when Ready turns to a new failure reason.
 async fn write_status(uploader: &Uploader, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
     let old = uploader.status.as_ref();
     let next = next_status(old, uploader.metadata.generation, outcome, Time(Timestamp::now()));
-    status_writer::write(&ctx.client, &ctx.recorder, uploader, old, &next, "Reconcile").await?;
+    // The scale figures are the scaler loop's fields, under its own field manager.
+    let body = scaling::without_scale_figures(&next);
+    status_writer::write_as(&ctx.client, &ctx.recorder, uploader, old, &next, &body, "Reconcile")
+        .await?;
     Ok(())
 }

@@ -26,19 +26,6 @@ pub fn topic_readiness(topic: &Topic) -> Result<(), String> {
     Ok(())
 }
 
-/// The lag scaler's figures of one poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaleFigures {
-    /// Replicas now set on the Deployment.
-    pub replicas: i32,
-    /// Replicas the scaler asked for and lag it read; `None` when the lag could not be
-    /// read (the previous figures stay).
-    pub desired_replicas: Option<i32>,
-    pub lag: Option<i64>,
-    /// Set when this poll changed the replicas.
-    pub scaled_at: Option<Time>,
-}
-
 /// What the registry holds for the Uploader after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registration {
@@ -69,7 +56,6 @@ pub enum Outcome {
         topics: Result<(), String>,
         /// The Deployment that was applied.
         worker: String,
-        scale: ScaleFigures,
         registration: Registration,
     },
 }
@@ -103,19 +89,11 @@ pub fn next_status(
                 );
             }
         }
-        Outcome::Applied { topic_name, dlq_topic_name, topics, worker, scale, registration } => {
+        // The scale figures (replicas, desiredReplicas, lag, lastScaleTime) are the
+        // scaler loop's: carried over from `old` unchanged.
+        Outcome::Applied { topic_name, dlq_topic_name, topics, worker, registration } => {
             status.topic_name = Some(topic_name.clone());
             status.dlq_topic_name = Some(dlq_topic_name.clone());
-            status.replicas = Some(scale.replicas);
-            if scale.desired_replicas.is_some() {
-                status.desired_replicas = scale.desired_replicas;
-            }
-            if scale.lag.is_some() {
-                status.lag = scale.lag;
-            }
-            if scale.scaled_at.is_some() {
-                status.last_scale_time = scale.scaled_at.clone();
-            }
             let topic_condition = match topics {
                 Ok(()) => condition(
                     condition_type::TOPIC_READY,
@@ -201,23 +179,18 @@ mod tests {
         Time(Timestamp::from_second(seconds).unwrap())
     }
 
-    fn applied(topics: Result<(), String>, scale: ScaleFigures) -> Outcome {
-        registered_as(topics, scale, Registration::Registered { key: KEY.into() })
+    fn applied(topics: Result<(), String>) -> Outcome {
+        registered_as(topics, Registration::Registered { key: KEY.into() })
     }
 
     const KEY: &str = "uploader/a/u";
 
-    fn registered_as(
-        topics: Result<(), String>,
-        scale: ScaleFigures,
-        registration: Registration,
-    ) -> Outcome {
+    fn registered_as(topics: Result<(), String>, registration: Registration) -> Outcome {
         Outcome::Applied {
             topic_name: "p.a.u.events".into(),
             dlq_topic_name: "p.a.u.dlq".into(),
             topics,
             worker: "u-worker".into(),
-            scale,
             registration,
         }
     }
@@ -225,10 +198,6 @@ mod tests {
     fn condition_of<'a>(status: &'a UploaderStatus, type_: &str) -> (&'a str, &'a str) {
         let c = find_condition(&status.conditions, type_).unwrap();
         (c.status.as_str(), c.reason.as_str())
-    }
-
-    fn figures(replicas: i32, desired: Option<i32>, lag: Option<i64>) -> ScaleFigures {
-        ScaleFigures { replicas, desired_replicas: desired, lag, scaled_at: None }
     }
 
     fn topic(ready: Option<(&str, i64)>, generation: i64) -> Topic {
@@ -257,55 +226,31 @@ mod tests {
 
     #[test]
     fn ready_needs_topics_and_worker() {
-        let waiting = next_status(
-            None,
-            Some(1),
-            &applied(Err("Topic x".into()), figures(0, None, None)),
-            at(1),
-        );
+        let waiting = next_status(None, Some(1), &applied(Err("Topic x".into())), at(1));
         assert!(!is_true(&waiting.conditions, "Ready"));
         assert!(!is_true(&waiting.conditions, "TopicReady"));
         assert!(is_true(&waiting.conditions, "WorkerReady"));
         assert_eq!(find_condition(&waiting.conditions, "Ready").unwrap().reason, "TopicNotReady");
-        let ready = next_status(
-            Some(&waiting),
-            Some(1),
-            &applied(Ok(()), figures(0, Some(0), Some(0))),
-            at(2),
-        );
+        let ready = next_status(Some(&waiting), Some(1), &applied(Ok(())), at(2));
         assert!(is_true(&ready.conditions, "Ready"));
         assert!(is_true(&ready.conditions, "TopicReady"));
         assert_eq!(ready.topic_name.as_deref(), Some("p.a.u.events"));
         assert_eq!(ready.dlq_topic_name.as_deref(), Some("p.a.u.dlq"));
-        assert_eq!(
-            (ready.replicas, ready.desired_replicas, ready.lag),
-            (Some(0), Some(0), Some(0))
-        );
         assert_eq!(ready.observed_generation, Some(1));
     }
 
     #[test]
     fn unchanged_outcome_is_an_identical_status() {
-        let outcome = applied(Ok(()), figures(2, Some(2), Some(9)));
+        let outcome = applied(Ok(()));
         let first = next_status(None, Some(3), &outcome, at(1));
         assert_eq!(first, next_status(Some(&first), Some(3), &outcome, at(50)));
     }
 
     #[test]
-    fn unreadable_lag_keeps_the_last_figures_and_scaling_stamps_the_time() {
-        let first =
-            next_status(None, Some(1), &applied(Ok(()), figures(2, Some(2), Some(9))), at(1));
-        let blind =
-            next_status(Some(&first), Some(1), &applied(Ok(()), figures(2, None, None)), at(2));
-        assert_eq!((blind.desired_replicas, blind.lag), (Some(2), Some(9)));
-        let scaled = ScaleFigures { scaled_at: Some(at(3)), ..figures(3, Some(3), Some(14)) };
-        let scaled = next_status(Some(&blind), Some(1), &applied(Ok(()), scaled), at(3));
-        assert_eq!(scaled.last_scale_time, Some(at(3)));
-    }
-
-    #[test]
     fn invalid_spec_turns_ready_false_and_keeps_the_rest() {
-        let ok = next_status(None, Some(1), &applied(Ok(()), figures(1, Some(1), Some(3))), at(1));
+        let scaled = UploaderStatus { replicas: Some(1), ..UploaderStatus::default() };
+        let ok = next_status(Some(&scaled), Some(1), &applied(Ok(())), at(1));
+        assert_eq!(ok.replicas, Some(1), "the scaler's figures are carried over");
         let bad = next_status(Some(&ok), Some(2), &Outcome::InvalidSpec("bad id".into()), at(2));
         let ready = find_condition(&bad.conditions, "Ready").unwrap();
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
@@ -320,21 +265,12 @@ mod tests {
             message: "MongoDB: connection refused".into(),
         };
         // Topics first: their reason wins while they are not Ready.
-        let waiting = next_status(
-            None,
-            Some(1),
-            &registered_as(Err("Topic x".into()), figures(0, None, None), failed()),
-            at(1),
-        );
+        let waiting =
+            next_status(None, Some(1), &registered_as(Err("Topic x".into()), failed()), at(1));
         assert_eq!(condition_of(&waiting, "Ready"), ("False", "TopicNotReady"));
         assert_eq!(condition_of(&waiting, "Registered"), ("False", "RegistryError"));
         // Topics Ready, registry down: Ready False with the registry's reason and message.
-        let down = next_status(
-            Some(&waiting),
-            Some(1),
-            &registered_as(Ok(()), figures(0, None, None), failed()),
-            at(2),
-        );
+        let down = next_status(Some(&waiting), Some(1), &registered_as(Ok(()), failed()), at(2));
         assert_eq!(condition_of(&down, "TopicReady"), ("True", "Reconciled"));
         assert_eq!(condition_of(&down, "WorkerReady"), ("True", "Reconciled"));
         assert_eq!(condition_of(&down, "Ready"), ("False", "RegistryError"));
@@ -346,17 +282,11 @@ mod tests {
         );
         let conflict =
             Registration::Failed { reason: "ResourceConflict", message: "owned by x/y".into() };
-        let taken = next_status(
-            Some(&down),
-            Some(1),
-            &registered_as(Ok(()), figures(0, None, None), conflict),
-            at(3),
-        );
+        let taken = next_status(Some(&down), Some(1), &registered_as(Ok(()), conflict), at(3));
         assert_eq!(condition_of(&taken, "Ready"), ("False", "ResourceConflict"));
         assert_eq!(condition_of(&taken, "Registered"), ("False", "ResourceConflict"));
         // Registered: all True, and the key is in the messages.
-        let ok =
-            next_status(Some(&taken), Some(1), &applied(Ok(()), figures(0, None, None)), at(4));
+        let ok = next_status(Some(&taken), Some(1), &applied(Ok(())), at(4));
         assert_eq!(condition_of(&ok, "Registered"), ("True", "Reconciled"));
         assert_eq!(condition_of(&ok, "Ready"), ("True", "Reconciled"));
         assert!(find_condition(&ok.conditions, "Registered").unwrap().message.contains(KEY));
@@ -365,8 +295,7 @@ mod tests {
 
     #[test]
     fn not_registrable_is_registered_true_and_ready() {
-        let outcome =
-            registered_as(Ok(()), figures(0, Some(0), Some(0)), Registration::NotRegistrable);
+        let outcome = registered_as(Ok(()), Registration::NotRegistrable);
         let off = next_status(None, Some(2), &outcome, at(1));
         assert_eq!(condition_of(&off, "Registered"), ("True", "NotRegistrable"));
         assert_eq!(condition_of(&off, "Ready"), ("True", "Reconciled"));
@@ -375,7 +304,7 @@ mod tests {
 
     #[test]
     fn invalid_spec_is_not_registered() {
-        let ok = next_status(None, Some(1), &applied(Ok(()), figures(1, Some(1), Some(3))), at(1));
+        let ok = next_status(None, Some(1), &applied(Ok(())), at(1));
         let bad = next_status(Some(&ok), Some(2), &Outcome::InvalidSpec("bad id".into()), at(2));
         assert_eq!(condition_of(&bad, "Registered"), ("False", "InvalidSpec"));
         assert_eq!(condition_of(&bad, "Ready"), ("False", "InvalidSpec"));

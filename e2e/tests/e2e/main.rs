@@ -7,6 +7,7 @@ mod api;
 mod api_isolation;
 mod dev;
 mod operator_first_run;
+mod packaging;
 mod rbac;
 mod registry;
 mod restart;

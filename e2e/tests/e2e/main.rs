@@ -6,6 +6,7 @@
 mod api;
 mod api_isolation;
 mod dev;
+mod gitops;
 mod operator_first_run;
 mod packaging;
 mod rbac;

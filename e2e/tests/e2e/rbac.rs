@@ -632,6 +632,99 @@ impl Scenario {
     }
 }
 
+/// Runs `licenseware-worker serve` with the chart's API container (args and env) and
+/// waits until it serves the app's uploader that the operator registered.
+async fn serve_as_the_chart_does(s: &Scenario) {
+    use licenseware_e2e::consumer::{mongo_url_with_database, worker_binary};
+    let stack = Stack::from_env();
+    let container =
+        &named(&s.docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0];
+    let secret_file = s.dir.join("jwt-secret");
+    fs::write(&secret_file, format!("{}\n", uuid::Uuid::new_v4())).expect("write the JWT secret");
+    let uploads = s.dir.join("uploads");
+    fs::create_dir_all(&uploads).expect("upload root");
+    let mut command = Command::new(worker_binary());
+    command
+        .args(container["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("arg")));
+    command.env_remove("KUBECONFIG");
+    for entry in container["env"].as_array().expect("env") {
+        let name = entry["name"].as_str().expect("name");
+        let value = match (name, entry["value"].as_str()) {
+            ("LW_KAFKA_BROKERS", None) => stack.kafka_brokers.clone(),
+            ("LW_MONGO_URL", None) => mongo_url_with_database(&stack.mongo_url, &s.database),
+            ("LW_REDIS_URL", None) => stack.redis_url.clone(),
+            // Pod-specific: an address, the mounted volumes, the release's prefix.
+            ("LW_LISTEN", Some(_)) => "127.0.0.1:0".to_owned(),
+            ("LW_UPLOAD_ROOT", Some(_)) => uploads.to_string_lossy().into_owned(),
+            ("LW_JWT_SECRET_FILE", Some(_)) => secret_file.to_string_lossy().into_owned(),
+            ("LW_TOPIC_PREFIX", Some(_)) => s.prefix.clone(),
+            (_, Some(value)) => value.to_owned(),
+            (_, None) => {
+                panic!("the chart's API takes {name} from somewhere this test does not know")
+            }
+        };
+        command.env(name, value);
+    }
+    let log = s.dir.join("api.log");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log).expect("API log"))
+        .spawn()
+        .expect("start the API");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("address");
+        line.trim().strip_prefix("listening on ").map(str::to_owned)
+    })
+    .await
+    .expect("reader");
+    // Killed at the end, and on a failed assertion too.
+    let _child = KillOnDrop(child);
+    let url = url.unwrap_or_else(|| {
+        panic!("the API did not start:\n{}", fs::read_to_string(&log).unwrap_or_default())
+    });
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let token = Command::new(worker_binary())
+        .arg("token")
+        .arg("--secret-file")
+        .arg(&secret_file)
+        .args(["--tenant", &tenant])
+        .output()
+        .expect("licenseware-worker token");
+    assert!(token.status.success(), "token: {}", String::from_utf8_lossy(&token.stderr));
+    let token = String::from_utf8(token.stdout).expect("utf-8").trim().to_owned();
+    let http = reqwest::Client::new();
+    eventually(WAIT, "the chart's API to serve the app's uploader", || async {
+        let ready = http.get(format!("{url}/readyz")).send().await.ok()?;
+        if ready.status() != 200 {
+            return None;
+        }
+        let metadata = http
+            .get(format!("{url}/{APP}/metadata"))
+            .header("TenantId", &tenant)
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .ok()?;
+        let body = metadata.text().await.ok()?;
+        body.contains("rv_tools").then_some(())
+    })
+    .await;
+}
+
+/// A child process killed when dropped (a failed assertion included).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn operator_runs_under_the_chart_rbac() {
     let _ = Stack::from_env();
@@ -793,6 +886,10 @@ async fn run(s: Scenario) {
     s.ready::<Uploader>("rv-tools", &["Ready", "TopicReady", "WorkerReady"]).await;
     s.ready::<ReportComponent>("devices-by-os", &["Ready"]).await;
     s.ready::<Report>("devices", &["Ready"]).await;
+    // The API as the chart runs it (its Deployment's command and environment, the
+    // Secret references filled in with the stack's addresses), with no Kubernetes
+    // credentials at all: it serves the app the operator registered.
+    serve_as_the_chart_does(&s).await;
 
     // Deleting under the same RBAC: the finalizers (registry entries) are removed by
     // the operator, and everything goes.

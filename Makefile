@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds gitops-health images bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -43,6 +43,23 @@ unit: ## Unit tests (no servers needed).
 e2e: stack-up ## The end-to-end suite against the real stack, then the tests that restart its servers, alone.
 	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e
 	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e --test e2e -- --ignored --test-threads=1 worker_consume::
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+IMAGES_DIR ?= target/images
+images: ## Build the operator and worker images (OCI archives in target/images, no container engine: umoci) from release binaries, then run each binary from its image.
+	command -v umoci >/dev/null || { echo "umoci is missing: apt-get install umoci (.ci/run installs it)" >&2; exit 1; }
+	nice cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-worker \
+		--bin licenseware-operator --bin licenseware-worker
+	e2e/images/build $(IMAGES_DIR) $(VERSION) $(or $(CARGO_TARGET_DIR),target)/release
+	e2e/images/check $(IMAGES_DIR) $(VERSION)
+
+ARGOCD_HEALTH := manifests/gitops/argocd/argocd-cm-health.yaml
+gitops-health: ## Regenerate the Argo CD health checks (argocd-cm-health.yaml) from manifests/gitops/argocd/health.lua.
+	{ sed -n '1,/^data:$$/p' $(ARGOCD_HEALTH); \
+	  for kind in DataTable Report ReportComponent Topic Uploader; do \
+	    printf '  resource.customizations.health.licenseware.io_%s: |\n' $$kind; \
+	    sed 's/^\(.\)/    \1/' manifests/gitops/argocd/health.lua; \
+	  done; } > $(ARGOCD_HEALTH).new && mv $(ARGOCD_HEALTH).new $(ARGOCD_HEALTH)
 
 crds: ## Regenerate the committed CRD YAML (crds/*.yaml) from the Rust types.
 	cargo run $(CARGO_FLAGS) -q -p licenseware-operator -- crdgen --out-dir crds

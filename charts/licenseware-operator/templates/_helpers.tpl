@@ -102,3 +102,88 @@ compares them.
 {{- .Release.Namespace }}
 {{- end }}
 {{- end }}
+
+{{/* Kafka security settings (connections.kafka) as container env entries: the
+same for the operator and the API. Files come from connections.kafka.filesSecret,
+mounted at /etc/licenseware/kafka. */}}
+{{- define "licenseware-operator.kafkaEnv" -}}
+{{- with .Values.connections.kafka }}
+{{- with .securityProtocol }}
+- name: LW_KAFKA_SECURITY_PROTOCOL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .saslMechanism }}
+- name: LW_KAFKA_SASL_MECHANISM
+  value: {{ . | quote }}
+{{- end }}
+{{- with .saslUsername }}
+- name: LW_KAFKA_SASL_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if .filesSecret }}
+{{- range $var, $key := dict "LW_KAFKA_SASL_PASSWORD_FILE" .saslPasswordKey "LW_KAFKA_CA_FILE" .caKey "LW_KAFKA_CERT_FILE" .certKey "LW_KAFKA_KEY_FILE" .keyKey }}
+{{- if $key }}
+- name: {{ $var }}
+  value: /etc/licenseware/kafka/{{ $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "licenseware-operator.kafkaVolumeMount" -}}
+{{- if .Values.connections.kafka.filesSecret }}
+- name: kafka-files
+  mountPath: /etc/licenseware/kafka
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "licenseware-operator.kafkaVolume" -}}
+{{- with .Values.connections.kafka.filesSecret }}
+- name: kafka-files
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/* The API's objects: <fullname>-api. */}}
+{{- define "licenseware-operator.api.fullname" -}}
+{{- printf "%s-api" (include "licenseware-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The API's selector: its own app name, so that the operator's selector (name +
+instance) never matches the API's pods. */}}
+{{- define "licenseware-operator.api.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-api" (include "licenseware-operator.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- end }}
+
+{{- define "licenseware-operator.api.labels" -}}
+helm.sh/chart: {{ include "licenseware-operator.chart" . }}
+{{ include "licenseware-operator.api.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: licenseware
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "licenseware-operator.api.serviceAccountName" -}}
+{{- if .Values.api.serviceAccount.create }}
+{{- default (include "licenseware-operator.api.fullname" .) .Values.api.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.api.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "licenseware-operator.api.image" -}}
+{{- printf "%s:%s" .Values.api.image.repository (default .Chart.AppVersion .Values.api.image.tag) }}
+{{- end }}
+
+{{/* Whether the API may run more than one replica (for its PodDisruptionBudget). */}}
+{{- define "licenseware-operator.api.replicated" -}}
+{{- if .Values.api.autoscaling.enabled }}
+{{- if gt (int .Values.api.autoscaling.maxReplicas) 1 }}true{{ end }}
+{{- else if gt (int .Values.api.replicaCount) 1 }}true{{ end }}
+{{- end }}

@@ -63,11 +63,11 @@ const CHILD_PREFIX: &str = "LW_RBAC_CHILD_PREFIX";
 const CHILD_DATABASE: &str = "LW_RBAC_CHILD_DATABASE";
 const CHILD_LEASE: &str = "LW_RBAC_CHILD_LEASE";
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e/ has a parent").to_path_buf()
 }
 
-fn chart_dir() -> PathBuf {
+pub(crate) fn chart_dir() -> PathBuf {
     repo_root().join("charts/licenseware-operator")
 }
 
@@ -106,7 +106,7 @@ fn chart_crds_are_the_generated_crds() {
 
 /// `helm template` of the chart, as YAML documents (JSON values), failing with a hint
 /// when the stack's helm is not on PATH.
-fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
+pub(crate) fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
     let output = Command::new("helm")
         .args(["template", release])
         .arg(chart_dir())
@@ -123,7 +123,7 @@ fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
     parse_documents(&String::from_utf8(output.stdout).expect("utf-8"))
 }
 
-fn parse_documents(text: &str) -> Vec<Value> {
+pub(crate) fn parse_documents(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
         .map(|doc| {
             let value: serde_yaml::Value =
@@ -134,18 +134,18 @@ fn parse_documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
-fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+pub(crate) fn only<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     let found = of_kind(docs, kind);
     assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
     found[0]
 }
 
 /// The one object of `kind` whose name ends with `suffix`.
-fn named<'a>(docs: &'a [Value], kind: &str, suffix: &str) -> &'a Value {
+pub(crate) fn named<'a>(docs: &'a [Value], kind: &str, suffix: &str) -> &'a Value {
     let found: Vec<&Value> = of_kind(docs, kind)
         .into_iter()
         .filter(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(suffix)))
@@ -156,11 +156,11 @@ fn named<'a>(docs: &'a [Value], kind: &str, suffix: &str) -> &'a Value {
 
 /// The chart's Role (or ClusterRole) with the operator's rules, by the release's name
 /// (`lw` → `lw-licenseware-operator`).
-const OPERATOR: &str = "-licenseware-operator";
+pub(crate) const OPERATOR: &str = "-licenseware-operator";
 
 /// Rules as a set of (apiGroups, resources, verbs, resourceNames), each sorted: two
 /// rule lists grant the same when these sets are equal.
-fn normalized(role: &Value) -> BTreeSet<Vec<Vec<String>>> {
+pub(crate) fn normalized(role: &Value) -> BTreeSet<Vec<Vec<String>>> {
     let sorted = |value: &Value| {
         let mut items: Vec<String> = value
             .as_array()
@@ -183,7 +183,7 @@ fn normalized(role: &Value) -> BTreeSet<Vec<Vec<String>>> {
 }
 
 /// Every (group, resource, verb) a rule list grants.
-fn grants(rules: &BTreeSet<Vec<Vec<String>>>) -> Vec<(String, String, String)> {
+pub(crate) fn grants(rules: &BTreeSet<Vec<Vec<String>>>) -> Vec<(String, String, String)> {
     rules
         .iter()
         .flat_map(|rule| {
@@ -247,7 +247,7 @@ fn chart_rbac_is_the_base_rbac_and_namespaced_by_default() {
             ("apiextensions.k8s.io", "customresourcedefinitions", "get")
         );
     }
-    let deployment = only(&chart, "Deployment");
+    let deployment = named(&chart, "Deployment", OPERATOR);
     let env =
         deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
     let watch =
@@ -264,6 +264,48 @@ fn chart_rbac_is_the_base_rbac_and_namespaced_by_default() {
         assert!(verb != "delete" && verb != "*", "{verb} on {group}/{resource}");
         assert!(resource != "secrets" && resource != "*", "{verb} on {group}/{resource}");
         assert!(resource != "customresourcedefinitions", "{verb} on CRDs in the Role");
+    }
+
+    // The API's ServiceAccount (chart and kustomize): no token, bound to nothing.
+    let base = parse_documents(
+        &std::process::Command::new("kubectl")
+            .args(["kustomize"])
+            .arg(repo_root().join("manifests/base"))
+            .output()
+            .map(|o| {
+                assert!(
+                    o.status.success(),
+                    "kubectl kustomize: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                String::from_utf8(o.stdout).expect("utf-8")
+            })
+            .expect("run kubectl kustomize (the stack's kubectl, on PATH)"),
+    );
+    for (install, docs, account) in
+        [("chart", &chart, "lw-licenseware-operator-api"), ("kustomize", &base, "licenseware-api")]
+    {
+        let sa = of_kind(docs, "ServiceAccount")
+            .into_iter()
+            .find(|a| a["metadata"]["name"] == account)
+            .unwrap_or_else(|| panic!("{install}: no ServiceAccount {account}"));
+        assert_eq!(sa["automountServiceAccountToken"], json!(false), "{install}: {account}");
+        let pod = &of_kind(docs, "Deployment")
+            .into_iter()
+            .find(|d| d["spec"]["template"]["spec"]["serviceAccountName"] == account)
+            .unwrap_or_else(|| panic!("{install}: no Deployment runs as {account}"))["spec"]["template"]
+            ["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], json!(false), "{install}: API pod");
+        for binding in
+            of_kind(docs, "RoleBinding").into_iter().chain(of_kind(docs, "ClusterRoleBinding"))
+        {
+            let subjects = binding["subjects"].as_array().expect("subjects");
+            assert!(
+                subjects.iter().all(|subject| subject["name"] != account),
+                "{install}: {} binds the API's ServiceAccount",
+                binding["metadata"]["name"]
+            );
+        }
     }
 
     // Confined to the listed namespaces: a Role and RoleBinding in each.
@@ -427,10 +469,7 @@ impl Scenario {
     }
 
     fn operator(&self, run: &str) -> OperatorProcess {
-        let service_account = only(&self.docs, "ServiceAccount")["metadata"]["name"]
-            .as_str()
-            .expect("ServiceAccount name")
-            .to_owned();
+        let service_account = self.service_account();
         let kubeconfig = self.dir.join("kubeconfig");
         impersonating_kubeconfig(
             &format!("system:serviceaccount:{}:{service_account}", self.namespace),
@@ -462,10 +501,26 @@ impl Scenario {
     /// Whether the chart's ServiceAccount may `verb` `resource` in `namespace`, as the
     /// apiserver's authorizer answers.
     async fn can(&self, group: &str, resource: &str, verb: &str, namespace: &str) -> bool {
-        let service_account = only(&self.docs, "ServiceAccount")["metadata"]["name"]
+        self.account_can(&self.service_account(), group, resource, verb, namespace).await
+    }
+
+    /// The operator's ServiceAccount (the API's is `{release}-api`).
+    fn service_account(&self) -> String {
+        named(&self.docs, "ServiceAccount", &self.release)["metadata"]["name"]
             .as_str()
             .expect("ServiceAccount name")
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Whether `service_account` (of the test namespace) may `verb` `resource`.
+    async fn account_can(
+        &self,
+        service_account: &str,
+        group: &str,
+        resource: &str,
+        verb: &str,
+        namespace: &str,
+    ) -> bool {
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(format!("system:serviceaccount:{}:{service_account}", self.namespace)),
@@ -577,6 +632,99 @@ impl Scenario {
     }
 }
 
+/// Runs `licenseware-worker serve` with the chart's API container (args and env) and
+/// waits until it serves the app's uploader that the operator registered.
+async fn serve_as_the_chart_does(s: &Scenario) {
+    use licenseware_e2e::consumer::{mongo_url_with_database, worker_binary};
+    let stack = Stack::from_env();
+    let container =
+        &named(&s.docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0];
+    let secret_file = s.dir.join("jwt-secret");
+    fs::write(&secret_file, format!("{}\n", uuid::Uuid::new_v4())).expect("write the JWT secret");
+    let uploads = s.dir.join("uploads");
+    fs::create_dir_all(&uploads).expect("upload root");
+    let mut command = Command::new(worker_binary());
+    command
+        .args(container["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("arg")));
+    command.env_remove("KUBECONFIG");
+    for entry in container["env"].as_array().expect("env") {
+        let name = entry["name"].as_str().expect("name");
+        let value = match (name, entry["value"].as_str()) {
+            ("LW_KAFKA_BROKERS", None) => stack.kafka_brokers.clone(),
+            ("LW_MONGO_URL", None) => mongo_url_with_database(&stack.mongo_url, &s.database),
+            ("LW_REDIS_URL", None) => stack.redis_url.clone(),
+            // Pod-specific: an address, the mounted volumes, the release's prefix.
+            ("LW_LISTEN", Some(_)) => "127.0.0.1:0".to_owned(),
+            ("LW_UPLOAD_ROOT", Some(_)) => uploads.to_string_lossy().into_owned(),
+            ("LW_JWT_SECRET_FILE", Some(_)) => secret_file.to_string_lossy().into_owned(),
+            ("LW_TOPIC_PREFIX", Some(_)) => s.prefix.clone(),
+            (_, Some(value)) => value.to_owned(),
+            (_, None) => {
+                panic!("the chart's API takes {name} from somewhere this test does not know")
+            }
+        };
+        command.env(name, value);
+    }
+    let log = s.dir.join("api.log");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log).expect("API log"))
+        .spawn()
+        .expect("start the API");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("address");
+        line.trim().strip_prefix("listening on ").map(str::to_owned)
+    })
+    .await
+    .expect("reader");
+    // Killed at the end, and on a failed assertion too.
+    let _child = KillOnDrop(child);
+    let url = url.unwrap_or_else(|| {
+        panic!("the API did not start:\n{}", fs::read_to_string(&log).unwrap_or_default())
+    });
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let token = Command::new(worker_binary())
+        .arg("token")
+        .arg("--secret-file")
+        .arg(&secret_file)
+        .args(["--tenant", &tenant])
+        .output()
+        .expect("licenseware-worker token");
+    assert!(token.status.success(), "token: {}", String::from_utf8_lossy(&token.stderr));
+    let token = String::from_utf8(token.stdout).expect("utf-8").trim().to_owned();
+    let http = reqwest::Client::new();
+    eventually(WAIT, "the chart's API to serve the app's uploader", || async {
+        let ready = http.get(format!("{url}/readyz")).send().await.ok()?;
+        if ready.status() != 200 {
+            return None;
+        }
+        let metadata = http
+            .get(format!("{url}/{APP}/metadata"))
+            .header("TenantId", &tenant)
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .ok()?;
+        let body = metadata.text().await.ok()?;
+        body.contains("rv_tools").then_some(())
+    })
+    .await;
+}
+
+/// A child process killed when dropped (a failed assertion included).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn operator_runs_under_the_chart_rbac() {
     let _ = Stack::from_env();
@@ -610,7 +758,12 @@ async fn operator_runs_under_the_chart_rbac() {
 
 async fn run(s: Scenario) {
     let client = &s.client;
-    apply(&s.api::<ServiceAccount>(), only(&s.docs, "ServiceAccount")).await;
+    apply(&s.api::<ServiceAccount>(), named(&s.docs, "ServiceAccount", &s.release)).await;
+    // The API's account: bound to nothing, it may do nothing (the API never calls
+    // the Kubernetes API and gets no token).
+    let api_account = named(&s.docs, "ServiceAccount", "-api");
+    assert_eq!(api_account["automountServiceAccountToken"], json!(false));
+    apply(&s.api::<ServiceAccount>(), api_account).await;
     apply(&s.api::<Role>(), named(&s.docs, "Role", "-leader-election")).await;
     apply(&s.api::<RoleBinding>(), named(&s.docs, "RoleBinding", "-leader-election")).await;
     let operator_role = named(&s.docs, "Role", &s.release);
@@ -668,6 +821,20 @@ async fn run(s: Scenario) {
         .await;
         assert!(!s.can(group, resource, verb, "default").await, "{verb} {resource} in default");
     }
+    // Every binding is in place: the API's account still may do nothing.
+    let api_account = format!("{}-api", s.release);
+    for (group, resource, verb) in [
+        ("apps", "deployments", "create"),
+        ("", "configmaps", "get"),
+        ("", "secrets", "get"),
+        ("licenseware.io", "uploaders", "list"),
+        ("coordination.k8s.io", "leases", "get"),
+    ] {
+        assert!(
+            !s.account_can(&api_account, group, resource, verb, &s.namespace).await,
+            "the API's ServiceAccount may {verb} {group}/{resource}"
+        );
+    }
     let allowed = s.operator("allowed");
     s.create::<Uploader>(
         "Uploader",
@@ -719,6 +886,10 @@ async fn run(s: Scenario) {
     s.ready::<Uploader>("rv-tools", &["Ready", "TopicReady", "WorkerReady"]).await;
     s.ready::<ReportComponent>("devices-by-os", &["Ready"]).await;
     s.ready::<Report>("devices", &["Ready"]).await;
+    // The API as the chart runs it (its Deployment's command and environment, the
+    // Secret references filled in with the stack's addresses), with no Kubernetes
+    // credentials at all: it serves the app the operator registered.
+    serve_as_the_chart_does(&s).await;
 
     // Deleting under the same RBAC: the finalizers (registry entries) are removed by
     // the operator, and everything goes.

@@ -63,7 +63,6 @@ impl StatusStore {
             Ok(Err(error)) => error.to_string(),
             Err(_) => "timed out".to_owned(),
         };
-        *self.connection.lock().await = None;
         let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(key, error, failed_status_writes = count, "cache generation not bumped");
     }

@@ -2,8 +2,8 @@
 //! checks names without I/O, so this small axum server (run as `bench_api bare-server`,
 //! a child process) serves the part of `/validation` that needs none, with the API's
 //! own code: the `Caller` extractor (the token verified by `Authenticator`, the tenant
-//! checked), `parse_filenames`, and `Validator::check_filenames` with the uploader's
-//! rules compiled per request as the handler does. No quota, ticket, history or
+//! checked), `parse_filenames`, and `check_filenames` with the uploader's rules
+//! compiled once (`CompiledRules`), as the API's registry keeps them. No quota, ticket, history or
 //! registry lookup. Its `/hello` is the hello world of this same server, and the API's
 //! own `/healthz` is measured beside it.
 
@@ -22,14 +22,14 @@ use licenseware_worker::{
         error::ApiError,
         uploads::parse_filenames,
     },
-    validation::{FileValidationResponse, Validator},
+    validation::{CompiledRules, FileValidationResponse},
 };
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
 struct BareState {
     auth: Authenticator,
-    rules: std::sync::Arc<ValidationParameters>,
+    rules: std::sync::Arc<CompiledRules>,
 }
 
 impl FromRef<BareState> for Authenticator {
@@ -45,7 +45,7 @@ async fn check(
 ) -> Result<Json<FileValidationResponse>, ApiError> {
     caller.require_tenant()?;
     let filenames = parse_filenames(&body)?;
-    Ok(Json(Validator::new(&state.rules).check_filenames(&filenames, None)))
+    Ok(Json(state.rules.validator().check_filenames(&filenames, None)))
 }
 
 async fn hello() -> Json<Value> {
@@ -58,7 +58,7 @@ pub fn router(auth: Authenticator, rules: ValidationParameters) -> Router {
     Router::new()
         .route("/{app_id}/uploads/{uploader}/validation", post(check))
         .route("/hello", get(hello))
-        .with_state(BareState { auth, rules: std::sync::Arc::new(rules) })
+        .with_state(BareState { auth, rules: std::sync::Arc::new(CompiledRules::new(rules)) })
 }
 
 /// Serves on an ephemeral loopback port, printed as `listening on http://...` the way

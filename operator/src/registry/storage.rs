@@ -21,7 +21,26 @@ pub async fn refuses_nested_arrays(
     Ok(info.contains_key("ferretdbVersion") || info.contains_key("ferretdbFeatures"))
 }
 
-/// Wraps every array that sits directly inside another array.
+/// The prefix a key starting with `$` gets (a component's pipeline has such keys):
+/// FerretDB v1 refuses them as field names.
+pub const DOLLAR_KEY_PREFIX: &str = "__licenseware_dollar_";
+
+fn escape_key(key: String) -> String {
+    match key.strip_prefix('$') {
+        Some(rest) => format!("{DOLLAR_KEY_PREFIX}{rest}"),
+        None => key,
+    }
+}
+
+fn unescape_key(key: String) -> String {
+    match key.strip_prefix(DOLLAR_KEY_PREFIX) {
+        Some(rest) => format!("${rest}"),
+        None => key,
+    }
+}
+
+/// Wraps every array that sits directly inside another array, and escapes keys that
+/// start with `$`.
 pub fn wrap_nested_arrays(value: Value) -> Value {
     transform(value, false)
 }
@@ -35,7 +54,9 @@ pub fn unwrap_nested_arrays(value: Value) -> Value {
             {
                 return Value::Array(items.into_iter().map(unwrap_nested_arrays).collect());
             }
-            Value::Object(map.into_iter().map(|(k, v)| (k, unwrap_nested_arrays(v))).collect())
+            Value::Object(
+                map.into_iter().map(|(k, v)| (unescape_key(k), unwrap_nested_arrays(v))).collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(unwrap_nested_arrays).collect()),
         other => other,
@@ -54,9 +75,9 @@ fn transform(value: Value, inside_array: bool) -> Value {
                 array
             }
         }
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, transform(v, false))).collect())
-        }
+        Value::Object(map) => Value::Object(
+            map.into_iter().map(|(k, v)| (escape_key(k), transform(v, false))).collect(),
+        ),
         other => other,
     }
 }
@@ -87,6 +108,18 @@ mod tests {
             json!({ NESTED_ARRAY_KEY: [{ NESTED_ARRAY_KEY: [1, 2] }, { NESTED_ARRAY_KEY: [3] }] })
         );
         assert_eq!(unwrap_nested_arrays(stored), sdk);
+    }
+
+    #[test]
+    fn dollar_keys_are_escaped_and_restored() {
+        let pipeline = json!({"pipeline": [{"$match": {"os": {"$ne": null}}}], "price": "$5"});
+        let stored = wrap_nested_arrays(pipeline.clone());
+        assert_eq!(
+            stored["pipeline"][0]["__licenseware_dollar_match"]["os"]["__licenseware_dollar_ne"],
+            Value::Null
+        );
+        assert_eq!(stored["price"], "$5");
+        assert_eq!(unwrap_nested_arrays(stored), pipeline);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod plan;
 mod requests;
+mod uncertain;
 pub mod wire;
 
 use std::{
@@ -13,13 +14,14 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 
 pub use plan::{Claim, ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal, Verdict};
+use uncertain::{UncertainCreates, create_outcome_unknown};
 pub use wire::{KafkaClient, WireError};
 
 /// How long the batcher waits for more requests after the first one of a batch.
@@ -194,8 +196,13 @@ impl KafkaAdmin {
     pub fn start(client: Arc<KafkaClient>, linger: Duration, max_batch: usize) -> Self {
         let (jobs, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let metrics = Arc::new(AdminMetrics::default());
-        let batcher =
-            Batcher { client, metrics: Arc::clone(&metrics), linger, max_batch: max_batch.max(1) };
+        let batcher = Batcher {
+            client,
+            metrics: Arc::clone(&metrics),
+            linger,
+            max_batch: max_batch.max(1),
+            uncertain_creates: UncertainCreates::default(),
+        };
         tokio::spawn(batcher.run(receiver));
         Self { jobs, metrics }
     }
@@ -230,10 +237,11 @@ struct Batcher {
     metrics: Arc<AdminMetrics>,
     linger: Duration,
     max_batch: usize,
+    uncertain_creates: UncertainCreates,
 }
 
 impl Batcher {
-    async fn run(self, mut receiver: mpsc::Receiver<Job>) {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         // Jobs for a topic already in the current batch wait for the next one, so a
         // batch never holds two requests for one topic.
         let mut deferred: VecDeque<Job> = VecDeque::new();
@@ -277,7 +285,7 @@ impl Batcher {
         }
     }
 
-    async fn process(&self, batch: Vec<Job>) {
+    async fn process(&mut self, batch: Vec<Job>) {
         let mut applies = Vec::new();
         let mut deletes = Vec::new();
         for job in batch {
@@ -308,7 +316,7 @@ impl Batcher {
     /// One Metadata and one DescribeConfigs request for every topic of the batch, then
     /// at most one CreateTopics, one CreatePartitions and one IncrementalAlterConfigs.
     async fn apply_all(
-        &self,
+        &mut self,
         desired: &[DesiredTopic],
     ) -> HashMap<String, Result<Applied, AdminError>> {
         let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
@@ -350,6 +358,34 @@ impl Batcher {
                 requests::create(&self.client, &self.metrics, &creates, &mut errors).await;
             observed.ids.extend(created.ids);
             raced = created.already_exists;
+            let now = Instant::now();
+            for (d, _) in &creates {
+                match errors.get(&d.name) {
+                    Some(error) if create_outcome_unknown(error) => {
+                        self.uncertain_creates.record(&d.name, now);
+                    }
+                    _ if !raced.contains(&d.name) => self.uncertain_creates.forget(&d.name),
+                    _ => {}
+                }
+            }
+            // A create of ours that timed out may have gone through: the topic it made
+            // is ours, not someone else's, and its id is read now.
+            let ours: Vec<String> = raced
+                .iter()
+                .filter(|name| self.uncertain_creates.take(name, now))
+                .cloned()
+                .collect();
+            if !ours.is_empty() {
+                match requests::observe(&self.client, &self.metrics, &ours).await {
+                    Ok(again) => observed.ids.extend(again.ids),
+                    Err(error) => {
+                        for name in &ours {
+                            errors.insert(name.clone(), error.clone());
+                        }
+                    }
+                }
+                raced.retain(|name| !ours.contains(name));
+            }
         }
         let increases: Vec<(&str, i32)> =
             plans.iter().filter_map(|(d, p)| Some((d.name.as_str(), p.add_partitions?))).collect();

@@ -149,6 +149,9 @@ fn producer(brokers: &str) -> Result<FutureProducer, rdkafka::error::KafkaError>
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
+        // Processing events are small envelopes: bound what may wait for the broker
+        // (librdkafka's default allows 1 GiB) so an outage fails uploads, not memory.
+        .set("queue.buffering.max.kbytes", "16384")
         .create()
 }
 

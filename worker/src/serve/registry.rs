@@ -193,6 +193,9 @@ fn follow_once(
         .set("group.id", "licenseware-api")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // The registry is a few thousand small documents: librdkafka's default pre-fetch
+        // queue (64 MiB) would only hold memory for nothing.
+        .set("queued.max.messages.kbytes", "2048")
         .create()?;
     let partitions = loop {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;

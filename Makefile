@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds gitops-health images bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds gitops-health images images-debug bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -52,6 +52,13 @@ images: ## Build the operator and worker images (OCI archives in target/images, 
 		--bin licenseware-operator --bin licenseware-worker
 	e2e/images/build $(IMAGES_DIR) $(VERSION) $(or $(CARGO_TARGET_DIR),target)/release
 	e2e/images/check $(IMAGES_DIR) $(VERSION)
+
+images-debug: ## The images' packaging checked fast: the same build and check from the debug binaries `make test` built (CI runs it; `make images` is the release).
+	command -v umoci >/dev/null || { echo "umoci is missing: apt-get install umoci (.ci/run installs it)" >&2; exit 1; }
+	cargo build $(CARGO_FLAGS) -p licenseware-operator -p licenseware-worker \
+		--bin licenseware-operator --bin licenseware-worker
+	e2e/images/build $(IMAGES_DIR)-debug $(VERSION) $(or $(CARGO_TARGET_DIR),target)/debug
+	e2e/images/check $(IMAGES_DIR)-debug $(VERSION)
 
 ARGOCD_HEALTH := manifests/gitops/argocd/argocd-cm-health.yaml
 gitops-health: ## Regenerate the Argo CD health checks (argocd-cm-health.yaml) from manifests/gitops/argocd/health.lua.

@@ -18,6 +18,11 @@ pub mod condition_type {
     pub const WORKER_READY: &str = "WorkerReady";
     /// Uploader, Report, ReportComponent, DataTable: the registry entry is written.
     pub const REGISTERED: &str = "Registered";
+    /// Every kind, kept by [`super::set_condition`] from Ready: present (`True`) only
+    /// while Ready is `False` for a reason no retry can fix (see
+    /// [`super::is_terminal`]), so kstatus (Flux, `kstatus`-based tools) reports the
+    /// resource Failed at once instead of InProgress until a timeout.
+    pub const STALLED: &str = "Stalled";
 }
 
 /// Condition reasons (CamelCase, as the apiserver requires). Topic reasons follow
@@ -108,13 +113,47 @@ pub fn new_condition(
     }
 }
 
+/// Whether Ready=False with `reason` waits for a person (a spec to fix, a conflict to
+/// settle, an annotation to add) rather than for time or another resource.
+pub fn is_terminal(reason: &str) -> bool {
+    [
+        reason::INVALID_SPEC,
+        reason::NOT_SUPPORTED,
+        reason::RESOURCE_CONFLICT,
+        reason::PIPELINE_NOT_ALLOWED,
+        reason::COLLECTION_NOT_ALLOWED,
+        reason::IMAGE_NOT_ALLOWED,
+    ]
+    .contains(&reason)
+}
+
 /// Inserts or updates the condition of `new.type_` in `conditions`.
 ///
 /// `lastTransitionTime` only moves when the status changes, so reconciling an unchanged
 /// resource writes an identical status and does not trigger another reconcile. Reason,
 /// message and observedGeneration follow `new`. Returns whether anything changed; the
-/// order of the other conditions is kept.
+/// order of the other conditions is kept. Setting Ready also sets or clears Stalled.
 pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition) -> bool {
+    if new.type_ != condition_type::READY {
+        return set_one(conditions, new);
+    }
+    let stalled = (new.status == status::FALSE && is_terminal(&new.reason)).then(|| Condition {
+        type_: condition_type::STALLED.to_owned(),
+        status: status::TRUE.to_owned(),
+        ..new.clone()
+    });
+    let changed = set_one(conditions, new);
+    match stalled {
+        Some(stalled) => set_one(conditions, stalled) || changed,
+        None => {
+            let before = conditions.len();
+            conditions.retain(|c| c.type_ != condition_type::STALLED);
+            conditions.len() != before || changed
+        }
+    }
+}
+
+fn set_one(conditions: &mut Vec<Condition>, new: Condition) -> bool {
     match conditions.iter_mut().find(|c| c.type_ == new.type_) {
         Some(existing) => {
             let last_transition_time = if existing.status == new.status {
@@ -154,6 +193,42 @@ mod tests {
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn a_terminal_ready_false_adds_stalled_and_recovery_removes_it() {
+        let mut conditions = vec![];
+        let invalid = new_condition(
+            condition_type::READY,
+            false,
+            reason::INVALID_SPEC,
+            "spec.partitions: must be at least 1",
+            Some(2),
+            at(10),
+        );
+        assert!(set_condition(&mut conditions, invalid));
+        let stalled = find_condition(&conditions, condition_type::STALLED).expect("Stalled");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str(), stalled.observed_generation),
+            (status::TRUE, reason::INVALID_SPEC, Some(2))
+        );
+        assert_eq!(stalled.message, "spec.partitions: must be at least 1");
+        // Waiting on something else is not stalled.
+        let waiting = new_condition(
+            condition_type::READY,
+            false,
+            reason::TOPIC_NOT_READY,
+            "",
+            Some(3),
+            at(20),
+        );
+        assert!(set_condition(&mut conditions, waiting.clone()));
+        assert_eq!(conditions.len(), 1, "{conditions:?}");
+        assert!(!set_condition(&mut conditions, waiting), "nothing to clear twice");
+        let ready =
+            new_condition(condition_type::READY, true, reason::RECONCILED, "", Some(3), at(30));
+        assert!(set_condition(&mut conditions, ready));
+        assert!(find_condition(&conditions, condition_type::STALLED).is_none());
     }
 
     #[test]

@@ -255,8 +255,8 @@ fn kstatus(objects: &[Value]) -> Vec<(String, String)> {
 
 /// The statuses the operator writes, read by kstatus (Flux) and by the Argo CD
 /// script: a Ready Topic is Current/Healthy; a ReportComponent with a forbidden
-/// stage is InProgress/Degraded (kstatus has no "doomed" for a Ready=False; Flux
-/// reports it when its timeout passes, with the condition's message); a Report
+/// stage is Failed/Degraded (its Stalled condition: Flux stops waiting at once and
+/// reports the condition's message); a Report
 /// waiting for a component is InProgress/Progressing; a status of an older
 /// generation is InProgress/Progressing whatever it says.
 #[tokio::test]
@@ -326,7 +326,7 @@ async fn operator_statuses_are_kstatus_and_argocd_compliant() {
     let objects = [topic, component, report, stale];
     let expected = [
         ("Current", "Healthy"),
-        ("InProgress", "Degraded"),
+        ("Failed", "Degraded"),
         ("InProgress", "Progressing"),
         ("InProgress", "Progressing"),
     ];

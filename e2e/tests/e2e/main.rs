@@ -8,6 +8,7 @@ mod api_datatables;
 mod api_downloads;
 mod api_isolation;
 mod api_reports;
+mod api_sample_app;
 mod api_snapshots;
 mod dev;
 mod gitops;

@@ -132,8 +132,11 @@ pub async fn serve(
     let probes = web::Probes {
         readiness: readiness_rx,
         role: leadership.role(),
-        admin: Arc::clone(admin.metrics()),
-        scaler: Arc::clone(&scaler_metrics),
+        metrics: Arc::new(web::registry(
+            Arc::clone(admin.metrics()),
+            Arc::clone(&scaler_metrics),
+            leadership.role(),
+        )),
     };
     let probe_addr = listener.local_addr().map_err(Error::ProbeBind)?;
     let (stop_server, server_stopped) = oneshot::channel::<()>();

@@ -428,6 +428,9 @@ impl WorkerProcess {
         let log = setup.root.with_file_name(format!("worker-{label}.log"));
         let file = fs::File::create(&log).expect("create the worker log");
         let child = Command::new(binary)
+            // Several workers run at once here: probes on a free port each (the log
+            // names it); `env` may say otherwise.
+            .env("LW_LISTEN", "127.0.0.1:0")
             .envs(env.iter().map(|(name, value)| (*name, *value)))
             .args(args)
             .arg("--config")
@@ -458,6 +461,34 @@ impl WorkerProcess {
         let mut text = String::new();
         let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
         text
+    }
+
+    /// `http://` and the address of the worker's probes, from its JSON log.
+    pub async fn probe_url(&self, timeout: Duration) -> String {
+        crate::eventually(timeout, "the worker's \"probes and metrics listening\" line", || {
+            let log = self.log();
+            async move {
+                log.lines()
+                    .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                    .find(|line| line["message"] == "probes and metrics listening")
+                    .and_then(|line| Some(format!("http://{}", line["addr"].as_str()?)))
+            }
+        })
+        .await
+    }
+
+    /// The status and body of `path` on the worker's probe server.
+    pub async fn probe(&self, path: &str) -> (u16, String) {
+        let url = format!("{}{path}", self.probe_url(Duration::from_secs(60)).await);
+        let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("probe body"))
+    }
+
+    /// One sample of `series` (full name, labels included) in the worker's `/metrics`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.probe("/metrics").await;
+        body.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     }
 
     pub fn kill(&mut self) {

@@ -16,8 +16,10 @@ pub mod dev;
 pub mod kafka;
 pub mod kube;
 pub mod operator;
+pub mod operator_process;
 pub mod procfs;
 pub mod registry;
+pub mod stall_proxy;
 pub mod worker;
 
 pub use crate::{

@@ -169,11 +169,41 @@ pub struct LeaderConfig {
     /// account), else `default`.
     #[arg(long = "lease-namespace", env = "LW_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+
+    /// How long a Lease that is not renewed keeps others from taking it over.
+    #[arg(long = "lease-duration-secs", env = "LW_LEASE_DURATION_SECS", default_value_t = 15)]
+    pub lease_duration_secs: u64,
+
+    /// The leader gives leadership up (and exits) when it could not renew the Lease for
+    /// this long; must be shorter than `--lease-duration-secs`, so that it has stopped
+    /// before anyone else may take over.
+    #[arg(
+        long = "lease-renew-deadline-secs",
+        env = "LW_LEASE_RENEW_DEADLINE_SECS",
+        default_value_t = 10
+    )]
+    pub renew_deadline_secs: u64,
+
+    /// How often the leader renews the Lease; shorter than the renew deadline.
+    #[arg(long = "lease-renew-every-secs", env = "LW_LEASE_RENEW_EVERY_SECS", default_value_t = 5)]
+    pub renew_every_secs: u64,
+
+    /// How often a candidate tries for the Lease, and a leader retries a failed renewal.
+    #[arg(long = "lease-retry-every-secs", env = "LW_LEASE_RETRY_EVERY_SECS", default_value_t = 2)]
+    pub retry_every_secs: u64,
 }
 
 impl Default for LeaderConfig {
     fn default() -> Self {
-        Self { elect: true, lease_name: "licenseware-operator".to_owned(), lease_namespace: None }
+        Self {
+            elect: true,
+            lease_name: "licenseware-operator".to_owned(),
+            lease_namespace: None,
+            lease_duration_secs: 15,
+            renew_deadline_secs: 10,
+            renew_every_secs: 5,
+            retry_every_secs: 2,
+        }
     }
 }
 
@@ -455,6 +485,10 @@ mod tests {
             "--leader-elect=no",
             "--lease-name=ops",
             "--lease-namespace=tools",
+            "--lease-duration-secs=4",
+            "--lease-renew-deadline-secs=3",
+            "--lease-renew-every-secs=1",
+            "--lease-retry-every-secs=1",
         ])
         .expect("valid command line");
         let Command::Run(config) = cli.command else { panic!("expected run") };
@@ -464,6 +498,10 @@ mod tests {
                 elect: false,
                 lease_name: "ops".into(),
                 lease_namespace: Some("tools".into()),
+                lease_duration_secs: 4,
+                renew_deadline_secs: 3,
+                renew_every_secs: 1,
+                retry_every_secs: 1,
             }
         );
         assert_eq!(config.leader.lease_namespace(), "tools");

@@ -6,7 +6,10 @@
 //! candidates never both win: the slower one gets a conflict.
 //!
 //! A leader that cannot renew within [`Timing::renew_deadline`], or that sees another
-//! holder, has lost: [`Leadership::lost`] completes and the operator exits, so its pod
+//! holder, has lost. Each request on the Lease is bounded by what is left of that
+//! deadline (the kube client has no read timeout of its own: a stalled apiserver
+//! would hold a request forever), and the deadline is shorter than the Lease's
+//! duration, so a leader stops before anyone else may take over. Then [`Leadership::lost`] completes and the operator exits, so its pod
 //! restarts and campaigns again. On shutdown the leader releases the Lease (empty
 //! holder) so a successor takes over at once instead of waiting for it to expire.
 
@@ -47,6 +50,62 @@ impl Default for Timing {
             retry_every: Duration::from_secs(2),
         }
     }
+}
+
+impl Timing {
+    /// The timing of `--lease-*-secs`, checked: `0 < renew_every < renew_deadline <
+    /// lease_duration`. A leader stops once its renew deadline passes, which must come
+    /// strictly before the Lease expires for the other candidates, or two would lead.
+    pub fn from_config(config: &LeaderConfig) -> Result<Self, String> {
+        let timing = Self {
+            lease_duration: Duration::from_secs(config.lease_duration_secs),
+            renew_every: Duration::from_secs(config.renew_every_secs),
+            renew_deadline: Duration::from_secs(config.renew_deadline_secs),
+            retry_every: Duration::from_secs(config.retry_every_secs),
+        };
+        timing.validate()?;
+        Ok(timing)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.renew_every.is_zero() || self.retry_every.is_zero() {
+            return Err("--lease-renew-every-secs and --lease-retry-every-secs must be at least 1"
+                .to_owned());
+        }
+        if self.renew_every >= self.renew_deadline {
+            return Err(format!(
+                "--lease-renew-every-secs ({}) must be shorter than \
+                 --lease-renew-deadline-secs ({})",
+                self.renew_every.as_secs(),
+                self.renew_deadline.as_secs()
+            ));
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return Err(format!(
+                "--lease-renew-deadline-secs ({}) must be shorter than --lease-duration-secs \
+                 ({}): a leader must stop before others may take the Lease",
+                self.renew_deadline.as_secs(),
+                self.lease_duration.as_secs()
+            ));
+        }
+        if i32::try_from(self.lease_duration.as_secs()).is_err() {
+            return Err("--lease-duration-secs does not fit the Lease".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// What is left of the renew deadline at `now` for a leader whose last successful
+/// write to the Lease started at `held_since`; `None` once it has passed. Measured
+/// from the start of the write, not its end: the apiserver may have stored it any
+/// time after the request left, and others count the Lease's life from then.
+pub fn renew_time_left(
+    held_since: Instant,
+    now: Instant,
+    renew_deadline: Duration,
+) -> Option<Duration> {
+    let left = (held_since + renew_deadline).saturating_duration_since(now);
+    (!left.is_zero()).then_some(left)
 }
 
 /// What a candidate knows of the Lease.
@@ -199,57 +258,80 @@ struct Elector {
 
 impl Elector {
     async fn run(mut self, role: watch::Sender<Role>, mut stop: oneshot::Receiver<()>) {
-        // Campaign.
+        // Campaign. An attempt that hangs (a stalled apiserver) is given up after the
+        // renew deadline: one that succeeded later would leave us holding the Lease
+        // with less time left than a leader should have.
         let mut wait = Duration::ZERO;
-        loop {
+        let mut held_since = loop {
             tokio::select! {
                 _ = &mut stop => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            match self.attempt().await {
-                Ok(Attempt::Held) => break,
-                Ok(Attempt::HeldBy(holder)) => tracing::debug!(%holder, "another process leads"),
-                Ok(Attempt::Conflict) => tracing::debug!("lost a race for the Lease"),
-                Err(error) => tracing::warn!(%error, "cannot read or write the Lease"),
+            let started = Instant::now();
+            match tokio::time::timeout(self.timing.renew_deadline, self.attempt()).await {
+                Ok(Ok(Attempt::Held)) => break started,
+                Ok(Ok(Attempt::HeldBy(holder))) => {
+                    tracing::debug!(%holder, "another process leads")
+                }
+                Ok(Ok(Attempt::Conflict)) => tracing::debug!("lost a race for the Lease"),
+                Ok(Err(error)) => tracing::warn!(%error, "cannot read or write the Lease"),
+                Err(_) => tracing::warn!(
+                    timeout_secs = self.timing.renew_deadline.as_secs(),
+                    "the apiserver did not answer about the Lease in time"
+                ),
             }
             wait = self.timing.retry_every;
-        }
+        };
         tracing::info!(lease = %self.name, identity = %self.identity, "became the leader");
         role.send_replace(Role::Leader);
-        // Lead: renew until stopped, or until renewing fails for too long.
-        let mut renewed = Instant::now();
+        // Lead: renew until stopped, or until the renew deadline passes. Every attempt
+        // is bounded by what is left of the deadline, so a request that hangs cannot
+        // keep us leading after the Lease may have expired for the others.
         let mut wait = self.timing.renew_every;
         loop {
+            let deadline = held_since + self.timing.renew_deadline;
+            let next = (Instant::now() + wait).min(deadline);
             tokio::select! {
                 _ = &mut stop => {
                     self.release().await;
                     return;
                 }
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(next.into()) => {}
             }
-            match self.attempt().await {
-                Ok(Attempt::Held) => {
-                    renewed = Instant::now();
+            let started = Instant::now();
+            let Some(left) = renew_time_left(held_since, started, self.timing.renew_deadline)
+            else {
+                self.deadline_passed();
+                break;
+            };
+            match tokio::time::timeout(left, self.attempt()).await {
+                Ok(Ok(Attempt::Held)) => {
+                    held_since = started;
                     wait = self.timing.renew_every;
                     continue;
                 }
-                Ok(Attempt::HeldBy(holder)) => {
+                Ok(Ok(Attempt::HeldBy(holder))) => {
                     tracing::error!(%holder, "the Lease was taken over: leadership lost");
                     break;
                 }
-                Ok(Attempt::Conflict) => tracing::warn!("conflict while renewing the Lease"),
-                Err(error) => tracing::warn!(%error, "cannot renew the Lease"),
-            }
-            if renewed.elapsed() >= self.timing.renew_deadline {
-                tracing::error!(
-                    deadline_secs = self.timing.renew_deadline.as_secs(),
-                    "the Lease was not renewed in time: leadership lost"
-                );
-                break;
+                Ok(Ok(Attempt::Conflict)) => tracing::warn!("conflict while renewing the Lease"),
+                Ok(Err(error)) => tracing::warn!(%error, "cannot renew the Lease"),
+                Err(_) => {
+                    self.deadline_passed();
+                    break;
+                }
             }
             wait = self.timing.retry_every;
         }
         role.send_replace(Role::Lost);
+    }
+
+    fn deadline_passed(&self) {
+        tracing::error!(
+            deadline_secs = self.timing.renew_deadline.as_secs(),
+            lease_duration_secs = self.timing.lease_duration.as_secs(),
+            "the Lease was not renewed within the renew deadline: leadership lost"
+        );
     }
 
     /// Reads the Lease and creates, renews or takes it over when [`decide`] says so.
@@ -379,6 +461,37 @@ mod tests {
         assert_eq!(decide(Some(held_by("pod-b_5678", 15)), ME), Decision::TakeOver);
         let short = Observed { lease_duration: Duration::from_secs(1), ..held_by("pod-b", 2) };
         assert_eq!(decide(Some(short), ME), Decision::TakeOver);
+    }
+
+    #[test]
+    fn renew_time_left_counts_from_the_start_of_the_last_write() {
+        let held_since = Instant::now();
+        let deadline = Duration::from_secs(10);
+        let at = |secs: u64| held_since + Duration::from_secs(secs);
+        assert_eq!(renew_time_left(held_since, held_since, deadline), Some(deadline));
+        assert_eq!(renew_time_left(held_since, at(7), deadline), Some(Duration::from_secs(3)));
+        assert_eq!(renew_time_left(held_since, at(10), deadline), None);
+        assert_eq!(renew_time_left(held_since, at(60), deadline), None);
+    }
+
+    #[test]
+    fn the_renew_deadline_comes_before_the_lease_expires() {
+        let config = |duration, deadline, every| LeaderConfig {
+            lease_duration_secs: duration,
+            renew_deadline_secs: deadline,
+            renew_every_secs: every,
+            ..LeaderConfig::default()
+        };
+        assert_eq!(Timing::from_config(&LeaderConfig::default()), Ok(Timing::default()));
+        assert!(Timing::from_config(&config(4, 3, 1)).is_ok());
+        let equal = Timing::from_config(&config(10, 10, 5)).expect_err("deadline = duration");
+        assert!(equal.contains("--lease-renew-deadline-secs (10)"), "{equal}");
+        assert!(Timing::from_config(&config(10, 12, 5)).is_err());
+        assert!(Timing::from_config(&config(15, 10, 10)).is_err(), "renews at the deadline");
+        assert!(Timing::from_config(&config(15, 10, 0)).is_err());
+        let retry = LeaderConfig { retry_every_secs: 0, ..LeaderConfig::default() };
+        assert!(Timing::from_config(&retry).is_err());
+        assert!(Timing::from_config(&config(u64::MAX, 10, 5)).is_err());
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub async fn serve(
     // Settings that only parse here fail before anything starts.
     let topic_policy = config.topic_policy().map_err(Error::InvalidConfig)?;
     let uploader_options = uploader_options(&config).map_err(Error::InvalidConfig)?;
+    let lease_timing = leader::Timing::from_config(&config.leader).map_err(Error::InvalidConfig)?;
     let dependencies = Dependencies::connect(&config).await?;
     let shutdown = shutdown.boxed().shared();
     let kube = dependencies.kube.clone();
@@ -120,7 +121,7 @@ pub async fn serve(
     .map_err(Error::KafkaConfig)?;
     let scaler_metrics = Arc::new(scaler::metrics::ScalerMetrics::default());
     let leadership = if config.leader.elect {
-        leader::Leadership::campaign(kube.clone(), &config.leader, leader::Timing::default())
+        leader::Leadership::campaign(kube.clone(), &config.leader, lease_timing)
     } else {
         leader::Leadership::disabled()
     };
@@ -131,8 +132,11 @@ pub async fn serve(
     let probes = web::Probes {
         readiness: readiness_rx,
         role: leadership.role(),
-        admin: Arc::clone(admin.metrics()),
-        scaler: Arc::clone(&scaler_metrics),
+        metrics: Arc::new(web::registry(
+            Arc::clone(admin.metrics()),
+            Arc::clone(&scaler_metrics),
+            leadership.role(),
+        )),
     };
     let probe_addr = listener.local_addr().map_err(Error::ProbeBind)?;
     let (stop_server, server_stopped) = oneshot::channel::<()>();

@@ -1,17 +1,93 @@
-//! Reconcile metrics of every controller, in the Prometheus text format that the rest of
-//! `/metrics` uses: runs and failures by kind, a duration histogram, and the leader
-//! gauge.
+//! The operator's `/metrics`: one prometheus-client [`Registry`] per process, encoded
+//! as OpenMetrics text (label values escaped, so a resource name cannot forge series).
+//! The figures live where they are counted (reconciles here, Kafka admin calls, the
+//! scaler) and are read at scrape time by a [`Collector`] each.
 //!
-//! The counters are process-wide ([`reconciles`]), like the Prometheus default
+//! The reconcile counters are process-wide ([`reconciles`]), like the Prometheus default
 //! registry: a controller records with one line in `reconcile` and one in
 //! `error_policy`, without threading a handle through its context.
 
 use std::{
     collections::BTreeMap,
-    fmt::Write,
+    fmt,
     sync::{Mutex, PoisonError},
     time::Instant,
 };
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{
+        DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, NoLabelSet,
+    },
+    metrics::MetricType,
+    registry::Registry,
+};
+use tokio::sync::watch;
+
+use crate::leader::Role;
+
+/// The content type of [`encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The registry as OpenMetrics text.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String fails only if a collector fails, and ours do not.
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::warn!(%error, "cannot encode the metrics");
+    }
+    out
+}
+
+/// One counter family: `name` without its `_total`, which the encoder appends.
+pub(crate) fn counters<L: EncodeLabelSet, V: EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        metric.encode_family(&labels)?.encode_counter::<NoLabelSet, V, u64>(&value, None)?;
+    }
+    Ok(())
+}
+
+/// One counter without labels.
+pub(crate) fn counter<V: EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: V,
+) -> fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, V, u64>(&value, None)
+}
+
+/// One gauge family.
+pub(crate) fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        metric.encode_family(&labels)?.encode_gauge(&value)?;
+    }
+    Ok(())
+}
+
+/// One gauge without labels.
+pub(crate) fn gauge<V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: V,
+) -> fmt::Result {
+    encoder.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&value)
+}
 
 /// Upper bounds (seconds) of the duration histogram's buckets.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -105,48 +181,54 @@ impl ReconcileMetrics {
         self.series().reconciliations.get(kind).copied().unwrap_or(0)
     }
 
-    /// Prometheus text exposition of the series.
-    pub fn render(&self, out: &mut String) {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let series = self.series();
-        out.push_str(
-            "# HELP licenseware_reconciliations_total Reconciles started, by kind.\n\
-             # TYPE licenseware_reconciliations_total counter\n",
-        );
-        for (kind, count) in &series.reconciliations {
-            let _ = writeln!(out, "licenseware_reconciliations_total{{kind=\"{kind}\"}} {count}");
-        }
-        out.push_str(
-            "# HELP licenseware_reconcile_failures_total Reconciles that failed, by kind and \
-             reason.\n\
-             # TYPE licenseware_reconcile_failures_total counter\n",
-        );
-        for ((kind, reason), count) in &series.failures {
-            let _ = writeln!(
-                out,
-                "licenseware_reconcile_failures_total{{kind=\"{kind}\",reason=\"{reason}\"}} {count}"
-            );
-        }
-        let name = "licenseware_reconcile_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time spent in one reconcile, by kind.\n# TYPE {name} histogram"
-        );
+        counters(
+            &mut encoder,
+            "licenseware_reconciliations",
+            "Reconciles started, by kind.",
+            series.reconciliations.iter().map(|(kind, count)| ([("kind", kind.as_str())], *count)),
+        )?;
+        counters(
+            &mut encoder,
+            "licenseware_reconcile_failures",
+            "Reconciles that failed, by kind and reason.",
+            series.failures.iter().map(|((kind, reason), count)| {
+                ([("kind", kind.as_str()), ("reason", reason)], *count)
+            }),
+        )?;
+        let mut metric = encoder.encode_descriptor(
+            "licenseware_reconcile_duration_seconds",
+            "Time spent in one reconcile, by kind.",
+            None,
+            MetricType::Histogram,
+        )?;
         for (kind, histogram) in &series.durations {
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
-                cumulative += count;
-                let _ =
-                    writeln!(out, "{name}_bucket{{kind=\"{kind}\",le=\"{bound}\"}} {cumulative}");
-            }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {count}\n\
-                 {name}_sum{{kind=\"{kind}\"}} {sum}\n\
-                 {name}_count{{kind=\"{kind}\"}} {count}",
-                count = histogram.count,
-                sum = histogram.sum,
-            );
+            let within: u64 = histogram.buckets.iter().sum();
+            let buckets: Vec<(f64, u64)> = BUCKETS
+                .iter()
+                .copied()
+                .zip(histogram.buckets)
+                .chain([(f64::INFINITY, histogram.count - within)])
+                .collect();
+            metric.encode_family(&[("kind", kind.as_str())])?.encode_histogram::<NoLabelSet>(
+                histogram.sum,
+                histogram.count,
+                &buckets,
+                None,
+            )?;
         }
+        Ok(())
+    }
+}
+
+/// The [`Collector`] of a [`ReconcileMetrics`], [`reconciles`] in the operator.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileCollector(pub &'static ReconcileMetrics);
+
+impl Collector for ReconcileCollector {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        self.0.encode(encoder)
     }
 }
 
@@ -166,14 +248,27 @@ impl Drop for ReconcileTimer {
 
 /// The `licenseware_leader` gauge: 1 while this process holds the Lease (or runs
 /// without election), 0 otherwise.
-pub fn render_leader(leader: bool, out: &mut String) {
-    let _ = writeln!(
-        out,
-        "# HELP licenseware_leader Whether this process is the leader and runs the controllers.\n\
-         # TYPE licenseware_leader gauge\n\
-         licenseware_leader {}",
-        u8::from(leader)
-    );
+#[derive(Debug)]
+pub struct LeaderCollector(pub watch::Receiver<Role>);
+
+impl Collector for LeaderCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let leading = *self.0.borrow() == Role::Leader;
+        gauge(
+            &mut encoder,
+            "licenseware_leader",
+            "Whether this process is the leader and runs the controllers.",
+            i64::from(leading),
+        )
+    }
+}
+
+/// `collector` alone in a registry, as text: for the tests of each collector.
+#[cfg(test)]
+pub(crate) fn encode_one(collector: impl Collector) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    encode(&registry)
 }
 
 #[cfg(test)]
@@ -189,8 +284,7 @@ mod tests {
         drop(metrics.start("Topic"));
         metrics.failed("Topic", "KafkaError");
         metrics.failed("Topic", "KafkaError");
-        let mut out = String::new();
-        metrics.render(&mut out);
+        let out = encode_one(ReconcileCollector(metrics));
         let name = "licenseware_reconcile_duration_seconds";
         assert!(out.contains("licenseware_reconciliations_total{kind=\"Topic\"} 1\n"), "{out}");
         assert!(out.contains(
@@ -199,20 +293,38 @@ mod tests {
         assert!(out.contains(&format!("# TYPE {name} histogram\n")));
         // The timer's own observation is well under 5 ms.
         assert!(
-            out.contains(&format!("{name}_bucket{{kind=\"Topic\",le=\"0.005\"}} 2\n")),
+            out.contains(&format!("{name}_bucket{{le=\"0.005\",kind=\"Topic\"}} 2\n")),
             "{out}"
         );
-        assert!(out.contains(&format!("{name}_bucket{{kind=\"Topic\",le=\"0.1\"}} 3\n")));
-        assert!(out.contains(&format!("{name}_bucket{{kind=\"Topic\",le=\"30\"}} 3\n")));
-        assert!(out.contains(&format!("{name}_bucket{{kind=\"Topic\",le=\"+Inf\"}} 4\n")));
+        assert!(out.contains(&format!("{name}_bucket{{le=\"0.1\",kind=\"Topic\"}} 3\n")));
+        assert!(out.contains(&format!("{name}_bucket{{le=\"30.0\",kind=\"Topic\"}} 3\n")));
+        assert!(out.contains(&format!("{name}_bucket{{le=\"+Inf\",kind=\"Topic\"}} 4\n")));
         assert!(out.contains(&format!("{name}_count{{kind=\"Topic\"}} 4\n")));
         assert_eq!(metrics.reconciliations("Topic"), 1);
     }
 
     #[test]
     fn leader_gauge() {
-        let mut out = String::new();
-        render_leader(false, &mut out);
-        assert!(out.ends_with("# TYPE licenseware_leader gauge\nlicenseware_leader 0\n"), "{out}");
+        let (role, receiver) = watch::channel(Role::Leader);
+        let out = encode_one(LeaderCollector(receiver));
+        assert!(out.contains("# TYPE licenseware_leader gauge\nlicenseware_leader 1\n"), "{out}");
+        role.send_replace(Role::Lost);
+        let out = encode_one(LeaderCollector(role.subscribe()));
+        assert!(out.contains("licenseware_leader 0\n"), "{out}");
+        assert!(out.ends_with("# EOF\n"), "{out}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics: &'static ReconcileMetrics = Box::leak(Box::new(ReconcileMetrics::new()));
+        drop(metrics.start("Evil\"} 1\nforged_total{x=\"\\"));
+        let out = encode_one(ReconcileCollector(metrics));
+        assert!(
+            out.contains(
+                "licenseware_reconciliations_total{kind=\"Evil\\\"} 1\\nforged_total{x=\\\"\\\\\"} 1\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.lines().any(|line| line.starts_with("forged_total")), "{out}");
     }
 }

@@ -1,5 +1,5 @@
 //! The probe endpoints: `/healthz` (the process serves) and `/readyz` (its servers
-//! answer; the JSON also says whether this process leads), and `/metrics` (Prometheus
+//! answer; the JSON also says whether this process leads), and `/metrics` (OpenMetrics
 //! text).
 
 use std::sync::Arc;
@@ -8,8 +8,13 @@ use axum::{Json, Router, extract::State, http::StatusCode, http::header, routing
 use serde::Serialize;
 use tokio::sync::watch;
 
+use prometheus_client::registry::Registry;
+
 use crate::{
-    dependencies::Readiness, kafka::AdminMetrics, leader::Role, metrics,
+    dependencies::Readiness,
+    kafka::AdminMetrics,
+    leader::Role,
+    metrics::{self, LeaderCollector, ReconcileCollector},
     scaler::metrics::ScalerMetrics,
 };
 
@@ -18,8 +23,22 @@ use crate::{
 pub struct Probes {
     pub readiness: watch::Receiver<Readiness>,
     pub role: watch::Receiver<Role>,
-    pub admin: Arc<AdminMetrics>,
-    pub scaler: Arc<ScalerMetrics>,
+    pub metrics: Arc<Registry>,
+}
+
+/// The process's one metrics registry: reconciles, Kafka admin calls, the scaler and
+/// the leadership.
+pub fn registry(
+    admin: Arc<AdminMetrics>,
+    scaler: Arc<ScalerMetrics>,
+    role: watch::Receiver<Role>,
+) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(admin));
+    registry.register_collector(Box::new(scaler));
+    registry.register_collector(Box::new(ReconcileCollector(metrics::reconciles())));
+    registry.register_collector(Box::new(LeaderCollector(role)));
+    registry
 }
 
 impl Probes {
@@ -52,10 +71,5 @@ async fn readyz(State(probes): State<Probes>) -> (StatusCode, Json<ReadyzBody>) 
 }
 
 async fn render_metrics(State(probes): State<Probes>) -> impl axum::response::IntoResponse {
-    let mut body = String::new();
-    probes.admin.render(&mut body);
-    probes.scaler.render(&mut body);
-    metrics::reconciles().render(&mut body);
-    metrics::render_leader(probes.leader(), &mut body);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode(&probes.metrics))
 }

@@ -3,7 +3,8 @@
 //! in `Data`), except that a line `#abort` aborts the whole process, as a reader that
 //! runs out of memory or hits a bug in native code would. The e2e suite runs it to show
 //! that such an event is dead-lettered after maxAttempts deliveries instead of
-//! crash-looping its partition.
+//! crash-looping its partition. A line `#hang` blocks the processor for an hour
+//! instead, as a reader stuck in native code would: `/healthz` must say so.
 
 use std::{
     io::{BufRead, BufReader},
@@ -19,6 +20,8 @@ use licenseware_worker::consume::{
 
 /// The line that kills the worker.
 const POISON: &str = "#abort";
+/// The line that blocks the processor.
+const HANG: &str = "#hang";
 
 struct Aborting;
 
@@ -38,6 +41,9 @@ impl FileProcessor for Aborting {
             })?;
             if text == POISON {
                 std::process::abort();
+            }
+            if text == HANG {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
             }
             line += 1;
             let id = format!("{}/{}/{line}", job.event_id, job.file_index);

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod cli;
 pub mod consume;
 pub mod manifest;
+pub mod metrics;
 pub mod processing;
 pub mod read;
 pub mod sandbox;

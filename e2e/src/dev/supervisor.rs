@@ -338,7 +338,7 @@ pub enum NotAWorker {
 
 /// The `licenseware-worker consume` that the worker Deployment of `config_map` would
 /// run: its worker.yaml as `--config` (the pod mounts it at /etc/licenseware), the
-/// shared upload root, the stack's addresses, logs as text.
+/// shared upload root, the stack's addresses, logs as text, probes on a free port.
 pub fn worker_plan(
     config_map: &ConfigMap,
     context: &WorkerContext,
@@ -368,6 +368,9 @@ pub fn worker_plan(
     args.push("--upload-root".into());
     args.push(context.upload_root.clone().into());
     args.extend(["--log-format", "text"].map(OsString::from));
+    // Several workers share this machine: each serves its probes on a free port, which
+    // its log names ("probes and metrics listening").
+    args.extend(["--listen", "127.0.0.1:0"].map(OsString::from));
     args.extend(["--app-events-topic".into(), context.app_events_topic.clone().into()]);
     args.extend(["--log-events-topic".into(), context.log_events_topic.clone().into()]);
     Ok(WorkerPlan {
@@ -556,7 +559,7 @@ mod tests {
             "/repo/target/debug/licenseware-worker consume \
              --config /repo/e2e/.dev/workers/demo/rv-tools-worker/worker.yaml \
              --upload-root /repo/e2e/.dev/uploads --log-format text \
-             --app-events-topic AppEvents --log-events-topic LogEvents"
+             --listen 127.0.0.1:0 --app-events-topic AppEvents --log-events-topic LogEvents"
         );
         assert_eq!(process.env, context().env);
         assert_eq!(process.log, PathBuf::from("/repo/e2e/.dev/logs/worker.demo.rv-tools.log"));

@@ -12,6 +12,7 @@ mod api_sample_app;
 mod api_snapshots;
 mod dev;
 mod gitops;
+mod leader;
 mod operator_first_run;
 mod packaging;
 mod rbac;

@@ -353,6 +353,7 @@ async fn operator_child() {
             elect: true,
             lease_name: var(CHILD_LEASE),
             lease_namespace: Some(namespace.clone()),
+            ..LeaderConfig::default()
         },
         ..operator::config(stack, probe_addr, &namespace, &var(CHILD_PREFIX))
     };

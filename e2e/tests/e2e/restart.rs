@@ -8,12 +8,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs,
-    io::Read,
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -27,6 +21,7 @@ use licenseware_e2e::{
     kube::{
         create_custom, delete_namespace, fresh_namespace, install_crds, names_true_and_current,
     },
+    operator_process::{OperatorProcess as Operator, Setup},
     unique_name,
 };
 use licenseware_operator::crds::{Topic, Uploader};
@@ -38,180 +33,17 @@ const TOPICS: usize = 30;
 const UPLOADERS: usize = 3;
 const APP: &str = "restart-app";
 
-/// The operator binary, built once per test process.
-fn operator_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("LW_OPERATOR_BIN") {
-                return PathBuf::from(path);
-            }
-            // Without the variables cargo sets for this test, so the build is the one
-            // `cargo build` gives from a shell and reuses its artifacts.
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "licenseware-operator", "--bin", "licenseware-operator"])
-                .envs_remove_cargo_test_vars()
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build -p licenseware-operator failed: {status}");
-            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-                || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-                PathBuf::from,
-            );
-            target.join("debug/licenseware-operator")
-        })
-        .clone()
-}
-
-trait RemoveCargoTestVars {
-    fn envs_remove_cargo_test_vars(&mut self) -> &mut Self;
-}
-
-impl RemoveCargoTestVars for Command {
-    fn envs_remove_cargo_test_vars(&mut self) -> &mut Self {
-        for (name, _) in std::env::vars_os() {
-            let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].iter().any(|kept| name == *kept);
-            if name.to_string_lossy().starts_with("CARGO_") && !keep {
-                self.env_remove(name);
-            }
-        }
-        self
-    }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("addr").port()
-}
-
-/// What every operator process of one test shares.
-#[derive(Debug, Clone)]
-struct Setup {
-    namespace: String,
-    prefix: String,
-    database: String,
-    lease: String,
-}
-
-/// One operator process; SIGKILLed when dropped, so a failing test leaves none behind.
-struct Operator {
-    child: Child,
-    probe: String,
-    log: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Operator {
-    fn start(setup: &Setup, label: &str) -> Self {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{}-{label}.log", setup.namespace));
-        let file = fs::File::create(&log).expect("create the operator log");
-        let child = Command::new(operator_binary())
-            .arg("run")
-            .args(["--namespaces", &setup.namespace])
-            .args(["--topic-prefix", &setup.prefix])
-            .args(["--registry-database", &setup.database])
-            .args(["--probe-addr", &format!("127.0.0.1:{port}")])
-            .args(["--readiness-interval-secs", "1"])
-            .args(["--poll-interval-secs", "1"])
-            .args(["--leader-elect", "true"])
-            .args(["--lease-name", &setup.lease])
-            .args(["--lease-namespace", &setup.namespace])
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info,kube_runtime=warn,rdkafka=warn")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log fd"))
-            .stderr(file)
-            .spawn()
-            .expect("start the operator binary");
-        Self { child, probe: format!("http://127.0.0.1:{port}"), log, http: reqwest::Client::new() }
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
-        text
-    }
-
-    /// The `/readyz` JSON, whatever its status code.
-    async fn readyz(&self) -> Option<serde_json::Value> {
-        let response = self.http.get(format!("{}/readyz", self.probe)).send().await.ok()?;
-        response.json().await.ok()
-    }
-
-    async fn metrics(&self) -> Option<String> {
-        let response = self.http.get(format!("{}/metrics", self.probe)).send().await.ok()?;
-        response.text().await.ok()
-    }
-
-    /// Waits for `/readyz` to say `leader: leading`.
-    async fn wait_leader(&self, leading: bool, timeout: Duration) {
-        eventually(
-            timeout,
-            &format!("/readyz of {} to say leader {leading}", self.probe),
-            || async move { (self.readyz().await?["leader"] == json!(leading)).then_some(()) },
-        )
-        .await;
-    }
-
-    /// One sample of `name` (a full series name, labels included) in `/metrics`.
-    async fn sample(&self, series: &str) -> Option<f64> {
-        let metrics = self.metrics().await?;
-        metrics.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits for the process to exit by itself.
-    async fn exited(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the operator") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the operator did not exit within {timeout:?}; its log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Operator {
-    #[allow(clippy::print_stderr)] // the test's output is where a failure is read
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- log of the operator at {} ---\n{}", self.probe, self.log());
-        }
-        self.kill();
-    }
-}
-
 /// The test's namespace, prefix and clients; the namespace and registry database are
 /// removed when dropped.
-struct Harness {
+pub(crate) struct Harness {
     client: Client,
-    setup: Setup,
+    pub(crate) setup: Setup,
     kafka: Kafka,
     registry: RegistryReader,
 }
 
 impl Harness {
-    async fn start(name: &str) -> Self {
+    pub(crate) async fn start(name: &str) -> Self {
         let stack = Stack::from_env();
         let client = Client::try_default().await.expect("kubeconfig");
         install_crds(&client).await;
@@ -272,11 +104,11 @@ impl Harness {
         self.registry.documents().await
     }
 
-    async fn lease(&self) -> Option<Lease> {
+    pub(crate) async fn lease(&self) -> Option<Lease> {
         self.api::<Lease>().get_opt(&self.setup.lease).await.expect("get Lease")
     }
 
-    async fn holder(&self) -> Option<String> {
+    pub(crate) async fn holder(&self) -> Option<String> {
         self.lease().await?.spec?.holder_identity.filter(|holder| !holder.is_empty())
     }
 }

@@ -57,6 +57,18 @@ async fn rv_tools_uploads_become_documents_superseded_by_the_next_upload() {
     assert_eq!(vm.get_str("app_id").unwrap(), setup.app_id);
     let history = setup.history(&tenant, &first).await.expect("history");
     assert_eq!(history.get_str("processing_status").unwrap(), "success", "{history}");
+    // The probes: the worker is ready, live, and its metrics count the event.
+    assert_eq!(worker.metric("licenseware_worker_events_done_total").await, Some(1.0));
+    assert_eq!(worker.metric("licenseware_worker_events_failed_total").await, Some(0.0));
+    let written = worker.metric("licenseware_worker_documents_written_total").await;
+    assert!(written.is_some_and(|n| n >= stored.len() as f64), "documents written: {written:?}");
+    assert_eq!(worker.metric("licenseware_worker_processing_seconds_count").await, Some(1.0));
+    let (status, readyz) = worker.probe("/readyz").await;
+    assert_eq!(status, 200, "{readyz}");
+    for check in ["kafka", "mongodb", "redis"] {
+        assert!(readyz.contains(&format!("\"name\":\"{check}\",\"ready\":true")), "{readyz}");
+    }
+    assert_eq!(worker.probe("/healthz").await.0, 200);
 
     // The same export again: the new event's documents replace the old ones (same keys).
     let second = uuid();

@@ -137,6 +137,46 @@ async fn a_poison_event_that_kills_the_worker_is_dead_lettered_after_max_attempt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_processor_fails_healthz_once_the_progress_timeout_passes() {
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::new("hostile-stuck", 1, 2).await;
+    let tenant = uuid();
+    let (good, stuck) = (uuid(), uuid());
+    let mut worker = WorkerProcess::start_command(
+        &setup,
+        "stuck",
+        abort_worker_binary(),
+        &["--progress-timeout-secs", "2"],
+        "info",
+    );
+    // Idle with nothing to consume, for longer than the timeout: live.
+    let file = setup.write_file(&tenant, &good, "good.txt", &lines(2, "g"));
+    setup.publish(&setup.event(&tenant, &good, &[file], false)).await;
+    setup.wait_all_committed(1, WAIT).await;
+    let idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(3) {
+        assert_eq!(worker.probe("/healthz").await.0, 200, "idle is live; log:\n{}", worker.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(worker.metric("licenseware_worker_events_done_total").await, Some(1.0));
+
+    // An event whose processor never returns: live until the timeout, then not.
+    let file = setup.write_file(&tenant, &stuck, "stuck.txt", b"s line 1\n#hang\n");
+    setup.publish(&setup.event(&tenant, &stuck, &[file], false)).await;
+    let published = Instant::now();
+    eventually(WAIT, "/healthz to fail", || async {
+        (worker.probe("/healthz").await.0 == 503).then_some(())
+    })
+    .await;
+    assert!(published.elapsed() >= Duration::from_secs(2), "failed before the timeout");
+    println!("/healthz failed {:?} after the stuck event was published", published.elapsed());
+    assert_eq!(worker.probe("/readyz").await.0, 200, "stuck, but its servers answer");
+    assert_eq!(worker.metric("licenseware_worker_events_done_total").await, Some(1.0));
+    worker.kill();
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_of_a_huge_message_is_bounded_and_committed() {
     let _stack = stack_shared().await;
     let setup = ConsumerSetup::new("hostile-huge", 1, 2).await;

@@ -117,27 +117,33 @@ impl AdminMetrics {
     pub fn batches(&self) -> (u64, u64) {
         (self.batches.load(Ordering::Relaxed), self.batched_topics.load(Ordering::Relaxed))
     }
+}
 
-    /// Prometheus text exposition of the counters.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        out.push_str(
-            "# HELP licenseware_kafka_admin_calls_total Kafka admin requests sent, by kind.\n\
-             # TYPE licenseware_kafka_admin_calls_total counter\n",
-        );
-        for (call, count) in self.calls() {
-            let _ = writeln!(out, "licenseware_kafka_admin_calls_total{{call=\"{call}\"}} {count}");
-        }
+impl prometheus_client::collector::Collector for AdminMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        use crate::metrics::{counter, counters};
+        counters(
+            &mut encoder,
+            "licenseware_kafka_admin_calls",
+            "Kafka admin requests sent, by kind.",
+            self.calls().into_iter().map(|(call, count)| ([("call", call.as_str())], count)),
+        )?;
         let (batches, topics) = self.batches();
-        let _ = write!(
-            out,
-            "# HELP licenseware_kafka_admin_batches_total Batches of topic requests processed.\n\
-             # TYPE licenseware_kafka_admin_batches_total counter\n\
-             licenseware_kafka_admin_batches_total {batches}\n\
-             # HELP licenseware_kafka_admin_batched_topics_total Topic requests carried by batches.\n\
-             # TYPE licenseware_kafka_admin_batched_topics_total counter\n\
-             licenseware_kafka_admin_batched_topics_total {topics}\n"
-        );
+        counter(
+            &mut encoder,
+            "licenseware_kafka_admin_batches",
+            "Batches of topic requests processed.",
+            batches,
+        )?;
+        counter(
+            &mut encoder,
+            "licenseware_kafka_admin_batched_topics",
+            "Topic requests carried by batches.",
+            topics,
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::{
     collections::BTreeMap,
-    fmt::Write,
+    fmt,
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -10,11 +10,15 @@ use std::{
     time::Duration,
 };
 
+use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
+
+use crate::metrics::{counter, counters, gauge, gauges};
+
 /// The Kafka requests of the offset reader, the label of its request counter.
 const LAG_CALLS: [&str; 4] = ["metadata", "find_coordinator", "offset_fetch", "list_offsets"];
 
 /// A gauge: name, help text and how to read it from the figures.
-type Gauge = (&'static str, &'static str, fn(&UploaderFigures) -> i64);
+type UploaderGauge = (&'static str, &'static str, fn(&UploaderFigures) -> i64);
 
 /// The figures of one uploader at its last poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,55 +102,61 @@ impl ScalerMetrics {
     pub fn ticks(&self) -> Ticks {
         *self.ticks.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    /// Prometheus text exposition of the gauges and the offset reader's counters.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP licenseware_scaler_kafka_requests_total Kafka requests of the lag reader, by kind.\n\
-             # TYPE licenseware_scaler_kafka_requests_total counter"
-        );
-        for (call, count) in self.lag_requests() {
-            let _ =
-                writeln!(out, "licenseware_scaler_kafka_requests_total{{call=\"{call}\"}} {count}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP licenseware_scaler_lag_batches_total Batches of lag reads.\n\
-             # TYPE licenseware_scaler_lag_batches_total counter\n\
-             licenseware_scaler_lag_batches_total {}\n\
-             # HELP licenseware_scaler_lag_reads_total Distinct lag reads carried by batches.\n\
-             # TYPE licenseware_scaler_lag_reads_total counter\n\
-             licenseware_scaler_lag_reads_total {}",
+impl Collector for ScalerMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        counters(
+            &mut encoder,
+            "licenseware_scaler_kafka_requests",
+            "Kafka requests of the lag reader, by kind.",
+            self.lag_requests().into_iter().map(|(call, count)| ([("call", call)], count)),
+        )?;
+        counter(
+            &mut encoder,
+            "licenseware_scaler_lag_batches",
+            "Batches of lag reads.",
             self.lag_batches.load(Ordering::Relaxed),
-            self.lag_reads.load(Ordering::Relaxed)
-        );
+        )?;
+        counter(
+            &mut encoder,
+            "licenseware_scaler_lag_reads",
+            "Distinct lag reads carried by batches.",
+            self.lag_reads.load(Ordering::Relaxed),
+        )?;
         let ticks = self.ticks();
-        let _ = writeln!(
-            out,
-            "# HELP licenseware_scaler_ticks_total Ticks of the scaler loop.\n\
-             # TYPE licenseware_scaler_ticks_total counter\n\
-             licenseware_scaler_ticks_total {}\n\
-             # HELP licenseware_scaler_tick_seconds_total Time spent in scaler ticks.\n\
-             # TYPE licenseware_scaler_tick_seconds_total counter\n\
-             licenseware_scaler_tick_seconds_total {}\n\
-             # HELP licenseware_scaler_last_tick_seconds Duration of the last scaler tick.\n\
-             # TYPE licenseware_scaler_last_tick_seconds gauge\n\
-             licenseware_scaler_last_tick_seconds {}\n\
-             # HELP licenseware_scaler_max_tick_seconds Longest scaler tick so far.\n\
-             # TYPE licenseware_scaler_max_tick_seconds gauge\n\
-             licenseware_scaler_max_tick_seconds {}\n\
-             # HELP licenseware_scaler_tick_uploaders Uploaders the last scaler tick read.\n\
-             # TYPE licenseware_scaler_tick_uploaders gauge\n\
-             licenseware_scaler_tick_uploaders {}",
+        counter(
+            &mut encoder,
+            "licenseware_scaler_ticks",
+            "Ticks of the scaler loop.",
             ticks.count,
+        )?;
+        counter(
+            &mut encoder,
+            "licenseware_scaler_tick_seconds",
+            "Time spent in scaler ticks.",
             ticks.seconds_total,
+        )?;
+        gauge(
+            &mut encoder,
+            "licenseware_scaler_last_tick_seconds",
+            "Duration of the last scaler tick.",
             ticks.last_seconds,
+        )?;
+        gauge(
+            &mut encoder,
+            "licenseware_scaler_max_tick_seconds",
+            "Longest scaler tick so far.",
             ticks.max_seconds,
-            ticks.last_uploaders
-        );
+        )?;
+        gauge(
+            &mut encoder,
+            "licenseware_scaler_tick_uploaders",
+            "Uploaders the last scaler tick read.",
+            ticks.last_uploaders,
+        )?;
         let figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
-        let gauges: [Gauge; 3] = [
+        let uploader_gauges: [UploaderGauge; 3] = [
             (
                 "licenseware_uploader_lag",
                 "Unconsumed events of the uploader's consumer group at the last poll.",
@@ -161,33 +171,35 @@ impl ScalerMetrics {
                 i64::from(f.replicas)
             }),
         ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for ((namespace, uploader), f) in figures.iter() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{namespace=\"{namespace}\",uploader=\"{uploader}\"}} {}",
-                    value(f)
-                );
-            }
+        for (name, help, value) in uploader_gauges {
+            gauges(
+                &mut encoder,
+                name,
+                help,
+                figures.iter().map(|((namespace, uploader), f)| {
+                    ([("namespace", namespace.as_str()), ("uploader", uploader.as_str())], value(f))
+                }),
+            )?;
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
     fn renders_one_series_per_uploader() {
-        let metrics = ScalerMetrics::default();
+        let metrics = Arc::new(ScalerMetrics::default());
         metrics.set(
             "apps",
             "rv-tools",
             UploaderFigures { lag: 7, desired_replicas: 2, replicas: 1 },
         );
-        let mut out = String::new();
-        metrics.render(&mut out);
+        let out = crate::metrics::encode_one(Arc::clone(&metrics));
         assert!(out.contains("# TYPE licenseware_uploader_lag gauge\n"), "{out}");
         assert!(
             out.contains("licenseware_uploader_lag{namespace=\"apps\",uploader=\"rv-tools\"} 7\n")
@@ -200,19 +212,16 @@ mod tests {
         ));
         metrics.count_lag_request("offset_fetch");
         metrics.count_lag_batch(3);
-        let mut out = String::new();
-        metrics.render(&mut out);
+        let out = crate::metrics::encode_one(Arc::clone(&metrics));
         assert!(out.contains("licenseware_scaler_kafka_requests_total{call=\"offset_fetch\"} 1\n"));
         assert!(out.contains("licenseware_scaler_lag_reads_total 3\n"), "{out}");
         metrics.observe_tick(Duration::from_millis(250), 4);
-        let mut out = String::new();
-        metrics.render(&mut out);
+        let out = crate::metrics::encode_one(Arc::clone(&metrics));
         assert!(out.contains("licenseware_scaler_ticks_total 1\n"), "{out}");
         assert!(out.contains("licenseware_scaler_last_tick_seconds 0.25\n"), "{out}");
         assert!(out.contains("licenseware_scaler_tick_uploaders 4\n"), "{out}");
         metrics.retain(|_, name| name != "rv-tools");
-        let mut out = String::new();
-        metrics.render(&mut out);
+        let out = crate::metrics::encode_one(Arc::clone(&metrics));
         assert!(!out.contains("rv-tools"), "{out}");
     }
 }

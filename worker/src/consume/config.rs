@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 use licenseware_crds::WorkerConfigFile;
 
-use super::backoff::Backoff;
+use super::{backoff::Backoff, probes::ProbeConfig};
 use crate::manifest::{ManifestError, UploaderManifest, load_worker_config};
 
 /// MongoDB database when the URL names none (the operator's registry rule).
@@ -57,6 +57,9 @@ pub struct ConsumeConfig {
     /// unchanged for this many seconds are removed: a killed worker's leftovers.
     #[arg(long, env = "LW_SCRATCH_LEFTOVER_AGE_SECS", default_value_t = 900)]
     pub scratch_leftover_age_secs: u64,
+    /// `/healthz`, `/readyz` and `/metrics`.
+    #[command(flatten)]
+    pub probes: ProbeConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +112,7 @@ pub struct Settings {
     pub max_attempts: u32,
     /// See [`ConsumeConfig::scratch_leftover_age_secs`].
     pub scratch_leftover_age: Duration,
+    pub probes: ProbeConfig,
 }
 
 impl Settings {
@@ -148,6 +152,7 @@ impl Settings {
             backoff: Backoff { base: Duration::from_millis(base), max: Duration::from_millis(max) },
             max_attempts,
             scratch_leftover_age: Duration::from_secs(config.scratch_leftover_age_secs),
+            probes: config.probes.clone(),
         })
     }
 

@@ -12,6 +12,7 @@ use super::{
     history::{self, EventIds, StepRecord, StepSubject},
     notify::Notifier,
     paths,
+    probes::ConsumeMetrics,
     processor::FileProcessor,
     shutdown::Shutdown,
     status::{self, Status, StatusSubject},
@@ -33,6 +34,7 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// Where compensation looks for the event's documents.
     pub collections: Vec<String>,
+    pub metrics: Arc<ConsumeMetrics>,
 }
 
 /// Why an attempt ended early.

@@ -37,6 +37,7 @@ pub mod history;
 pub mod logging;
 mod notify;
 pub mod paths;
+pub mod probes;
 mod processor;
 mod runtime;
 mod saga;
@@ -54,6 +55,7 @@ pub use config::{
 pub use envelope::{EnvelopeError, ProcessingEvent};
 /// The BSON types documents are made of.
 pub use mongodb::bson;
+pub use probes::ProbeConfig;
 pub use processor::{
     DocumentSink, FileJob, FileProcessor, FileReport, ProcessError, SinkClosed, error_chain,
 };

@@ -2,7 +2,11 @@
 //! order; replicas share the partitions), its offset committed only once its outcome is
 //! stored: documents and history, or a dead letter acknowledged by the broker.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tracing::Instrument;
 
@@ -23,6 +27,7 @@ use super::{
     },
     envelope,
     notify::Notifier,
+    probes::{self, ConsumeMetrics},
     processor::FileProcessor,
     saga::{self, EventOutcome},
     scratch,
@@ -55,6 +60,8 @@ pub enum ConsumeError {
     Mongo(#[source] mongodb::error::Error),
     #[error("Redis client: {0}")]
     Redis(#[source] redis::RedisError),
+    #[error("cannot serve the probes on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 impl ConsumeError {
@@ -65,6 +72,7 @@ impl ConsumeError {
             Self::Subscribe { .. } => "SubscribeFailed",
             Self::Mongo(_) => "MongoConfig",
             Self::Redis(_) => "RedisConfig",
+            Self::Listen { .. } => "ListenFailed",
         }
     }
 }
@@ -137,6 +145,17 @@ pub async fn run(
         .map_err(|source| ConsumeError::Subscribe { topic: topic.clone(), source })?;
     let collections = settings.event_collections(processor.collections());
     ensure_indexes(&db, &collections).await;
+    let consumer = Arc::new(consumer);
+    let metrics = Arc::new(ConsumeMetrics::default());
+    let servers = probes::Servers {
+        consumer: Arc::clone(&consumer),
+        events_topic: topic.clone(),
+        db: db.clone(),
+        redis: redis.clone(),
+    };
+    let _probes = probes::start(&settings.probes, Arc::clone(&metrics), servers)
+        .await
+        .map_err(|source| ConsumeError::Listen { addr: settings.probes.listen, source })?;
     let ctx = Context {
         settings,
         processor,
@@ -145,9 +164,9 @@ pub async fn run(
         notifier,
         shutdown,
         collections,
+        metrics,
     };
     tracing::info!(topic, group = ctx.settings.worker.consumer_group, "consuming");
-    let consumer = Arc::new(consumer);
     let mut summary = RunSummary::default();
     loop {
         let received = tokio::select! {
@@ -155,6 +174,7 @@ pub async fn run(
             () = ctx.shutdown.requested() => break,
             received = consumer.recv() => received.map(|message| message.detach()),
         };
+        ctx.metrics.progressed();
         let message = match received {
             Ok(message) => message,
             Err(error) => {
@@ -167,7 +187,11 @@ pub async fn run(
             }
         };
         summary.events += 1;
-        match handle(&ctx, &message, &mut summary).await {
+        let started = Instant::now();
+        ctx.metrics.event_started();
+        let next = handle(&ctx, &message, &mut summary).await;
+        ctx.metrics.event_finished(started.elapsed());
+        match next {
             Next::Commit => store_offset(&consumer, &message),
             Next::Stop => break,
         }
@@ -214,6 +238,7 @@ async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary)
                 partition = message.partition(), "malformed event: dead-lettered without retry");
             let letter = DeadLetter::about(message, error.to_string(), error.reason(), 0);
             summary.dead_letters += 1;
+            ctx.metrics.event_failed();
             return dead_letter(ctx, message, &letter).await;
         }
     };
@@ -229,10 +254,14 @@ async fn handle(ctx: &Context, message: &OwnedMessage, summary: &mut RunSummary)
     .instrument(span)
     .await;
     match outcome {
-        EventOutcome::Done { .. } => Next::Commit,
+        EventOutcome::Done { .. } => {
+            ctx.metrics.event_done();
+            Next::Commit
+        }
         EventOutcome::Interrupted => Next::Stop,
         EventOutcome::DeadLetter { error, reason, attempts } => {
             summary.dead_letters += 1;
+            ctx.metrics.event_failed();
             let letter = DeadLetter::about(message, error, &reason, attempts);
             dead_letter(ctx, message, &letter).await
         }
@@ -250,7 +279,10 @@ async fn dead_letter(ctx: &Context, message: &OwnedMessage, letter: &DeadLetter)
     let mut failures = 0;
     loop {
         let error = match ctx.notifier.dead_letter(topic, &bounded).await {
-            Ok(()) => return Next::Commit,
+            Ok(()) => {
+                ctx.metrics.dead_lettered();
+                return Next::Commit;
+            }
             Err(error) => error,
         };
         failures += 1;

@@ -122,6 +122,7 @@ async fn begin_attempt(
     source: &str,
     previous: u32,
 ) -> Result<u32, EventOutcome> {
+    ctx.metrics.progressed();
     match ctx.ensure("delivery count", || store::begin_attempt(&ctx.db, ids, source)).await {
         Ok(attempt) => Ok(attempt.max(previous + 1)),
         Err(None) => Err(EventOutcome::Interrupted),
@@ -182,6 +183,7 @@ async fn attempts(
         if !ctx.shutdown.sleep(ctx.settings.backoff.delay(attempt)).await {
             return EventOutcome::Interrupted;
         }
+        ctx.metrics.retried();
         attempt = match begin_attempt(ctx, ids, source, attempt).await {
             Ok(attempt) => attempt,
             Err(outcome) => return outcome,
@@ -263,6 +265,7 @@ async fn attempt_once(
         };
         match files::process(&ctx.db, &ctx.processor, job, ids).await {
             Ok((report, written)) => {
+                ctx.metrics.documents_written(written.total());
                 let outcome = match &report.rejected {
                     Some(reason) => StepOutcome::Failed {
                         error: reason.clone(),

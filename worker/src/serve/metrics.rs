@@ -1,129 +1,118 @@
-//! `/metrics` in the Prometheus text format: requests by route and status, a latency
-//! histogram per route, uploads, uploaded bytes and quota refusals. Routes are the
-//! matched patterns (`/{app_id}/uploads/{uploader}/files`), never raw paths, so an
-//! attacker cannot grow the series.
+//! `/metrics` of `serve`: requests by route and status, a latency histogram per route,
+//! uploads, uploaded bytes and quota refusals. Routes are the matched patterns
+//! (`/{app_id}/uploads/{uploader}/files`), never raw paths, so an attacker cannot grow
+//! the series.
 
-use std::{
-    collections::BTreeMap,
-    fmt::Write,
-    sync::{
-        Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
 };
 
 const BUCKETS: [f64; 12] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-#[derive(Debug, Default)]
-struct Series {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
-    /// Component data answers by (app, component, hit|miss). Only registered
-    /// components are counted, so the series are as many as the registry's.
-    component_cache: BTreeMap<(String, String, &'static str), u64>,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
 }
 
-#[derive(Debug, Default)]
+/// Only registered components are counted, so the series are as many as the
+/// registry's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ComponentCacheLabels {
+    app: String,
+    component: String,
+    result: &'static str,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Debug)]
 pub struct Metrics {
-    series: Mutex<Series>,
-    pub uploads: AtomicU64,
-    pub uploaded_files: AtomicU64,
-    pub uploaded_bytes: AtomicU64,
-    pub quota_refusals: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    component_cache: Family<ComponentCacheLabels, Counter>,
+    pub uploads: Counter,
+    pub uploaded_files: Counter,
+    pub uploaded_bytes: Counter,
+    pub quota_refusals: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        registry.register(
+            "licenseware_api_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        let latency: LatencyFamily = Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        registry.register(
+            "licenseware_api_request_duration_seconds",
+            "Request latency by route",
+            latency.clone(),
+        );
+        let component_cache = Family::default();
+        registry.register(
+            "licenseware_api_component_cache",
+            "Component data answers from the cache (hit) or computed (miss)",
+            component_cache.clone(),
+        );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let uploads =
+            counter(&mut registry, "licenseware_api_uploads", "Upload requests that sent an event");
+        let uploaded_files =
+            counter(&mut registry, "licenseware_api_uploaded_files", "Files accepted");
+        let uploaded_bytes =
+            counter(&mut registry, "licenseware_api_uploaded_bytes", "Bytes received in files");
+        let quota_refusals =
+            counter(&mut registry, "licenseware_api_quota_refusals", "Requests refused with 402");
+        Self {
+            registry,
+            requests,
+            latency,
+            component_cache,
+            uploads,
+            uploaded_files,
+            uploaded_bytes,
+            quota_refusals,
+        }
+    }
 }
 
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        *series.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-        let histogram = series.latency.entry(route.to_owned()).or_default();
-        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            histogram.buckets[index] += 1;
-        }
-        histogram.sum += seconds;
-        histogram.count += 1;
+        let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
     }
 
     pub fn component_cache(&self, app: &str, component: &str, result: &'static str) {
-        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        *series
-            .component_cache
-            .entry((app.to_owned(), component.to_owned(), result))
-            .or_default() += 1;
+        let labels =
+            ComponentCacheLabels { app: app.to_owned(), component: component.to_owned(), result };
+        self.component_cache.get_or_create(&labels).inc();
     }
 
-    pub fn count(counter: &AtomicU64, by: u64) {
-        counter.fetch_add(by, Ordering::Relaxed);
+    pub fn count(counter: &Counter, by: u64) {
+        counter.inc_by(by);
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        out.push_str("# HELP licenseware_api_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE licenseware_api_requests_total counter\n");
-        for ((method, route, status), count) in &series.requests {
-            let _ = writeln!(
-                out,
-                "licenseware_api_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP licenseware_api_request_duration_seconds Request latency by route.\n");
-        out.push_str("# TYPE licenseware_api_request_duration_seconds histogram\n");
-        for (route, histogram) in &series.latency {
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
-                cumulative += count;
-                let _ = writeln!(
-                    out,
-                    "licenseware_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "licenseware_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n\
-                 licenseware_api_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
-                 licenseware_api_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                histogram.count, histogram.sum, histogram.count
-            );
-        }
-        out.push_str("# HELP licenseware_api_component_cache_total Component data answers from the cache (hit) or computed (miss).\n");
-        out.push_str("# TYPE licenseware_api_component_cache_total counter\n");
-        for ((app, component, result), count) in &series.component_cache {
-            let _ = writeln!(
-                out,
-                "licenseware_api_component_cache_total{{app=\"{app}\",component=\"{component}\",result=\"{result}\"}} {count}"
-            );
-        }
-        drop(series);
-        for (name, help, counter) in [
-            ("licenseware_api_uploads_total", "Upload requests that sent an event.", &self.uploads),
-            ("licenseware_api_uploaded_files_total", "Files accepted.", &self.uploaded_files),
-            (
-                "licenseware_api_uploaded_bytes_total",
-                "Bytes received in files.",
-                &self.uploaded_bytes,
-            ),
-            (
-                "licenseware_api_quota_refusals_total",
-                "Requests refused with 402.",
-                &self.quota_refusals,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        out
+        crate::metrics::encode(&self.registry)
     }
 }
 
@@ -146,8 +135,26 @@ mod tests {
         assert!(text.contains(
             "licenseware_api_requests_total{method=\"POST\",route=\"/{app_id}/uploads/{uploader}/validation\",status=\"200\"} 2"
         ), "{text}");
-        assert!(text.contains("le=\"0.0025\"} 1"), "{text}");
-        assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("le=\"0.0025\",route="), "{text}");
+        assert!(text.contains("le=\"0.25\",route=\"/{app_id}/uploads/{uploader}/validation\"} 2"));
+        assert!(
+            text.contains("le=\"+Inf\",route=\"/{app_id}/uploads/{uploader}/validation\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("licenseware_api_quota_refusals_total 1"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::default();
+        metrics.component_cache("a\"} 1\nforged_total{x=\"\\", "c", "hit");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "licenseware_api_component_cache_total{app=\"a\\\"} 1\\nforged_total{x=\\\"\\\\\",component=\"c\",result=\"hit\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.lines().any(|line| line.starts_with("forged_total")), "{text}");
     }
 }

@@ -97,9 +97,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render())
 }
 
 /// Records every request by its route pattern (unmatched paths as one series).

@@ -7,15 +7,17 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource,
-            EnvFromSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-            PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource,
-            SecurityContext, Volume, VolumeMount,
+            Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
+            EmptyDirVolumeSource, EnvFromSource, EnvVar, HTTPGetAction,
+            PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Volume,
+            VolumeMount,
         },
     },
     apimachinery::pkg::{
         api::resource::Quantity,
         apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
     },
 };
 use kube::{Resource, ResourceExt};
@@ -36,6 +38,10 @@ pub const UPLOAD_ROOT: &str = "/uploads";
 const TMP_DIR: &str = "/tmp";
 /// The non-root user of the worker image (distroless `nonroot`).
 const WORKER_UID: i64 = 65532;
+/// The worker's `/healthz`, `/readyz` and `/metrics` (its `--listen` default), and the
+/// name of that container port.
+pub const PROBE_PORT: i32 = 8081;
+pub const PROBE_PORT_NAME: &str = "probes";
 /// SIGTERM lets the worker finish the file in hand and commit before it exits.
 const TERMINATION_GRACE_SECONDS: i64 = 120;
 /// The longest metadata.name: `{name}-worker` and the label values stay within 63
@@ -300,6 +306,21 @@ pub fn build(
     })
 }
 
+/// A GET of `path` on the probe port, every `period` seconds, failing after `failures`.
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(PROBE_PORT_NAME.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.to_owned(), value: Some(value.into()), value_from: None }
 }
@@ -322,6 +343,8 @@ fn deployment(
         env("LW_WORKER_CONFIG", format!("{CONFIG_DIR}/{CONFIG_KEY}")),
         env("LW_UPLOAD_ROOT", UPLOAD_ROOT),
         env("LW_LOG_FORMAT", "json"),
+        // Explicit, so that a worker Secret cannot move the probes off their port.
+        env("LW_LISTEN", format!("0.0.0.0:{PROBE_PORT}")),
     ];
     let env_from = match &settings.secret {
         Some(secret) => Some(vec![EnvFromSource {
@@ -342,6 +365,18 @@ fn deployment(
         env: Some(env_vars),
         env_from,
         resources: Some(resources(uploader, settings)),
+        ports: Some(vec![ContainerPort {
+            name: Some(PROBE_PORT_NAME.to_owned()),
+            container_port: PROBE_PORT,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        // Startup: up to a minute to connect and start serving. Liveness: `/healthz`
+        // fails when an event is stuck (no progress for --progress-timeout-secs).
+        // Readiness: Kafka, MongoDB and Redis answer.
+        startup_probe: Some(http_probe("/healthz", 2, 30)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        readiness_probe: Some(http_probe("/readyz", 10, 3)),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
@@ -615,11 +650,30 @@ spec:
             .collect();
         assert_eq!(env["LW_KAFKA_BROKERS"], "kafka:9092");
         assert_eq!(env["LW_WORKER_CONFIG"], "/etc/licenseware/worker.yaml");
+        assert_eq!(env["LW_LISTEN"], "0.0.0.0:8081");
         // The selector matches the pod labels.
         let pod_labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
         for (key, value) in spec.selector.match_labels.as_ref().unwrap() {
             assert_eq!(pod_labels.get(key), Some(value));
         }
+    }
+
+    #[test]
+    fn probes_use_the_named_port_the_worker_listens_on() {
+        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let container = &pod(&desired).containers[0];
+        let ports = container.ports.as_deref().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].name.as_deref(), Some("probes"));
+        assert_eq!(ports[0].container_port, 8081);
+        let get = |probe: &Option<Probe>| {
+            let action = probe.as_ref().unwrap().http_get.clone().unwrap();
+            (action.path.unwrap(), action.port)
+        };
+        let named = IntOrString::String("probes".to_owned());
+        assert_eq!(get(&container.liveness_probe), ("/healthz".to_owned(), named.clone()));
+        assert_eq!(get(&container.startup_probe), ("/healthz".to_owned(), named.clone()));
+        assert_eq!(get(&container.readiness_probe), ("/readyz".to_owned(), named));
     }
 
     #[test]

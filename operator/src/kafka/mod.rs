@@ -5,6 +5,9 @@
 
 pub mod plan;
 mod requests;
+mod sasl;
+mod scram;
+pub mod secure;
 pub mod wire;
 
 use std::{
@@ -20,6 +23,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 
 pub use plan::{Claim, ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal, Verdict};
+pub use secure::{TlsSetupError, WireSecurity};
 pub use wire::{KafkaClient, WireError};
 
 /// How long the batcher waits for more requests after the first one of a batch.

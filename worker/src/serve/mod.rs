@@ -143,9 +143,9 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
-fn producer(brokers: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn producer(kafka: &ClientConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    kafka
+        .clone()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
@@ -162,10 +162,10 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let follower = {
         let (registry, stop) = (registry.clone(), stop.clone());
-        let (brokers, topic) = (settings.kafka_brokers.clone(), settings.registry_topic.clone());
+        let (kafka, topic) = (settings.kafka_config(), settings.registry_topic.clone());
         std::thread::Builder::new()
             .name("registry".into())
-            .spawn(move || registry::follow(&brokers, &topic, &registry, &stop))
+            .spawn(move || registry::follow(&kafka, &topic, &registry, &stop))
             .map_err(ServeError::Serve)?
     };
     let mongo = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
@@ -176,7 +176,7 @@ pub async fn run(
     let redis_client = redis::Client::open(settings.redis_url.as_str())?;
     let listen = settings.listen;
     let state = AppState::new(Parts {
-        producer: producer(&settings.kafka_brokers)?,
+        producer: producer(&settings.kafka_config())?,
         settings,
         registry,
         auth,

@@ -11,6 +11,7 @@ mod api_reports;
 mod api_snapshots;
 mod dev;
 mod gitops;
+mod kafka_security;
 mod operator_first_run;
 mod packaging;
 mod rbac;

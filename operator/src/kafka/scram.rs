@@ -145,8 +145,9 @@ impl ExpectedServerSignature {
             .split(',')
             .find_map(|attribute| attribute.strip_prefix("v="))
             .ok_or(ScramError::Malformed("no server signature"))?;
-        let signature =
-            BASE64.decode(signature).map_err(|_| ScramError::Malformed("signature is not base64"))?;
+        let signature = BASE64
+            .decode(signature)
+            .map_err(|_| ScramError::Malformed("signature is not base64"))?;
         if signature == self.0 { Ok(()) } else { Err(ScramError::ServerSignature) }
     }
 }
@@ -176,7 +177,8 @@ mod tests {
 
     /// RFC 7677 §3: the SCRAM-SHA-256 example exchange.
     const CLIENT_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
-    const SERVER_FIRST: &str = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const SERVER_FIRST: &str =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 
     #[test]
     fn the_rfc_7677_exchange_gives_its_proof_and_signature() {
@@ -213,7 +215,11 @@ mod tests {
     #[test]
     fn names_are_escaped_and_nonces_random() {
         let client = ScramClient::new(ScramHash::Sha256, "a=b,c", "p");
-        assert!(client.client_first().starts_with("n,,n=a=3Db=2Cc,r="), "{}", client.client_first());
+        assert!(
+            client.client_first().starts_with("n,,n=a=3Db=2Cc,r="),
+            "{}",
+            client.client_first()
+        );
         assert_ne!(client.client_nonce, ScramClient::new(ScramHash::Sha256, "a", "p").client_nonce);
     }
 
@@ -223,7 +229,10 @@ mod tests {
         let refused = |message: &str| client.client_final(message).unwrap_err();
         assert_eq!(refused("r=other,s=AAAA,i=4096"), ScramError::NonceMismatch);
         assert_eq!(refused("r=rOprNGfwEbeRWgbNEkqO,s=AAAA,i=4096"), ScramError::NonceMismatch);
-        assert_eq!(refused("r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=999999999"), ScramError::Iterations(999_999_999));
+        assert_eq!(
+            refused("r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=999999999"),
+            ScramError::Iterations(999_999_999)
+        );
         assert_eq!(refused("r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=1"), ScramError::Iterations(1));
         assert!(matches!(refused("r=rOprNGfwEbeRWgbNEkqOx,s=!!,i=4096"), ScramError::Malformed(_)));
         assert!(matches!(refused("garbage"), ScramError::Malformed(_)));

@@ -360,29 +360,31 @@ fn deployment(
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".to_owned(),
-                mount_path: CONFIG_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            // The worker only reads the uploads; its scratch space is /tmp.
-            VolumeMount {
-                name: "uploads".to_owned(),
-                mount_path: UPLOAD_ROOT.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".to_owned(),
-                mount_path: TMP_DIR.to_owned(),
-                ..VolumeMount::default()
-            },
-        ]
-        .into_iter()
-        .chain(kafka_files.as_ref().map(|(_, mount)| mount.clone()))
-        .collect()),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: "config".to_owned(),
+                    mount_path: CONFIG_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                // The worker only reads the uploads; its scratch space is /tmp.
+                VolumeMount {
+                    name: "uploads".to_owned(),
+                    mount_path: UPLOAD_ROOT.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "tmp".to_owned(),
+                    mount_path: TMP_DIR.to_owned(),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(kafka_files.as_ref().map(|(_, mount)| mount.clone()))
+            .collect(),
+        ),
         ..Container::default()
     };
     let pod = PodSpec {
@@ -401,35 +403,37 @@ fn deployment(
             ..PodSecurityContext::default()
         }),
         containers: vec![container],
-        volumes: Some(vec![
-            Volume {
-                name: "config".to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: worker_name(&name),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "uploads".to_owned(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: settings.upload_claim.clone(),
-                    read_only: Some(true),
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: None,
-                    size_limit: settings.tmp_size_limit.clone(),
-                }),
-                ..Volume::default()
-            },
-        ]
-        .into_iter()
-        .chain(kafka_files.map(|(volume, _)| volume))
-        .collect()),
+        volumes: Some(
+            vec![
+                Volume {
+                    name: "config".to_owned(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: worker_name(&name),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "uploads".to_owned(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: settings.upload_claim.clone(),
+                        read_only: Some(true),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "tmp".to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: None,
+                        size_limit: settings.tmp_size_limit.clone(),
+                    }),
+                    ..Volume::default()
+                },
+            ]
+            .into_iter()
+            .chain(kafka_files.map(|(volume, _)| volume))
+            .collect(),
+        ),
         ..PodSpec::default()
     };
     let mut pod_labels = labels(&name);
@@ -647,7 +651,9 @@ spec:
 
     #[test]
     fn kafka_security_is_passed_by_reference_to_the_files_secret() {
-        use licenseware_crds::kafka_security::{KafkaSecurityArgs, SaslMechanism, SecurityProtocol};
+        use licenseware_crds::kafka_security::{
+            KafkaSecurityArgs, SaslMechanism, SecurityProtocol,
+        };
 
         use super::super::kafka_env::{WORKER_KAFKA_FILES_DIR, WorkerKafkaSecurity};
         let args = KafkaSecurityArgs {
@@ -673,10 +679,14 @@ spec:
         assert_eq!(value("LW_KAFKA_SECURITY_PROTOCOL"), "SASL_SSL");
         assert_eq!(value("LW_KAFKA_SASL_MECHANISM"), "SCRAM-SHA-512");
         assert_eq!(value("LW_KAFKA_SASL_USERNAME"), "lw");
-        assert_eq!(value("LW_KAFKA_SASL_PASSWORD_FILE"), format!("{WORKER_KAFKA_FILES_DIR}/password"));
+        assert_eq!(
+            value("LW_KAFKA_SASL_PASSWORD_FILE"),
+            format!("{WORKER_KAFKA_FILES_DIR}/password")
+        );
         assert_eq!(value("LW_KAFKA_CA_FILE"), format!("{WORKER_KAFKA_FILES_DIR}/ca.crt"));
         assert!(env.iter().all(|e| !e.name.contains("PASSWORD") || e.name.ends_with("_FILE")));
-        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "kafka-files").unwrap();
+        let volume =
+            pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "kafka-files").unwrap();
         let secret = volume.secret.as_ref().unwrap();
         assert_eq!(secret.secret_name.as_deref(), Some("kafka-files"));
         let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();

@@ -217,7 +217,7 @@ async fn consume_processes_an_event_through_sasl_ssl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consume_exits_fast_with_a_clear_error_on_a_wrong_password() {
+async fn consume_logs_the_authentication_failure_fast_on_a_wrong_password() {
     let _stack = stack_shared().await;
     let kafka = secured();
     let setup = ConsumerSetup::new("consume-sasl-refused", 1, 2).await;

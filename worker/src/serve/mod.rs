@@ -13,6 +13,7 @@ pub mod datatables;
 pub mod error;
 pub mod history;
 pub mod history_routes;
+pub mod kafka_context;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -42,6 +43,8 @@ use axum::{
     middleware,
 };
 use rdkafka::{ClientConfig, producer::FutureProducer};
+
+use self::kafka_context::LastErrorContext;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
@@ -143,13 +146,16 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
-fn producer(kafka: &ClientConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+fn producer(
+    kafka: &ClientConfig,
+    errors: LastErrorContext,
+) -> Result<FutureProducer<LastErrorContext>, rdkafka::error::KafkaError> {
     kafka
         .clone()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
-        .create()
+        .create_with_context(errors)
 }
 
 /// Serves until `shutdown` completes, then drains: requests in flight finish and the
@@ -175,8 +181,10 @@ pub async fn run(
     let auth = Authenticator::from_settings(&settings.auth).await?;
     let redis_client = redis::Client::open(settings.redis_url.as_str())?;
     let listen = settings.listen;
+    let kafka_errors = LastErrorContext::default();
     let state = AppState::new(Parts {
-        producer: producer(&settings.kafka_config())?,
+        producer: producer(&settings.kafka_config(), kafka_errors.clone())?,
+        kafka_errors,
         settings,
         registry,
         auth,

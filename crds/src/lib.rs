@@ -14,6 +14,7 @@ mod defaults;
 pub mod duration;
 pub mod filter;
 pub mod generate;
+pub mod kafka_security;
 pub mod names;
 pub mod pipeline;
 pub mod registry;

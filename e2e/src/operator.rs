@@ -8,6 +8,7 @@ use kube::{Api, Client, Resource};
 use licenseware_operator::config::{
     Config, LeaderConfig, LogFormat, TopicSafetyConfig, WorkerConfig,
 };
+use licenseware_operator::crds::kafka_security::KafkaSecurityArgs;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use crate::{
@@ -24,6 +25,7 @@ use crate::{
 pub fn config(stack: Stack, probe_addr: SocketAddr, namespace: &str, topic_prefix: &str) -> Config {
     Config {
         kafka_brokers: stack.kafka_brokers,
+        kafka_security: Default::default(),
         mongo_url: stack.mongo_url,
         redis_url: stack.redis_url,
         probe_addr,
@@ -84,6 +86,9 @@ pub struct Options {
     pub own_registry: bool,
     pub workers: WorkerConfig,
     pub topics: TopicSafetyConfig,
+    /// Other brokers and their security (e.g. the stack's SASL_SSL listener); `None`:
+    /// the stack's PLAINTEXT listener.
+    pub kafka: Option<(String, KafkaSecurityArgs)>,
 }
 
 impl Options {
@@ -94,7 +99,17 @@ impl Options {
             own_registry: false,
             workers: WorkerConfig::default(),
             topics: TopicSafetyConfig::default(),
+            kafka: None,
         }
+    }
+
+    /// The operator connects to `brokers` with `security` (the tests' own Kafka
+    /// handle stays on the PLAINTEXT listener).
+    /// The workers' Deployments mount the files from a Secret `kafka-files`.
+    pub fn kafka(mut self, brokers: &str, security: KafkaSecurityArgs) -> Self {
+        self.kafka = Some((brokers.to_owned(), security));
+        self.workers.kafka_files_secret = Some("kafka-files".to_owned());
+        self
     }
 
     pub fn topics(mut self, topics: TopicSafetyConfig) -> Self {
@@ -158,12 +173,19 @@ impl OperatorUnderTest {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind probe port");
         let probe_addr = listener.local_addr().expect("addr");
+        let plain = config(stack, probe_addr, &namespace, &prefix);
+        let (kafka_brokers, kafka_security) = match options.kafka {
+            Some(kafka) => kafka,
+            None => (plain.kafka_brokers.clone(), plain.kafka_security.clone()),
+        };
         let config = Config {
+            kafka_brokers,
+            kafka_security,
             resync_interval_secs: options.resync_interval_secs,
             registry_database: database,
             workers: options.workers,
             topics: options.topics,
-            ..config(stack, probe_addr, &namespace, &prefix)
+            ..plain
         };
         let operator = InProcessOperator::spawn(config, listener);
         Self {

@@ -7,6 +7,8 @@ use k8s_openapi::{
     api::core::v1::ResourceRequirements, apimachinery::pkg::api::resource::Quantity,
 };
 
+use licenseware_crds::kafka_security::KafkaSecurityArgs;
+
 use crate::controllers::topic::desired::TopicPolicy;
 
 /// `licenseware-operator`: reconciles Licenseware custom resources.
@@ -41,6 +43,10 @@ pub struct Config {
     /// Kafka bootstrap servers, comma separated.
     #[arg(long, env = "LW_KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: String,
+
+    /// TLS and SASL of every Kafka client (the operator's and its workers').
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
 
     /// MongoDB connection string of the registry database.
     #[arg(long, env = "LW_MONGO_URL", hide_env_values = true)]
@@ -255,6 +261,14 @@ pub struct WorkerConfig {
     #[arg(long, env = "LW_WORKER_SECRET")]
     pub worker_secret: Option<String>,
 
+    /// Secret (in the uploader's namespace) holding the Kafka files the operator reads
+    /// (SASL password, CA, client certificate and key), each under the name of the
+    /// operator's file (e.g. `ca.crt` for `/etc/licenseware/kafka/ca.crt`). It is
+    /// mounted read-only at /etc/licenseware-kafka in every worker pod. Needed when
+    /// any --kafka-*-file is set.
+    #[arg(long, env = "LW_KAFKA_FILES_SECRET")]
+    pub kafka_files_secret: Option<String>,
+
     /// Seconds between two readings of an uploader's consumer lag by the lag scaler.
     #[arg(long, env = "LW_POLL_INTERVAL", default_value_t = 10)]
     pub poll_interval_secs: u64,
@@ -362,6 +376,7 @@ impl Default for WorkerConfig {
             worker_image: DEFAULT_WORKER_IMAGE.to_owned(),
             upload_claim: "licenseware-uploads".to_owned(),
             worker_secret: None,
+            kafka_files_secret: None,
             poll_interval_secs: 10,
             scale_down_stabilization_secs: 300,
             worker_image_registries: Vec::new(),
@@ -550,10 +565,33 @@ mod tests {
         use clap::CommandFactory;
         let command = Cli::command();
         let run = command.find_subcommand("run").expect("run");
-        for name in ["kafka_brokers", "mongo_url", "redis_url"] {
+        for name in ["kafka_brokers", "mongo_url", "redis_url", "sasl_username", "properties"] {
             let arg = run.get_arguments().find(|a| a.get_id() == name).expect(name);
             assert!(arg.is_hide_env_values_set(), "{name} shows its value in --help");
         }
+    }
+
+    #[test]
+    fn kafka_security_flags_parse_with_any_case() {
+        let cli = Cli::try_parse_from([
+            "licenseware-operator",
+            "run",
+            "--kafka-brokers=k:9093",
+            "--mongo-url=mongodb://m/",
+            "--redis-url=redis://r/",
+            "--kafka-security-protocol=sasl_ssl",
+            "--kafka-sasl-mechanism=SCRAM-SHA-512",
+            "--kafka-sasl-username=lw",
+            "--kafka-sasl-password-file=/etc/licenseware/kafka/password",
+            "--kafka-property=socket.keepalive.enable=true",
+            "--kafka-files-secret=kafka-files",
+        ])
+        .unwrap();
+        let Command::Run(config) = cli.command else { panic!("run") };
+        let security = &config.kafka_security;
+        assert_eq!(security.protocol, licenseware_crds::kafka_security::SecurityProtocol::SaslSsl);
+        assert_eq!(security.properties, ["socket.keepalive.enable=true"]);
+        assert_eq!(config.workers.kafka_files_secret.as_deref(), Some("kafka-files"));
     }
 
     #[test]

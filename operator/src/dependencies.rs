@@ -5,7 +5,11 @@ use std::{sync::Arc, time::Duration};
 use mongodb::bson::doc;
 use serde::Serialize;
 
-use crate::{Error, config::Config, kafka::KafkaClient};
+use crate::{
+    Error,
+    config::Config,
+    kafka::{KafkaClient, WireSecurity},
+};
 
 /// How long one readiness check may wait for its server.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,9 +62,14 @@ impl Dependencies {
     /// Builds every client. Only the Kubernetes client reads anything (its
     /// kubeconfig); the others connect lazily, so a server that is down here
     /// shows in `/readyz` instead of stopping the process.
-    pub async fn connect(config: &Config) -> Result<Self, Error> {
+    pub async fn connect(config: &Config, kafka_security: WireSecurity) -> Result<Self, Error> {
         let kube = kube::Client::try_default().await.map_err(Error::KubeConfig)?;
-        let kafka = KafkaClient::new(&config.kafka_brokers, "licenseware-operator", CHECK_TIMEOUT);
+        let kafka = KafkaClient::new(
+            &config.kafka_brokers,
+            "licenseware-operator",
+            CHECK_TIMEOUT,
+            kafka_security,
+        );
         let mut mongo_options = mongodb::options::ClientOptions::parse(&config.mongo_url)
             .await
             .map_err(Error::MongoConfig)?;

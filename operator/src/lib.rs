@@ -46,6 +46,10 @@ pub enum Error {
     LeadershipLost,
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    #[error("invalid Kafka security settings: {0}")]
+    KafkaSecurity(#[from] licenseware_crds::kafka_security::KafkaSecurityError),
+    #[error("invalid Kafka TLS settings: {0}")]
+    KafkaTls(#[from] kafka::TlsSetupError),
 }
 
 impl Error {
@@ -60,6 +64,8 @@ impl Error {
             Self::Serve(_) => "Serve",
             Self::LeadershipLost => "LeadershipLost",
             Self::InvalidConfig(_) => "InvalidConfig",
+            Self::KafkaSecurity(error) => error.reason(),
+            Self::KafkaTls(_) => "KafkaTlsSetup",
         }
     }
 }
@@ -97,9 +103,12 @@ pub async fn serve(
 ) -> Result<(), Error> {
     // Settings that only parse here fail before anything starts.
     let topic_policy = config.topic_policy().map_err(Error::InvalidConfig)?;
-    let uploader_options = uploader_options(&config).map_err(Error::InvalidConfig)?;
     let lease_timing = leader::Timing::from_config(&config.leader).map_err(Error::InvalidConfig)?;
-    let dependencies = Dependencies::connect(&config).await?;
+    let kafka_security = config.kafka_security.load()?;
+    let wire_security = kafka::WireSecurity::new(&kafka_security)?;
+    let uploader_options =
+        uploader_options(&config, &wire_security).map_err(Error::InvalidConfig)?;
+    let dependencies = Dependencies::connect(&config, wire_security.clone()).await?;
     let shutdown = shutdown.boxed().shared();
     let kube = dependencies.kube.clone();
     let admin = kafka::KafkaAdmin::start(
@@ -107,6 +116,7 @@ pub async fn serve(
             &config.kafka_brokers,
             "licenseware-operator",
             kafka::ADMIN_REQUEST_TIMEOUT,
+            wire_security,
         )),
         kafka::DEFAULT_LINGER,
         kafka::DEFAULT_MAX_BATCH,
@@ -114,7 +124,7 @@ pub async fn serve(
     let registry = registry::Registry::new(
         &dependencies.mongo,
         &config.registry_database(),
-        &config.kafka_brokers,
+        &kafka_security.client_config(&config.kafka_brokers),
         &config.topic_prefix,
         admin.clone(),
     )
@@ -281,7 +291,10 @@ async fn wait_for_crds(kube: &kube::Client) {
 }
 
 /// The Uploader controller's settings, from the operator's flags.
-fn uploader_options(config: &Config) -> Result<controllers::uploader::Options, String> {
+fn uploader_options(
+    config: &Config,
+    wire_security: &kafka::WireSecurity,
+) -> Result<controllers::uploader::Options, String> {
     let workers = &config.workers;
     Ok(controllers::uploader::Options {
         settings: controllers::uploader::build::WorkerSettings {
@@ -292,6 +305,10 @@ fn uploader_options(config: &Config) -> Result<controllers::uploader::Options, S
             kafka_brokers: config.kafka_brokers.clone(),
             mongo_url: config.mongo_url.clone(),
             redis_url: config.redis_url.clone(),
+            kafka_security: controllers::uploader::kafka_env::WorkerKafkaSecurity::new(
+                &config.kafka_security,
+                workers.kafka_files_secret.as_deref(),
+            )?,
             images: controllers::uploader::image::ImagePolicy::new(
                 &workers.worker_image_registries,
                 &workers.worker_image,
@@ -299,6 +316,7 @@ fn uploader_options(config: &Config) -> Result<controllers::uploader::Options, S
             default_resources: workers.default_resources()?,
             tmp_size_limit: workers.tmp_size_limit()?,
         },
+        kafka_security: wire_security.clone(),
         poll: Duration::from_secs(workers.poll_interval_secs),
         stabilization: Duration::from_secs(workers.scale_down_stabilization_secs),
         resync: Duration::from_secs(config.resync_interval_secs),

@@ -13,6 +13,7 @@ mod api_snapshots;
 mod dev;
 mod gitops;
 mod leader;
+mod kafka_security;
 mod operator_first_run;
 mod packaging;
 mod rbac;

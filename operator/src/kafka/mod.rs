@@ -6,6 +6,9 @@
 pub mod plan;
 mod requests;
 mod uncertain;
+mod sasl;
+mod scram;
+pub mod secure;
 pub mod wire;
 
 use std::{
@@ -22,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use plan::{Claim, ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal, Verdict};
 use uncertain::{UncertainCreates, create_outcome_unknown};
+pub use secure::{TlsSetupError, WireSecurity};
 pub use wire::{KafkaClient, WireError};
 
 /// How long the batcher waits for more requests after the first one of a batch.

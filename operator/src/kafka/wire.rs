@@ -24,10 +24,9 @@ use kafka_protocol::{
     },
     protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::secure::{KafkaStream, WireSecurity};
 
 /// The largest response accepted: a guard against a corrupt length prefix.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -52,15 +51,24 @@ pub enum WireError {
     UnknownBroker(i32),
     #[error("no Kafka bootstrap address given")]
     NoBootstrap,
+    #[error("TLS with Kafka broker {address} failed: {message}")]
+    Tls { address: String, message: String },
+    #[error("Kafka broker {address} refused SASL {mechanism} authentication: {message}")]
+    Authentication { address: String, mechanism: &'static str, message: String },
 }
 
 /// A connection to one broker, with the versions it speaks.
-#[derive(Debug)]
-struct Connection {
-    address: String,
-    stream: tokio::sync::Mutex<TcpStream>,
+pub(super) struct Connection {
+    pub(super) address: String,
+    stream: tokio::sync::Mutex<Box<dyn KafkaStream>>,
     /// API key → highest version both sides speak.
     versions: HashMap<i16, i16>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("address", &self.address).finish_non_exhaustive()
+    }
 }
 
 /// Kafka requests to the cluster behind `bootstrap`. Cheap to share (`Arc`).
@@ -69,6 +77,7 @@ pub struct KafkaClient {
     bootstrap: Vec<String>,
     client_id: StrBytes,
     timeout: Duration,
+    security: WireSecurity,
     correlation: AtomicI32,
     /// Open connections by address.
     connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
@@ -78,7 +87,12 @@ pub struct KafkaClient {
 
 impl KafkaClient {
     /// `brokers`: comma-separated `host:port` bootstrap list, as librdkafka takes it.
-    pub fn new(brokers: &str, client_id: &'static str, timeout: Duration) -> Self {
+    pub fn new(
+        brokers: &str,
+        client_id: &'static str,
+        timeout: Duration,
+        security: WireSecurity,
+    ) -> Self {
         Self {
             bootstrap: brokers
                 .split(',')
@@ -88,6 +102,7 @@ impl KafkaClient {
                 .collect(),
             client_id: StrBytes::from_static_str(client_id),
             timeout,
+            security,
             correlation: AtomicI32::new(1),
             connections: tokio::sync::Mutex::default(),
             brokers: Mutex::default(),
@@ -155,7 +170,8 @@ impl KafkaClient {
         self.connections.lock().await.remove(address);
     }
 
-    /// The open connection to `address`, or a new one (TCP, then ApiVersions).
+    /// The open connection to `address`, or a new one (TCP, TLS when on, ApiVersions,
+    /// then SASL when on).
     async fn connection(&self, address: &str) -> Result<Arc<Connection>, WireError> {
         let mut connections = self.connections.lock().await;
         if let Some(connection) = connections.get(address) {
@@ -163,11 +179,7 @@ impl KafkaClient {
         }
         let connect_error =
             |message: String| WireError::Connect { address: address.to_owned(), message };
-        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| connect_error(format!("no connection within {:?}", self.timeout)))?
-            .map_err(|error| connect_error(error.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let stream = self.security.open(address, self.timeout).await?;
         let mut connection = Connection {
             address: address.to_owned(),
             stream: tokio::sync::Mutex::new(stream),
@@ -189,6 +201,9 @@ impl KafkaClient {
         }
         connection.versions =
             response.api_keys.iter().map(|key| (key.api_key, key.max_version)).collect();
+        if let Some(sasl) = &self.security.sasl {
+            self.authenticate(&connection, sasl).await?;
+        }
         let connection = Arc::new(connection);
         connections.insert(address.to_owned(), Arc::clone(&connection));
         Ok(connection)
@@ -208,7 +223,7 @@ impl KafkaClient {
         answer
     }
 
-    async fn round_trip<R: Request>(
+    pub(super) async fn round_trip<R: Request>(
         &self,
         connection: &Connection,
         request: &R,
@@ -286,6 +301,8 @@ fn version_bounds(key: i16) -> (i16, i16) {
         Ok(ApiKey::DeleteTopics) => (6, i16::MAX),
         Ok(ApiKey::FindCoordinator) => (4, i16::MAX),
         Ok(ApiKey::OffsetFetch) => (8, 9),
+        // v0 hands the SASL bytes over raw, outside Kafka's framing.
+        Ok(ApiKey::SaslHandshake) => (1, i16::MAX),
         _ => (0, i16::MAX),
     }
 }
@@ -350,6 +367,8 @@ pub fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::FindCoordinator) => "FindCoordinator",
         Ok(ApiKey::OffsetFetch) => "OffsetFetch",
         Ok(ApiKey::ListOffsets) => "ListOffsets",
+        Ok(ApiKey::SaslHandshake) => "SaslHandshake",
+        Ok(ApiKey::SaslAuthenticate) => "SaslAuthenticate",
         _ => "request",
     }
 }

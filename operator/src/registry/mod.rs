@@ -163,17 +163,18 @@ pub fn database_in_url(url: &str) -> Option<String> {
 
 impl Registry {
     /// The registry in `database` of `mongo`, publishing on `{topic_prefix}licenseware.registry`
+    /// with `kafka` (bootstrap and security set)
     /// through an idempotent producer. Connects lazily: the topic is created (compacted,
     /// one partition, replication factor min(3, brokers)) before the first publish.
     pub fn new(
         mongo: &mongodb::Client,
         database: &str,
-        kafka_brokers: &str,
+        kafka: &ClientConfig,
         topic_prefix: &str,
         admin: KafkaAdmin,
     ) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers)
+        let producer: FutureProducer = kafka
+            .clone()
             .set("client.id", "licenseware-operator-registry")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000")

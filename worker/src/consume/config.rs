@@ -4,7 +4,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
-use licenseware_crds::WorkerConfigFile;
+use licenseware_crds::{
+    WorkerConfigFile,
+    kafka_security::{KafkaSecurity, KafkaSecurityArgs, KafkaSecurityError},
+};
 
 use super::{backoff::Backoff, probes::ProbeConfig};
 use crate::manifest::{ManifestError, UploaderManifest, load_worker_config};
@@ -25,6 +28,9 @@ pub struct ConsumeConfig {
     /// Kafka bootstrap servers, comma separated.
     #[arg(long, env = "LW_KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: String,
+    /// TLS and SASL of the Kafka clients.
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
     /// MongoDB connection string; its path names the database (default `licenseware`).
     #[arg(long, env = "LW_MONGO_URL", hide_env_values = true)]
     pub mongo_url: String,
@@ -81,6 +87,8 @@ pub enum ConfigError {
     MaxAttempts(i32),
     #[error("the retry backoff base ({base} ms) must be positive and at most its max ({max} ms)")]
     Backoff { base: u64, max: u64 },
+    #[error("Kafka security: {0}")]
+    KafkaSecurity(#[from] KafkaSecurityError),
 }
 
 impl ConfigError {
@@ -90,6 +98,7 @@ impl ConfigError {
             Self::UploadRoot { .. } => "UploadRootUnusable",
             Self::MaxAttempts(_) => "InvalidMaxAttempts",
             Self::Backoff { .. } => "InvalidBackoff",
+            Self::KafkaSecurity(error) => error.reason(),
         }
     }
 }
@@ -102,6 +111,7 @@ pub struct Settings {
     /// Canonical: file paths are compared against it.
     pub upload_root: PathBuf,
     pub kafka_brokers: String,
+    pub kafka_security: KafkaSecurity,
     pub mongo_url: String,
     pub mongo_database: String,
     pub redis_url: String,
@@ -116,6 +126,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A librdkafka configuration for the brokers, security applied.
+    pub fn kafka_config(&self) -> rdkafka::ClientConfig {
+        self.kafka_security.client_config(&self.kafka_brokers)
+    }
+
     /// Reads worker.yaml and checks the settings.
     pub fn load(config: &ConsumeConfig) -> Result<Self, ConfigError> {
         Self::with_worker_config(config, load_worker_config(&config.config)?)
@@ -142,6 +157,7 @@ impl Settings {
             worker,
             upload_root,
             kafka_brokers: config.kafka_brokers.clone(),
+            kafka_security: config.kafka_security.load()?,
             mongo_url: config.mongo_url.clone(),
             mongo_database: database_in_url(&config.mongo_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
@@ -244,7 +260,13 @@ mod tests {
     }
 
     /// Arguments whose values may hold credentials, by environment variable.
-    const SECRET_ENVS: [&str; 3] = ["LW_KAFKA_BROKERS", "LW_MONGO_URL", "LW_REDIS_URL"];
+    const SECRET_ENVS: [&str; 5] = [
+        "LW_KAFKA_BROKERS",
+        "LW_MONGO_URL",
+        "LW_REDIS_URL",
+        "LW_KAFKA_SASL_USERNAME",
+        "LW_KAFKA_PROPERTIES",
+    ];
 
     #[test]
     fn help_never_prints_the_values_of_connection_strings() {

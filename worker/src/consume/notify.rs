@@ -43,13 +43,13 @@ impl std::fmt::Debug for Notifier {
 
 impl Notifier {
     pub fn new(
-        brokers: &str,
+        kafka: &ClientConfig,
         client_id: &str,
         app_events: &str,
         log_events: &str,
     ) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let producer = kafka
+            .clone()
             .set("client.id", client_id)
             // Dead letters must not be duplicated or reordered by the producer's retries.
             .set("enable.idempotence", "true")

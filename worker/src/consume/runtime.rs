@@ -11,7 +11,7 @@ use std::{
 use tracing::Instrument;
 
 use rdkafka::{
-    ClientConfig, Message,
+    Message,
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::{KafkaError, RDKafkaErrorCode},
     message::OwnedMessage,
@@ -115,14 +115,14 @@ pub async fn run(
     let db = connect_mongo(&settings).await?;
     let redis = redis::Client::open(settings.redis_url.as_str()).map_err(ConsumeError::Redis)?;
     let notifier = Notifier::new(
-        &settings.kafka_brokers,
+        &settings.kafka_config(),
         &client_id,
         &settings.app_events_topic,
         &settings.log_events_topic,
     )
     .map_err(ConsumeError::Kafka)?;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_brokers)
+    let consumer: StreamConsumer = settings
+        .kafka_config()
         .set("group.id", &settings.worker.consumer_group)
         .set("client.id", &client_id)
         // At-least-once without blocking the loop: an offset is stored only once its

@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
+use licenseware_crds::kafka_security::{KafkaSecurity, KafkaSecurityArgs, KafkaSecurityError};
 
 use super::auth::{AuthArgs, AuthSettings, read_secret_file};
 use super::public_links::store::SecretBytes;
@@ -22,6 +23,9 @@ pub struct ServeArgs {
     /// Kafka bootstrap servers, comma separated.
     #[arg(long, env = "LW_KAFKA_BROKERS", hide_env_values = true)]
     pub kafka_brokers: String,
+    /// TLS and SASL of the Kafka clients.
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
     /// MongoDB connection string; its path names the database (default `licenseware`).
     #[arg(long, env = "LW_MONGO_URL", hide_env_values = true)]
     pub mongo_url: String,
@@ -72,6 +76,7 @@ pub struct ServeArgs {
 pub struct ServeSettings {
     pub listen: SocketAddr,
     pub kafka_brokers: String,
+    pub kafka_security: KafkaSecurity,
     pub mongo_url: String,
     pub mongo_database: String,
     pub redis_url: String,
@@ -94,6 +99,8 @@ pub enum SettingsError {
     UploadRoot { path: PathBuf, source: std::io::Error },
     #[error("public link secret: {0}")]
     PublicLinkSecret(#[from] super::auth::AuthSetupError),
+    #[error("Kafka security: {0}")]
+    KafkaSecurity(#[from] KafkaSecurityError),
 }
 
 impl SettingsError {
@@ -101,11 +108,17 @@ impl SettingsError {
         match self {
             Self::UploadRoot { .. } => "UploadRootUnusable",
             Self::PublicLinkSecret(_) => "PublicLinkSecretUnusable",
+            Self::KafkaSecurity(error) => error.reason(),
         }
     }
 }
 
 impl ServeSettings {
+    /// A librdkafka configuration for the brokers, security applied.
+    pub fn kafka_config(&self) -> rdkafka::ClientConfig {
+        self.kafka_security.client_config(&self.kafka_brokers)
+    }
+
     pub fn from_args(args: ServeArgs) -> Result<Self, SettingsError> {
         let root = &args.upload_root;
         let upload_root = std::fs::create_dir_all(root)
@@ -119,6 +132,7 @@ impl ServeSettings {
             listen: args.listen,
             mongo_database: database_in_url(&args.mongo_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+            kafka_security: args.kafka_security.load()?,
             kafka_brokers: args.kafka_brokers,
             mongo_url: args.mongo_url,
             redis_url: args.redis_url,

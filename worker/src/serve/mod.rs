@@ -13,6 +13,7 @@ pub mod datatables;
 pub mod error;
 pub mod history;
 pub mod history_routes;
+pub mod kafka_context;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -42,6 +43,8 @@ use axum::{
     middleware,
 };
 use rdkafka::{ClientConfig, producer::FutureProducer};
+
+use self::kafka_context::LastErrorContext;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
@@ -143,16 +146,19 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
-fn producer(brokers: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn producer(
+    kafka: &ClientConfig,
+    errors: LastErrorContext,
+) -> Result<FutureProducer<LastErrorContext>, rdkafka::error::KafkaError> {
+    kafka
+        .clone()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
         // Processing events are small envelopes: bound what may wait for the broker
         // (librdkafka's default allows 1 GiB) so an outage fails uploads, not memory.
         .set("queue.buffering.max.kbytes", "16384")
-        .create()
+        .create_with_context(errors)
 }
 
 /// Serves until `shutdown` completes, then drains: requests in flight finish and the
@@ -165,10 +171,10 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let follower = {
         let (registry, stop) = (registry.clone(), stop.clone());
-        let (brokers, topic) = (settings.kafka_brokers.clone(), settings.registry_topic.clone());
+        let (kafka, topic) = (settings.kafka_config(), settings.registry_topic.clone());
         std::thread::Builder::new()
             .name("registry".into())
-            .spawn(move || registry::follow(&brokers, &topic, &registry, &stop))
+            .spawn(move || registry::follow(&kafka, &topic, &registry, &stop))
             .map_err(ServeError::Serve)?
     };
     let mongo = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
@@ -178,8 +184,10 @@ pub async fn run(
     let auth = Authenticator::from_settings(&settings.auth).await?;
     let redis_client = redis::Client::open(settings.redis_url.as_str())?;
     let listen = settings.listen;
+    let kafka_errors = LastErrorContext::default();
     let state = AppState::new(Parts {
-        producer: producer(&settings.kafka_brokers)?,
+        producer: producer(&settings.kafka_config(), kafka_errors.clone())?,
+        kafka_errors,
         settings,
         registry,
         auth,

@@ -64,13 +64,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let kafka = {
         let producer = state.producer.clone();
+        let errors = state.kafka_errors.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                producer
-                    .client()
-                    .fetch_metadata(None, CHECK_TIMEOUT)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
+                producer.client().fetch_metadata(None, CHECK_TIMEOUT).map(drop).map_err(|e| {
+                    match errors.last_error() {
+                        Some(last) => format!("{e}; last client error: {last}"),
+                        None => e.to_string(),
+                    }
+                })
             })
             .await
             .unwrap_or_else(|error| Err(error.to_string()))

@@ -169,9 +169,9 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// Follows the registry topic into `view` until `stop` is set. Runs on its own thread:
 /// librdkafka's poll blocks.
-pub fn follow(brokers: &str, topic: &str, view: &RegistryView, stop: &AtomicBool) {
+pub fn follow(kafka: &ClientConfig, topic: &str, view: &RegistryView, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
-        match follow_once(brokers, topic, view, stop) {
+        match follow_once(kafka, topic, view, stop) {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, kafka_topic = topic, "reading the registry; retrying");
@@ -182,13 +182,13 @@ pub fn follow(brokers: &str, topic: &str, view: &RegistryView, stop: &AtomicBool
 }
 
 fn follow_once(
-    brokers: &str,
+    kafka: &ClientConfig,
     topic: &str,
     view: &RegistryView,
     stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = kafka
+        .clone()
         // No group is joined and nothing is committed: partitions are assigned by hand.
         .set("group.id", "licenseware-api")
         .set("enable.auto.commit", "false")

@@ -6,6 +6,8 @@ use std::{ops::Deref, sync::Arc};
 use axum::extract::FromRef;
 use mongodb::Database;
 use rdkafka::producer::FutureProducer;
+
+use super::kafka_context::LastErrorContext;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
@@ -28,7 +30,9 @@ pub struct Shared {
     /// Made on first use, so that the API starts (and says it is not ready) while Redis
     /// is away; the manager reconnects by itself afterwards.
     redis: OnceCell<ConnectionManager>,
-    pub producer: FutureProducer,
+    pub producer: FutureProducer<LastErrorContext>,
+    /// The producer's last client error, for `/readyz`.
+    pub kafka_errors: LastErrorContext,
     pub sandbox: Sandbox,
     pub metrics: Metrics,
     /// Open status streams: each holds a Redis subscription, so they are bounded.
@@ -67,7 +71,9 @@ pub struct Parts {
     pub database: Database,
     pub history: HistoryWriter,
     pub redis_client: redis::Client,
-    pub producer: FutureProducer,
+    pub producer: FutureProducer<LastErrorContext>,
+    /// The producer's last client error, for `/readyz`.
+    pub kafka_errors: LastErrorContext,
     pub sandbox: Sandbox,
 }
 
@@ -86,6 +92,7 @@ impl AppState {
             redis_client: parts.redis_client,
             redis: OnceCell::new(),
             producer: parts.producer,
+            kafka_errors: parts.kafka_errors,
             sandbox: parts.sandbox,
             metrics: Metrics::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_STREAMS)),

@@ -64,6 +64,8 @@ pub struct WorkerSettings {
     pub kafka_brokers: String,
     pub mongo_url: String,
     pub redis_url: String,
+    /// The Kafka security environment and files' Secret the workers get.
+    pub kafka_security: super::kafka_env::WorkerKafkaSecurity,
     /// The registries worker images may come from.
     pub images: super::image::ImagePolicy,
     /// Requests and limits of the workers whose spec.worker.resources is empty.
@@ -358,6 +360,10 @@ fn deployment(
             None
         }
     };
+    // Set after the addresses: explicit entries win over a Secret's `envFrom`, so the
+    // workers always connect as the operator does.
+    env_vars.extend(settings.kafka_security.env_vars());
+    let kafka_files = settings.kafka_security.volume();
     let container = Container {
         name: "worker".to_owned(),
         image: Some(image.clone()),
@@ -389,26 +395,31 @@ fn deployment(
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "config".to_owned(),
-                mount_path: CONFIG_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            // The worker only reads the uploads; its scratch space is /tmp.
-            VolumeMount {
-                name: "uploads".to_owned(),
-                mount_path: UPLOAD_ROOT.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".to_owned(),
-                mount_path: TMP_DIR.to_owned(),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: "config".to_owned(),
+                    mount_path: CONFIG_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                // The worker only reads the uploads; its scratch space is /tmp.
+                VolumeMount {
+                    name: "uploads".to_owned(),
+                    mount_path: UPLOAD_ROOT.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "tmp".to_owned(),
+                    mount_path: TMP_DIR.to_owned(),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(kafka_files.as_ref().map(|(_, mount)| mount.clone()))
+            .collect(),
+        ),
         ..Container::default()
     };
     let pod = PodSpec {
@@ -427,32 +438,37 @@ fn deployment(
             ..PodSecurityContext::default()
         }),
         containers: vec![container],
-        volumes: Some(vec![
-            Volume {
-                name: "config".to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: worker_name(&name),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "uploads".to_owned(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: settings.upload_claim.clone(),
-                    read_only: Some(true),
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: None,
-                    size_limit: settings.tmp_size_limit.clone(),
-                }),
-                ..Volume::default()
-            },
-        ]),
+        volumes: Some(
+            vec![
+                Volume {
+                    name: "config".to_owned(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: worker_name(&name),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "uploads".to_owned(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: settings.upload_claim.clone(),
+                        read_only: Some(true),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "tmp".to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: None,
+                        size_limit: settings.tmp_size_limit.clone(),
+                    }),
+                    ..Volume::default()
+                },
+            ]
+            .into_iter()
+            .chain(kafka_files.map(|(volume, _)| volume))
+            .collect(),
+        ),
         ..PodSpec::default()
     };
     let mut pod_labels = labels(&name);
@@ -492,6 +508,7 @@ mod tests {
             kafka_brokers: "kafka:9092".into(),
             mongo_url: "mongodb://mongo/".into(),
             redis_url: "redis://redis/".into(),
+            kafka_security: Default::default(),
             images: super::super::image::ImagePolicy::new(
                 &[],
                 "ghcr.io/licenseware/licenseware-worker:0.1.0",
@@ -684,6 +701,55 @@ spec:
         assert!(container.env.iter().flatten().all(|e| !e.name.starts_with("LW_MONGO")));
         let from = container.env_from.as_ref().unwrap();
         assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "worker-env");
+    }
+
+    #[test]
+    fn kafka_security_is_passed_by_reference_to_the_files_secret() {
+        use licenseware_crds::kafka_security::{
+            KafkaSecurityArgs, SaslMechanism, SecurityProtocol,
+        };
+
+        use super::super::kafka_env::{WORKER_KAFKA_FILES_DIR, WorkerKafkaSecurity};
+        let args = KafkaSecurityArgs {
+            protocol: SecurityProtocol::SaslSsl,
+            sasl_mechanism: Some(SaslMechanism::ScramSha512),
+            sasl_username: Some("lw".into()),
+            sasl_password_file: Some("/etc/licenseware/kafka/password".into()),
+            ca_file: Some("/etc/licenseware/kafka/ca.crt".into()),
+            ..KafkaSecurityArgs::default()
+        };
+        let refused = WorkerKafkaSecurity::new(&args, None).unwrap_err();
+        assert!(refused.contains("--kafka-files-secret"), "{refused}");
+        let settings = WorkerSettings {
+            kafka_security: WorkerKafkaSecurity::new(&args, Some("kafka-files")).unwrap(),
+            ..settings()
+        };
+        let desired = build(&rv_tools(), &settings, None).unwrap();
+        let pod = pod(&desired);
+        let env = pod.containers[0].env.as_ref().unwrap();
+        let value = |name: &str| {
+            env.iter().find(|e| e.name == name).and_then(|e| e.value.clone()).unwrap_or_default()
+        };
+        assert_eq!(value("LW_KAFKA_SECURITY_PROTOCOL"), "SASL_SSL");
+        assert_eq!(value("LW_KAFKA_SASL_MECHANISM"), "SCRAM-SHA-512");
+        assert_eq!(value("LW_KAFKA_SASL_USERNAME"), "lw");
+        assert_eq!(
+            value("LW_KAFKA_SASL_PASSWORD_FILE"),
+            format!("{WORKER_KAFKA_FILES_DIR}/password")
+        );
+        assert_eq!(value("LW_KAFKA_CA_FILE"), format!("{WORKER_KAFKA_FILES_DIR}/ca.crt"));
+        assert!(env.iter().all(|e| !e.name.contains("PASSWORD") || e.name.ends_with("_FILE")));
+        let volume =
+            pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "kafka-files").unwrap();
+        let secret = volume.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("kafka-files"));
+        let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+        let mount = mounts.iter().find(|m| m.name == "kafka-files").unwrap();
+        assert_eq!(mount.mount_path, WORKER_KAFKA_FILES_DIR);
+        assert_eq!(mount.read_only, Some(true));
+
+        let plaintext = WorkerKafkaSecurity::new(&KafkaSecurityArgs::default(), Some("x")).unwrap();
+        assert_eq!(plaintext, WorkerKafkaSecurity::default(), "PLAINTEXT adds nothing");
     }
 
     #[test]

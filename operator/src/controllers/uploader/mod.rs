@@ -21,6 +21,7 @@
 pub mod build;
 mod children;
 pub mod image;
+pub mod kafka_env;
 pub mod scaling;
 pub mod status;
 
@@ -91,6 +92,8 @@ impl Error {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub settings: WorkerSettings,
+    /// How the lag reader's Kafka connections are secured.
+    pub kafka_security: crate::kafka::WireSecurity,
     /// The lag scaler's poll interval: the scaler loop's tick.
     pub poll: Duration,
     /// The scale-down stabilization window.
@@ -160,6 +163,7 @@ pub async fn run(
                 &options.settings.kafka_brokers,
                 "licenseware-operator-scaler",
                 LAG_REQUEST_TIMEOUT,
+                options.kafka_security.clone(),
             )),
             Arc::clone(&metrics),
         ),

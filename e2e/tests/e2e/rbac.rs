@@ -593,7 +593,7 @@ impl Scenario {
         let _ = roles.delete(&crds, &delete).await;
         // After a failure, finalizers may be left that only the (stopped) operator
         // would remove: clear them so that the namespace can go.
-        for kind in ["uploaders", "reports", "reportcomponents", "datatables", "topics"] {
+        for kind in ["uploaders", "reports", "reportcomponents", "datatables", "topics", "apps"] {
             let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
                 self.client.clone(),
                 &self.namespace,

@@ -1,5 +1,6 @@
 //! The optional App kind against the real stack: its metadata in the app's registry
-//! entry and in the `parrent_app` and `apps` of a Report of the app; an edit
+//! entry, in the `parrent_app` of an Uploader and in the `parrent_app` and `apps` of a
+//! Report of the app; an edit
 //! propagates; a second App of one appId is a conflict; deleting the Apps falls back
 //! to the defaults.
 
@@ -9,12 +10,13 @@ use licenseware_e2e::{
     OperatorUnderTest, Options, eventually,
     kube::{Expected, create_custom, delete_and_wait, merge_patch, wait_condition},
 };
-use licenseware_operator::crds::{App, Report, ReportComponent};
+use licenseware_operator::crds::{App, Report, ReportComponent, Uploader};
 use serde_json::{Map, Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 const APP_KEY: &str = "app/ifmp-service/ifmp-service";
 const REPORT_KEY: &str = "report/ifmp-service/devices";
+const UPLOADER_KEY: &str = "uploader/ifmp-service/rv_tools";
 
 fn app(name: &str, description: &str) -> Value {
     json!({
@@ -28,8 +30,9 @@ fn app(name: &str, description: &str) -> Value {
     })
 }
 
-/// Waits until the registry documents of the app and of its report both carry
-/// `description` (null for none) in their app metadata; returns them.
+/// Waits until the registry documents of the app, of its report and of its uploader
+/// all carry `description` (null for none) in their app metadata; returns the app's
+/// and the report's.
 async fn wait_description(
     operator: &OperatorUnderTest,
     description: Value,
@@ -38,7 +41,9 @@ async fn wait_description(
     eventually(WAIT, &what, || async {
         let app = operator.registry().document(APP_KEY).await?;
         let report = operator.registry().document(REPORT_KEY).await?;
+        let uploader = operator.registry().document(UPLOADER_KEY).await?;
         let carried = app["description"] == description
+            && uploader["parrent_app"]["description"] == description
             && report["parrent_app"]["description"] == description
             && report["apps"][0]["description"] == description;
         carried.then_some((app, report))
@@ -70,6 +75,16 @@ async fn an_app_describes_its_entries_an_edit_propagates_and_deleting_falls_back
         }),
     )
     .await;
+    create_custom::<Uploader>(
+        &operator.api(),
+        "Uploader",
+        json!({
+            "metadata": {"name": "rv-tools"},
+            "spec": {"appId": "ifmp-service", "uploaderId": "rv_tools", "name": "RVTools",
+                     "acceptedFileTypes": [".csv"]}
+        }),
+    )
+    .await;
     // Without an App: the defaults.
     let (entry, report) = wait_description(&operator, Value::Null).await;
     assert_eq!(entry["name"], "Ifmp Service");
@@ -87,6 +102,7 @@ async fn an_app_describes_its_entries_an_edit_propagates_and_deleting_falls_back
         assert_eq!(metadata["integration_details"], Value::Null, "{metadata}");
     }
     assert_eq!(entry["reports"], json!(["devices"]), "the app still lists its members");
+    assert_eq!(entry["uploaders"], json!(["rv_tools"]));
 
     // A second App of the appId: refused, the first one still describes the app.
     create_custom::<App>(&apps, "App", app("ifmp-again", "Something else")).await;

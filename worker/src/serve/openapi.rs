@@ -208,6 +208,7 @@ impl Modify for Security {
         super::snapshots::versions_or_metadata,
         super::snapshots::delete_snapshot,
         super::snapshots::component_rows,
+        super::snapshots::component_rows_by_query,
         super::snapshots::edit_row,
         super::snapshots::delete_row,
         super::public_links::create_link,

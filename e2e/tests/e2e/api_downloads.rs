@@ -284,6 +284,19 @@ async fn downloads_stream_each_format_and_whole_reports() {
     .await;
     assert_eq!(csv_report.status, 400);
 
+    // Downloads started, by format.
+    let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    for format in ["json", "csv", "xlsx"] {
+        let series = format!("licenseware_api_downloads_total{{format=\"{format}\"}} ");
+        let count: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .map_or(0, |value| value.trim().parse().expect("a count"));
+        assert!(count >= 1, "{format}: {metrics}");
+    }
+    assert!(!metrics.contains("format=\"pdf\""), "refused formats are not counted");
+
     setup.kafka.delete_topics(&[&api.registry_topic]).await;
     setup.cleanup().await;
 }

@@ -29,6 +29,11 @@ struct Series {
     /// Component data answers by (app, component, hit|miss). Only registered
     /// components are counted, so the series are as many as the registry's.
     component_cache: BTreeMap<(String, String, &'static str), u64>,
+    /// Downloads started, by format (json, csv, xlsx).
+    downloads: BTreeMap<&'static str, u64>,
+    /// Data-table edits by action (insert, update, delete) and outcome (`ok`, or the
+    /// error's stable reason): static labels only, so the series are few.
+    datatable_edits: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +63,16 @@ impl Metrics {
             .component_cache
             .entry((app.to_owned(), component.to_owned(), result))
             .or_default() += 1;
+    }
+
+    pub fn download(&self, format: &'static str) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        *series.downloads.entry(format).or_default() += 1;
+    }
+
+    pub fn datatable_edit(&self, action: &'static str, outcome: &'static str) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        *series.datatable_edits.entry((action, outcome)).or_default() += 1;
     }
 
     pub fn count(counter: &AtomicU64, by: u64) {
@@ -100,6 +115,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "licenseware_api_component_cache_total{{app=\"{app}\",component=\"{component}\",result=\"{result}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP licenseware_api_downloads_total Downloads started, by format.\n");
+        out.push_str("# TYPE licenseware_api_downloads_total counter\n");
+        for (format, count) in &series.downloads {
+            let _ = writeln!(out, "licenseware_api_downloads_total{{format=\"{format}\"}} {count}");
+        }
+        out.push_str("# HELP licenseware_api_datatable_edits_total Data-table edits by action and outcome (ok, or the refusal's reason).\n");
+        out.push_str("# TYPE licenseware_api_datatable_edits_total counter\n");
+        for ((action, outcome), count) in &series.datatable_edits {
+            let _ = writeln!(
+                out,
+                "licenseware_api_datatable_edits_total{{action=\"{action}\",outcome=\"{outcome}\"}} {count}"
             );
         }
         drop(series);
@@ -149,5 +177,22 @@ mod tests {
         assert!(text.contains("le=\"0.0025\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
         assert!(text.contains("licenseware_api_quota_refusals_total 1"), "{text}");
+    }
+
+    #[test]
+    fn downloads_and_datatable_edits_are_rendered_by_label() {
+        let metrics = Metrics::default();
+        metrics.download("csv");
+        metrics.download("csv");
+        metrics.datatable_edit("update", "ok");
+        metrics.datatable_edit("update", "RowInvalid");
+        let text = metrics.render();
+        assert!(text.contains("licenseware_api_downloads_total{format=\"csv\"} 2"), "{text}");
+        assert!(
+            text.contains(
+                "licenseware_api_datatable_edits_total{action=\"update\",outcome=\"RowInvalid\"} 1"
+            ),
+            "{text}"
+        );
     }
 }

@@ -161,6 +161,7 @@ pub async fn component(
     let paging = query.paging()?;
     let filters = filters::from_request(query.filters.as_deref(), &body)?;
     let opened = open(&state, tenant.as_str(), &target, &filters, paging).await?;
+    state.metrics.download(filetype.extension());
     let name = export::file_name(&target.component_id, filetype);
     let (sender, body) = channel_body();
     match filetype {
@@ -219,6 +220,7 @@ pub async fn report(
             metadata::report_component_target(&state.registry, &app_id, &report_id, &component)?;
         sheets.push(open(&state, tenant.as_str(), &target, &filters, paging).await?);
     }
+    state.metrics.download(Filetype::Xlsx.extension());
     let (sender, body) = channel_body();
     spawn_workbook(sheets, sender);
     Ok(attachment(Filetype::Xlsx, &export::file_name(&report_id, Filetype::Xlsx), body))

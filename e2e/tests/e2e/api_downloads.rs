@@ -198,6 +198,20 @@ async fn downloads_stream_each_format_and_whole_reports() {
     let (_, records) = csv_rows(&os.bytes);
     assert_eq!(records[1], ["a-000001", "windows, \"quoted\""]);
 
+    // The same through the report that shows the component: the same rows, filterable
+    // on the report's filters; a component the report does not show is a 404.
+    let in_report = format!("{base}/reports/inventory/vm-list/download?filetype=csv");
+    let through_report = download(&api, &in_report, &a, &token_a, None).await;
+    assert_eq!(through_report.status, 200);
+    assert_eq!(through_report.bytes, csv.bytes, "the same rows as the component's download");
+    let by_name = json!([{"column": "name", "filter_type": "equals", "filter_value": "a-000002"}]);
+    let filtered_in_report = download(&api, &in_report, &a, &token_a, Some(&by_name)).await;
+    assert_eq!(csv_rows(&filtered_in_report.bytes).1.len(), 1);
+    let others = download(&api, &in_report, &b, &token_b, None).await;
+    assert!(!String::from_utf8_lossy(&others.bytes).contains("a-0000"), "B never gets A's rows");
+    let not_shown = format!("{base}/reports/inventory/nope/download?filetype=csv");
+    assert_eq!(download(&api, &not_shown, &a, &token_a, None).await.status, 404);
+
     // Filters as for the data: POST body or `filters`; the tenant is never one.
     let filters = json!([{"column": "name", "filter_type": "equals", "filter_value": "a-000004"}]);
     let filtered =

@@ -198,6 +198,7 @@ impl Modify for Security {
         super::reports::component_data,
         super::reports::report_component_data,
         super::reports::download::component,
+        super::reports::download::report_component,
         super::reports::download::report,
         super::datatables::list_tables,
         super::datatables::read,

@@ -63,7 +63,7 @@ images-debug: ## The images' packaging checked fast: the same build and check fr
 ARGOCD_HEALTH := manifests/gitops/argocd/argocd-cm-health.yaml
 gitops-health: ## Regenerate the Argo CD health checks (argocd-cm-health.yaml) from manifests/gitops/argocd/health.lua.
 	{ sed -n '1,/^data:$$/p' $(ARGOCD_HEALTH); \
-	  for kind in DataTable Report ReportComponent Topic Uploader; do \
+	  for kind in App DataTable Report ReportComponent Topic Uploader; do \
 	    printf '  resource.customizations.health.licenseware.io_%s: |\n' $$kind; \
 	    sed 's/^\(.\)/    \1/' manifests/gitops/argocd/health.lua; \
 	  done; } > $(ARGOCD_HEALTH).new && mv $(ARGOCD_HEALTH).new $(ARGOCD_HEALTH)

@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{Map, Value};
 
-use crate::{DataTable, Report, ReportComponent, Topic, Uploader};
+use crate::{App, DataTable, Report, ReportComponent, Topic, Uploader};
 
 /// The command that rewrites the committed CRD files.
 pub const REGENERATE_COMMAND: &str = "cargo run -p licenseware-operator -- crdgen --out-dir crds";
@@ -26,6 +26,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         ReportComponent::crd(),
         DataTable::crd(),
         Topic::crd(),
+        App::crd(),
     ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {

@@ -1,17 +1,19 @@
 //! Types shared by the operator and the worker: the custom resources of the
 //! `licenseware.io` API group and the contracts they exchange on the wire.
 //!
-//! Five namespaced kinds, each with a status subresource: [`Uploader`], [`Report`],
-//! [`ReportComponent`], [`DataTable`] and [`Topic`]. [`generate::render`] turns them
+//! Six namespaced kinds, each with a status subresource: [`Uploader`], [`Report`],
+//! [`ReportComponent`], [`DataTable`], [`Topic`] and [`App`]. [`generate::render`] turns them
 //! into the CRD YAML committed at `crds/*.yaml`.
 //!
 //! Rustdoc on a spec or status field is what `kubectl explain` shows, so it is written
 //! for users; notes for developers are plain `//` comments.
 
+pub mod app;
 pub mod conditions;
 pub mod data_table;
 mod defaults;
 pub mod duration;
+pub mod event_schema;
 pub mod filter;
 pub mod generate;
 pub mod kafka_security;
@@ -25,6 +27,7 @@ pub mod topic;
 pub mod uploader;
 pub mod worker_config;
 
+pub use app::{App, AppSpec, AppStatus};
 pub use conditions::{RegistrationStatus, condition_type, reason};
 pub use data_table::{DataTable, DataTableColumn, DataTableSpec, DataTableStatus};
 pub use filter::{ColumnType, FilterType, ReportFilter};

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::UploaderSpec;
+use crate::{TopicSchema, UploaderSpec};
 
 /// What the worker reads from its ConfigMap (`worker.yaml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +16,10 @@ pub struct WorkerConfigFile {
     /// Kafka topics, with the operator's prefix.
     pub events_topic: String,
     pub dlq_topic: String,
+    /// The message contract of the events Topic (its `spec.schema`), when it has one:
+    /// the API checks every event it produces against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_topic_schema: Option<TopicSchema>,
     pub consumer_group: String,
     pub max_attempts: i32,
     pub upload_root: String,

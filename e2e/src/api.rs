@@ -43,6 +43,45 @@ impl ApiProcess {
     /// Starts the API for `setup`'s world (`extra` flags appended) and publishes the
     /// setup's uploader on its registry topic; returns once the uploader is served.
     pub async fn start(setup: &ConsumerSetup, label: &str, extra: &[&str]) -> Self {
+        let api = Self::spawn(setup, label, extra, &[]).await;
+        let tenant = uuid::Uuid::new_v4().to_string();
+        let token = api.token(&tenant, "probe", &[]);
+        let status_url = api.uploader_url(setup, "status");
+        crate::eventually(Duration::from_secs(60), "the uploader to be served", || async {
+            let response = api.get(&status_url, &tenant, &token).await;
+            (response.status() == 200).then_some(())
+        })
+        .await;
+        api
+    }
+
+    /// Like [`Self::start`] with `env` set over the stack's (e.g. `LW_REDIS_URL` of a
+    /// store that is away); returns once the uploader is known (its routes answer
+    /// anything but 404), whether or not its stores answer.
+    pub async fn start_with_env(
+        setup: &ConsumerSetup,
+        label: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let api = Self::spawn(setup, label, extra, env).await;
+        let tenant = uuid::Uuid::new_v4().to_string();
+        let token = api.token(&tenant, "probe", &[]);
+        let status_url = api.uploader_url(setup, "status");
+        crate::eventually(Duration::from_secs(60), "the uploader to be known", || async {
+            let response = api.get(&status_url, &tenant, &token).await;
+            (response.status() != 404).then_some(())
+        })
+        .await;
+        api
+    }
+
+    async fn spawn(
+        setup: &ConsumerSetup,
+        label: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let prefix = format!("{}.", setup.events_topic.trim_end_matches(".events"));
         let registry_topic = format!("{prefix}licenseware.registry");
         setup
@@ -65,6 +104,7 @@ impl ApiProcess {
             .env("LW_MONGO_URL", mongo_url_with_database(&setup.stack.mongo_url, &setup.database))
             .env("LW_REDIS_URL", &setup.stack.redis_url)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("create the API log"))
@@ -94,14 +134,6 @@ impl ApiProcess {
         };
         api.url = url.unwrap_or_else(|| panic!("the API did not start; log:\n{}", api.log()));
         api.publish_uploader(setup).await;
-        let tenant = uuid::Uuid::new_v4().to_string();
-        let token = api.token(&tenant, "probe", &[]);
-        let status_url = api.uploader_url(setup, "status");
-        crate::eventually(Duration::from_secs(60), "the uploader to be served", || async {
-            let response = api.get(&status_url, &tenant, &token).await;
-            (response.status() == 200).then_some(())
-        })
-        .await;
         api
     }
 

@@ -14,7 +14,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use licenseware_operator::crds::{DataTable, Report, ReportComponent, Topic, Uploader};
+use licenseware_operator::crds::{App, DataTable, Report, ReportComponent, Topic, Uploader};
 use serde_json::json;
 
 use crate::{eventually, unique_name};
@@ -130,7 +130,7 @@ macro_rules! conditioned {
     )*};
 }
 
-conditioned!(Topic, Uploader, Report, ReportComponent, DataTable);
+conditioned!(Topic, Uploader, Report, ReportComponent, DataTable, App);
 
 /// Whether `object` has `type_`=True in a status of its latest generation.
 pub fn is_true_and_current<K: Conditioned + Resource>(object: &K, type_: &str) -> bool {

@@ -43,6 +43,6 @@ mod tests {
             .iter()
             .filter_map(|document| document["spec"]["names"]["kind"].as_str())
             .collect();
-        assert_eq!(kinds, ["Uploader", "Report", "ReportComponent", "DataTable", "Topic"]);
+        assert_eq!(kinds, ["Uploader", "Report", "ReportComponent", "DataTable", "Topic", "App"]);
     }
 }

@@ -184,6 +184,15 @@ pub async fn serve(
                     )),
                 ),
                 (
+                    "app",
+                    tokio::spawn(controllers::app::run(
+                        kube.clone(),
+                        config.watched_namespaces(),
+                        Duration::from_secs(config.resync_interval_secs),
+                        stopping.clone(),
+                    )),
+                ),
+                (
                     "topic",
                     tokio::spawn(controllers::topic::run(
                         kube.clone(),

@@ -68,11 +68,11 @@ compares them.
 # Uploaders and the registry kinds: watched, siblings listed, registry
 # finalizer merge-patched.
 - apiGroups: [licenseware.io]
-  resources: [uploaders, reports, reportcomponents, datatables]
+  resources: [uploaders, reports, reportcomponents, datatables, apps]
   verbs: [get, list, watch, patch]
 # Status of every kind: server-side applied.
 - apiGroups: [licenseware.io]
-  resources: [topics/status, uploaders/status, reports/status, reportcomponents/status, datatables/status]
+  resources: [topics/status, uploaders/status, reports/status, reportcomponents/status, datatables/status, apps/status]
   verbs: [patch]
 # blockOwnerDeletion on objects owned by an Uploader (OwnerReferencesPermissionEnforcement).
 - apiGroups: [licenseware.io]

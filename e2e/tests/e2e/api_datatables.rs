@@ -366,6 +366,24 @@ async fn data_tables_read_and_edit_a_tenants_rows_only() {
     let actions: Vec<&str> =
         history.iter().filter_map(|r| r["datatable_edit"]["action"].as_str()).collect();
     assert_eq!(actions, ["delete", "update", "insert", "update"], "newest first");
+    // The edits by action and outcome in /metrics: the four above succeeded, the
+    // refused ones as Refused (400) or by their reason.
+    let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    let edits = |action: &str, outcome: &str| -> u64 {
+        let series = format!(
+            "licenseware_api_datatable_edits_total{{action=\"{action}\",outcome=\"{outcome}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .map_or(0, |value| value.trim().parse().expect("a count"))
+    };
+    assert_eq!(edits("update", "ok"), 2, "{metrics}");
+    assert_eq!(edits("insert", "ok"), 1, "{metrics}");
+    assert_eq!(edits("delete", "ok"), 1, "{metrics}");
+    assert!(edits("update", "Refused") + edits("insert", "Refused") >= 1, "{metrics}");
+    assert!(edits("delete", "NotFound") >= 1, "{metrics}");
     let update = &history[3];
     assert_eq!(update["datatable_edit"]["row_id"], a_id.as_str());
     assert_eq!(update["datatable_edit"]["user"], "alice");

@@ -198,6 +198,20 @@ async fn downloads_stream_each_format_and_whole_reports() {
     let (_, records) = csv_rows(&os.bytes);
     assert_eq!(records[1], ["a-000001", "windows, \"quoted\""]);
 
+    // The same through the report that shows the component: the same rows, filterable
+    // on the report's filters; a component the report does not show is a 404.
+    let in_report = format!("{base}/reports/inventory/vm-list/download?filetype=csv");
+    let through_report = download(&api, &in_report, &a, &token_a, None).await;
+    assert_eq!(through_report.status, 200);
+    assert_eq!(through_report.bytes, csv.bytes, "the same rows as the component's download");
+    let by_name = json!([{"column": "name", "filter_type": "equals", "filter_value": "a-000002"}]);
+    let filtered_in_report = download(&api, &in_report, &a, &token_a, Some(&by_name)).await;
+    assert_eq!(csv_rows(&filtered_in_report.bytes).1.len(), 1);
+    let others = download(&api, &in_report, &b, &token_b, None).await;
+    assert!(!String::from_utf8_lossy(&others.bytes).contains("a-0000"), "B never gets A's rows");
+    let not_shown = format!("{base}/reports/inventory/nope/download?filetype=csv");
+    assert_eq!(download(&api, &not_shown, &a, &token_a, None).await.status, 404);
+
     // Filters as for the data: POST body or `filters`; the tenant is never one.
     let filters = json!([{"column": "name", "filter_type": "equals", "filter_value": "a-000004"}]);
     let filtered =
@@ -283,6 +297,19 @@ async fn downloads_stream_each_format_and_whole_reports() {
     )
     .await;
     assert_eq!(csv_report.status, 400);
+
+    // Downloads started, by format.
+    let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    for format in ["json", "csv", "xlsx"] {
+        let series = format!("licenseware_api_downloads_total{{format=\"{format}\"}} ");
+        let count: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .map_or(0, |value| value.trim().parse().expect("a count"));
+        assert!(count >= 1, "{format}: {metrics}");
+    }
+    assert!(!metrics.contains("format=\"pdf\""), "refused formats are not counted");
 
     setup.kafka.delete_topics(&[&api.registry_topic]).await;
     setup.cleanup().await;

@@ -186,6 +186,20 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
         (400, Some("FilterColumnForbidden"))
     );
     assert_eq!(alice.get(&format!("{rows_path}?limit=0")).await.status, 400);
+    // The SDK v1 form: the version as a query parameter, the same rows and filters.
+    let by_query = alice.get(&format!("/snapshot-report-components/vm-list?version={v1}")).await;
+    assert_eq!(by_query.status, 200, "{}", by_query.body);
+    assert_eq!(by_query.body, old.body);
+    let filtered_by_query = alice
+        .post(&format!("/snapshot-report-components/vm_list?version={v1}&limit=1"), Some(&filters))
+        .await;
+    assert_eq!(names(&filtered_by_query.body), ["alpha-vm-01"], "{}", filtered_by_query.body);
+    let no_version = alice.get("/snapshot-report-components/vm-list").await;
+    assert_eq!(
+        (no_version.status, no_version.body["reason"].as_str()),
+        (400, Some("VersionMissing"))
+    );
+    assert_eq!(alice.get("/snapshot-report-components/vm-list?version=ZZZZZZ").await.status, 404);
     assert_eq!(alice.get("/snapshot-report-components/vm-list/ZZZZZZ").await.status, 404);
     assert_eq!(alice.get(&format!("/snapshot-report-components/nope/{v1}")).await.status, 404);
 
@@ -250,6 +264,8 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
     assert_eq!(bob.get("/snapshot-reports/inventory").await.body, json!({"version": []}));
     assert_eq!(bob.get(&format!("/snapshot-reports/inventory?version={v1}")).await.status, 404);
     assert_eq!(bob.get(&rows_path).await.status, 404);
+    let bobs_query = format!("/snapshot-report-components/vm-list?version={v1}");
+    assert_eq!(bob.get(&bobs_query).await.status, 404, "the query form is tenant-scoped too");
     assert_eq!(bob.post(&rows_path, Some(&filters)).await.status, 404);
     assert_eq!(
         bob.put(&rows_path, &json!({"_id": id, "new_data": {"name": "bob-was-here"}})).await.status,

@@ -47,7 +47,7 @@ fn argocd_health_checks_cover_every_kind_with_the_one_script() {
     );
     let data = config["data"].as_object().expect("data");
     let kinds = kinds();
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
     let expected: Vec<String> = kinds
         .iter()
         .map(|kind| format!("resource.customizations.health.licenseware.io_{kind}"))

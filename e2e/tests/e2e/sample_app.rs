@@ -122,7 +122,7 @@ async fn sample_app_installs_becomes_ready_and_uninstalls_cleanly() {
     let kinds: BTreeSet<&str> = applied.iter().map(|a| a.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        BTreeSet::from(["DataTable", "Report", "ReportComponent", "Topic", "Uploader"]),
+        BTreeSet::from(["App", "DataTable", "Report", "ReportComponent", "Topic", "Uploader"]),
         "the sample app has every kind"
     );
 

@@ -9,7 +9,7 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{ResourceExt, api::DeleteParams};
 use licenseware_e2e::{
     KAFKA_TIMEOUT, OperatorUnderTest, Options, eventually,
-    kube::{create_custom, merge_patch},
+    kube::{Expected, create_custom, merge_patch, wait_condition},
 };
 use licenseware_operator::{
     config::WorkerConfig,
@@ -507,5 +507,35 @@ async fn the_scaler_reads_every_uploaders_lag_in_one_batch_per_tick() {
     assert!(batched + 1 >= ticked && batched <= ticked + 1, "{ticked} ticks, {batched} batches");
     assert_eq!(after[2] - reads, 3 * batched, "every batch carries the three Uploaders");
     assert_eq!(after[3] - metadata, batched, "one Metadata request per batch");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_events_topic_schema_that_refuses_the_api_event_makes_the_uploader_not_ready() {
+    let h = start().await;
+    create_rv_tools(&h, json!({})).await;
+    ready(&h).await;
+    let topics = h.api::<Topic>();
+    let schema = |json_schema: serde_json::Value| json!({"spec": {"schema": {"id": "ProcessingEvent", "version": 1, "jsonSchema": json_schema}}});
+    // A schema the API's events do not satisfy: Ready=False, the violation named; the
+    // entry stays and carries the schema, so the API refuses uploads saying why.
+    merge_patch(&topics, "rv-tools-events", schema(json!({"required": ["authorization"]}))).await;
+    let refused = wait_condition(
+        &h.api::<Uploader>(),
+        NAME,
+        Expected::new("Ready", "False", "EventSchemaRefused"),
+        WAIT,
+    )
+    .await;
+    assert!(refused.message.contains("authorization"), "{}", refused.message);
+    let entry = h.registry().wait_document(REGISTRY_KEY, WAIT).await;
+    assert_eq!(
+        entry["worker"]["eventsTopicSchema"]["jsonSchema"]["required"],
+        json!(["authorization"])
+    );
+    // One they satisfy: Ready again.
+    let accepting = json!({"type": "object", "required": ["tenant_id", "event_id", "filepaths"]});
+    merge_patch(&topics, "rv-tools-events", schema(accepting)).await;
+    ready(&h).await;
     h.stop().await;
 }

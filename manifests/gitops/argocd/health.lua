@@ -1,4 +1,4 @@
--- Argo CD health of the licenseware.io kinds (Topic, Uploader, Report,
+-- Argo CD health of the licenseware.io kinds (Topic, Uploader, Report, App,
 -- ReportComponent, DataTable). The operator sets status.observedGeneration and a
 -- Ready condition on every kind; this reads them the way kstatus (Flux) does:
 --   no status yet, or a status of an older generation  -> Progressing
@@ -6,7 +6,7 @@
 --   Ready=False for a reason only a change can fix      -> Degraded
 --   paused or unmanaged (annotations)                   -> Suspended
 --   anything else (Ready=False while waiting, Unknown)  -> Progressing
--- The source of the five keys of argocd-cm-health.yaml; e2e/tests/e2e/gitops.rs
+-- The source of the six keys of argocd-cm-health.yaml; e2e/tests/e2e/gitops.rs
 -- checks that they are this file and runs it on sample statuses.
 local hs = {}
 local degraded = {

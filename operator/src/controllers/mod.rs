@@ -1,5 +1,6 @@
 //! The controllers of the operator, one module per kind, and what they share.
 
+pub mod app;
 pub mod backoff;
 pub mod events;
 pub mod finalizer;

@@ -5,10 +5,10 @@
 
 pub mod plan;
 mod requests;
-mod uncertain;
 mod sasl;
 mod scram;
 pub mod secure;
+mod uncertain;
 pub mod wire;
 
 use std::{
@@ -24,8 +24,8 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 
 pub use plan::{Claim, ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal, Verdict};
-use uncertain::{UncertainCreates, create_outcome_unknown};
 pub use secure::{TlsSetupError, WireSecurity};
+use uncertain::{UncertainCreates, create_outcome_unknown};
 pub use wire::{KafkaClient, WireError};
 
 /// How long the batcher waits for more requests after the first one of a batch.

@@ -500,6 +500,7 @@ spec:
             uploader: "ifmp/rv-tools".into(),
             events_topic: "lw.ifmp-service.rv_tools.events".into(),
             dlq_topic: "lw.ifmp-service.rv_tools.dlq".into(),
+            events_topic_schema: None,
             consumer_group: "lw.ifmp-service.rv_tools".into(),
             max_attempts: 5,
             upload_root: "/uploads".into(),

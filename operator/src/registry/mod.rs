@@ -291,7 +291,10 @@ impl Registry {
                 };
                 apps = self.delete_matching(stale).await?;
             }
-            if existing.is_none() || !checked {
+            // A new member changes the app's lists; a changed uploader or report may
+            // carry new app metadata (its App was edited).
+            let carries_app = matches!(entry.key.kind, EntryKind::Uploader | EntryKind::Report);
+            if existing.is_none() || !checked || (carries_app && outcome == Upserted::Changed) {
                 apps.insert(entry.key.app_id.clone());
             }
             for app in apps {
@@ -407,7 +410,7 @@ impl Registry {
             .inner
             .collection
             .find(doc! { "app_id": app_id, "kind": { "$ne": EntryKind::App.as_str() } })
-            .projection(doc! { "_id": 1 })
+            .projection(doc! { "_id": 1, "updated_at": 1, "parrent_app": 1 })
             .await?
             .try_collect()
             .await?;
@@ -416,7 +419,8 @@ impl Registry {
             .filter_map(|d| d.get_str("_id").ok().and_then(RegistryKey::parse))
             .filter(|k| k.app_id == app_id)
             .collect();
-        let app = app_entry(AppMetadata::for_app(app_id), &keys);
+        let members: Vec<Map<String, Value>> = members.into_iter().map(to_json).collect();
+        let app = app_entry(app_metadata_of(app_id, &members), &keys);
         if keys.is_empty() {
             let key = app.key.to_string();
             self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
@@ -474,6 +478,26 @@ fn document_json(
     entry.document_json(updated_at).map_err(|error| RegistryError::Bson(error.to_string()))
 }
 
+/// The app's metadata as its members carry it (`parrent_app` of its Uploaders and
+/// Reports, built from the App of their namespace, if any): that of the most recently
+/// written member, so an edited App reaches the app's entry with the first member it
+/// reaches. Without members that carry one: the defaults.
+fn app_metadata_of(app_id: &str, members: &[Map<String, Value>]) -> AppMetadata {
+    members
+        .iter()
+        .filter_map(|member| {
+            let updated_at = member.get("updated_at").and_then(Value::as_str).unwrap_or_default();
+            let app: AppMetadata =
+                serde_json::from_value(member.get("parrent_app")?.clone()).ok()?;
+            (app.app_id == app_id).then_some((updated_at, app))
+        })
+        .max_by(|a, b| a.0.cmp(b.0))
+        .map_or_else(
+            || AppMetadata::for_app(app_id),
+            |(_, app)| AppMetadata { updated_at: None, ..app },
+        )
+}
+
 fn to_json(document: Document) -> Map<String, Value> {
     match storage::unwrap_nested_arrays(Bson::Document(document).into_relaxed_extjson()) {
         Value::Object(map) => map,
@@ -496,6 +520,25 @@ fn to_bson(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_app_entry_takes_the_metadata_of_its_latest_member() {
+        let member = |updated_at: &str, description: Option<&str>| {
+            let mut app = AppMetadata::for_app("ifmp");
+            app.description = description.map(str::to_owned);
+            app.updated_at = Some(updated_at.to_owned());
+            let value = serde_json::json!({"updated_at": updated_at, "parrent_app": app});
+            value.as_object().cloned().unwrap()
+        };
+        let datatable = serde_json::json!({"updated_at": "2027"}).as_object().cloned().unwrap();
+        let members =
+            [member("2026-01-02", Some("new")), member("2026-01-01", Some("old")), datatable];
+        let app = app_metadata_of("ifmp", &members);
+        assert_eq!(app.description.as_deref(), Some("new"));
+        assert_eq!(app.updated_at, None, "stamped when the app entry is written");
+        assert_eq!(app_metadata_of("ifmp", &members[2..]), AppMetadata::for_app("ifmp"));
+        assert_eq!(app_metadata_of("other", &members), AppMetadata::for_app("other"));
+    }
 
     #[test]
     fn database_comes_from_the_url_path() {

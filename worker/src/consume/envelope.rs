@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The envelope's `schema` value.
-pub const SCHEMA: &str = "ProcessingEvent:1";
+pub const SCHEMA: &str = licenseware_crds::event_schema::PROCESSING_EVENT_SCHEMA;
 
 /// The SDK's processing event (§2.2), the `data` of the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,8 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+use licenseware_crds::event_schema::EventSchemaError;
+
 use super::auth::AuthError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,10 @@ pub enum ApiError {
     Unavailable { what: &'static str, cause: String },
     #[error("{reason}: {cause}")]
     Internal { reason: &'static str, cause: String },
+    /// The server built a processing event that its own events topic's contract
+    /// refuses: a deployment fault (the Uploader is not Ready), nothing was sent.
+    #[error(transparent)]
+    EventRefused(#[from] EventSchemaError),
 }
 
 impl ApiError {
@@ -56,7 +62,7 @@ impl ApiError {
             Self::Deadline(_) => StatusCode::REQUEST_TIMEOUT,
             Self::QuotaExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal { .. } | Self::EventRefused(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -72,6 +78,7 @@ impl ApiError {
             Self::QuotaExceeded(_) => "QuotaExceeded",
             Self::Unavailable { .. } => "Unavailable",
             Self::Internal { reason, .. } => reason,
+            Self::EventRefused(error) => error.reason(),
         }
     }
 }
@@ -93,6 +100,13 @@ impl IntoResponse for ApiError {
             Self::Internal { reason, ref cause } => {
                 tracing::error!(reason, cause, "request failed");
                 json!({"status": "failed", "message": "Something went wrong"})
+            }
+            Self::EventRefused(ref error) => {
+                tracing::error!(reason = error.reason(), %error, "processing event refused");
+                fail(&format!(
+                    "The processing event does not match the schema of this uploader's events \
+                     topic ({error}); nothing was sent and no quota was used"
+                ))
             }
             other => fail(&other.to_string()),
         };

@@ -33,6 +33,19 @@ struct ComponentCacheLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DownloadLabels {
+    format: &'static str,
+}
+
+/// Static labels only (the action, and `ok` or the error's stable reason), so the
+/// series are few.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DatatableEditLabels {
+    action: &'static str,
+    outcome: &'static str,
+}
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 #[derive(Debug)]
@@ -41,6 +54,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     component_cache: Family<ComponentCacheLabels, Counter>,
+    downloads: Family<DownloadLabels, Counter>,
+    datatable_edits: Family<DatatableEditLabels, Counter>,
     pub uploads: Counter,
     pub uploaded_files: Counter,
     pub uploaded_bytes: Counter,
@@ -68,6 +83,18 @@ impl Default for Metrics {
             "Component data answers from the cache (hit) or computed (miss)",
             component_cache.clone(),
         );
+        let downloads = Family::default();
+        registry.register(
+            "licenseware_api_downloads",
+            "Downloads started, by format",
+            downloads.clone(),
+        );
+        let datatable_edits = Family::default();
+        registry.register(
+            "licenseware_api_datatable_edits",
+            "Data-table edits by action and outcome (ok, or the refusal's reason)",
+            datatable_edits.clone(),
+        );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let counter = Counter::default();
             registry.register(name, help, counter.clone());
@@ -86,6 +113,8 @@ impl Default for Metrics {
             requests,
             latency,
             component_cache,
+            downloads,
+            datatable_edits,
             uploads,
             uploaded_files,
             uploaded_bytes,
@@ -105,6 +134,14 @@ impl Metrics {
         let labels =
             ComponentCacheLabels { app: app.to_owned(), component: component.to_owned(), result };
         self.component_cache.get_or_create(&labels).inc();
+    }
+
+    pub fn download(&self, format: &'static str) {
+        self.downloads.get_or_create(&DownloadLabels { format }).inc();
+    }
+
+    pub fn datatable_edit(&self, action: &'static str, outcome: &'static str) {
+        self.datatable_edits.get_or_create(&DatatableEditLabels { action, outcome }).inc();
     }
 
     pub fn count(counter: &Counter, by: u64) {
@@ -156,5 +193,22 @@ mod tests {
             "{text}"
         );
         assert!(!text.lines().any(|line| line.starts_with("forged_total")), "{text}");
+    }
+
+    #[test]
+    fn downloads_and_datatable_edits_are_rendered_by_label() {
+        let metrics = Metrics::default();
+        metrics.download("csv");
+        metrics.download("csv");
+        metrics.datatable_edit("update", "ok");
+        metrics.datatable_edit("update", "RowInvalid");
+        let text = metrics.render();
+        assert!(text.contains("licenseware_api_downloads_total{format=\"csv\"} 2"), "{text}");
+        assert!(
+            text.contains(
+                "licenseware_api_datatable_edits_total{action=\"update\",outcome=\"RowInvalid\"} 1"
+            ),
+            "{text}"
+        );
     }
 }

@@ -177,8 +177,7 @@ pub async fn run(
             .spawn(move || registry::follow(&kafka, &topic, &registry, &stop))
             .map_err(ServeError::Serve)?
     };
-    let mongo = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
-    let database = mongo.database(&settings.mongo_database);
+    let database = connect_mongo(&settings.mongo_url).await?.database(&settings.mongo_database);
     let (history, history_task) = HistoryWriter::start(&database);
     let sandbox = Sandbox::new(settings.limits)?;
     let auth = Authenticator::from_settings(&settings.auth).await?;
@@ -213,6 +212,19 @@ pub async fn run(
     stop.store(true, Ordering::Release);
     let _ = tokio::task::spawn_blocking(move || follower.join()).await;
     served.map_err(ServeError::Serve)
+}
+
+/// How long a request waits for MongoDB to be reachable before it is answered 503; the
+/// driver's default (30 s) would hold clients past their own timeouts. A connection
+/// string that sets its own (`serverSelectionTimeoutMS`, `connectTimeoutMS`) wins.
+const MONGO_WAIT: Duration = Duration::from_secs(5);
+
+async fn connect_mongo(url: &str) -> Result<mongodb::Client, ServeError> {
+    let mut options = mongodb::options::ClientOptions::parse(url).await?;
+    options.app_name.get_or_insert_with(|| "licenseware-api".to_owned());
+    options.server_selection_timeout.get_or_insert(MONGO_WAIT);
+    options.connect_timeout.get_or_insert(MONGO_WAIT);
+    Ok(mongodb::Client::with_options(options)?)
 }
 
 /// The indexes (the quota's, the snapshots', the public links'), made as soon as

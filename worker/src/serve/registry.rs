@@ -13,7 +13,12 @@ use std::{
 };
 
 use crate::validation::CompiledRules;
-use licenseware_crds::{WorkerConfigFile, names::dash, registry::RegistryRecord};
+use licenseware_crds::{
+    WorkerConfigFile,
+    event_schema::{CompiledEventSchema, EventSchemaError},
+    names::dash,
+    registry::RegistryRecord,
+};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
@@ -31,6 +36,11 @@ pub struct UploaderInfo {
     pub worker: WorkerConfigFile,
     /// The filename and content rules, compiled once per registry change.
     pub rules: CompiledRules,
+    /// The events Topic's message contract, compiled once per registry change (the
+    /// operator writes a record only when its content changed, so once per schema
+    /// version); `None` when the Topic has no schema. A schema that does not compile
+    /// is kept as its error: every upload is then refused with it.
+    pub event_schema: Option<Arc<Result<CompiledEventSchema, EventSchemaError>>>,
 }
 
 /// The registry documents by key (`{kind}/{appId}/{id}`), and the uploaders by app
@@ -73,6 +83,10 @@ fn uploader_info(document: &Map<String, Value>) -> Option<UploaderInfo> {
         app_id: worker.app_id.clone(),
         uploader_id: worker.uploader_id.clone(),
         rules: CompiledRules::new(worker.spec.validation.clone()),
+        event_schema: worker
+            .events_topic_schema
+            .as_ref()
+            .map(|schema| Arc::new(CompiledEventSchema::compile(schema))),
         worker,
     })
 }

@@ -100,6 +100,9 @@ impl AppState {
     }
 }
 
+/// How long a request waits for Redis: to connect, and for each answer.
+const REDIS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Status streams open at once, per replica.
 pub const MAX_STATUS_STREAMS: usize = 1024;
 
@@ -108,14 +111,21 @@ impl Shared {
         &self.redis_client
     }
 
-    /// A Redis connection (multiplexed: a clone per request is cheap).
+    /// A Redis connection (multiplexed: a clone per request is cheap). Making it takes
+    /// at most [`REDIS_WAIT`]: the manager's own retries, each with its own timeouts,
+    /// held requests for 45 s against a server that accepts and never answers. A
+    /// request that finds it still unmade tries again.
     pub async fn redis(&self) -> Result<ConnectionManager, ServeError> {
         self.redis
             .get_or_try_init(|| async {
                 let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
-                    .set_response_timeout(Some(std::time::Duration::from_secs(5)));
-                ConnectionManager::new_with_config(self.redis_client.clone(), config).await
+                    .set_connection_timeout(Some(REDIS_WAIT))
+                    .set_response_timeout(Some(REDIS_WAIT))
+                    .set_number_of_retries(1);
+                let connect = ConnectionManager::new_with_config(self.redis_client.clone(), config);
+                tokio::time::timeout(REDIS_WAIT, connect).await.map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "no connection within 5 s"))
+                })?
             })
             .await
             .cloned()

@@ -19,7 +19,9 @@ use kube::{
     api::ListParams,
     runtime::{Controller, controller::Action, events::Recorder, reflector::ObjectRef, watcher},
 };
-use licenseware_crds::{DataTable, RegistrationStatus, ReportComponent, Uploader, report::Report};
+use licenseware_crds::{
+    App, DataTable, RegistrationStatus, ReportComponent, Uploader, report::Report,
+};
 use serde::Serialize;
 
 use self::plan::{Desired, Outcome, next_status};
@@ -142,14 +144,18 @@ impl RegisteredKind for Report {
         let namespace = self.namespace().unwrap_or_default();
         let components: Vec<ReportComponent> = siblings(client, &namespace).await?;
         let uploaders: Vec<Uploader> = siblings(client, &namespace).await?;
-        Ok(plan::desired_report(self, &components, &uploaders))
+        let apps = crate::controllers::app::apps_of(client, &namespace).await?;
+        let app = crate::controllers::app::plan::app_metadata(&self.spec.app_id, &apps);
+        Ok(plan::desired_report(self, &components, &uploaders, &app))
     }
 
-    /// A change to a ReportComponent re-checks the Reports of its namespace and app.
+    /// A change to a ReportComponent re-checks the Reports of its namespace and app; an
+    /// App of the namespace and app describes them (`parrent_app`, `apps`).
     fn extra_watches(controller: Controller<Self>, scope: &Scope) -> Controller<Self> {
-        watch_related(controller, scope, |r: &Self, c: &ReportComponent| {
+        let controller = watch_related(controller, scope, |r: &Self, c: &ReportComponent| {
             r.spec.app_id == c.spec.app_id
-        })
+        });
+        watch_related(controller, scope, |r: &Self, a: &App| r.spec.app_id == a.spec.app_id)
     }
 }
 

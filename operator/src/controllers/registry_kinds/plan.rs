@@ -87,10 +87,12 @@ pub fn desired_component(
 
 /// `components`: the ReportComponents of the report's namespace that are not being
 /// deleted.
+/// `app_metadata`: the metadata of the report's app (its App's, or the defaults).
 pub fn desired_report(
     report: &Report,
     components: &[ReportComponent],
     uploaders: &[Uploader],
+    app_metadata: &AppMetadata,
 ) -> Desired {
     if !report.spec.registrable {
         return Desired::NotRegistrable;
@@ -128,8 +130,7 @@ pub fn desired_report(
             message: format!("invalid ReportComponent {}", invalid.join("; ")),
         };
     }
-    let app = AppMetadata::for_app(&report.spec.app_id);
-    Desired::Register(Box::new(report_entry(report, components, &app)))
+    Desired::Register(Box::new(report_entry(report, components, app_metadata)))
 }
 
 /// `tables`: the DataTables of the table's namespace that are not being deleted (they
@@ -283,7 +284,9 @@ mod tests {
         };
         assert_eq!(reason, "InvalidSpec");
         assert_eq!(message, "attributes.columns[0].prop is required");
-        let Desired::Invalid { reason, .. } = desired_report(&report("[a]"), &[c], &[]) else {
+        let Desired::Invalid { reason, .. } =
+            desired_report(&report("[a]"), &[c], &[], &AppMetadata::for_app("a"))
+        else {
             panic!("expected invalid")
         };
         assert_eq!(reason, COMPONENT_INVALID);
@@ -305,7 +308,9 @@ mod tests {
         assert!(validate_component(&c, &[uploader("app", "Registry", "Data")]).is_err());
         // A report with an invalid component says which and why.
         let r = report("[a]");
-        let Desired::Invalid { reason, message } = desired_report(&r, &[c], &[]) else {
+        let Desired::Invalid { reason, message } =
+            desired_report(&r, &[c], &[], &AppMetadata::for_app("a"))
+        else {
             panic!("expected invalid")
         };
         assert_eq!(reason, COMPONENT_INVALID);
@@ -335,7 +340,10 @@ mod tests {
         assert!(matches!(desired_component(&bad, &[], &[], &[]), Desired::Invalid { .. }));
         let mut r = report("[missing]");
         r.spec.registrable = false;
-        assert_eq!(desired_report(&r, &[], &[]), Desired::NotRegistrable);
+        assert_eq!(
+            desired_report(&r, &[], &[], &AppMetadata::for_app("a")),
+            Desired::NotRegistrable
+        );
         let mut t: DataTable = yaml(
             "{apiVersion: licenseware.io/v1alpha1, kind: DataTable, metadata: {name: t, namespace: ns},
               spec: {appId: app, title: T, columns: [{prop: x}], registrable: false}}",
@@ -355,19 +363,23 @@ mod tests {
         b_elsewhere.spec.app_id = "other".into();
         let r = report("[a, b]");
         let Desired::Invalid { reason, message } =
-            desired_report(&r, &[a.clone(), b_elsewhere], &[])
+            desired_report(&r, &[a.clone(), b_elsewhere], &[], &AppMetadata::for_app("a"))
         else {
             panic!("expected invalid")
         };
         assert_eq!(reason, COMPONENT_NOT_FOUND);
         assert!(message.contains("componentId b"), "{message}");
         let b = component("b", "[]");
-        let Desired::Register(entry) = desired_report(&r, &[b.clone(), a.clone()], &[]) else {
+        let Desired::Register(entry) =
+            desired_report(&r, &[b.clone(), a.clone()], &[], &AppMetadata::for_app("a"))
+        else {
             panic!("expected an entry")
         };
         assert_eq!(entry.metadata.as_report().unwrap().report_components.len(), 2);
         let bad_b = component("b", "[{$lookup: {from: x}}]");
-        let Desired::Invalid { reason, message } = desired_report(&r, &[a, bad_b], &[]) else {
+        let Desired::Invalid { reason, message } =
+            desired_report(&r, &[a, bad_b], &[], &AppMetadata::for_app("a"))
+        else {
             panic!("expected invalid")
         };
         assert_eq!(reason, COMPONENT_INVALID);

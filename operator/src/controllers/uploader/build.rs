@@ -21,7 +21,10 @@ use k8s_openapi::{
     },
 };
 use kube::{Resource, ResourceExt};
-use licenseware_crds::{Topic, TopicSpec, Uploader, WorkerConfigFile};
+use licenseware_crds::{
+    Topic, TopicSchema, TopicSpec, Uploader, WorkerConfigFile,
+    event_schema::{CompiledEventSchema, sample_upload_envelope},
+};
 use sha2::{Digest, Sha256};
 
 /// Pod template annotation carrying the SHA-256 of the worker's ConfigMap content: a
@@ -233,13 +236,40 @@ fn sha256_hex(parts: &[&str]) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether the events Topic's schema accepts the events the API sends for this
+/// Uploader (checked on a sample of their exact shape); the error is the condition's
+/// reason and message.
+// Checked here as well as by the API at each upload: an Uploader whose every upload
+// would be refused is not Ready, so `kubectl get` shows it before anyone uploads. It
+// stays registered: the API then answers uploads with a refusal naming the schema
+// rather than a 404 for an uploader that exists, and still checks each real event,
+// whose values the sample only imitates.
+pub fn check_events_schema(
+    uploader: &Uploader,
+    schema: Option<&TopicSchema>,
+) -> Result<(), (&'static str, String)> {
+    let Some(schema) = schema else { return Ok(()) };
+    let envelope = sample_upload_envelope(&uploader.spec.app_id, &uploader.uploader_id());
+    CompiledEventSchema::compile(schema).and_then(|compiled| compiled.check(&envelope)).map_err(
+        |error| {
+            let message = format!(
+                "the events Topic's schema refuses the processing events the API sends: {error}"
+            );
+            (error.reason(), message)
+        },
+    )
+}
+
 /// Builds every object of a valid Uploader. `events_partitions` is the partition count
 /// the events Topic already asks for, if it exists: partitions can only grow, so a
-/// lower `maxReplicas` never shrinks it.
+/// lower `maxReplicas` never shrinks it. `events_schema` is the events Topic's
+/// `spec.schema`, set by its users (the operator's apply leaves that field alone): the
+/// worker config carries it, so the API checks its events against it.
 pub fn build(
     uploader: &Uploader,
     settings: &WorkerSettings,
     events_partitions: Option<i32>,
+    events_schema: Option<&TopicSchema>,
 ) -> Result<Desired, String> {
     validate(uploader, settings)?;
     let owner = uploader.controller_owner_ref(&()).ok_or("the Uploader has no uid yet")?;
@@ -280,6 +310,7 @@ pub fn build(
         uploader: format!("{}/{name}", uploader.namespace().unwrap_or_default()),
         events_topic: events_kafka_name.clone(),
         dlq_topic: dlq_kafka_name.clone(),
+        events_topic_schema: events_schema.cloned(),
         consumer_group: consumer_group.clone(),
         max_attempts: worker.max_attempts,
         upload_root: UPLOAD_ROOT.to_owned(),
@@ -548,7 +579,7 @@ spec:
 
     #[test]
     fn names_topics_and_group_follow_the_uploader() {
-        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let desired = build(&rv_tools(), &settings(), None, None).unwrap();
         assert_eq!(desired.events_topic.name_any(), "rv-tools-events");
         assert_eq!(desired.dlq_topic.name_any(), "rv-tools-dlq");
         assert_eq!(
@@ -574,13 +605,13 @@ spec:
 
     #[test]
     fn partitions_never_shrink_below_the_existing_topic() {
-        let desired = build(&rv_tools(), &settings(), Some(12)).unwrap();
+        let desired = build(&rv_tools(), &settings(), Some(12), None).unwrap();
         assert_eq!(desired.events_topic.spec.partitions, 12);
     }
 
     #[test]
     fn every_object_is_owned_by_the_uploader() {
-        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let desired = build(&rv_tools(), &settings(), None, None).unwrap();
         let owners = [
             desired.events_topic.owner_references(),
             desired.dlq_topic.owner_references(),
@@ -601,7 +632,7 @@ spec:
 
     #[test]
     fn config_map_has_what_the_worker_needs() {
-        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let desired = build(&rv_tools(), &settings(), None, None).unwrap();
         let content = &desired.config_map.data.as_ref().unwrap()[CONFIG_KEY];
         let file: serde_json::Value = serde_yaml::from_str(content).unwrap();
         assert_eq!(file["appId"], "ifmp-service");
@@ -619,7 +650,7 @@ spec:
 
     #[test]
     fn deployment_is_hardened_and_has_no_replicas() {
-        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let desired = build(&rv_tools(), &settings(), None, None).unwrap();
         let spec = desired.deployment.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, None, "the scaler owns replicas");
         let pod = pod(&desired);
@@ -677,7 +708,7 @@ spec:
 
     #[test]
     fn probes_use_the_named_port_the_worker_listens_on() {
-        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let desired = build(&rv_tools(), &settings(), None, None).unwrap();
         let container = &pod(&desired).containers[0];
         let ports = container.ports.as_deref().unwrap();
         assert_eq!(ports.len(), 1);
@@ -696,7 +727,7 @@ spec:
     #[test]
     fn a_secret_replaces_the_plain_addresses() {
         let settings = WorkerSettings { secret: Some("worker-env".into()), ..settings() };
-        let desired = build(&rv_tools(), &settings, None).unwrap();
+        let desired = build(&rv_tools(), &settings, None, None).unwrap();
         let container = &pod(&desired).containers[0];
         assert!(container.env.iter().flatten().all(|e| !e.name.starts_with("LW_MONGO")));
         let from = container.env_from.as_ref().unwrap();
@@ -724,7 +755,7 @@ spec:
             kafka_security: WorkerKafkaSecurity::new(&args, Some("kafka-files")).unwrap(),
             ..settings()
         };
-        let desired = build(&rv_tools(), &settings, None).unwrap();
+        let desired = build(&rv_tools(), &settings, None, None).unwrap();
         let pod = pod(&desired);
         let env = pod.containers[0].env.as_ref().unwrap();
         let value = |name: &str| {
@@ -754,7 +785,7 @@ spec:
 
     #[test]
     fn default_limits_a_sized_tmp_and_read_only_uploads() {
-        let desired = build(&rv_tools(), &settings(), None).unwrap();
+        let desired = build(&rv_tools(), &settings(), None, None).unwrap();
         let pod = pod(&desired);
         let container = &pod.containers[0];
         let resources = container.resources.as_ref().unwrap();
@@ -774,7 +805,7 @@ spec:
         // An empty resources object is "nothing set": the defaults apply.
         let mut empty = rv_tools();
         empty.spec.worker.resources = Some(ResourceRequirements::default());
-        let defaulted = build(&empty, &settings(), None).unwrap();
+        let defaulted = build(&empty, &settings(), None, None).unwrap();
         let resources =
             &defaulted.deployment.spec.unwrap().template.spec.unwrap().containers[0].resources;
         assert_eq!(resources, &Some(settings().default_resources));
@@ -806,7 +837,7 @@ spec:
             ))
             .unwrap(),
         );
-        let desired = build(&uploader, &settings(), None).unwrap();
+        let desired = build(&uploader, &settings(), None, None).unwrap();
         let container = &pod(&desired).containers[0];
         assert_eq!(container.image.as_deref(), Some("example/custom:2"));
         assert_eq!(container.resources, uploader.spec.worker.resources);
@@ -815,7 +846,7 @@ spec:
     #[test]
     fn hash_changes_with_the_spec_and_only_with_it() {
         let hash = |uploader: &Uploader| {
-            let desired = build(uploader, &settings(), None).unwrap();
+            let desired = build(uploader, &settings(), None, None).unwrap();
             let annotations =
                 desired.deployment.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
             assert_eq!(annotations[CONFIG_HASH_ANNOTATION], desired.config_hash);
@@ -838,21 +869,54 @@ spec:
         let mut no_id = rv_tools();
         no_id.spec.uploader_id = None;
         no_id.metadata.name = Some("RV.Tools".into());
-        let error = build(&no_id, &settings(), None).unwrap_err();
+        let error = build(&no_id, &settings(), None, None).unwrap_err();
         assert!(error.contains("metadata.name"), "{error}");
         let mut long = rv_tools();
         long.metadata.name = Some("x".repeat(57));
-        assert!(build(&long, &settings(), None).unwrap_err().contains("57 characters"));
+        assert!(build(&long, &settings(), None, None).unwrap_err().contains("57 characters"));
         let no_image = WorkerSettings { default_image: String::new(), ..settings() };
-        assert!(build(&rv_tools(), &no_image, None).unwrap_err().contains("worker.image"));
+        assert!(build(&rv_tools(), &no_image, None, None).unwrap_err().contains("worker.image"));
         let mut bounds = rv_tools();
         bounds.spec.worker.min_replicas = 5;
         bounds.spec.worker.max_replicas = 2;
-        assert!(build(&bounds, &settings(), None).unwrap_err().contains("minReplicas"));
+        assert!(build(&bounds, &settings(), None, None).unwrap_err().contains("minReplicas"));
         // Without uploaderId, metadata.name with '-' as '_'.
         let mut derived = rv_tools();
         derived.spec.uploader_id = None;
-        let desired = build(&derived, &settings(), None).unwrap();
+        let desired = build(&derived, &settings(), None, None).unwrap();
         assert_eq!(desired.consumer_group, "test.ifmp-service.rv_tools.worker");
+    }
+
+    #[test]
+    fn the_events_schema_is_carried_and_checked_against_the_api_event() {
+        let schema = |json: serde_json::Value| TopicSchema {
+            id: "ProcessingEvent".into(),
+            version: 1,
+            json_schema: serde_json::from_value(json).unwrap(),
+        };
+        let accepting = schema(serde_json::json!({
+            "type": "object", "required": ["tenant_id", "filepaths", "app_id"],
+            "properties": {"app_id": {"const": "ifmp-service"}}
+        }));
+        let desired = build(&rv_tools(), &settings(), None, Some(&accepting)).unwrap();
+        assert_eq!(desired.worker_config.events_topic_schema.as_ref(), Some(&accepting));
+        let config = &desired.config_map.data.as_ref().unwrap()[CONFIG_KEY];
+        assert!(config.contains("eventsTopicSchema"), "{config}");
+        assert_eq!(check_events_schema(&rv_tools(), Some(&accepting)), Ok(()));
+        assert_eq!(check_events_schema(&rv_tools(), None), Ok(()));
+
+        let refusing = schema(serde_json::json!({"required": ["authorization"]}));
+        let (reason, message) = check_events_schema(&rv_tools(), Some(&refusing)).unwrap_err();
+        assert_eq!(reason, "EventSchemaRefused");
+        assert!(message.contains("authorization"), "{message}");
+        let mut renamed = accepting.clone();
+        renamed.id = "Other".into();
+        assert_eq!(
+            check_events_schema(&rv_tools(), Some(&renamed)).unwrap_err().0,
+            "WrongEventSchemaName"
+        );
+        // Without a schema nothing changes in the worker's config.
+        let plain = build(&rv_tools(), &settings(), None, None).unwrap();
+        assert!(!plain.config_map.data.unwrap()[CONFIG_KEY].contains("eventsTopicSchema"));
     }
 }

@@ -34,9 +34,9 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{Controller, controller::Action, events::Recorder},
+    runtime::{Controller, controller::Action, events::Recorder, reflector::ObjectRef, watcher},
 };
-use licenseware_crds::{Topic, Uploader, WorkerConfigFile, registry::AppMetadata};
+use licenseware_crds::{App, Topic, Uploader, WorkerConfigFile};
 
 use self::{
     build::WorkerSettings,
@@ -48,6 +48,7 @@ use self::{
 };
 use crate::{
     controllers::{
+        app,
         backoff::{Backoff, key},
         events, finalizer,
         policy::retry_action,
@@ -142,10 +143,21 @@ pub async fn run(
             let (deployments, deployment_changes) =
                 watch_children::<Deployment>(scope, strip_deployment);
             children.add(topics, deployments);
-            scope
+            let controller: Controller<Uploader> = scope
                 .controller(CONCURRENCY, shutdown.clone())
                 .owns_stream(topic_changes)
-                .owns_stream(deployment_changes)
+                .owns_stream(deployment_changes);
+            // An App describes the Uploaders of its namespace and appId (parrent_app).
+            let store = controller.store();
+            controller.watches(scope.api::<App>(), watcher::Config::default(), move |app| {
+                let namespace = app.namespace();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|u| u.namespace() == namespace && u.spec.app_id == app.spec.app_id)
+                    .map(|u| ObjectRef::from_obj(&*u))
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     let options = Options {
@@ -273,6 +285,7 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
         uploader,
         &ctx.options.settings,
         existing.as_ref().map(|topic| topic.spec.partitions),
+        existing.as_ref().and_then(|topic| topic.spec.schema.as_ref()),
     ) {
         Ok(desired) => desired,
         Err(message) => return invalid(message).await,
@@ -315,11 +328,13 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
         apply_child(&deployments, memo, &desired.deployment, cached_deployment, resync).await?;
 
     let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
+    let event_schema = build::check_events_schema(uploader, events.spec.schema.as_ref());
     let registration = register(uploader, ctx, &desired.worker_config).await?;
     let outcome = Outcome::Applied {
         topic_name: desired.events_kafka_name.clone(),
         dlq_topic_name: desired.dlq_kafka_name.clone(),
         topics: topics_ready,
+        event_schema,
         worker: deployment.name_any(),
         registration,
     };
@@ -361,7 +376,8 @@ async fn register(
         Registration::Failed { reason: error.reason(), message: error.to_string() }
     };
     if uploader.spec.registrable {
-        let app = AppMetadata::for_app(&uploader.spec.app_id);
+        let apps = app::apps_of(&ctx.client, &uploader.namespace().unwrap_or_default()).await?;
+        let app = app::plan::app_metadata(&uploader.spec.app_id, &apps);
         let entry = uploader_entry(uploader, worker, &app);
         let key = entry.key.to_string();
         return Ok(match ctx.registry.upsert(&entry).await {

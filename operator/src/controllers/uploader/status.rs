@@ -54,6 +54,9 @@ pub enum Outcome {
         dlq_topic_name: String,
         /// Ok, or why the Topics are not Ready.
         topics: Result<(), String>,
+        /// Ok, or why the events Topic's schema refuses the events the API would send
+        /// (the reason, e.g. `EventSchemaRefused`, and the message).
+        event_schema: Result<(), (&'static str, String)>,
         /// The Deployment that was applied.
         worker: String,
         registration: Registration,
@@ -91,21 +94,31 @@ pub fn next_status(
         }
         // The scale figures (replicas, desiredReplicas, lag, lastScaleTime) are the
         // scaler loop's: carried over from `old` unchanged.
-        Outcome::Applied { topic_name, dlq_topic_name, topics, worker, registration } => {
+        Outcome::Applied {
+            topic_name,
+            dlq_topic_name,
+            topics,
+            event_schema,
+            worker,
+            registration,
+        } => {
             status.topic_name = Some(topic_name.clone());
             status.dlq_topic_name = Some(dlq_topic_name.clone());
-            let topic_condition = match topics {
-                Ok(()) => condition(
-                    condition_type::TOPIC_READY,
-                    true,
-                    reason::RECONCILED,
-                    format!("Topics {topic_name} and {dlq_topic_name} are Ready"),
-                ),
-                Err(message) => condition(
+            let topic_condition = match (topics, event_schema) {
+                (Err(message), _) => condition(
                     condition_type::TOPIC_READY,
                     false,
                     reason::TOPIC_NOT_READY,
                     message.clone(),
+                ),
+                (Ok(()), Err((reason, message))) => {
+                    condition(condition_type::TOPIC_READY, false, reason, message.clone())
+                }
+                (Ok(()), Ok(())) => condition(
+                    condition_type::TOPIC_READY,
+                    true,
+                    reason::RECONCILED,
+                    format!("Topics {topic_name} and {dlq_topic_name} are Ready"),
                 ),
             };
             set_condition(&mut status.conditions, topic_condition);
@@ -138,23 +151,26 @@ pub fn next_status(
             set_condition(&mut status.conditions, registered);
             // Ready = TopicReady AND WorkerReady (always, once applied) AND Registered;
             // the first failing one gives the reason.
-            let ready = match (topics, registration) {
-                (Err(message), _) => condition(
+            let ready = match (topics, event_schema, registration) {
+                (Err(message), _, _) => condition(
                     condition_type::READY,
                     false,
                     reason::TOPIC_NOT_READY,
                     message.clone(),
                 ),
-                (Ok(()), Registration::Failed { reason, message }) => {
+                (Ok(()), Err((reason, message)), _) => {
                     condition(condition_type::READY, false, reason, message.clone())
                 }
-                (Ok(()), Registration::Registered { key }) => condition(
+                (Ok(()), Ok(()), Registration::Failed { reason, message }) => {
+                    condition(condition_type::READY, false, reason, message.clone())
+                }
+                (Ok(()), Ok(()), Registration::Registered { key }) => condition(
                     condition_type::READY,
                     true,
                     reason::RECONCILED,
                     format!("Topics and worker are in place; registered as {key}"),
                 ),
-                (Ok(()), Registration::NotRegistrable) => condition(
+                (Ok(()), Ok(()), Registration::NotRegistrable) => condition(
                     condition_type::READY,
                     true,
                     reason::RECONCILED,
@@ -190,6 +206,7 @@ mod tests {
             topic_name: "p.a.u.events".into(),
             dlq_topic_name: "p.a.u.dlq".into(),
             topics,
+            event_schema: Ok(()),
             worker: "u-worker".into(),
             registration,
         }
@@ -291,6 +308,30 @@ mod tests {
         assert_eq!(condition_of(&ok, "Ready"), ("True", "Reconciled"));
         assert!(find_condition(&ok.conditions, "Registered").unwrap().message.contains(KEY));
         assert_eq!(find_condition(&ok.conditions, "Ready").unwrap().last_transition_time, at(4));
+    }
+
+    #[test]
+    fn an_events_schema_that_refuses_the_api_event_is_not_ready_but_registered() {
+        let with_schema = |topics: Result<(), String>, message: &str| Outcome::Applied {
+            topic_name: "p.a.u.events".into(),
+            dlq_topic_name: "p.a.u.dlq".into(),
+            topics,
+            event_schema: Err(("EventSchemaRefused", message.to_owned())),
+            worker: "u-worker".into(),
+            registration: Registration::Registered { key: KEY.into() },
+        };
+        let refused = with_schema(Ok(()), "data misses authorization");
+        let status = next_status(None, Some(1), &refused, at(1));
+        assert_eq!(condition_of(&status, "TopicReady"), ("False", "EventSchemaRefused"));
+        assert_eq!(condition_of(&status, "Ready"), ("False", "EventSchemaRefused"));
+        assert_eq!(condition_of(&status, "Registered"), ("True", "Reconciled"));
+        assert!(
+            find_condition(&status.conditions, "Ready").unwrap().message.contains("authorization")
+        );
+        // The Topics' own readiness still comes first.
+        let waiting = with_schema(Err("Topic x".into()), "x");
+        let status = next_status(None, Some(1), &waiting, at(1));
+        assert_eq!(condition_of(&status, "Ready"), ("False", "TopicNotReady"));
     }
 
     #[test]

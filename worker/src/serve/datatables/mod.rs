@@ -258,27 +258,31 @@ pub async fn update(
     query: Result<Query<RowQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = caller.require_tenant()?;
-    let table = table::find_table(&state.registry, &app_id, &component)?;
-    let query = query_of(query)?;
-    let id = required_id(&query)?;
-    let row = body_row(&body)?;
-    let fields = row::check_row(&table.columns, &row, Write::Update)
-        .map_err(|errors| refused("RowInvalid", errors))?;
-    let timer = StepTimer::start();
-    let rows = Rows::new(&state.database, &table, tenant.as_str());
-    let updated = write(rows.update(id, fields.clone())).await?;
-    let updated = updated.ok_or_else(|| ApiError::NotFound("Row not found".to_owned()))?;
-    let edit = Edit {
-        table: &table,
-        tenant: tenant.as_str(),
-        user: &caller.subject,
-        action: "update",
-        row_id: id.to_owned(),
-        changes: fields,
-    };
-    edited(&state, &edit, &timer).await;
-    Ok(Json(row_json(&updated)))
+    let result = async {
+        let tenant = caller.require_tenant()?;
+        let table = table::find_table(&state.registry, &app_id, &component)?;
+        let query = query_of(query)?;
+        let id = required_id(&query)?;
+        let row = body_row(&body)?;
+        let fields = row::check_row(&table.columns, &row, Write::Update)
+            .map_err(|errors| refused("RowInvalid", errors))?;
+        let timer = StepTimer::start();
+        let rows = Rows::new(&state.database, &table, tenant.as_str());
+        let updated = write(rows.update(id, fields.clone())).await?;
+        let updated = updated.ok_or_else(|| ApiError::NotFound("Row not found".to_owned()))?;
+        let edit = Edit {
+            table: &table,
+            tenant: tenant.as_str(),
+            user: &caller.subject,
+            action: "update",
+            row_id: id.to_owned(),
+            changes: fields,
+        };
+        edited(&state, &edit, &timer).await;
+        Ok(Json(row_json(&updated)))
+    }
+    .await;
+    counted(&state, "update", result)
 }
 
 #[utoipa::path(
@@ -304,29 +308,33 @@ pub async fn insert(
     caller: Caller,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = caller.require_tenant()?;
-    let table = table::find_table(&state.registry, &app_id, &component)?;
-    let row = body_row(&body)?;
-    let fields = row::check_row(&table.columns, &row, Write::Insert)
-        .and_then(row::nest)
-        .map_err(|errors| refused("RowInvalid", errors))?;
-    let timer = StepTimer::start();
-    let rows = Rows::new(&state.database, &table, tenant.as_str());
-    let inserted = write(rows.insert(fields.clone())).await?;
-    let row_id = match inserted.get("_id") {
-        Some(Bson::ObjectId(id)) => id.to_hex(),
-        _ => String::new(),
-    };
-    let edit = Edit {
-        table: &table,
-        tenant: tenant.as_str(),
-        user: &caller.subject,
-        action: "insert",
-        row_id,
-        changes: fields,
-    };
-    edited(&state, &edit, &timer).await;
-    Ok(Json(row_json(&inserted)))
+    let result = async {
+        let tenant = caller.require_tenant()?;
+        let table = table::find_table(&state.registry, &app_id, &component)?;
+        let row = body_row(&body)?;
+        let fields = row::check_row(&table.columns, &row, Write::Insert)
+            .and_then(row::nest)
+            .map_err(|errors| refused("RowInvalid", errors))?;
+        let timer = StepTimer::start();
+        let rows = Rows::new(&state.database, &table, tenant.as_str());
+        let inserted = write(rows.insert(fields.clone())).await?;
+        let row_id = match inserted.get("_id") {
+            Some(Bson::ObjectId(id)) => id.to_hex(),
+            _ => String::new(),
+        };
+        let edit = Edit {
+            table: &table,
+            tenant: tenant.as_str(),
+            user: &caller.subject,
+            action: "insert",
+            row_id,
+            changes: fields,
+        };
+        edited(&state, &edit, &timer).await;
+        Ok(Json(row_json(&inserted)))
+    }
+    .await;
+    counted(&state, "insert", result)
 }
 
 #[utoipa::path(
@@ -351,25 +359,46 @@ pub async fn delete(
     caller: Caller,
     query: Result<Query<RowQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = caller.require_tenant()?;
-    let table = table::find_table(&state.registry, &app_id, &component)?;
-    let query = query_of(query)?;
-    let id = required_id(&query)?;
-    let timer = StepTimer::start();
-    let rows = Rows::new(&state.database, &table, tenant.as_str());
-    if !bounded(rows.delete(id)).await? {
-        return Err(ApiError::NotFound("Row not found".to_owned()));
+    let result = async {
+        let tenant = caller.require_tenant()?;
+        let table = table::find_table(&state.registry, &app_id, &component)?;
+        let query = query_of(query)?;
+        let id = required_id(&query)?;
+        let timer = StepTimer::start();
+        let rows = Rows::new(&state.database, &table, tenant.as_str());
+        if !bounded(rows.delete(id)).await? {
+            return Err(ApiError::NotFound("Row not found".to_owned()));
+        }
+        let edit = Edit {
+            table: &table,
+            tenant: tenant.as_str(),
+            user: &caller.subject,
+            action: "delete",
+            row_id: id.to_owned(),
+            changes: Document::new(),
+        };
+        edited(&state, &edit, &timer).await;
+        Ok(Json(json!({"status": "success", "message": "Row deleted", "deleted": 1})))
     }
-    let edit = Edit {
-        table: &table,
-        tenant: tenant.as_str(),
-        user: &caller.subject,
-        action: "delete",
-        row_id: id.to_owned(),
-        changes: Document::new(),
+    .await;
+    counted(&state, "delete", result)
+}
+
+/// Counts an edit by its action and outcome: `ok`, `Refused` (a 400: a row that does
+/// not fit its columns, a malformed body or query), or the error's stable reason
+/// (`NotFound`, `Unavailable`...).
+fn counted<T>(
+    state: &AppState,
+    action: &'static str,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(ApiError::Rejected(_) | ApiError::BadRequest(_)) => "Refused",
+        Err(error) => error.reason(),
     };
-    edited(&state, &edit, &timer).await;
-    Ok(Json(json!({"status": "success", "message": "Row deleted", "deleted": 1})))
+    state.metrics.datatable_edit(action, outcome);
+    result
 }
 
 /// After an edit is committed: the tenant's cached component data of the app is stale

@@ -156,11 +156,61 @@ pub async fn component(
 ) -> Result<Response, ApiError> {
     let tenant = caller.require_tenant()?;
     let target = metadata::component_target(&state.registry, &app_id, &component)?;
+    component_download(&state, tenant.as_str(), &target, query, &body).await
+}
+
+#[utoipa::path(
+    method(get, post), path = "/{app_id}/reports/{report}/{component}/download", tag = "reports",
+    operation_id = "report_component_download",
+    params(
+        ("app_id" = String, Path, description = "The app id, e.g. ifmp-service"),
+        ("report" = String, Path, description = "The report id in dash form (the id is accepted too)"),
+        ("component" = String, Path, description = "A component the report shows, in dash form (the id is accepted too)"),
+        ("filetype" = String, Query, description = "json, csv or xlsx (`format` and `download_as` are taken too)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1_000_000, description = "Rows to write; default and cap 1,000,000"),
+        ("skip" = Option<u64>, Query, maximum = 1_000_000_000, description = "Rows to skip: pages past the cap"),
+        ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body), on the report's and the component's filters"),
+    ),
+    request_body(content = Option<Vec<FilterBody>>, description = "The SDK's filters, as for the report's component data"),
+    responses(
+        (status = 200, description = "As /report-components/{component}/download, for a component of the report", content(
+            (Vec<Object> = "application/json"),
+            (String = "text/csv"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
+        (status = 400, description = "A bad filetype, filters, limit or skip", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody),
+        (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such report, or a component it does not show", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable, or the aggregation took longer than its time limit", body = FailBody),
+    )
+)]
+pub async fn report_component(
+    State(state): State<AppState>,
+    Path((app_id, report, component)): Path<(String, String, String)>,
+    caller: Caller,
+    query: Result<Query<DownloadQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let tenant = caller.require_tenant()?;
+    let target = metadata::report_component_target(&state.registry, &app_id, &report, &component)?;
+    component_download(&state, tenant.as_str(), &target, query, &body).await
+}
+
+/// The rows of `target` for `tenant` as an attachment of the asked filetype.
+async fn component_download(
+    state: &AppState,
+    tenant: &str,
+    target: &Target,
+    query: Result<Query<DownloadQuery>, QueryRejection>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
     let filetype = query.filetype(None)?;
     let paging = query.paging()?;
-    let filters = filters::from_request(query.filters.as_deref(), &body)?;
-    let opened = open(&state, tenant.as_str(), &target, &filters, paging).await?;
+    let filters = filters::from_request(query.filters.as_deref(), body)?;
+    let opened = open(state, tenant, target, &filters, paging).await?;
+    state.metrics.download(filetype.extension());
     let name = export::file_name(&target.component_id, filetype);
     let (sender, body) = channel_body();
     match filetype {
@@ -219,6 +269,7 @@ pub async fn report(
             metadata::report_component_target(&state.registry, &app_id, &report_id, &component)?;
         sheets.push(open(&state, tenant.as_str(), &target, &filters, paging).await?);
     }
+    state.metrics.download(Filetype::Xlsx.extension());
     let (sender, body) = channel_body();
     spawn_workbook(sheets, sender);
     Ok(attachment(Filetype::Xlsx, &export::file_name(&report_id, Filetype::Xlsx), body))

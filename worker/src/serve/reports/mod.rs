@@ -74,6 +74,10 @@ pub fn routes() -> Router<AppState> {
             get(download::component).post(download::component).layer(limit()),
         )
         .route(
+            "/{app_id}/reports/{report}/{component}/download",
+            get(download::report_component).post(download::report_component).layer(limit()),
+        )
+        .route(
             "/{app_id}/reports/{report}/download",
             get(download::report).post(download::report).layer(limit()),
         )

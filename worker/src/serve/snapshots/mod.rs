@@ -63,6 +63,11 @@ pub fn routes() -> Router<AppState> {
             "/{app_id}/snapshot-reports/{report}",
             get(versions_or_metadata).post(create_snapshot).delete(delete_snapshot),
         )
+        // The SDK v1 form: the version as a query parameter.
+        .route(
+            "/{app_id}/snapshot-report-components/{component}",
+            get(component_rows_by_query).post(component_rows_by_query).layer(limit()),
+        )
         .route(
             "/{app_id}/snapshot-report-components/{component}/{version}",
             get(component_rows)
@@ -245,21 +250,69 @@ pub async fn component_rows(
     query: Result<Query<PagingQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    rows_answer(&state, &app_id, &component, &version, &caller, query, &body).await
+}
+
+#[utoipa::path(
+    method(get, post), path = "/{app_id}/snapshot-report-components/{component}", tag = "snapshots",
+    operation_id = "component_rows_by_query",
+    params(
+        ("app_id" = String, Path, description = "The app id"),
+        ("component" = String, Path, description = "The component id in dash form (the id is accepted too)"),
+        ("version" = String, Query, description = "The snapshot's version (the SDK v1 form of /{component}/{version})"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 50_000, description = "Rows to return; default 10,000"),
+        ("skip" = Option<u64>, Query, maximum = 1_000_000_000, description = "Rows to skip"),
+        ("filters" = Option<String>, Query, description = "GET: the filters list as JSON (POST sends it as the body)"),
+    ),
+    request_body(content = Vec<FilterBody>, description = "The SDK's filters, on the columns the component took when the snapshot was made"),
+    responses(
+        (status = 200, description = "As /{component}/{version}", body = Vec<Object>),
+        (status = 400, description = "No version, or bad filters, limit or skip", body = FailBody),
+        (status = 401, description = "Bad or expired token", body = FailBody),
+        (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
+        (status = 404, description = "No such version, or a component it does not hold", body = FailBody),
+        (status = 503, description = "MongoDB is unavailable", body = FailBody),
+    )
+)]
+pub async fn component_rows_by_query(
+    State(state): State<AppState>,
+    Path((app_id, component)): Path<(String, String)>,
+    caller: Caller,
+    version: Result<Query<VersionQuery>, QueryRejection>,
+    query: Result<Query<PagingQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Query(version) = version.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
+    let version = version.version.ok_or_else(|| {
+        refused("VersionMissing", "Parameter `version` must be specified".to_owned())
+    })?;
+    rows_answer(&state, &app_id, &component, &version, &caller, query, &body).await
+}
+
+async fn rows_answer(
+    state: &AppState,
+    app_id: &str,
+    component: &str,
+    version: &str,
+    caller: &Caller,
+    query: Result<Query<PagingQuery>, QueryRejection>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let tenant = caller.require_tenant()?;
     let Query(query) = query.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
     let paging = Paging::new(&query)?;
     let filters: Vec<FilterItem> = if body.iter().all(u8::is_ascii_whitespace) {
         filters::parse(query.filters.as_deref().unwrap_or_default().as_bytes())?
     } else {
-        filters::parse(&body)?
+        filters::parse(body)?
     };
-    let scope = Scope { tenant: tenant.as_str(), app: &app_id };
+    let scope = Scope { tenant: tenant.as_str(), app: app_id };
     let snapshots = Snapshots::new(&state.database);
-    let (_, kept) = component_of(&snapshots, scope, &component, &version).await?;
+    let (_, kept) = component_of(&snapshots, scope, component, version).await?;
     let allowed: Vec<FilterEntry> = serde_json::from_str(&kept.filters)
         .map_err(|error| ApiError::internal("SnapshotUnreadable", error))?;
     let user_match = filters::to_match(&filters, &allowed)?;
-    let pipeline = rows_pipeline(scope, &version, &kept.component_key, user_match, paging);
+    let pipeline = rows_pipeline(scope, version, &kept.component_key, user_match, paging);
     let mut found = snapshots.aggregate(pipeline).await?;
     let limit = usize::try_from(paging.limit).unwrap_or(usize::MAX);
     let has_more = found.len() > limit;

@@ -15,13 +15,12 @@ use rdkafka::{
     producer::FutureRecord,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     UploaderPath, find_uploader, quota_key,
     receive::{NO_FILES, ReceivedFile, Staging, drain, receive},
 };
-use crate::consume::envelope::SCHEMA;
 use crate::serve::openapi::{FailBody, QuotaResponse, UploadForm, UploadRefused};
 use crate::serve::{
     auth::{Caller, TenantId},
@@ -36,6 +35,7 @@ use crate::serve::{
 use crate::validation::{
     CONTENTS_ANALYSED, FileToValidate, FileValidationResponse, Status, ValidationResponse,
 };
+use licenseware_crds::event_schema::UploadEvent;
 
 /// How long sending the event may take before the upload fails (and is undone).
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +73,9 @@ pub fn clear_data(value: Option<&str>) -> bool {
         (status = 404, description = "No such uploader", body = FailBody),
         (status = 408, description = "The upload took longer than its deadline", body = FailBody),
         (status = 413, description = "Over the uploader's limits", body = FailBody),
+        (status = 500, description = "The processing event does not match the schema of the \
+         uploader's events topic (EventSchemaRefused): nothing was sent, no quota used",
+         body = FailBody),
         (status = 503, description = "A store or Kafka is unavailable", body = FailBody),
     )
 )]
@@ -135,6 +138,28 @@ pub async fn upload(
         }
     }
 
+    let filepaths: Vec<String> = accepted
+        .iter()
+        .map(|file| format!("{}/{event_id}/{}", tenant.as_str(), file.name))
+        .collect();
+    let envelope = UploadEvent {
+        tenant_id: tenant.as_str(),
+        uploader_id: &uploader.uploader_id,
+        filepaths: &filepaths,
+        clear_data: clear,
+        event_id: &event_id,
+        app_id: &uploader.app_id,
+    }
+    .envelope();
+    // Checked before the quota is used and the files are kept: an event the topic's
+    // contract refuses changes nothing.
+    if let Some(schema) = &uploader.event_schema {
+        match schema.as_ref() {
+            Ok(compiled) => compiled.check(&envelope)?,
+            Err(error) => return Err(error.clone().into()),
+        }
+    }
+
     let units = i64::try_from(accepted.len()).unwrap_or(i64::MAX);
     let key = quota_key(&caller, &uploader);
     if !caller.machine {
@@ -163,20 +188,9 @@ pub async fn upload(
         refund().await;
         return Err(ApiError::internal("UploadWriteFailed", error));
     }
-    let filepaths: Vec<String> = accepted
-        .iter()
-        .map(|file| format!("{}/{event_id}/{}", tenant.as_str(), file.name))
-        .collect();
     record_history(&state, &subject, &response, &filepaths).await;
-    let event = json!({
-        "tenant_id": tenant.as_str(),
-        "uploader_id": uploader.uploader_id,
-        "filepaths": filepaths,
-        "clear_data": clear,
-        "event_id": event_id,
-        "app_id": uploader.app_id,
-    });
-    if let Err(error) = send_event(&state, &uploader, &tenant, &event_id, &event, &headers).await {
+    if let Err(error) = send_event(&state, &uploader, &tenant, &event_id, &envelope, &headers).await
+    {
         refund().await;
         let _ = std::fs::remove_dir_all(&event_dir);
         return Err(error);
@@ -260,17 +274,17 @@ async fn record_history(
     }
 }
 
-/// The processing event in its kafkaesk envelope, keyed by event id, with the contract
+/// The processing event's kafkaesk envelope, keyed by event id, with the contract
 /// headers; the caller's `traceparent` is passed on.
 async fn send_event(
     state: &AppState,
     uploader: &UploaderInfo,
     tenant: &TenantId,
     event_id: &str,
-    event: &Value,
+    envelope: &Value,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    let payload = json!({"schema": SCHEMA, "data": event}).to_string();
+    let payload = envelope.to_string();
     let traceparent =
         headers.get("traceparent").and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 128);
     let mut kafka_headers = OwnedHeaders::new()

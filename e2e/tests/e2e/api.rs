@@ -487,7 +487,10 @@ async fn the_openapi_document_holds_against_the_live_server() {
     .expect("write the config");
     let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/schemathesis");
     let schema = format!("{}/openapi.json", api.url);
+    // Its cache (and the failures it replays) stays with this run, never in the tree.
+    let scratch = setup.root.parent().expect("the setup's directory").to_path_buf();
     let output = tokio::process::Command::new(tool)
+        .current_dir(&scratch)
         .arg("--config-file")
         .arg(&config)
         .args(["run", &schema, "--workers", "2", "--request-timeout", "30"])

@@ -105,6 +105,9 @@ fn free_form_fields_keep_unknown_fields() {
         ("ReportComponent", "/properties/spec/properties/style"),
         ("ReportComponent", "/properties/spec/properties/data/properties/pipeline/items"),
         ("Topic", "/properties/spec/properties/schema/properties/jsonSchema"),
+        ("App", "/properties/spec/properties/appMeta"),
+        ("App", "/properties/spec/properties/features/items"),
+        ("App", "/properties/spec/properties/integrationDetails/items"),
     ];
     let schemas = schemas();
     for (kind, pointer) in free_form {
@@ -135,6 +138,7 @@ fn names_columns_and_subresources() {
         ("ReportComponent", "reportcomponents", vec!["lwrc"]),
         ("DataTable", "datatables", vec!["lwdt"]),
         ("Topic", "topics", vec!["lwt", "lwtopic"]),
+        ("App", "apps", vec!["lwapp"]),
     ];
     let crds = crds();
     assert_eq!(crds.len(), expected.len());

@@ -323,6 +323,44 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
     "row_index": null, "kind": "report"};
     assert!(snapshots.insert_one(claim).await.is_err(), "a second claim on {v2} was accepted");
 
+    // The SDK's bulk delete: a list of versions and snapshot rows, checked first, of the
+    // caller's own snapshots of this report only.
+    let v3 = snapshot(&alice, "inventory").await;
+    let v4 = snapshot(&alice, "inventory").await;
+    let v3_rows = format!("/snapshot-report-components/vm-list/{v3}");
+    let before = alice.get(&v3_rows).await.body;
+    let row_id = before[0]["_id"].as_str().expect("a row id").to_owned();
+    let bulk = json!([{"_id": row_id}, {"version": v4}]);
+    let by_bob =
+        bob.send(reqwest::Method::DELETE, "/snapshot-reports/inventory", Some(&bulk)).await;
+    assert_eq!(by_bob.status, 404, "{}", by_bob.body);
+    for bad in [json!([]), json!([{"version": v4, "_id": row_id}]), json!([{"report_uuid": "x"}])] {
+        let refused =
+            alice.send(reqwest::Method::DELETE, "/snapshot-reports/inventory", Some(&bad)).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+    }
+    let listed = |body: Value| -> Vec<String> {
+        let mut versions: Vec<String> = body["version"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        versions.sort();
+        versions
+    };
+    let mut expected = vec![v2.clone(), v3.clone(), v4.clone()];
+    expected.sort();
+    assert_eq!(listed(alice.get("/snapshot-reports/inventory").await.body), expected);
+    let deleted =
+        alice.send(reqwest::Method::DELETE, "/snapshot-reports/inventory", Some(&bulk)).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(deleted.body["deleted"], json!({"versions": 1, "rows": 1}));
+    expected.retain(|v| *v != v4);
+    assert_eq!(listed(alice.get("/snapshot-reports/inventory").await.body), expected);
+    let after = alice.get(&v3_rows).await.body;
+    assert_eq!(after.as_array().map(Vec::len), before.as_array().map(|rows| rows.len() - 1));
+
     // A public link with the secret the API made and keeps in MongoDB.
     let link = alice.post("/public-reports/inventory", None).await;
     assert_eq!(link.status, 201, "{}", link.body);

@@ -18,6 +18,7 @@
 //! snapshot was made), `limit` and `skip`, and answer in the component-data shape.
 //! Everything is scoped to the caller's tenant and the route's app ([`store`]).
 
+pub mod bulk;
 pub mod create;
 pub mod rows;
 pub mod store;
@@ -61,7 +62,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/{app_id}/snapshot-reports/{report}",
-            get(versions_or_metadata).post(create_snapshot).delete(delete_snapshot),
+            get(versions_or_metadata)
+                .post(create_snapshot)
+                .delete(delete_snapshot)
+                .layer(limit()),
         )
         // The SDK v1 form: the version as a query parameter.
         .route(
@@ -171,11 +175,12 @@ pub async fn versions_or_metadata(
     params(
         ("app_id" = String, Path, description = "The app id"),
         ("report" = String, Path, description = "The report id in dash form (the id is accepted too)"),
-        ("version" = String, Query, description = "The version to delete, with its rows"),
+        ("version" = Option<String>, Query, description = "The version to delete, with its rows; without it, the body lists what to delete"),
     ),
+    request_body(content = Vec<Object>, description = "Without `version`: the SDK's bulk form, a list of `{\"version\": …}` (a whole version of this report) and `{\"_id\": …}` (a snapshot row of one of its versions) items, at most 1,000; checked before anything is deleted"),
     responses(
-        (status = 200, description = "{\"status\": \"success\", \"message\": \"Requested items were deleted\"}", body = FailBody),
-        (status = 400, description = "No version given", body = FailBody),
+        (status = 200, description = "{\"status\": \"success\", \"message\": \"Requested items were deleted\", \"deleted\": {\"versions\": n, \"rows\": n}}", body = FailBody),
+        (status = 400, description = "No version and no list, or an item that is not a version or a row id", body = FailBody),
         (status = 401, description = "Bad or expired token", body = FailBody),
         (status = 403, description = "Missing headers, or a tenant the token does not list", body = FailBody),
         (status = 404, description = "No such version of this report for the tenant", body = FailBody),
@@ -187,12 +192,22 @@ pub async fn delete_snapshot(
     Path((app_id, report)): Path<(String, String)>,
     caller: Caller,
     query: Result<Query<VersionQuery>, QueryRejection>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require_tenant()?;
     let Query(query) = query.map_err(|rejection| refused("BadQuery", rejection.body_text()))?;
-    let version = query.version.ok_or_else(|| {
-        refused("VersionMissing", "Parameter `version` must be specified".to_owned())
-    })?;
+    let Some(version) = query.version else {
+        if body.is_empty() {
+            return Err(refused(
+                "VersionMissing",
+                "Parameter `version` (or a body listing the items) must be specified".to_owned(),
+            ));
+        }
+        let wanted =
+            bulk::parse(&body).map_err(|error| refused(error.reason(), error.to_string()))?;
+        let scope = Scope { tenant: tenant.as_str(), app: &app_id };
+        return delete_items(&Snapshots::new(&state.database), scope, &dash(&report), wanted).await;
+    };
     if !version::is_version(&version) {
         return Err(version_not_found());
     }
@@ -203,6 +218,32 @@ pub async fn delete_snapshot(
         return Err(version_not_found());
     }
     Ok(Json(json!({"status": "success", "message": "Requested items were deleted"})))
+}
+
+/// A bulk delete: the rows first (of the report's versions only), then the versions.
+/// 404 when none of the items named anything of the tenant's.
+async fn delete_items(
+    snapshots: &Snapshots,
+    scope: Scope<'_>,
+    report_key: &str,
+    wanted: bulk::BulkDelete,
+) -> Result<Json<Value>, ApiError> {
+    let versions = snapshots.versions(scope, report_key).await?;
+    let rows = snapshots.delete_rows_of_versions(scope, &versions, &wanted.rows).await?;
+    let mut deleted_versions = 0_u64;
+    for version in wanted.versions.iter().filter(|v| versions.contains(v)) {
+        if snapshots.delete_version(scope, Some(report_key), version).await? > 0 {
+            deleted_versions += 1;
+        }
+    }
+    if rows == 0 && deleted_versions == 0 {
+        return Err(ApiError::NotFound("None of the requested items were found".to_owned()));
+    }
+    Ok(Json(json!({
+        "status": "success",
+        "message": "Requested items were deleted",
+        "deleted": {"versions": deleted_versions, "rows": rows},
+    })))
 }
 
 /// The version's record and its component `component` (either id form).

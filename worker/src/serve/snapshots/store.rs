@@ -270,6 +270,23 @@ impl Snapshots {
     }
 
     /// Deletes one row of a version's component; how many (0 or 1).
+    /// Deletes the rows `ids` of the tenant's versions `versions` (already checked to be
+    /// the report's): rows only, never a version's report or component documents.
+    pub async fn delete_rows_of_versions(
+        &self,
+        scope: Scope<'_>,
+        versions: &[String],
+        ids: &[ObjectId],
+    ) -> Result<u64, ApiError> {
+        if versions.is_empty() || ids.is_empty() {
+            return Ok(0);
+        }
+        let filter =
+            scope.filter(doc! {"kind": "row", "version": {"$in": versions}, "_id": {"$in": ids}});
+        let deleted = self.collection.delete_many(filter).await.map_err(reports::mongo_error)?;
+        Ok(deleted.deleted_count)
+    }
+
     pub async fn delete_row(
         &self,
         scope: Scope<'_>,

@@ -162,6 +162,9 @@ pub async fn serve(
     let stop = tokio::select! {
         () = shutdown.clone() => Stop::Shutdown,
         served = &mut server => Stop::ServerEnded(served_outcome(served)),
+        // Lost while still starting (the CRD wait below, on a stalled apiserver, has no
+        // end of its own): stop now, as a leader with controllers running would.
+        () = leadership.lost() => Stop::LeadershipLost,
         () = async {
             leadership.acquired().await;
             wait_for_crds(&kube).await;

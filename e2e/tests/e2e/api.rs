@@ -21,13 +21,13 @@ fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/fixtures").join(name);
     std::fs::read(path).expect("fixture")
 }
 
-fn rv_tools_spec() -> Value {
+pub(crate) fn rv_tools_spec() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../manifests/examples/rv-tools.uploader.yaml");
     let manifest: Value =

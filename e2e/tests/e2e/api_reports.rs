@@ -28,7 +28,7 @@ pub(crate) fn example(name: &str) -> String {
 }
 
 /// A Report or ReportComponent manifest for the setup's app, in namespace `e2e`.
-fn manifest(yaml: &str, app: &str) -> Value {
+pub(crate) fn manifest(yaml: &str, app: &str) -> Value {
     let mut value: Value = serde_yaml::from_str(yaml).expect("manifest");
     value["spec"]["appId"] = json!(app);
     if value["spec"].get("connectedApps").is_some() {

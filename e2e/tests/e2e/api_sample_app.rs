@@ -4,7 +4,7 @@
 //! live data changed, a data-table edit seen in the component data at once, and a
 //! public link used, then revoked.
 
-use std::{io::Cursor, path::PathBuf, time::Duration};
+use std::{io::Cursor, time::Duration};
 
 use calamine::{Reader, Xlsx};
 use licenseware_crds::DataTable;
@@ -15,30 +15,12 @@ use licenseware_e2e::{
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::{Value, json};
 
-use crate::api_reports::{component, example, report, uuid};
+use crate::{
+    api::{fixture, rv_tools_spec},
+    api_reports::{component, example, manifest, report, uuid},
+};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-fn repository_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
-}
-
-/// An example manifest with its appId (and connected apps) moved to `app`.
-fn example_for_app(name: &str, app: &str) -> Value {
-    let mut value: Value = serde_yaml::from_str(&example(name)).expect("manifest");
-    value["spec"]["appId"] = json!(app);
-    value["metadata"]["namespace"] = json!("e2e");
-    value
-}
-
-fn rv_tools_spec() -> Value {
-    let manifest: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(repository_file("manifests/examples/rv-tools.uploader.yaml"))
-            .expect("manifest"),
-    )
-    .expect("yaml");
-    manifest["spec"].clone()
-}
 
 struct Answer {
     status: u16,
@@ -194,7 +176,7 @@ async fn the_sample_app_serves_an_rvtools_upload_end_to_end() {
     let reports = vec![report(&example("devices.report.yaml"), &app)];
     api.publish_reports(&setup, &reports, &components).await;
     let table: DataTable =
-        serde_json::from_value(example_for_app("devices.datatable.yaml", &app)).expect("table");
+        serde_json::from_value(manifest(&example("devices.datatable.yaml"), &app)).expect("table");
     api.publish_datatables(&setup, &[table]).await;
     let mut worker = WorkerProcess::start_default(&setup, "api-sample");
     let id = uuid();
@@ -217,8 +199,7 @@ async fn the_sample_app_serves_an_rvtools_upload_end_to_end() {
     assert_eq!(validation.status(), 200);
     let validation: Value = validation.json().await.expect("json");
     let event_id = validation["event_id"].as_str().expect("an event id").to_owned();
-    let rv_tools = std::fs::read(repository_file("worker/tests/fixtures/RVTools.xlsx"))
-        .expect("the RVTools fixture");
+    let rv_tools = fixture("RVTools.xlsx");
     let files_url = format!("{}?event_id={event_id}", api.uploader_url(&setup, "files"));
     let uploaded =
         api.upload(&files_url, &tenant.id, &tenant.token, &[("RVTools.xlsx", rv_tools)]).await;

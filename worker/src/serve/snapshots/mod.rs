@@ -231,8 +231,9 @@ async fn delete_items(
     let versions = snapshots.versions(scope, report_key).await?;
     let rows = snapshots.delete_rows_of_versions(scope, &versions, &wanted.rows).await?;
     let mut deleted_versions = 0_u64;
+    // `versions` are this report's already: no second check per version.
     for version in wanted.versions.iter().filter(|v| versions.contains(v)) {
-        if snapshots.delete_version(scope, Some(report_key), version).await? > 0 {
+        if snapshots.delete_version(scope, None, version).await? > 0 {
             deleted_versions += 1;
         }
     }

@@ -427,6 +427,10 @@ impl WorkerProcess {
     ) -> Self {
         let log = setup.root.with_file_name(format!("worker-{label}.log"));
         let file = fs::File::create(&log).expect("create the worker log");
+        // To debug a run: e.g. LW_E2E_WORKER_RUST_LOG=info,librdkafka=debug with
+        // LW_KAFKA_PROPERTIES=debug=cgrp shows the worker's consumer group.
+        let rust_log =
+            std::env::var("LW_E2E_WORKER_RUST_LOG").unwrap_or_else(|_| rust_log.to_owned());
         let child = Command::new(binary)
             // Several workers run at once here: probes on a free port each (the log
             // names it); `env` may say otherwise.

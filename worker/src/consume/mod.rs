@@ -28,6 +28,7 @@
 mod backoff;
 pub mod clock;
 mod config;
+mod consumer_errors;
 mod context;
 pub mod delivery;
 pub mod dlq;

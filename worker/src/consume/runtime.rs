@@ -19,6 +19,7 @@ use rdkafka::{
 
 use super::{
     config::{ConfigError, Settings},
+    consumer_errors::ConsumerErrors,
     context::Context,
     delivery,
     dlq::{
@@ -168,6 +169,7 @@ pub async fn run(
     };
     tracing::info!(topic, group = ctx.settings.worker.consumer_group, "consuming");
     let mut summary = RunSummary::default();
+    let mut consumer_errors = ConsumerErrors::default();
     loop {
         let received = tokio::select! {
             biased;
@@ -179,8 +181,13 @@ pub async fn run(
             Ok(message) => message,
             Err(error) => {
                 // librdkafka reconnects by itself; these are reports, not a dead client.
-                tracing::warn!(%error, "Kafka consumer error");
-                if !ctx.shutdown.sleep(Duration::from_secs(1)).await {
+                let action = consumer_errors.on_error(Instant::now());
+                if let Some(not_logged) = action.log {
+                    tracing::warn!(%error, not_logged, "Kafka consumer error");
+                }
+                if let Some(pause) = action.pause
+                    && !ctx.shutdown.sleep(pause).await
+                {
                     break;
                 }
                 continue;

@@ -435,7 +435,6 @@ impl WorkerProcess {
             // Several workers run at once here: probes on a free port each (the log
             // names it); `env` may say otherwise.
             .env("LW_LISTEN", "127.0.0.1:0")
-            .envs(env.iter().map(|(name, value)| (*name, *value)))
             .args(args)
             .arg("--config")
             .arg(&setup.config_path)
@@ -449,6 +448,7 @@ impl WorkerProcess {
             .env_remove("LW_UPLOAD_ROOT")
             .env_remove("LW_WORKER_CONFIG")
             .env("RUST_LOG", rust_log)
+            .envs(env.iter().map(|(name, value)| (*name, *value)))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log fd"))
             .stderr(file)

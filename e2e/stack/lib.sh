@@ -276,7 +276,7 @@ install_etcd() {
 # source, plus that one file, built as the main module.
 install_ferretdb() {
   local mod=github.com/FerretDB/FerretDB recipe
-  recipe="$mod@$FERRETDB_VERSION version.txt ldflags=-s -w"
+  recipe="$mod@$FERRETDB_VERSION version.txt ldflags=-s -w scram-done"
   stamp_ok "$FERRETDB_DIR" "$recipe" && return 0
   go_env
   local t=$SECONDS work=$CACHE/ferretdb/.work-$FERRETDB_VERSION src
@@ -287,6 +287,13 @@ install_ferretdb() {
   cp -R "$src" "$work/src"
   chmod -R u+w "$work/src"
   printf '%s\n' "$FERRETDB_VERSION" >"$work/src/build/version/version.txt"
+  # FerretDB 1.x ignores saslStart's skipEmptyExchange, which MongoDB honours since
+  # 4.4: it answers the client's final SCRAM message with done=false, and the Rust
+  # driver, which requires done=true there, cannot authenticate. One line makes it
+  # answer as MongoDB does (done once the proof is verified).
+  local sasl=$work/src/internal/handler/msg_saslcontinue.go
+  sed -i 's|"done", valid, // for compatibility.*|"done", conv.Valid(),|' "$sasl"
+  grep -q '"done", conv.Valid(),' "$sasl" || die "the FerretDB SCRAM patch no longer applies to $FERRETDB_VERSION"
   (cd "$work/src" && go build -trimpath -ldflags "-s -w" -o "$work/bin/ferretdb" ./cmd/ferretdb) \
     >"$work/build.log" 2>&1 ||
     { tail -n 20 "$work/build.log" >&2; die "building ferretdb $FERRETDB_VERSION failed (log: $work/build.log)"; }

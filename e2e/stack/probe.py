@@ -9,7 +9,7 @@ Each probe speaks the server's own protocol (not just "the port is open"), so
     probe.py tcp PORT                exit 0 if PORT accepts connections
     probe.py kafka PORT              ApiVersions request, error_code must be 0
     probe.py mongo PORT              OP_MSG {hello: 1}, reply must have ok: 1
-    probe.py redis PORT              PING must answer +PONG
+    probe.py redis PORT              PING must answer +PONG (or -NOAUTH)
 
 Exit status 0 = healthy; otherwise a one-line reason goes to stderr.
 """
@@ -158,7 +158,8 @@ def redis(port):
     with connect(port) as s:
         s.sendall(b"*1\r\n$4\r\nPING\r\n")
         line = s.recv(64)
-    if not line.startswith(b"+PONG"):
+    # A server that wants a user first (the stack's does) answers NOAUTH: it is up.
+    if not line.startswith((b"+PONG", b"-NOAUTH")):
         raise RuntimeError("redis: PING answered %r" % line)
 
 

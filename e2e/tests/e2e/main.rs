@@ -25,6 +25,7 @@ mod restart;
 mod safety;
 mod sample_app;
 mod smoke;
+mod store_credentials;
 mod topic;
 mod uploader;
 mod worker_consume;

@@ -468,6 +468,9 @@ fn refused(call: &'static str, key: &Key, error: ResponseError) -> LagError {
 }
 
 #[cfg(test)]
+mod cluster_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -20,7 +20,8 @@ use kafka_protocol::{
 };
 
 use super::{
-    AdminCall, AdminError, Applied, Claim, DesiredTopic, KafkaAdmin, KafkaClient, WireSecurity,
+    AdminCall, AdminError, Applied, Claim, DesiredTopic, KafkaAdmin, KafkaClient, WireError,
+    WireSecurity,
     fake_broker::{FakeCluster, Reply},
     requests::ATTEMPTS,
 };
@@ -94,6 +95,31 @@ async fn a_stalled_broker_does_not_hold_up_requests_to_the_others() {
     answer.expect("metadata from broker 3");
     assert!(!stalled.is_finished(), "broker 1 still stalls");
     stalled.abort();
+}
+
+#[tokio::test]
+async fn requests_waiting_on_a_stalled_connect_fail_with_it() {
+    let cluster = FakeCluster::start(2, |call| match (call.node, call.api) {
+        (1, ApiKey::ApiVersions) => Reply::Stall,
+        _ => Reply::Default,
+    })
+    .await;
+    let client = client(&cluster.addresses[&2], Duration::from_secs(2));
+    client.metadata(Some(&[])).await.expect("metadata from broker 2");
+    // The lag reader sends two ListOffsets to each leader at once.
+    let request = no_topics();
+    let (first, second) = tokio::join!(client.send_to(1, &request), client.send_to(1, &request));
+    let (first, second) = (first.expect_err("stalled"), second.expect_err("stalled"));
+    assert!(matches!(first, WireError::Timeout { api: "ApiVersions", .. }), "{first}");
+    assert_eq!(first.to_string(), second.to_string());
+    assert_eq!(
+        cluster.calls().iter().filter(|call| **call == (1, ApiKey::ApiVersions)).count(),
+        1,
+        "one connect attempt, not one per waiting request"
+    );
+    // A request after the failure tries again.
+    client.send_to(1, &no_topics()).await.expect_err("still stalled");
+    assert_eq!(cluster.calls().iter().filter(|call| **call == (1, ApiKey::ApiVersions)).count(), 2);
 }
 
 #[tokio::test]

@@ -97,7 +97,13 @@ pub struct KafkaClient {
 
 /// The connection to one address: opened by the first request that needs it, while
 /// the others for that address wait on it.
-type Slot = tokio::sync::OnceCell<Arc<Connection>>;
+#[derive(Debug, Default)]
+struct Slot {
+    connection: tokio::sync::OnceCell<Arc<Connection>>,
+    /// The last failed connect and when it ended: the requests that waited on it fail
+    /// with it too, instead of each waiting out a stalled broker in turn.
+    failed: Mutex<Option<(Instant, WireError)>>,
+}
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -156,7 +162,7 @@ impl KafkaClient {
     fn candidates(&self) -> Vec<String> {
         let connected: Vec<String> = locked(&self.connections)
             .iter()
-            .filter(|(_, slot)| slot.initialized())
+            .filter(|(_, slot)| slot.connection.initialized())
             .map(|(address, _)| address.clone())
             .collect();
         let mut known: Vec<String> = locked(&self.brokers).values().cloned().collect();
@@ -233,7 +239,7 @@ impl KafkaClient {
     fn forget(&self, connection: &Arc<Connection>) {
         let address = &connection.address;
         let mut connections = locked(&self.connections);
-        let current = connections.get(address).and_then(|slot| slot.get());
+        let current = connections.get(address).and_then(|slot| slot.connection.get());
         if current.is_some_and(|current| Arc::ptr_eq(current, connection)) {
             connections.remove(address);
         }
@@ -244,8 +250,25 @@ impl KafkaClient {
     /// The open connection to `address`, or a new one. Requests for one address wait
     /// for one connect; requests for others do not wait at all.
     async fn connection(&self, address: &str) -> Result<Arc<Connection>, WireError> {
+        let asked = Instant::now();
         let slot = Arc::clone(locked(&self.connections).entry(address.to_owned()).or_default());
-        let opened = slot.get_or_try_init(|| self.open(address)).await;
+        let opened = slot
+            .connection
+            .get_or_try_init(|| async {
+                let waited_on = locked(&slot.failed)
+                    .as_ref()
+                    .filter(|(ended, _)| *ended >= asked)
+                    .map(|(_, error)| error.clone());
+                if let Some(error) = waited_on {
+                    return Err(error);
+                }
+                let opened = self.open(address).await;
+                if let Err(error) = &opened {
+                    *locked(&slot.failed) = Some((Instant::now(), error.clone()));
+                }
+                opened
+            })
+            .await;
         match opened {
             Ok(connection) => {
                 locked(&self.failures).remove(address);

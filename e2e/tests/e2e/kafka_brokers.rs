@@ -104,6 +104,8 @@ async fn admin_calls_and_lag_reads_ride_out_a_killed_broker() {
     // Two topics on every broker (replication factor 3), each with records no group
     // has consumed: the lag is the whole backlog.
     let topics = ["brokers.a", "brokers.b"];
+    let doomed = admin.apply(topic("brokers.doomed", 3)).await.expect("create a topic to delete");
+    assert!(matches!(doomed, Applied::Topic(_)), "{doomed:?}");
     for name in topics {
         let applied = admin.apply(topic(name, 3)).await.expect("create with replication 3");
         let Applied::Topic(created) = applied else { panic!("{name}: {applied:?}") };
@@ -140,6 +142,12 @@ async fn admin_calls_and_lag_reads_ride_out_a_killed_broker() {
         admin_until_done(&admin, killed)
     );
     let calls_after = admin.metrics().calls();
+    assert!(
+        calls_after[&AdminCall::DeleteTopics] - calls_before[&AdminCall::DeleteTopics] >= 2,
+        "the delete to the killed controller was sent again elsewhere"
+    );
+    let gone = admin_client.metadata(Some(&["brokers.doomed".to_owned()])).await.expect("metadata");
+    assert!(gone.topics.iter().all(|t| t.error_code != 0), "brokers.doomed is deleted");
     let sent: BTreeMap<&str, u64> = AdminCall::ALL
         .into_iter()
         .map(|call| (call.as_str(), calls_after[&call] - calls_before[&call]))
@@ -161,6 +169,9 @@ async fn lag_until_whole(
     loop {
         let readings = lag.read(keys()).await;
         if whole_lags(&readings) == *expected {
+            // The killed leader stays in the metadata until it is fenced (6 s): the
+            // reads meanwhile had its partitions unknown and the others read.
+            assert!(partial > 0, "no reading with the killed leader's partitions unknown");
             return format!(
                 "lag read whole again after {:?} ({partial} partial readings, {failed} failed keys on the way)",
                 killed.elapsed()
@@ -192,11 +203,21 @@ async fn lag_until_whole(
     }
 }
 
-/// Admin requests until a new topic (replication 2: two brokers are left) is created
-/// and an existing one is found unchanged; errors on the way must say what failed.
-/// Says how it went.
+/// Admin requests until a topic is deleted, a new one (replication 2: two brokers
+/// are left) is created and an existing one is found unchanged; errors on the way
+/// must say what failed. The delete goes first, to the controller the client knew
+/// before the kill: the killed broker. Says how it went.
 async fn admin_until_done(admin: &KafkaAdmin, killed: Instant) -> String {
     let mut errors = Vec::new();
+    loop {
+        match admin.delete("brokers.doomed".to_owned(), None).await {
+            Ok(()) => break,
+            Err(error) => errors.push(error.to_string()),
+        }
+        assert!(killed.elapsed() < RECOVERY, "no delete within {RECOVERY:?}: {errors:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let deleted = killed.elapsed();
     loop {
         let created = admin.apply(topic("brokers.after", 2)).await;
         let unchanged = admin.apply(topic("brokers.a", 3)).await;
@@ -205,7 +226,8 @@ async fn admin_until_done(admin: &KafkaAdmin, killed: Instant) -> String {
                 assert_eq!(created.replication_factor, 2);
                 assert_eq!(unchanged.partitions, PARTITIONS);
                 return format!(
-                    "admin requests succeeded after {:?} (errors on the way: {errors:?})",
+                    "topic deleted after {deleted:?}, admin requests all succeeded after {:?} \
+                     (errors on the way: {errors:?})",
                     killed.elapsed()
                 );
             }

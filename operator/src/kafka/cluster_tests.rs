@@ -123,6 +123,26 @@ async fn requests_waiting_on_a_stalled_connect_fail_with_it() {
 }
 
 #[tokio::test]
+async fn requests_queued_behind_an_unanswered_one_share_its_timeout() {
+    let cluster = FakeCluster::start(2, |call| match (call.node, call.api) {
+        (1, ApiKey::Metadata) => Reply::Stall,
+        _ => Reply::Default,
+    })
+    .await;
+    let timeout = Duration::from_secs(3);
+    let client = client(&cluster.addresses[&2], timeout);
+    client.metadata(Some(&[])).await.expect("metadata from broker 2");
+    let request = no_topics();
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(client.send_to(1, &request), client.send_to(1, &request));
+    let took = started.elapsed();
+    assert!(matches!(first, Err(WireError::Timeout { api: "Metadata", .. })), "{first:?}");
+    assert!(matches!(second, Err(WireError::Timeout { api: "Metadata", .. })), "{second:?}");
+    // One timeout for both, not one after the other (6 s).
+    assert!(took < timeout + Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
 async fn send_any_moves_on_from_a_dead_broker_and_tries_it_last_after() {
     let dead = Arc::new(AtomicBool::new(false));
     let cluster = FakeCluster::start(2, {

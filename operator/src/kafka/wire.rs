@@ -229,11 +229,6 @@ impl KafkaClient {
         locked(&self.brokers).get(&broker).cloned()
     }
 
-    /// The broker id the last metadata answer gave `address`, for tests and logs.
-    pub fn broker_id(&self, address: &str) -> Option<i32> {
-        locked(&self.brokers).iter().find(|(_, known)| *known == address).map(|(id, _)| *id)
-    }
-
     /// Drops `connection` (when it is still the one open to its address) and notes
     /// the failure.
     fn forget(&self, connection: &Arc<Connection>) {
@@ -342,8 +337,10 @@ impl KafkaClient {
         let frame = encode_frame(request, version, correlation_id, &self.client_id)?;
         let io =
             |message: String| WireError::Io { address: connection.address.clone(), api, message };
-        let mut stream = connection.stream.lock().await;
+        // The wait for the connection's turn counts in the timeout: requests queued
+        // behind one a broker does not answer fail with it, not one timeout after another.
         let exchange = async {
+            let mut stream = connection.stream.lock().await;
             stream.write_all(&frame).await.map_err(|error| io(error.to_string()))?;
             let length = stream.read_u32().await.map_err(|error| io(error.to_string()))?;
             let length = usize::try_from(length).unwrap_or(usize::MAX);
@@ -357,7 +354,6 @@ impl KafkaClient {
         let body = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| {
             WireError::Timeout { address: connection.address.clone(), api, timeout: self.timeout }
         })??;
-        drop(stream);
         let (answered, response) = decode_response::<R>(body, version)?;
         if answered != correlation_id {
             return Err(io(format!(

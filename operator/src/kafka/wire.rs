@@ -30,6 +30,9 @@ use super::secure::{KafkaStream, WireSecurity};
 
 /// The largest response accepted: a guard against a corrupt length prefix.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// The most brokers one `send_any` tries: its time stays within a few timeouts
+/// however many brokers the cluster has and however many are down.
+const SEND_ANY_BROKERS: usize = 3;
 
 /// Why a request got no answer. Cloneable so that one failed batch request can fail
 /// every topic or group it carried.
@@ -137,12 +140,12 @@ impl KafkaClient {
 
     /// Sends `request` to any broker: those already connected first, then the
     /// bootstrap list and the brokers of the last metadata, the ones that failed
-    /// lately last. A broker that cannot be reached or does not answer is skipped for
-    /// the next, so this is for requests that may be sent twice (reads): a write must
-    /// go to one broker with [`KafkaClient::send_to`].
+    /// lately last, [`SEND_ANY_BROKERS`] at most. A broker that cannot be reached or
+    /// does not answer is skipped for the next, so this is for requests that may be
+    /// sent twice (reads): a write must go to one broker with [`KafkaClient::send_to`].
     pub async fn send_any<R: Request>(&self, request: &R) -> Result<R::Response, WireError> {
         let mut last = WireError::NoBootstrap;
-        for address in self.candidates() {
+        for address in self.candidates().into_iter().take(SEND_ANY_BROKERS) {
             let connection = match self.connection(&address).await {
                 Ok(connection) => connection,
                 Err(error) => {

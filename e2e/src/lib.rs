@@ -14,6 +14,7 @@ pub mod bench_api;
 pub mod consumer;
 pub mod dev;
 pub mod kafka;
+pub mod kafka_cluster;
 pub mod kube;
 pub mod operator;
 pub mod operator_process;

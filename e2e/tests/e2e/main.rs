@@ -15,6 +15,7 @@ mod api_unavailable;
 mod app;
 mod dev;
 mod gitops;
+mod kafka_brokers;
 mod kafka_security;
 mod leader;
 mod operator_first_run;

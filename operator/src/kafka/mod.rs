@@ -3,6 +3,10 @@
 //! (metadata, DescribeConfigs, CreateTopics, CreatePartitions, AlterConfigs,
 //! DeleteTopics) instead of sending one each.
 
+#[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
+pub(crate) mod fake_broker;
 pub mod plan;
 mod requests;
 mod sasl;

@@ -1,7 +1,10 @@
 //! The admin requests of one batch, each sent once for every topic that needs it.
 //! Per-topic refusals keep the broker's own error message.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    time::Duration,
+};
 
 use kafka_protocol::{
     ResponseError,
@@ -14,12 +17,12 @@ use kafka_protocol::{
         describe_configs_request::DescribeConfigsResource,
         incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
     },
-    protocol::StrBytes,
+    protocol::{Request, StrBytes},
 };
 
 use super::{
     AdminCall, AdminError, AdminMetrics, ConfigChange, DesiredTopic, ObservedTopic,
-    wire::KafkaClient,
+    wire::{KafkaClient, WireError},
 };
 
 /// How long the broker may take over one admin operation.
@@ -30,6 +33,11 @@ const RESOURCE_TOPIC: i8 = 2;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const OPERATION_SET: i8 = 0;
 const OPERATION_DELETE: i8 = 1;
+/// How many times one admin request is sent at most, when the controller moved
+/// (NOT_CONTROLLER), could not be reached, or gave another retriable error.
+pub const ATTEMPTS: u32 = 4;
+/// The wait before the first resend, doubled before each one after.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Per-topic outcome of a request that carried many topics.
 pub type TopicErrors = HashMap<String, AdminError>;
@@ -72,6 +80,120 @@ fn refusal(
 pub fn topic_id(id: uuid::Uuid) -> Option<String> {
     use base64::Engine;
     (!id.is_nil()).then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes()))
+}
+
+/// Sends an admin request to the controller of the last metadata answer, reading the
+/// metadata first (a counted Metadata request) when none is known. A request that got
+/// no answer forgets the controller: the next one looks it up again.
+async fn send_admin<R: Request>(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    call: AdminCall,
+    request: &R,
+) -> Result<R::Response, WireError> {
+    let controller = match client.controller() {
+        Some(controller) => controller,
+        None => {
+            metrics.count(AdminCall::Metadata);
+            client.metadata(Some(&[])).await?;
+            client.controller().ok_or(WireError::NoController)?
+        }
+    };
+    metrics.count(call);
+    let answer = client.send_to(controller, request).await;
+    if answer.is_err() {
+        client.forget_controller();
+    }
+    answer
+}
+
+/// The sends of one admin request: whether a failure may be sent again, and the
+/// backoff before it.
+struct Attempts {
+    call: AdminCall,
+    sent: u32,
+}
+
+impl Attempts {
+    fn new(call: AdminCall) -> Self {
+        Self { call, sent: 1 }
+    }
+
+    fn left(&self) -> bool {
+        self.sent < ATTEMPTS
+    }
+
+    /// Whether a topic refused with `error` is sent again.
+    fn retries_refusal(&self, error: &AdminError) -> bool {
+        let AdminError::Topic { error, .. } = error else { return false };
+        self.left()
+            && match error {
+                // The answer "it does not exist": asking again changes nothing.
+                ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId => false,
+                // The controller goes on with a create after it answers this: the
+                // outcome is open, and the batcher's uncertain creates handle it.
+                ResponseError::RequestTimedOut => !creates(self.call),
+                other => other.is_retriable(),
+            }
+    }
+
+    /// Whether a request that failed as a whole is sent again.
+    fn retries_failure(&self, source: &WireError) -> bool {
+        self.left()
+            && match source {
+                // Never reached a broker that could act on it.
+                WireError::Connect { .. }
+                | WireError::Tls { .. }
+                | WireError::UnknownBroker(_)
+                | WireError::NoController => true,
+                // Sent, perhaps acted on: creates are not sent twice.
+                WireError::Io { .. } | WireError::Timeout { .. } => !creates(self.call),
+                WireError::UnsupportedApi { .. }
+                | WireError::Codec { .. }
+                | WireError::NoBootstrap
+                | WireError::Authentication { .. } => false,
+            }
+    }
+
+    /// Records the outcome of one send for `pending` topics: refusals and failures
+    /// that are final go to `errors`; the topics to send again are returned.
+    fn settle<'a>(
+        &self,
+        outcome: Result<Vec<(String, AdminError)>, WireError>,
+        pending: impl Iterator<Item = &'a str>,
+        errors: &mut TopicErrors,
+    ) -> HashSet<String> {
+        let mut again = HashSet::new();
+        match outcome {
+            Err(source) if self.retries_failure(&source) => {
+                again.extend(pending.map(str::to_owned));
+            }
+            Err(source) => fail_all(self.call, source, pending, errors),
+            Ok(refused) => {
+                for (topic, error) in refused {
+                    if self.retries_refusal(&error) {
+                        again.insert(topic);
+                    } else {
+                        errors.insert(topic, error);
+                    }
+                }
+            }
+        }
+        again
+    }
+
+    /// Waits before the next send, and forgets the controller so that it is looked
+    /// up again (it may have moved).
+    async fn pause(&mut self, client: &KafkaClient) {
+        client.forget_controller();
+        tokio::time::sleep(FIRST_BACKOFF * 2u32.saturating_pow(self.sent - 1)).await;
+        self.sent += 1;
+    }
+}
+
+/// Requests that make something that a second send would find made.
+fn creates(call: AdminCall) -> bool {
+    matches!(call, AdminCall::CreateTopics | AdminCall::CreatePartitions)
 }
 
 /// Metadata for the batch's topics, then their dynamic configs.
@@ -180,9 +302,50 @@ pub async fn create(
     topics: &[(&DesiredTopic, i32)],
     errors: &mut TopicErrors,
 ) -> Created {
+    let mut created = Created::default();
+    let mut pending: Vec<&(&DesiredTopic, i32)> = topics.iter().collect();
+    let mut attempts = Attempts::new(AdminCall::CreateTopics);
+    loop {
+        let outcome = send_create(client, metrics, &pending, &mut created).await;
+        let again = attempts.settle(outcome, pending.iter().map(|(d, _)| d.name.as_str()), errors);
+        pending.retain(|(d, _)| again.contains(&d.name));
+        if pending.is_empty() {
+            return created;
+        }
+        attempts.pause(client).await;
+    }
+}
+
+/// One CreateTopics request: what it made goes to `created`, refusals are returned.
+async fn send_create(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    pending: &[&(&DesiredTopic, i32)],
+    created: &mut Created,
+) -> Result<Vec<(String, AdminError)>, WireError> {
     let call = AdminCall::CreateTopics;
-    metrics.count(call);
-    let request = CreateTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
+    let response = send_admin(client, metrics, call, &create_request(pending)).await?;
+    let mut refused = Vec::new();
+    for result in response.topics {
+        let topic = result.name.0.as_str();
+        match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
+            // Created by someone else since our metadata request.
+            Some(AdminError::Topic { error: ResponseError::TopicAlreadyExists, .. }) => {
+                created.already_exists.insert(topic.to_owned());
+            }
+            Some(error) => refused.push((topic.to_owned(), error)),
+            None => {
+                if let Some(id) = topic_id(result.topic_id) {
+                    created.ids.insert(topic.to_owned(), id);
+                }
+            }
+        }
+    }
+    Ok(refused)
+}
+
+fn create_request(topics: &[&(&DesiredTopic, i32)]) -> CreateTopicsRequest {
+    CreateTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
         topics
             .iter()
             .map(|(desired, replication_factor)| {
@@ -203,33 +366,7 @@ pub async fn create(
                     )
             })
             .collect(),
-    );
-    let mut created = Created::default();
-    match client.send_any(&request).await {
-        Err(source) => fail_all(call, source, topics.iter().map(|(d, _)| d.name.as_str()), errors),
-        Ok(response) => {
-            for result in response.topics {
-                let topic = result.name.0.as_str();
-                match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
-                    // Created by someone else since our metadata request.
-                    Some(AdminError::Topic {
-                        error: ResponseError::TopicAlreadyExists, ..
-                    }) => {
-                        created.already_exists.insert(topic.to_owned());
-                    }
-                    Some(error) => {
-                        errors.insert(topic.to_owned(), error);
-                    }
-                    None => {
-                        if let Some(id) = topic_id(result.topic_id) {
-                            created.ids.insert(topic.to_owned(), id);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    created
+    )
 }
 
 /// Raises partition counts to the given totals.
@@ -240,10 +377,28 @@ pub async fn add_partitions(
     errors: &mut TopicErrors,
 ) {
     let call = AdminCall::CreatePartitions;
-    metrics.count(call);
+    let mut pending: Vec<&(&str, i32)> = totals.iter().collect();
+    let mut attempts = Attempts::new(call);
+    loop {
+        let outcome = send_partitions(client, metrics, &pending).await;
+        let again = attempts.settle(outcome, pending.iter().map(|(topic, _)| *topic), errors);
+        pending.retain(|(topic, _)| again.contains(*topic));
+        if pending.is_empty() {
+            return;
+        }
+        attempts.pause(client).await;
+    }
+}
+
+async fn send_partitions(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    pending: &[&(&str, i32)],
+) -> Result<Vec<(String, AdminError)>, WireError> {
+    let call = AdminCall::CreatePartitions;
     let request =
         CreatePartitionsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
-            totals
+            pending
                 .iter()
                 .map(|(topic, count)| {
                     CreatePartitionsTopic::default()
@@ -253,19 +408,16 @@ pub async fn add_partitions(
                 })
                 .collect(),
         );
-    match client.send_any(&request).await {
-        Err(source) => fail_all(call, source, totals.iter().map(|(topic, _)| *topic), errors),
-        Ok(response) => {
-            for result in response.results {
-                let topic = result.name.0.as_str();
-                if let Some(error) =
-                    refusal(call, topic, result.error_code, result.error_message.as_ref())
-                {
-                    errors.insert(topic.to_owned(), error);
-                }
-            }
-        }
-    }
+    let response = send_admin(client, metrics, call, &request).await?;
+    Ok(response
+        .results
+        .iter()
+        .filter_map(|result| {
+            let topic = result.name.0.as_str();
+            let error = refusal(call, topic, result.error_code, result.error_message.as_ref())?;
+            Some((topic.to_owned(), error))
+        })
+        .collect())
 }
 
 /// Sets and deletes dynamic configs, topic by topic in one request.
@@ -276,9 +428,27 @@ pub async fn alter_configs(
     errors: &mut TopicErrors,
 ) {
     let call = AdminCall::AlterConfigs;
-    metrics.count(call);
+    let mut pending: Vec<&(&str, &[ConfigChange])> = changes.iter().collect();
+    let mut attempts = Attempts::new(call);
+    loop {
+        let outcome = send_alter_configs(client, metrics, &pending).await;
+        let again = attempts.settle(outcome, pending.iter().map(|(topic, _)| *topic), errors);
+        pending.retain(|(topic, _)| again.contains(*topic));
+        if pending.is_empty() {
+            return;
+        }
+        attempts.pause(client).await;
+    }
+}
+
+async fn send_alter_configs(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    pending: &[&(&str, &[ConfigChange])],
+) -> Result<Vec<(String, AdminError)>, WireError> {
+    let call = AdminCall::AlterConfigs;
     let request = IncrementalAlterConfigsRequest::default().with_resources(
-        changes
+        pending
             .iter()
             .map(|(topic, changes)| {
                 AlterConfigsResource::default()
@@ -288,19 +458,16 @@ pub async fn alter_configs(
             })
             .collect(),
     );
-    match client.send_any(&request).await {
-        Err(source) => fail_all(call, source, changes.iter().map(|(topic, _)| *topic), errors),
-        Ok(response) => {
-            for result in response.responses {
-                let topic = result.resource_name.as_str();
-                if let Some(error) =
-                    refusal(call, topic, result.error_code, result.error_message.as_ref())
-                {
-                    errors.insert(topic.to_owned(), error);
-                }
-            }
-        }
-    }
+    let response = send_admin(client, metrics, call, &request).await?;
+    Ok(response
+        .responses
+        .iter()
+        .filter_map(|result| {
+            let topic = result.resource_name.as_str();
+            let error = refusal(call, topic, result.error_code, result.error_message.as_ref())?;
+            Some((topic.to_owned(), error))
+        })
+        .collect())
 }
 
 fn alterable(change: &ConfigChange) -> AlterableConfig {
@@ -332,13 +499,31 @@ pub async fn delete(
     errors: &mut TopicErrors,
 ) {
     let call = AdminCall::DeleteTopics;
-    metrics.count(call);
-    // Version 6 or later (the client's floor): a topic goes by name or by id. By id,
-    // the broker deletes only that incarnation of the name.
+    let mut pending: Vec<&(&str, Option<&str>)> = topics.iter().collect();
+    let mut attempts = Attempts::new(call);
+    loop {
+        let outcome = send_delete(client, metrics, &pending).await;
+        let again = attempts.settle(outcome, pending.iter().map(|(topic, _)| *topic), errors);
+        pending.retain(|(topic, _)| again.contains(*topic));
+        if pending.is_empty() {
+            return;
+        }
+        attempts.pause(client).await;
+    }
+}
+
+async fn send_delete(
+    client: &KafkaClient,
+    metrics: &AdminMetrics,
+    pending: &[&(&str, Option<&str>)],
+) -> Result<Vec<(String, AdminError)>, WireError> {
+    let call = AdminCall::DeleteTopics;
+    // Version 6 or later (the client's floor): a topic goes by name or by id. By
+    // id, the broker deletes only that incarnation of the name.
     let by_id: HashMap<uuid::Uuid, &str> =
-        topics.iter().filter_map(|(topic, id)| Some((parse_topic_id((*id)?)?, *topic))).collect();
+        pending.iter().filter_map(|(topic, id)| Some((parse_topic_id((*id)?)?, *topic))).collect();
     let request = DeleteTopicsRequest::default().with_timeout_ms(OPERATION_TIMEOUT_MS).with_topics(
-        topics
+        pending
             .iter()
             .map(|(topic, id)| match id.and_then(parse_topic_id) {
                 Some(id) => DeleteTopicState::default().with_name(None).with_topic_id(id),
@@ -346,38 +531,31 @@ pub async fn delete(
             })
             .collect(),
     );
-    match client.send_any(&request).await {
-        Err(source) => fail_all(call, source, topics.iter().map(|(topic, _)| *topic), errors),
-        Ok(response) => {
-            for result in response.responses {
-                let Some(topic) = result
-                    .name
-                    .as_ref()
-                    .map(|n| n.0.as_str())
-                    .or_else(|| by_id.get(&result.topic_id).copied())
-                else {
-                    continue;
-                };
-                match refusal(call, topic, result.error_code, result.error_message.as_ref()) {
-                    // Gone, or replaced by another topic of that name, which is not ours.
-                    None
-                    | Some(AdminError::Topic {
-                        error:
-                            ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId,
-                        ..
-                    }) => {}
-                    Some(error) => {
-                        errors.insert(topic.to_owned(), error);
-                    }
-                }
+    let response = send_admin(client, metrics, call, &request).await?;
+    Ok(response
+        .responses
+        .iter()
+        .filter_map(|result| {
+            let topic = result
+                .name
+                .as_ref()
+                .map(|n| n.0.as_str())
+                .or_else(|| by_id.get(&result.topic_id).copied())?;
+            match refusal(call, topic, result.error_code, result.error_message.as_ref())? {
+                // Gone, or replaced by another topic of that name, which is not ours.
+                AdminError::Topic {
+                    error: ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId,
+                    ..
+                } => None,
+                error => Some((topic.to_owned(), error)),
             }
-        }
-    }
+        })
+        .collect())
 }
 
 fn fail_all<'a>(
     call: AdminCall,
-    source: super::wire::WireError,
+    source: WireError,
     topics: impl Iterator<Item = &'a str>,
     errors: &mut TopicErrors,
 ) {

@@ -13,7 +13,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicI32, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -30,6 +30,9 @@ use super::secure::{KafkaStream, WireSecurity};
 
 /// The largest response accepted: a guard against a corrupt length prefix.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// The most brokers one `send_any` tries: its time stays within a few timeouts
+/// however many brokers the cluster has and however many are down.
+const SEND_ANY_BROKERS: usize = 3;
 
 /// Why a request got no answer. Cloneable so that one failed batch request can fail
 /// every topic or group it carried.
@@ -51,6 +54,8 @@ pub enum WireError {
     UnknownBroker(i32),
     #[error("no Kafka bootstrap address given")]
     NoBootstrap,
+    #[error("the Kafka cluster metadata names no controller")]
+    NoController,
     #[error("TLS with Kafka broker {address} failed: {message}")]
     Tls { address: String, message: String },
     #[error("Kafka broker {address} refused SASL {mechanism} authentication: {message}")]
@@ -79,10 +84,32 @@ pub struct KafkaClient {
     timeout: Duration,
     security: WireSecurity,
     correlation: AtomicI32,
-    /// Open connections by address.
-    connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+    /// Connections by address, each opened once. The map's lock is held only to find
+    /// or add a slot, never across a connect: a broker that stalls its handshake holds
+    /// up the requests for that broker alone.
+    connections: Mutex<HashMap<String, Arc<Slot>>>,
     /// Broker id → address, from the last metadata answer.
     brokers: Mutex<HashMap<i32, String>>,
+    /// The controller id of the last metadata answer (KRaft: a broker that forwards
+    /// admin requests to the controller quorum).
+    controller: Mutex<Option<i32>>,
+    /// Addresses whose last connect or request failed, and when: `send_any` tries them
+    /// last, so one dead broker does not cost every request a timeout.
+    failures: Mutex<HashMap<String, Instant>>,
+}
+
+/// The connection to one address: opened by the first request that needs it, while
+/// the others for that address wait on it.
+#[derive(Debug, Default)]
+struct Slot {
+    connection: tokio::sync::OnceCell<Arc<Connection>>,
+    /// The last failed connect and when it ended: the requests that waited on it fail
+    /// with it too, instead of each waiting out a stalled broker in turn.
+    failed: Mutex<Option<(Instant, WireError)>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl KafkaClient {
@@ -104,31 +131,56 @@ impl KafkaClient {
             timeout,
             security,
             correlation: AtomicI32::new(1),
-            connections: tokio::sync::Mutex::default(),
+            connections: Mutex::default(),
             brokers: Mutex::default(),
+            controller: Mutex::default(),
+            failures: Mutex::default(),
         }
     }
 
-    /// Sends `request` to any broker: one already connected, else the bootstrap list
-    /// in order.
+    /// Sends `request` to any broker: those already connected first, then the
+    /// bootstrap list and the brokers of the last metadata, the ones that failed
+    /// lately last, [`SEND_ANY_BROKERS`] at most. A broker that cannot be reached or
+    /// does not answer is skipped for the next, so this is for requests that may be
+    /// sent twice (reads): a write must go to one broker with [`KafkaClient::send_to`].
     pub async fn send_any<R: Request>(&self, request: &R) -> Result<R::Response, WireError> {
-        let connected = self.connections.lock().await.values().next().map(Arc::clone);
-        if let Some(connection) = connected {
-            match self.exchange(&connection, request).await {
-                Err(WireError::Io { .. } | WireError::Timeout { .. }) => {
-                    self.forget(&connection.address).await;
+        let mut last = WireError::NoBootstrap;
+        for address in self.candidates().into_iter().take(SEND_ANY_BROKERS) {
+            let connection = match self.connection(&address).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    last = error;
+                    continue;
                 }
+            };
+            match self.exchange(&connection, request).await {
+                Err(error @ (WireError::Io { .. } | WireError::Timeout { .. })) => last = error,
                 answer => return answer,
             }
         }
-        let mut last = WireError::NoBootstrap;
-        for address in &self.bootstrap {
-            match self.connection(address).await {
-                Ok(connection) => return self.exchange(&connection, request).await,
-                Err(error) => last = error,
+        Err(last)
+    }
+
+    /// Every address `send_any` may try, in the order it tries them.
+    fn candidates(&self) -> Vec<String> {
+        let connected: Vec<String> = locked(&self.connections)
+            .iter()
+            .filter(|(_, slot)| slot.connection.initialized())
+            .map(|(address, _)| address.clone())
+            .collect();
+        let mut known: Vec<String> = locked(&self.brokers).values().cloned().collect();
+        known.sort();
+        let mut candidates: Vec<String> = Vec::new();
+        for address in connected.into_iter().chain(self.bootstrap.iter().cloned()).chain(known) {
+            if !candidates.contains(&address) {
+                candidates.push(address);
             }
         }
-        Err(last)
+        let failures = locked(&self.failures);
+        // Stable: healthy ones keep their order, failed ones go last, oldest failure
+        // first (the one most likely back).
+        candidates.sort_by_key(|address| failures.get(address).copied());
+        candidates
     }
 
     /// Sends `request` to the broker with id `broker` (a partition leader, a group
@@ -158,25 +210,79 @@ impl KafkaClient {
             .iter()
             .map(|broker| (broker.node_id.0, format!("{}:{}", broker.host.as_str(), broker.port)))
             .collect();
-        *self.brokers.lock().unwrap_or_else(PoisonError::into_inner) = brokers;
+        *locked(&self.brokers) = brokers;
+        *locked(&self.controller) =
+            (response.controller_id.0 >= 0).then_some(response.controller_id.0);
         Ok(response)
     }
 
+    /// The controller id of the last metadata answer. Admin requests go there: a
+    /// broker that is not the controller may refuse them with NOT_CONTROLLER.
+    pub fn controller(&self) -> Option<i32> {
+        *locked(&self.controller)
+    }
+
+    /// Forgets the controller, so that the next admin request reads the metadata
+    /// again: after NOT_CONTROLLER, or when the controller did not answer.
+    pub fn forget_controller(&self) {
+        *locked(&self.controller) = None;
+    }
+
     fn broker_address(&self, broker: i32) -> Option<String> {
-        self.brokers.lock().unwrap_or_else(PoisonError::into_inner).get(&broker).cloned()
+        locked(&self.brokers).get(&broker).cloned()
     }
 
-    async fn forget(&self, address: &str) {
-        self.connections.lock().await.remove(address);
-    }
-
-    /// The open connection to `address`, or a new one (TCP, TLS when on, ApiVersions,
-    /// then SASL when on).
-    async fn connection(&self, address: &str) -> Result<Arc<Connection>, WireError> {
-        let mut connections = self.connections.lock().await;
-        if let Some(connection) = connections.get(address) {
-            return Ok(Arc::clone(connection));
+    /// Drops `connection` (when it is still the one open to its address) and notes
+    /// the failure.
+    fn forget(&self, connection: &Arc<Connection>) {
+        let address = &connection.address;
+        let mut connections = locked(&self.connections);
+        let current = connections.get(address).and_then(|slot| slot.connection.get());
+        if current.is_some_and(|current| Arc::ptr_eq(current, connection)) {
+            connections.remove(address);
         }
+        drop(connections);
+        locked(&self.failures).insert(address.clone(), Instant::now());
+    }
+
+    /// The open connection to `address`, or a new one. Requests for one address wait
+    /// for one connect; requests for others do not wait at all.
+    async fn connection(&self, address: &str) -> Result<Arc<Connection>, WireError> {
+        let asked = Instant::now();
+        let slot = Arc::clone(locked(&self.connections).entry(address.to_owned()).or_default());
+        let opened = slot
+            .connection
+            .get_or_try_init(|| async {
+                let waited_on = locked(&slot.failed)
+                    .as_ref()
+                    .filter(|(ended, _)| *ended >= asked)
+                    .map(|(_, error)| error.clone());
+                if let Some(error) = waited_on {
+                    return Err(error);
+                }
+                let opened = self.open(address).await;
+                if let Err(error) = &opened {
+                    *locked(&slot.failed) = Some((Instant::now(), error.clone()));
+                }
+                opened
+            })
+            .await;
+        match opened {
+            Ok(connection) => {
+                locked(&self.failures).remove(address);
+                Ok(Arc::clone(connection))
+            }
+            Err(error) => {
+                // The slot stays empty: the next request tries again.
+                locked(&self.failures).insert(address.to_owned(), Instant::now());
+                Err(error)
+            }
+        }
+    }
+
+    /// A new connection to `address`: TCP, TLS when on, ApiVersions, then SASL when
+    /// on, each step within the client's timeout.
+    async fn open(&self, address: &str) -> Result<Arc<Connection>, WireError> {
         let connect_error =
             |message: String| WireError::Connect { address: address.to_owned(), message };
         let stream = self.security.open(address, self.timeout).await?;
@@ -191,7 +297,6 @@ impl KafkaClient {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("licenseware-operator"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        // Not `exchange`: that would take the connection map's lock, held here.
         let response: ApiVersionsResponse = self.round_trip(&connection, &request).await?;
         if response.error_code != 0 {
             return Err(connect_error(format!(
@@ -204,21 +309,19 @@ impl KafkaClient {
         if let Some(sasl) = &self.security.sasl {
             self.authenticate(&connection, sasl).await?;
         }
-        let connection = Arc::new(connection);
-        connections.insert(address.to_owned(), Arc::clone(&connection));
-        Ok(connection)
+        Ok(Arc::new(connection))
     }
 
     /// One request and its response on `connection`. A failed exchange closes the
     /// connection, since the stream may hold half a frame.
     async fn exchange<R: Request>(
         &self,
-        connection: &Connection,
+        connection: &Arc<Connection>,
         request: &R,
     ) -> Result<R::Response, WireError> {
         let answer = self.round_trip(connection, request).await;
         if matches!(answer, Err(WireError::Io { .. } | WireError::Timeout { .. })) {
-            self.forget(&connection.address).await;
+            self.forget(connection);
         }
         answer
     }
@@ -237,8 +340,10 @@ impl KafkaClient {
         let frame = encode_frame(request, version, correlation_id, &self.client_id)?;
         let io =
             |message: String| WireError::Io { address: connection.address.clone(), api, message };
-        let mut stream = connection.stream.lock().await;
+        // The wait for the connection's turn counts in the timeout: requests queued
+        // behind one a broker does not answer fail with it, not one timeout after another.
         let exchange = async {
+            let mut stream = connection.stream.lock().await;
             stream.write_all(&frame).await.map_err(|error| io(error.to_string()))?;
             let length = stream.read_u32().await.map_err(|error| io(error.to_string()))?;
             let length = usize::try_from(length).unwrap_or(usize::MAX);
@@ -252,7 +357,6 @@ impl KafkaClient {
         let body = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| {
             WireError::Timeout { address: connection.address.clone(), api, timeout: self.timeout }
         })??;
-        drop(stream);
         let (answered, response) = decode_response::<R>(body, version)?;
         if answered != correlation_id {
             return Err(io(format!(

@@ -5,6 +5,11 @@
 //! number of Uploaders: one Metadata (partitions and leaders), one FindCoordinator for
 //! all groups, one OffsetFetch per coordinator for all its groups, and two ListOffsets
 //! (earliest, latest) per partition leader. The operator never joins a group.
+//!
+//! A partition whose offsets cannot be read (no leader, its leader down or refusing
+//! it, an OffsetFetch error for it) is reported as unknown in the key's [`Reading`],
+//! with why: one failing leader leaves the partitions it leads unknown, not every
+//! key's read failed. A key none of whose partitions could be read is an error.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -23,7 +28,7 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use super::{PartitionOffsets, metrics::ScalerMetrics};
+use super::{PartitionOffsets, Reading, metrics::ScalerMetrics};
 use crate::kafka::{KafkaClient, WireError};
 
 /// `ListOffsets` timestamps that ask for the watermarks.
@@ -46,6 +51,10 @@ pub enum LagError {
     Refused { call: &'static str, group: String, topic: String, error: ResponseError },
     #[error("topic {0} does not exist or has no partitions")]
     NoPartitions(String),
+    #[error(
+        "cannot read the offsets of any of the {partitions} partitions of topic {topic} for group {group}: {first}"
+    )]
+    NoPartitionRead { group: String, topic: String, partitions: usize, first: String },
     #[error("the offset reader has stopped")]
     Stopped,
 }
@@ -58,7 +67,7 @@ pub struct Key {
 }
 
 /// What one batched read found, by key.
-pub type Readings = HashMap<Key, Result<Vec<PartitionOffsets>, LagError>>;
+pub type Readings = HashMap<Key, Result<Reading, LagError>>;
 
 /// Reads the offsets of many groups at once, on connections of its own (lag reads never
 /// wait behind a slow admin request). Cheap to clone.
@@ -86,14 +95,30 @@ impl LagReader {
     }
 }
 
-/// Partition → (leader, low, high) of one topic, as read so far.
-type Watermarks = BTreeMap<i32, (i32, Option<i64>, Option<i64>)>;
+/// What is known of one partition so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PartitionRead {
+    leader: i32,
+    low: Option<i64>,
+    high: Option<i64>,
+    /// Why its watermarks cannot be known; `None` while they may be.
+    failure: Option<String>,
+}
 
-async fn read_all(
-    client: &KafkaClient,
-    metrics: &ScalerMetrics,
-    keys: &[Key],
-) -> HashMap<Key, Result<Vec<PartitionOffsets>, LagError>> {
+impl PartitionRead {
+    fn led_by(leader: i32) -> Self {
+        Self { leader, ..Self::default() }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failure.get_or_insert(why);
+    }
+}
+
+/// Partition → what is known of it, for one topic.
+type Watermarks = BTreeMap<i32, PartitionRead>;
+
+async fn read_all(client: &KafkaClient, metrics: &ScalerMetrics, keys: &[Key]) -> Readings {
     let mut results = HashMap::new();
 
     // Partitions and their leaders.
@@ -115,7 +140,15 @@ async fn read_all(
         let partitions = topic
             .partitions
             .iter()
-            .map(|p| (p.partition_index, (p.leader_id.0, None, None)))
+            .map(|p| {
+                let mut read = PartitionRead::led_by(p.leader_id.0);
+                if let Some(error) = ResponseError::try_from_code(p.error_code) {
+                    read.fail(format!("Kafka reports {error:?} for it: {error}"));
+                } else if p.leader_id.0 < 0 {
+                    read.fail("it has no leader".to_owned());
+                }
+                (p.partition_index, read)
+            })
             .collect();
         watermarks.insert(name.0.as_str().to_owned(), partitions);
     }
@@ -133,27 +166,54 @@ async fn read_all(
         return results;
     }
 
-    let (committed, list) = tokio::join!(
+    let (mut committed, answers) = tokio::join!(
         committed_offsets(client, metrics, &keys, &watermarks),
         list_watermarks(client, metrics, &watermarks)
     );
-    let mut committed = committed;
-    let list = list.map(|answers| record_watermarks(&mut watermarks, answers));
+    record_watermarks(&mut watermarks, answers);
     for key in keys {
-        let result = match (committed.remove(key), &list) {
-            (_, Err(source)) => Err(failed(key, source)),
-            (Some(Err(error)), _) => Err(error),
-            (None, _) => Err(LagError::Stopped),
-            (Some(Ok(offsets)), Ok(())) => assemble(&watermarks[&key.topic], &offsets)
-                .ok_or_else(|| LagError::NoPartitions(key.topic.clone())),
+        let result = match committed.remove(key) {
+            Some(Err(error)) => Err(error),
+            None => Err(LagError::Stopped),
+            Some(Ok(offsets)) => reading_of(key, &watermarks[&key.topic], &offsets),
         };
         results.insert(key.clone(), result);
     }
     results
 }
 
-/// Committed offset by partition for each key (absent: never committed).
-type Committed = HashMap<Key, Result<HashMap<i32, i64>, LagError>>;
+/// The key's reading, or an error when not one of its partitions could be read.
+fn reading_of(
+    key: &Key,
+    watermarks: &Watermarks,
+    committed: &Committed,
+) -> Result<Reading, LagError> {
+    let reading = assemble(watermarks, committed);
+    if !reading.offsets.is_empty() {
+        return Ok(reading);
+    }
+    match reading.unknown.iter().next() {
+        None => Err(LagError::NoPartitions(key.topic.clone())),
+        Some((partition, why)) => Err(LagError::NoPartitionRead {
+            group: key.group.clone(),
+            topic: key.topic.clone(),
+            partitions: reading.unknown.len(),
+            first: format!("partition {partition}: {why}"),
+        }),
+    }
+}
+
+/// The committed offsets of one key's group on its topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Committed {
+    /// Partition → committed offset; absent: never committed.
+    offsets: HashMap<i32, i64>,
+    /// Partition → why its committed offset is unknown.
+    unknown: BTreeMap<i32, String>,
+}
+
+/// Committed offsets for each key.
+type CommittedByKey = HashMap<Key, Result<Committed, LagError>>;
 
 /// FindCoordinator for every group, then one OffsetFetch per coordinator.
 async fn committed_offsets(
@@ -161,8 +221,8 @@ async fn committed_offsets(
     metrics: &ScalerMetrics,
     keys: &[&Key],
     watermarks: &HashMap<String, Watermarks>,
-) -> Committed {
-    let mut results: Committed = HashMap::new();
+) -> CommittedByKey {
+    let mut results: CommittedByKey = HashMap::new();
     let groups: BTreeSet<&str> = keys.iter().map(|k| k.group.as_str()).collect();
     metrics.count_lag_request("find_coordinator");
     let request = FindCoordinatorRequest::default()
@@ -213,14 +273,27 @@ async fn committed_offsets(
                 None => Err(refused("OffsetFetch", key, ResponseError::UnknownServerError)),
                 Some(group) => match ResponseError::try_from_code(group.error_code) {
                     Some(error) => Err(refused("OffsetFetch", key, error)),
-                    None => Ok(group
-                        .topics
-                        .iter()
-                        .filter(|t| t.name.0.as_str() == key.topic)
-                        .flat_map(|t| &t.partitions)
-                        .filter(|p| p.error_code == 0 && p.committed_offset >= 0)
-                        .map(|p| (p.partition_index, p.committed_offset))
-                        .collect()),
+                    None => {
+                        let mut committed = Committed::default();
+                        let partitions = group
+                            .topics
+                            .iter()
+                            .filter(|t| t.name.0.as_str() == key.topic)
+                            .flat_map(|t| &t.partitions);
+                        for partition in partitions {
+                            let index = partition.partition_index;
+                            if let Some(error) = ResponseError::try_from_code(partition.error_code)
+                            {
+                                committed.unknown.insert(
+                                    index,
+                                    format!("OffsetFetch refused it: {error:?}: {error}"),
+                                );
+                            } else if partition.committed_offset >= 0 {
+                                committed.offsets.insert(index, partition.committed_offset);
+                            }
+                        }
+                        Ok(committed)
+                    }
                 },
             };
             results.insert(key.clone(), result);
@@ -264,17 +337,28 @@ fn offset_fetch_request(
     )
 }
 
+/// The answers of one leader's ListOffsets, by timestamp.
+type LeaderAnswers = Vec<(i32, i64, Result<ListOffsetsResponse, WireError>)>;
+
 /// The low and high watermarks: two ListOffsets (earliest, latest) per partition
-/// leader, each answer with its timestamp.
+/// leader, each answer with its leader and timestamp. Partitions already known to be
+/// unreadable (no leader) are not asked for.
 async fn list_watermarks(
     client: &KafkaClient,
     metrics: &ScalerMetrics,
     watermarks: &HashMap<String, Watermarks>,
-) -> Result<Vec<(i64, ListOffsetsResponse)>, WireError> {
+) -> LeaderAnswers {
     let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
     for (topic, partitions) in watermarks.iter() {
-        for (partition, (leader, _, _)) in partitions {
-            by_leader.entry(*leader).or_default().entry(topic).or_default().push(*partition);
+        for (partition, read) in partitions {
+            if read.failure.is_none() {
+                by_leader
+                    .entry(read.leader)
+                    .or_default()
+                    .entry(topic)
+                    .or_default()
+                    .push(*partition);
+            }
         }
     }
     let requests = by_leader.iter().flat_map(|(leader, topics)| {
@@ -282,34 +366,40 @@ async fn list_watermarks(
             let request = list_offsets_request(topics, timestamp);
             async move {
                 metrics.count_lag_request("list_offsets");
-                (timestamp, client.send_to(*leader, &request).await)
+                (*leader, timestamp, client.send_to(*leader, &request).await)
             }
         })
     });
-    join_all(requests)
-        .await
-        .into_iter()
-        .map(|(timestamp, answer)| Ok((timestamp, answer?)))
-        .collect()
+    join_all(requests).await
 }
 
-fn record_watermarks(
-    watermarks: &mut HashMap<String, Watermarks>,
-    answers: Vec<(i64, ListOffsetsResponse)>,
-) {
-    for (timestamp, answer) in answers {
+/// Records the watermarks of the answers; a failed request leaves every partition its
+/// leader leads unknown, a partition error that partition alone.
+fn record_watermarks(watermarks: &mut HashMap<String, Watermarks>, answers: LeaderAnswers) {
+    for (leader, timestamp, answer) in answers {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(source) => {
+                for read in watermarks.values_mut().flat_map(BTreeMap::values_mut) {
+                    if read.leader == leader {
+                        read.fail(format!("its leader (broker {leader}) did not answer: {source}"));
+                    }
+                }
+                continue;
+            }
+        };
         for topic in answer.topics {
             let Some(partitions) = watermarks.get_mut(topic.name.0.as_str()) else { continue };
             for partition in topic.partitions {
-                let Some(entry) = partitions.get_mut(&partition.partition_index) else { continue };
-                // A partition without a leader right now stays unread: no lag for it.
-                if partition.error_code != 0 {
-                    continue;
-                }
-                if timestamp == EARLIEST {
-                    entry.1 = Some(partition.offset);
+                let Some(read) = partitions.get_mut(&partition.partition_index) else { continue };
+                if let Some(error) = ResponseError::try_from_code(partition.error_code) {
+                    read.fail(format!(
+                        "ListOffsets on broker {leader} refused it: {error:?}: {error}"
+                    ));
+                } else if timestamp == EARLIEST {
+                    read.low = Some(partition.offset);
                 } else {
-                    entry.2 = Some(partition.offset);
+                    read.high = Some(partition.offset);
                 }
             }
         }
@@ -341,24 +431,28 @@ fn list_offsets_request(topics: &BTreeMap<&str, Vec<i32>>, timestamp: i64) -> Li
         )
 }
 
-/// The offsets of every partition whose watermarks were read, in partition order;
-/// `None` when no partition was.
-fn assemble(
-    watermarks: &Watermarks,
-    committed: &HashMap<i32, i64>,
-) -> Option<Vec<PartitionOffsets>> {
-    let offsets: Vec<PartitionOffsets> = watermarks
-        .iter()
-        .filter_map(|(partition, (_, low, high))| {
-            Some(PartitionOffsets {
+/// The offsets of every partition read, in partition order, and why the others are
+/// unknown.
+fn assemble(watermarks: &Watermarks, committed: &Committed) -> Reading {
+    let mut reading = Reading::default();
+    for (partition, read) in watermarks {
+        let why = read.failure.as_ref().or_else(|| committed.unknown.get(partition));
+        match (why, read.low, read.high) {
+            (Some(why), _, _) => {
+                reading.unknown.insert(*partition, why.clone());
+            }
+            (None, Some(low), Some(high)) => reading.offsets.push(PartitionOffsets {
                 partition: *partition,
-                low: (*low)?,
-                high: (*high)?,
-                committed: committed.get(partition).copied(),
-            })
-        })
-        .collect();
-    (!offsets.is_empty()).then_some(offsets)
+                low,
+                high,
+                committed: committed.offsets.get(partition).copied(),
+            }),
+            (None, _, _) => {
+                reading.unknown.insert(*partition, "not in the ListOffsets answers".to_owned());
+            }
+        }
+    }
+    reading
 }
 
 fn text(value: &str) -> StrBytes {
@@ -374,33 +468,101 @@ fn refused(call: &'static str, key: &Key, error: ResponseError) -> LagError {
 }
 
 #[cfg(test)]
+mod cluster_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(low: Option<i64>, high: Option<i64>) -> PartitionRead {
+        PartitionRead { leader: 0, low, high, failure: None }
+    }
 
     #[test]
     fn assembles_partitions_in_order_with_their_committed_offsets() {
         let watermarks: Watermarks =
-            [(1, (0, Some(5), Some(9))), (0, (0, Some(0), Some(3)))].into_iter().collect();
-        let committed: HashMap<i32, i64> = [(1, 7)].into_iter().collect();
-        let offsets = assemble(&watermarks, &committed).unwrap();
+            [(1, read(Some(5), Some(9))), (0, read(Some(0), Some(3)))].into_iter().collect();
+        let committed =
+            Committed { offsets: [(1, 7)].into_iter().collect(), ..Committed::default() };
+        let reading = assemble(&watermarks, &committed);
         assert_eq!(
-            offsets,
+            reading.offsets,
             [
                 PartitionOffsets { partition: 0, low: 0, high: 3, committed: None },
                 PartitionOffsets { partition: 1, low: 5, high: 9, committed: Some(7) },
             ]
         );
+        assert!(reading.unknown.is_empty());
     }
 
     #[test]
-    fn partitions_without_watermarks_are_left_out() {
-        let watermarks: Watermarks =
-            [(0, (0, None, Some(3))), (1, (0, Some(0), Some(2)))].into_iter().collect();
-        let offsets = assemble(&watermarks, &HashMap::new()).unwrap();
-        assert_eq!(offsets.len(), 1);
-        assert_eq!(offsets[0].partition, 1);
-        let none: Watermarks = [(0, (0, None, None))].into_iter().collect();
-        assert_eq!(assemble(&none, &HashMap::new()), None);
+    fn partitions_without_watermarks_or_committed_offsets_are_unknown_with_why() {
+        let mut failed = read(None, None);
+        failed.fail("its leader (broker 2) did not answer".into());
+        let watermarks: Watermarks = [
+            (0, read(None, Some(3))),
+            (1, read(Some(0), Some(2))),
+            (2, failed),
+            (3, read(Some(0), Some(4))),
+        ]
+        .into_iter()
+        .collect();
+        let committed = Committed {
+            unknown: [(3, "OffsetFetch refused it".to_owned())].into_iter().collect(),
+            ..Committed::default()
+        };
+        let reading = assemble(&watermarks, &committed);
+        assert_eq!(reading.offsets.len(), 1);
+        assert_eq!(reading.offsets[0].partition, 1);
+        assert_eq!(reading.unknown.keys().copied().collect::<Vec<_>>(), [0, 2, 3]);
+        assert!(reading.unknown[&2].contains("broker 2"), "{:?}", reading.unknown);
+        let key = Key { group: "g".into(), topic: "t".into() };
+        let none: Watermarks = [(0, read(None, None))].into_iter().collect();
+        let error = reading_of(&key, &none, &Committed::default()).unwrap_err();
+        assert!(
+            matches!(error, LagError::NoPartitionRead { partitions: 1, .. }),
+            "nothing read is an error: {error}"
+        );
+    }
+
+    #[test]
+    fn a_failed_leader_leaves_only_its_partitions_unknown() {
+        let mut watermarks: HashMap<String, Watermarks> = [(
+            "t".to_owned(),
+            [(0, PartitionRead::led_by(1)), (1, PartitionRead::led_by(2))].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect();
+        let answer = |offset| {
+            use kafka_protocol::messages::list_offsets_response::{
+                ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+            };
+            ListOffsetsResponse::default().with_topics(vec![
+                ListOffsetsTopicResponse::default()
+                    .with_name(TopicName(text("t")))
+                    .with_partitions(vec![
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(0)
+                            .with_offset(offset),
+                    ]),
+            ])
+        };
+        let down = WireError::Connect { address: "b2:9092".into(), message: "refused".into() };
+        record_watermarks(
+            &mut watermarks,
+            vec![
+                (1, EARLIEST, Ok(answer(0))),
+                (1, LATEST, Ok(answer(5))),
+                (2, EARLIEST, Err(down.clone())),
+                (2, LATEST, Err(down)),
+            ],
+        );
+        let reading = assemble(&watermarks["t"], &Committed::default());
+        assert_eq!(
+            reading.offsets,
+            [PartitionOffsets { partition: 0, low: 0, high: 5, committed: None }]
+        );
+        assert!(reading.unknown[&1].contains("b2:9092"), "{:?}", reading.unknown);
     }
 
     #[test]
@@ -412,8 +574,8 @@ mod tests {
         ];
         let refs: Vec<&Key> = keys.iter().collect();
         let watermarks: HashMap<String, Watermarks> = [
-            ("a".to_owned(), [(0, (0, None, None)), (1, (0, None, None))].into_iter().collect()),
-            ("b".to_owned(), [(0, (0, None, None))].into_iter().collect()),
+            ("a".to_owned(), [(0, read(None, None)), (1, read(None, None))].into_iter().collect()),
+            ("b".to_owned(), [(0, read(None, None))].into_iter().collect()),
         ]
         .into_iter()
         .collect();

@@ -28,6 +28,12 @@
 //! - Bounds: the result is always within `[minReplicas, maxReplicas]`; `minReplicas`
 //!   wins over the partition cap, because the user asked for it explicitly.
 //!
+//! - Unknown partitions: a partition whose offsets could not be read (its leader down
+//!   or refusing, an OffsetFetch error) may hide any lag, so a reading with one never
+//!   scales in nor to zero: a running worker keeps at least its replicas, and they
+//!   count as a recommendation of the stabilization window. The known lag is a lower
+//!   bound of the real one, so it may still scale out (and activate a worker at zero).
+//!
 //! Not modelled: the HPA's 10 % tolerance and its scale-up rate policies, KEDA's
 //! `excludePersistentLag`, `limitToPartitionsWithLag` and fallback. When the lag cannot
 //! be read the caller keeps the current replicas (no fallback to zero, kedacore/keda#4098).
@@ -35,7 +41,10 @@
 pub mod lag;
 pub mod metrics;
 
-use std::{collections::VecDeque, time::Duration};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    time::Duration,
+};
 
 use k8s_openapi::jiff::Timestamp;
 use licenseware_crds::WorkerSpec;
@@ -70,6 +79,22 @@ impl PartitionOffsets {
     }
 }
 
+/// What one read found of a consumer group on a topic: the offsets of the partitions
+/// read, and those that could not be read, with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// In partition order.
+    pub offsets: Vec<PartitionOffsets>,
+    /// Partition → why its offsets are unknown.
+    pub unknown: BTreeMap<i32, String>,
+}
+
+impl From<Vec<PartitionOffsets>> for Reading {
+    fn from(offsets: Vec<PartitionOffsets>) -> Self {
+        Self { offsets, unknown: BTreeMap::new() }
+    }
+}
+
 /// What the scaler remembers about one uploader between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScalerState {
@@ -96,8 +121,10 @@ impl ScalerState {
 /// What one poll concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// Total lag over all partitions.
+    /// Total lag over the partitions read.
     pub lag: i64,
+    /// Partitions whose offsets could not be read: while any is, no scale-in.
+    pub unknown_partitions: i32,
     /// Partitions with lag.
     pub partitions_with_lag: i32,
     /// Lag above the activation threshold.
@@ -112,17 +139,22 @@ pub struct Decision {
 /// every partition of its events topic. Pure: the clock and the memory of previous
 /// polls are inputs, the new memory an output.
 pub fn decide(
-    offsets: &[PartitionOffsets],
+    reading: &Reading,
     spec: &WorkerSpec,
     current: i32,
     previous: &ScalerState,
     stabilization: Duration,
     now: Timestamp,
 ) -> (Decision, ScalerState) {
+    let offsets = &reading.offsets;
     let lag: i64 = offsets.iter().map(PartitionOffsets::lag).sum();
     let partitions_with_lag =
         i32::try_from(offsets.iter().filter(|p| p.lag() > 0).count()).unwrap_or(i32::MAX);
-    let partitions = i32::try_from(offsets.len()).unwrap_or(i32::MAX);
+    let unknown_partitions = i32::try_from(reading.unknown.len()).unwrap_or(i32::MAX);
+    let partitions =
+        i32::try_from(offsets.len()).unwrap_or(i32::MAX).saturating_add(unknown_partitions);
+    // Unknown partitions may hide lag: a running worker is not shrunk on their account.
+    let holding = unknown_partitions > 0 && current > 0;
     let min = spec.min_replicas.max(0);
     let max = spec.max_replicas.max(min);
     let per_replica = spec.lag_per_replica.max(1);
@@ -138,7 +170,7 @@ pub fn decide(
     let cooled_down = state.last_active.is_none_or(|last| {
         now.as_second().saturating_sub(last.as_second()) >= spec.cooldown_seconds
     });
-    let recommended = if min == 0 && !active && (current == 0 || cooled_down) {
+    let recommended = if min == 0 && !active && (current == 0 || cooled_down) && !holding {
         // Idle: stay at zero, or go there once the cooldown has passed.
         0
     } else {
@@ -153,11 +185,14 @@ pub fn decide(
     } else {
         let horizon = now.as_second().saturating_sub(stabilization.as_secs() as i64);
         state.recommendations.retain(|(at, _)| at.as_second() > horizon);
-        state.recommendations.push_back((now, recommended));
+        // Held replicas count as recommended, so that once every partition is read
+        // again the window still stabilizes a scale-down from them.
+        let kept = if holding { recommended.max(current) } else { recommended };
+        state.recommendations.push_back((now, kept));
         let highest = state.recommendations.iter().map(|(_, r)| *r).max().unwrap_or(recommended);
         highest.clamp(min.max(1), max)
     };
-    (Decision { lag, partitions_with_lag, active, recommended, desired }, state)
+    (Decision { lag, unknown_partitions, partitions_with_lag, active, recommended, desired }, state)
 }
 
 #[cfg(test)]
@@ -182,7 +217,7 @@ mod tests {
     }
 
     /// `partitions` partitions with these lags, committed offsets on every one.
-    fn lags(lags: &[i64]) -> Vec<PartitionOffsets> {
+    fn lags(lags: &[i64]) -> Reading {
         lags.iter()
             .enumerate()
             .map(|(i, lag)| PartitionOffsets {
@@ -191,10 +226,21 @@ mod tests {
                 high: 100 + lag,
                 committed: Some(100),
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
-    fn desired(offsets: &[PartitionOffsets], spec: &WorkerSpec, current: i32) -> i32 {
+    /// These lags, and `unknown` partitions after them that could not be read.
+    fn partial(known: &[i64], unknown: i32) -> Reading {
+        let mut reading = lags(known);
+        let first = known.len() as i32;
+        for partition in first..first + unknown {
+            reading.unknown.insert(partition, "leader down".into());
+        }
+        reading
+    }
+
+    fn desired(offsets: &Reading, spec: &WorkerSpec, current: i32) -> i32 {
         decide(offsets, spec, current, &ScalerState::default(), WINDOW, at(0)).0.desired
     }
 
@@ -225,7 +271,7 @@ mod tests {
     fn replicas_are_capped_at_the_partition_count() {
         // KEDA's worked example: 12 partitions, lagThreshold 100, lag 5000 → 12, not 50.
         let mut offsets = lags(&[0; 12]);
-        offsets[0].high += 5000;
+        offsets.offsets[0].high += 5000;
         let s = spec(0, 100, 100, 0, 300);
         let (decision, _) = decide(&offsets, &s, 0, &ScalerState::default(), WINDOW, at(0));
         assert_eq!((decision.lag, decision.partitions_with_lag, decision.desired), (5000, 1, 12));
@@ -235,10 +281,10 @@ mod tests {
 
     #[test]
     fn uncommitted_partitions_count_their_backlog() {
-        let offsets = [
+        let offsets = Reading::from(vec![
             PartitionOffsets { partition: 0, low: 0, high: 7, committed: None },
             PartitionOffsets { partition: 1, low: 0, high: 3, committed: None },
-        ];
+        ]);
         let (decision, _) =
             decide(&offsets, &spec(0, 10, 5, 0, 300), 0, &ScalerState::default(), WINDOW, at(0));
         assert_eq!((decision.lag, decision.desired), (10, 2));
@@ -321,5 +367,39 @@ mod tests {
         let (decision, _) =
             decide(&lags(&[50; 10]), &spec(0, 3, 5, 0, 60), 8, &state, WINDOW, at(1));
         assert_eq!(decision.desired, 3);
+    }
+
+    #[test]
+    fn unknown_partitions_never_scale_in_nor_to_zero() {
+        // Idle on the partitions read, cooled down, fresh memory: with every partition
+        // read this goes to zero at once (see fresh_scaler_lets_an_idle_worker_go_to_zero_at_once).
+        let s = spec(0, 10, 5, 0, 0);
+        let (decision, state) =
+            decide(&partial(&[0, 0], 1), &s, 3, &ScalerState::default(), WINDOW, at(0));
+        assert_eq!((decision.unknown_partitions, decision.desired), (1, 3));
+        // Held replicas count in the window: once every partition is read again, the
+        // scale-down waits for the window.
+        let (back, _) = decide(&lags(&[0, 0, 0]), &s, 3, &state, WINDOW, at(10));
+        assert_eq!((back.recommended, back.desired), (0, 0), "the step to zero is the cooldown's");
+        let s = spec(1, 10, 5, 0, 0);
+        let (held, state) =
+            decide(&partial(&[0, 0], 1), &s, 3, &ScalerState::default(), WINDOW, at(0));
+        assert_eq!(held.desired, 3);
+        let (back, _) = decide(&lags(&[0, 0, 0]), &s, 3, &state, WINDOW, at(10));
+        assert_eq!((back.recommended, back.desired), (1, 3), "stabilized from the held 3");
+    }
+
+    #[test]
+    fn the_known_lag_of_a_partial_reading_may_scale_out() {
+        let s = spec(0, 10, 5, 0, 300);
+        // The unknown partitions count in the partition cap.
+        let (decision, _) =
+            decide(&partial(&[30], 3), &s, 1, &ScalerState::default(), WINDOW, at(0));
+        assert_eq!((decision.lag, decision.desired), (30, 4));
+        // A worker at zero activates on the known lag, and stays at zero without it.
+        assert_eq!(desired(&partial(&[7], 1), &s, 0), 2);
+        assert_eq!(desired(&partial(&[0], 1), &s, 0), 0);
+        // maxReplicas still bounds held replicas.
+        assert_eq!(desired(&partial(&[0], 1), &spec(0, 2, 5, 0, 300), 5), 2);
     }
 }

@@ -45,7 +45,7 @@ use super::{
 use crate::{
     controllers::{events, status as status_writer},
     scaler::{
-        self, Decision, PartitionOffsets, ScalerState,
+        self, Decision, Reading, ScalerState,
         lag::{Key, LagError, LagReader},
         metrics::{ScalerMetrics, UploaderFigures},
     },
@@ -177,10 +177,11 @@ pub struct Step {
 ///
 /// Without a reading the replicas stay as the scaler set them, or a worker the scaler
 /// has never scaled starts at `minReplicas`; the figures it cannot know keep their last
-/// values.
+/// values. A reading with unknown partitions never scales in ([`scaler::decide`]); the
+/// lag it reports is that of the partitions read.
 pub fn plan(
     target: &Target,
-    reading: Option<Result<&[PartitionOffsets], &LagError>>,
+    reading: Option<Result<&Reading, &LagError>>,
     previous: Option<&ScalerState>,
     stabilization: Duration,
     now: Timestamp,
@@ -244,6 +245,8 @@ impl std::fmt::Debug for Scaler {
 pub struct TickReport {
     pub uploaders: usize,
     pub read: usize,
+    /// Read, but with some partitions unknown.
+    pub partial: usize,
     pub unreadable: usize,
     pub scaled: usize,
     pub status_writes: usize,
@@ -302,15 +305,24 @@ impl Scaler {
         let now = Timestamp::now();
         let mut report = TickReport { uploaders: targets.len(), ..TickReport::default() };
         let mut first_error = None;
+        let mut first_unknown = None;
         let mut steps = Vec::with_capacity(targets.len());
         for target in targets {
             let reading = target.topics_ready.then(|| match readings.get(&target.lag_key) {
-                Some(Ok(offsets)) => Ok(offsets.as_slice()),
+                Some(Ok(reading)) => Ok(reading),
                 Some(Err(error)) => Err(error),
                 None => Err(&LagError::Stopped),
             });
             match reading {
-                Some(Ok(_)) => report.read += 1,
+                Some(Ok(reading)) => {
+                    report.read += 1;
+                    if let Some((partition, why)) = reading.unknown.iter().next() {
+                        report.partial += 1;
+                        first_unknown.get_or_insert_with(|| {
+                            format!("{}: partition {partition}: {why}", target.lag_key.topic)
+                        });
+                    }
+                }
                 Some(Err(error)) => {
                     report.unreadable += 1;
                     first_error.get_or_insert_with(|| error.to_string());
@@ -329,6 +341,13 @@ impl Scaler {
                 unreadable = report.unreadable,
                 first = %error,
                 "cannot read the lag of some uploaders; their replicas stay as they are"
+            );
+        }
+        if let Some(unknown) = first_unknown {
+            tracing::warn!(
+                partial = report.partial,
+                first = %unknown,
+                "some partitions' lag is unknown; those uploaders are not scaled in"
             );
         }
         let outcomes: Vec<Written> = stream::iter(steps)
@@ -463,16 +482,17 @@ mod tests {
         }
     }
 
-    fn lags(lags: &[i64]) -> Vec<PartitionOffsets> {
+    fn lags(lags: &[i64]) -> Reading {
         lags.iter()
             .enumerate()
-            .map(|(i, lag)| PartitionOffsets {
+            .map(|(i, lag)| scaler::PartitionOffsets {
                 partition: i as i32,
                 low: 0,
                 high: 100 + lag,
                 committed: Some(100),
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     fn scaled(replicas: i32, desired: i32, lag: i64) -> UploaderStatus {
@@ -531,6 +551,21 @@ mod tests {
         // The scaler takes ownership even when the count is already right.
         let target = target_of(uploader(json!({"minReplicas": 1}), None), 1, false);
         assert_eq!(plan(&target, None, None, WINDOW, at(0)).apply_replicas, Some(1));
+    }
+
+    #[test]
+    fn a_reading_with_unknown_partitions_keeps_a_running_worker() {
+        let worker =
+            json!({"minReplicas": 0, "maxReplicas": 3, "lagPerReplica": 2, "cooldownSeconds": 0});
+        let target = target_of(uploader(worker, Some(scaled(2, 2, 0))), 2, true);
+        let mut reading = lags(&[0, 0]);
+        reading.unknown.insert(2, "its leader (broker 3) did not answer".into());
+        let step = plan(&target, Some(Ok(&reading)), None, WINDOW, at(0));
+        assert_eq!((step.target, step.apply_replicas), (2, None));
+        assert_eq!(step.decision.map(|d| d.unknown_partitions), Some(1));
+        // The same lag with every partition read: the idle worker goes to zero.
+        let step = plan(&target, Some(Ok(&lags(&[0, 0, 0]))), None, WINDOW, at(0));
+        assert_eq!((step.target, step.apply_replicas), (0, Some(0)));
     }
 
     #[test]

@@ -1,0 +1,264 @@
+//! The client and the admin batcher against a scripted cluster
+//! ([`super::fake_broker`]): stalled and dead brokers, a moved controller, refusals.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicI32, Ordering},
+    },
+    time::Duration,
+};
+
+use kafka_protocol::{
+    ResponseError,
+    messages::{
+        ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest,
+        create_topics_response::CreatableTopicResult,
+    },
+    protocol::StrBytes,
+};
+
+use super::{
+    AdminCall, AdminError, Applied, Claim, DesiredTopic, KafkaAdmin, KafkaClient, WireError,
+    WireSecurity,
+    fake_broker::{FakeCluster, Reply},
+    requests::ATTEMPTS,
+};
+
+fn client(bootstrap: &str, timeout: Duration) -> Arc<KafkaClient> {
+    Arc::new(KafkaClient::new(bootstrap, "fake-test", timeout, WireSecurity::plaintext()))
+}
+
+fn no_topics() -> MetadataRequest {
+    MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(Some(Vec::new()))
+}
+
+fn desired(name: &str) -> DesiredTopic {
+    DesiredTopic {
+        name: name.to_owned(),
+        partitions: 3,
+        replication_factor: None,
+        config: BTreeMap::new(),
+        claim: Claim::Adopt,
+    }
+}
+
+/// The CreateTopics answer: every topic of the request gets what `outcome` says for its
+/// name (error code and message; 0 for created).
+fn create_answer(
+    call: &super::fake_broker::Call,
+    outcome: impl Fn(&str) -> (i16, Option<&'static str>),
+) -> Reply {
+    let request: CreateTopicsRequest = call.decode();
+    call.answer(
+        &CreateTopicsResponse::default().with_topics(
+            request
+                .topics
+                .iter()
+                .map(|topic| {
+                    let (code, message) = outcome(topic.name.0.as_str());
+                    CreatableTopicResult::default()
+                        .with_name(topic.name.clone())
+                        .with_error_code(code)
+                        .with_error_message(message.map(StrBytes::from_static_str))
+                        .with_topic_id(if code == 0 {
+                            uuid::Uuid::from_u128(7)
+                        } else {
+                            uuid::Uuid::nil()
+                        })
+                })
+                .collect(),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_stalled_broker_does_not_hold_up_requests_to_the_others() {
+    let cluster = FakeCluster::start(3, |call| match (call.node, call.api) {
+        // Broker 1 accepts the connection and never answers the handshake.
+        (1, ApiKey::ApiVersions) => Reply::Stall,
+        _ => Reply::Default,
+    })
+    .await;
+    let client = client(&cluster.addresses[&2], Duration::from_secs(60));
+    client.metadata(Some(&[])).await.expect("metadata from broker 2");
+    let stalled = tokio::spawn({
+        let client = Arc::clone(&client);
+        async move { client.send_to(1, &no_topics()).await }
+    });
+    cluster.wait_for(|calls| calls.contains(&(1, ApiKey::ApiVersions))).await;
+    // Broker 1's connect is under way, and bounded only by the 60 s timeout.
+    let answer = tokio::time::timeout(Duration::from_secs(20), client.send_to(3, &no_topics()))
+        .await
+        .expect("broker 3 answers while broker 1 stalls");
+    answer.expect("metadata from broker 3");
+    assert!(!stalled.is_finished(), "broker 1 still stalls");
+    stalled.abort();
+}
+
+#[tokio::test]
+async fn requests_waiting_on_a_stalled_connect_fail_with_it() {
+    let cluster = FakeCluster::start(2, |call| match (call.node, call.api) {
+        (1, ApiKey::ApiVersions) => Reply::Stall,
+        _ => Reply::Default,
+    })
+    .await;
+    let client = client(&cluster.addresses[&2], Duration::from_secs(2));
+    client.metadata(Some(&[])).await.expect("metadata from broker 2");
+    // The lag reader sends two ListOffsets to each leader at once.
+    let request = no_topics();
+    let (first, second) = tokio::join!(client.send_to(1, &request), client.send_to(1, &request));
+    let (first, second) = (first.expect_err("stalled"), second.expect_err("stalled"));
+    assert!(matches!(first, WireError::Timeout { api: "ApiVersions", .. }), "{first}");
+    assert_eq!(first.to_string(), second.to_string());
+    assert_eq!(
+        cluster.calls().iter().filter(|call| **call == (1, ApiKey::ApiVersions)).count(),
+        1,
+        "one connect attempt, not one per waiting request"
+    );
+    // A request after the failure tries again.
+    client.send_to(1, &no_topics()).await.expect_err("still stalled");
+    assert_eq!(cluster.calls().iter().filter(|call| **call == (1, ApiKey::ApiVersions)).count(), 2);
+}
+
+#[tokio::test]
+async fn requests_queued_behind_an_unanswered_one_share_its_timeout() {
+    let cluster = FakeCluster::start(2, |call| match (call.node, call.api) {
+        (1, ApiKey::Metadata) => Reply::Stall,
+        _ => Reply::Default,
+    })
+    .await;
+    let timeout = Duration::from_secs(3);
+    let client = client(&cluster.addresses[&2], timeout);
+    client.metadata(Some(&[])).await.expect("metadata from broker 2");
+    let request = no_topics();
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(client.send_to(1, &request), client.send_to(1, &request));
+    let took = started.elapsed();
+    assert!(matches!(first, Err(WireError::Timeout { api: "Metadata", .. })), "{first:?}");
+    assert!(matches!(second, Err(WireError::Timeout { api: "Metadata", .. })), "{second:?}");
+    // One timeout for both, not one after the other (6 s).
+    assert!(took < timeout + Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn send_any_moves_on_from_a_dead_broker_and_tries_it_last_after() {
+    let dead = Arc::new(AtomicBool::new(false));
+    let cluster = FakeCluster::start(2, {
+        let dead = Arc::clone(&dead);
+        move |call| match (call.node, call.api) {
+            // Broker 1 still takes connections, then drops every request.
+            (1, ApiKey::Metadata) if dead.load(Ordering::SeqCst) => Reply::Close,
+            _ => Reply::Default,
+        }
+    })
+    .await;
+    let client = client(&cluster.bootstrap(), Duration::from_secs(30));
+    client.metadata(Some(&[])).await.expect("metadata from broker 1");
+    assert_eq!(cluster.nodes_for(ApiKey::Metadata), [1]);
+    dead.store(true, Ordering::SeqCst);
+    client.metadata(Some(&[])).await.expect("metadata from broker 2 once broker 1 failed");
+    // The cached connection to broker 1 failed: broker 2 next, not broker 1 again.
+    assert_eq!(cluster.nodes_for(ApiKey::Metadata), [1, 1, 2]);
+    client.metadata(Some(&[])).await.expect("metadata again");
+    assert_eq!(cluster.nodes_for(ApiKey::Metadata), [1, 1, 2, 2], "the failed broker last");
+}
+
+#[tokio::test]
+async fn creates_go_to_the_controller_and_follow_it_after_not_controller() {
+    let controller = Arc::new(AtomicI32::new(1));
+    let cluster = FakeCluster::start_with(3, Arc::clone(&controller), {
+        let controller = Arc::clone(&controller);
+        move |call| match (call.node, call.api) {
+            (1, ApiKey::CreateTopics) => {
+                // The controller moved to broker 2 just before the request came.
+                controller.store(2, Ordering::SeqCst);
+                create_answer(call, |_| {
+                    (
+                        ResponseError::NotController.code(),
+                        Some("fake broker 1 is not the controller"),
+                    )
+                })
+            }
+            (2, ApiKey::CreateTopics) => create_answer(call, |_| (0, None)),
+            (_, ApiKey::CreateTopics) => Reply::Close,
+            _ => Reply::Default,
+        }
+    })
+    .await;
+    let admin = KafkaAdmin::start(
+        client(&cluster.addresses[&3], Duration::from_secs(30)),
+        Duration::from_millis(10),
+        10,
+    );
+    let applied = admin.apply(desired("moved")).await.expect("created on the new controller");
+    let Applied::Topic(topic) = applied else { panic!("not created: {applied:?}") };
+    assert!(topic.created);
+    assert!(topic.topic_id.is_some());
+    assert_eq!(cluster.nodes_for(ApiKey::CreateTopics), [1, 2]);
+    let apis: Vec<ApiKey> = cluster
+        .calls()
+        .into_iter()
+        .map(|(_, api)| api)
+        .filter(|api| matches!(api, ApiKey::Metadata | ApiKey::CreateTopics))
+        .collect();
+    assert_eq!(
+        apis,
+        [ApiKey::Metadata, ApiKey::CreateTopics, ApiKey::Metadata, ApiKey::CreateTopics],
+        "the metadata is read again before the retry"
+    );
+    let calls = admin.metrics().calls();
+    assert_eq!((calls[&AdminCall::Metadata], calls[&AdminCall::CreateTopics]), (2, 2));
+}
+
+#[tokio::test]
+async fn the_last_refusal_keeps_the_brokers_message_and_only_retriable_ones_are_resent() {
+    let sent: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let cluster = FakeCluster::start(1, {
+        let sent = Arc::clone(&sent);
+        move |call| match call.api {
+            ApiKey::CreateTopics => {
+                let request: CreateTopicsRequest = call.decode();
+                sent.lock()
+                    .unwrap()
+                    .push(request.topics.iter().map(|t| t.name.0.as_str().to_owned()).collect());
+                create_answer(call, |name| match name {
+                    "moving" => (
+                        ResponseError::NotController.code(),
+                        Some("fake: this broker is not the controller"),
+                    ),
+                    _ => (
+                        ResponseError::InvalidReplicationFactor.code(),
+                        Some("fake: replication factor 3 is larger than the 1 broker"),
+                    ),
+                })
+            }
+            _ => Reply::Default,
+        }
+    })
+    .await;
+    let admin = KafkaAdmin::start(
+        client(&cluster.bootstrap(), Duration::from_secs(30)),
+        Duration::from_millis(200),
+        10,
+    );
+    let (moving, refused) =
+        tokio::join!(admin.apply(desired("moving")), admin.apply(desired("refused")));
+    let moving = moving.expect_err("never accepted");
+    assert!(
+        matches!(&moving, AdminError::Topic { error: ResponseError::NotController, .. }),
+        "{moving:?}"
+    );
+    assert!(moving.to_string().contains("fake: this broker is not the controller"), "{moving}");
+    let refused = refused.expect_err("refused");
+    assert!(
+        refused.to_string().contains("fake: replication factor 3 is larger than the 1 broker"),
+        "{refused}"
+    );
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), ATTEMPTS as usize, "{sent:?}");
+    assert_eq!(sent[0].len(), 2, "one batch for both: {sent:?}");
+    assert!(sent[1..].iter().all(|topics| topics == &["moving"]), "{sent:?}");
+    assert_eq!(admin.metrics().calls()[&AdminCall::CreateTopics], u64::from(ATTEMPTS));
+}

@@ -152,10 +152,12 @@ impl Dependencies {
 }
 
 /// The CRD of every kind the operator reconciles.
-pub fn crd_names() -> [String; 5] {
+pub fn crd_names() -> [String; 6] {
     use kube::CustomResourceExt;
-    use licenseware_crds::{DataTable, Report, ReportComponent, Topic, Uploader};
+    use licenseware_crds::{App, DataTable, Report, ReportComponent, Topic, Uploader};
+    // Every kind a controller watches: App too (optional to create, not to install).
     [
+        App::crd_name().to_owned(),
         Uploader::crd_name().to_owned(),
         Report::crd_name().to_owned(),
         ReportComponent::crd_name().to_owned(),

@@ -44,7 +44,7 @@ async fn operator_reports_ready_and_shuts_down_gracefully() {
     let names: Vec<&str> = checks.iter().filter_map(|check| check["name"].as_str()).collect();
     assert_eq!(names, ["kubernetes", "crds", "kafka", "mongodb", "redis"]);
     assert!(checks.iter().all(|check| check["ready"] == true), "{readiness}");
-    assert_eq!(checks[1]["detail"], "5 established");
+    assert_eq!(checks[1]["detail"], "6 established");
     assert_eq!(checks[2]["detail"], "1 broker(s)");
 
     assert!(operator.signal_stop(), "operator still running");

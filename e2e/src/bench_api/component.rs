@@ -457,12 +457,13 @@ fn redis_get(
     Ok((sample, None))
 }
 
-/// The pid of a stack server, from `$LW_STACK_DIR/pids/{name}.pid`.
+/// The pid of a stack server: the first word of `$LW_STACK_DIR/pids/{name}.pid`.
 fn stack_pid(name: &str) -> Option<u32> {
     let dir = std::env::var("LW_STACK_DIR").ok()?;
     std::fs::read_to_string(Path::new(&dir).join("pids").join(format!("{name}.pid")))
         .ok()?
-        .trim()
+        .split_whitespace()
+        .next()?
         .parse()
         .ok()
 }

@@ -46,6 +46,18 @@ pub fn devices_inventory(app: &str) -> anyhow::Result<ReportComponent> {
             "appId": app,
             "title": "Devices",
             "type": "table",
+            "attributes": {"columns": [
+                {"name": "Name", "prop": "name", "type": "string"},
+                {"name": "OS", "prop": "os", "type": "string"},
+                {"name": "Model", "prop": "model", "type": "string"},
+                {"name": "Serial", "prop": "serial", "type": "string"},
+                {"name": "Site", "prop": "site", "type": "string"},
+                {"name": "State", "prop": "state", "type": "string"},
+                {"name": "vCPUs", "prop": "cpus", "type": "number"},
+                {"name": "Memory GB", "prop": "memory_gb", "type": "number"},
+                {"name": "Disk GB", "prop": "disk_gb", "type": "number"},
+                {"name": "Cost", "prop": "cost", "type": "number"},
+            ]},
             "data": {
                 "collection": "Data",
                 "cacheTtlSeconds": 0,
@@ -364,6 +376,7 @@ mod tests {
     #[test]
     fn the_component_hides_the_ids_and_is_not_cached() {
         let component = devices_inventory("app").unwrap();
+        assert_eq!(component.spec.attributes["columns"].as_array().unwrap().len(), COLUMNS);
         assert_eq!(component.spec.data.cache_ttl_seconds, 0);
         licenseware_crds::pipeline::check_pipeline(&component.spec.data.pipeline, "data.pipeline")
             .unwrap();

@@ -369,7 +369,11 @@ impl Runs<'_> {
 
     /// A hit run: one request first makes sure the value is cached (the TTL may have
     /// passed since the last round), one more must say `hit`.
-    async fn hit_run(&self, target: &Target, load: Load) -> anyhow::Result<(Sample, Option<String>)> {
+    async fn hit_run(
+        &self,
+        target: &Target,
+        load: Load,
+    ) -> anyhow::Result<(Sample, Option<String>)> {
         fetch(self.http, self.url, self.headers).await?;
         let sample = fetch(self.http, self.url, self.headers).await?;
         ensure!(sample.cache == "hit", "a second request answered X-Cache: {}", sample.cache);
@@ -449,8 +453,8 @@ fn redis_get(
     if !output.status.success() {
         bail!("redis-benchmark failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
     }
-    let mut sample = parse_redis_csv(&stdout)
-        .with_context(|| format!("redis-benchmark's CSV: {stdout}"))?;
+    let mut sample =
+        parse_redis_csv(&stdout).with_context(|| format!("redis-benchmark's CSV: {stdout}"))?;
     sample.requests = requests;
     sample.rss_kib = rss_kib;
     sample.cpu_us_per_request = cpu.map_or(0.0, |cpu| cpu * 1e6 / requests as f64);
@@ -471,8 +475,10 @@ fn stack_pid(name: &str) -> Option<u32> {
 /// redis-benchmark's `--csv`: a header line, then one line per test.
 fn parse_redis_csv(text: &str) -> Option<Sample> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines.next()?.split(',').map(|f| f.trim_matches('"').to_owned()).collect();
-    let values: Vec<String> = lines.next()?.split(',').map(|f| f.trim_matches('"').to_owned()).collect();
+    let header: Vec<String> =
+        lines.next()?.split(',').map(|f| f.trim_matches('"').to_owned()).collect();
+    let values: Vec<String> =
+        lines.next()?.split(',').map(|f| f.trim_matches('"').to_owned()).collect();
     let field = |name: &str| -> Option<f64> {
         let index = header.iter().position(|h| h == name)?;
         values.get(index)?.parse().ok()

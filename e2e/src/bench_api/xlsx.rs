@@ -197,11 +197,8 @@ async fn xlsx_on(
     servers::wait_ready(&http, &format!("{base}?limit=1"), &headers, Duration::from_secs(60))
         .await?;
     let download_url = format!("{base}/download?filetype=xlsx");
-    let mut outcome = XlsxOutcome {
-        rows,
-        api_idle_rss_kib: procs::rss_kib(api.pid()),
-        ..XlsxOutcome::default()
-    };
+    let mut outcome =
+        XlsxOutcome { rows, api_idle_rss_kib: procs::rss_kib(api.pid()), ..XlsxOutcome::default() };
     if options.sdk.is_none() {
         outcome.notes.push("no --sdk-python/--sdk-src: the SDK's side is left out".to_owned());
     }

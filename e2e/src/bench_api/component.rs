@@ -205,10 +205,7 @@ async fn component_data_on(
             url: &url,
             headers: &headers,
             api_pid: api.pid(),
-            redis_url: &setup.stack.redis_url,
             redis_key: &redis_key,
-            database: &setup.database,
-            stack_mongo_url: &setup.stack.mongo_url,
             data: &component.spec.data,
             tenant,
             app: &setup.app_id,
@@ -299,10 +296,7 @@ struct Runs<'a> {
     url: &'a str,
     headers: &'a [(String, String)],
     api_pid: u32,
-    redis_url: &'a str,
     redis_key: &'a str,
-    database: &'a str,
-    stack_mongo_url: &'a str,
     data: &'a ComponentData,
     tenant: &'a str,
     app: &'a str,
@@ -329,15 +323,16 @@ impl Runs<'_> {
         let miss =
             self.target(API_MISS, Some(varying_limit_lua(load.threads, MISS_LIMIT_LOW, span)));
         let client = mongodb::Client::with_uri_str(mongo_url_with_database(
-            self.stack_mongo_url,
-            self.database,
+            &self.setup.stack.mongo_url,
+            &self.setup.database,
         ))
         .await?;
-        let database = client.database(self.database);
+        let database = client.database(&self.setup.database);
         report_progress(&format!("warm-up {:?} each", self.options.warmup));
         let warm = Load { duration: self.options.warmup, ..load };
         self.hit_run(&hit, warm).await?;
-        let (calibration, _) = redis_get(self.redis_url, self.redis_key, warm, 20_000)?;
+        let redis_url = &self.setup.stack.redis_url;
+        let (calibration, _) = redis_get(redis_url, self.redis_key, warm, 20_000)?;
         self.miss_run(&miss, warm).await?;
         driver_run(&database, self.tenant, self.data, warm).await?;
         // redis-benchmark runs a count of requests: as many as fill the same seconds.
@@ -346,7 +341,7 @@ impl Runs<'_> {
         for round in 1..=self.options.rounds {
             let samples = [
                 (API_HIT, self.hit_run(&hit, load).await?),
-                (REDIS_GET, redis_get(self.redis_url, self.redis_key, load, redis_requests)?),
+                (REDIS_GET, redis_get(redis_url, self.redis_key, load, redis_requests)?),
                 (API_MISS, self.miss_run(&miss, load).await?),
                 (DRIVER, driver_run(&database, self.tenant, self.data, load).await?),
             ];
@@ -528,9 +523,9 @@ async fn driver_run(
                 .await;
                 let ended = Instant::now();
                 match rows {
-                    Ok(rows) if !rows.is_empty() && ended <= deadline => {
-                        latencies.push(ended - began);
-                    }
+                    // The API's answer has the rows: so must this one.
+                    Ok(rows) if rows.is_empty() => errors += 1,
+                    Ok(_) if ended <= deadline => latencies.push(ended - began),
                     Ok(_) => {}
                     Err(_) => errors += 1,
                 }
@@ -562,7 +557,8 @@ async fn driver_run(
         rss_kib: 0,
         cpu_us_per_request: 0.0,
     };
-    let note = (errors > 0).then(|| format!("the driver's aggregation failed {errors} times"));
+    let note = (errors > 0)
+        .then(|| format!("the driver's aggregation failed or found no rows {errors} times"));
     Ok((sample, note))
 }
 

@@ -123,8 +123,9 @@ clean: stack-down ## Stop the stack and remove build output.
 
 # Extra flags of bench_api (e.g. --upload-mb 10,100 --rounds 5 --seconds 10; --help lists them).
 BENCH_API_ARGS ?=
-bench-api: stack-up ## Benchmark (issue 11 §7): /validation vs the SDK's route (FastAPI+uvicorn x2), bare check vs hello world, uploads 10 MB-1 GB vs cp; wrk on the same cores.
+bench-api: stack-up ## Benchmark (issue 11 §7, 12 §6): /validation vs the SDK's route, bare check vs hello world, uploads vs cp, component cache hit vs redis-benchmark GET, miss vs the driver, 1M-cell xlsx vs pandas+XlsxWriter.
 	command -v wrk >/dev/null || { echo "bench-api needs wrk: apt-get install wrk" >&2; exit 1; }
+	command -v redis-benchmark >/dev/null || { echo "bench-api needs redis-benchmark: apt-get install redis-tools" >&2; exit 1; }
 	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_api
 	read -r sdk_python sdk_src < <(e2e/bench/sdk-env) && $(WITH_STACK) \
 		target/release/bench_api --worker-bin target/release/licenseware-worker \

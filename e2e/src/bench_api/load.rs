@@ -17,6 +17,8 @@ pub struct Target {
     pub body: Option<String>,
     pub headers: Vec<(String, String)>,
     pub server_pid: u32,
+    /// Lua appended to the script, e.g. a `request()` that varies each request.
+    pub extra_lua: Option<String>,
 }
 
 /// How hard and how long.
@@ -59,6 +61,10 @@ pub fn script(target: &Target) -> String {
     }
     for (name, value) in &target.headers {
         lua.push_str(&format!("wrk.headers[{}] = {}\n", lua_string(name), lua_string(value)));
+    }
+    if let Some(extra) = &target.extra_lua {
+        lua.push_str(extra);
+        lua.push('\n');
     }
     lua.push_str(&format!(
         r#"done = function(summary, latency, requests)
@@ -126,10 +132,12 @@ mod tests {
             body: Some(r#"["a \"b\".xlsx"]"#.into()),
             headers: vec![("TenantId".into(), "t".into())],
             server_pid: 1,
+            extra_lua: Some("function request() return wrk.format() end".into()),
         };
         let lua = script(&target);
         assert!(lua.contains(r#"wrk.body = "[\"a \\\"b\\\".xlsx\"]""#), "{lua}");
         assert!(lua.contains(r#"wrk.headers["TenantId"] = "t""#), "{lua}");
         assert!(lua.contains("percentile(99)"));
+        assert!(lua.contains("function request()"), "{lua}");
     }
 }

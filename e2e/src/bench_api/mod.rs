@@ -8,11 +8,13 @@
 //! - [`uploads`]: 10 MB .. 1 GB through `/files` with the API's memory, against `cp`.
 
 pub mod bare;
+pub mod component;
 pub mod load;
 pub mod procs;
 pub mod report;
 pub mod servers;
 pub mod upload;
+pub mod xlsx;
 
 use std::{
     path::{Path, PathBuf},
@@ -197,6 +199,7 @@ async fn throughput_on(
     let mut api = servers::start_api(
         &options.worker_bin,
         &[setup],
+        &[],
         registry,
         &secret,
         &extra,
@@ -242,6 +245,7 @@ async fn throughput_on(
         body: Some(body.clone()),
         headers: headers.clone(),
         server_pid: server.pid(),
+        extra_lua: None,
     };
     let get = |name: &str, server: &Server, path: &str| Target {
         name: name.to_owned(),
@@ -250,6 +254,7 @@ async fn throughput_on(
         body: None,
         headers: Vec::new(),
         server_pid: server.pid(),
+        extra_lua: None,
     };
     let mut targets = vec![post(API_VALIDATION, &api, &validation_path)];
     if let Some(sdk) = &sdk {
@@ -369,7 +374,8 @@ async fn uploads_on(
         upload::write_csv(&file, bytes)?;
         let log = scratch.join(format!("api-upload-{megabytes}mb.log"));
         let mut api =
-            servers::start_api(&options.worker_bin, setups, registry, &secret, &[], &log).await?;
+            servers::start_api(&options.worker_bin, setups, &[], registry, &secret, &[], &log)
+                .await?;
         let dash = |setup: &ConsumerSetup| setup.uploader_id.replace('_', "-");
         for &setup in setups {
             let url = format!("{}/{}/uploads/{}/status", api.url, setup.app_id, dash(setup));

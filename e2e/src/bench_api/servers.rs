@@ -13,8 +13,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use licenseware_crds::{AppMetadata, Uploader, WorkerConfigFile};
-use licenseware_operator::registry::{app_entry, now_iso, uploader_entry};
+use licenseware_crds::{AppMetadata, ReportComponent, Uploader, WorkerConfigFile};
+use licenseware_operator::registry::{app_entry, component_entry, now_iso, uploader_entry};
 use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
@@ -105,10 +105,12 @@ pub async fn create_registry(setups: &[&ConsumerSetup]) -> anyhow::Result<String
 }
 
 /// The API for `setups` (the first setup's database and upload root), with every
-/// setup's uploader published on `registry_topic` (made by [`create_registry`]).
+/// setup's uploader and `components` published on `registry_topic` (made by
+/// [`create_registry`]).
 pub async fn start_api(
     worker_bin: &Path,
     setups: &[&ConsumerSetup],
+    components: &[ReportComponent],
     registry_topic: &str,
     secret_file: &Path,
     extra: &[&str],
@@ -132,16 +134,18 @@ pub async fn start_api(
         .env("RUST_LOG", "info");
     with_image_allocator_settings(&mut command);
     let server = start_printing_address(command, log)?;
-    publish_uploaders(&first.stack.kafka_brokers, registry_topic, setups).await?;
+    publish(&first.stack.kafka_brokers, registry_topic, setups, components).await?;
     Ok(server)
 }
 
-/// Each setup's Uploader and their app, built by the operator's own registry builders
-/// from the setups' worker.yaml, as the operator publishes them.
-async fn publish_uploaders(
+/// Each setup's Uploader, the report components and their app, built by the operator's
+/// own registry builders (the uploaders from the setups' worker.yaml), as the operator
+/// publishes them.
+async fn publish(
     brokers: &str,
     topic: &str,
     setups: &[&ConsumerSetup],
+    components: &[ReportComponent],
 ) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -160,6 +164,11 @@ async fn publish_uploaders(
         keys.push(entry.key.clone());
         entries.push(entry);
         app = Some(metadata);
+    }
+    for component in components {
+        let entry = component_entry(component, &[], components);
+        keys.push(entry.key.clone());
+        entries.push(entry);
     }
     entries.push(app_entry(app.context("an app")?, &keys));
     for entry in entries {

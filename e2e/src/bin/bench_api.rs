@@ -9,8 +9,13 @@
 //!    `/healthz`. Rounds interleaved, medians, per-round ratios, servers' peak RSS.
 //! 2. Uploads of 10 MB, 100 MB, 1 GB with the API's peak RSS, against `cp` of the same
 //!    file to the same disk, with content validation's share apart.
+//! 3. Component data (issue 12 §6): a cache hit against a bare `redis-benchmark GET` of
+//!    a value of the same size, a cache miss against the same aggregation straight
+//!    through the Rust MongoDB driver, same connections and threads, rounds interleaved.
+//! 4. A 1,000,000-cell xlsx download with the API's peak RSS, against the SDK's way
+//!    (its `create_file`: pandas + XlsxWriter) writing the same rows.
 //!
-//! Needs the stack (`set -a; . e2e/.stack/env; set +a`), wrk and curl. Figures are
+//! Needs the stack (`set -a; . e2e/.stack/env; set +a`), wrk, curl and redis-benchmark. Figures are
 //! printed; targets are reported, never asserted.
 
 use std::{path::PathBuf, time::Duration};
@@ -20,7 +25,11 @@ use licenseware_e2e::{
     Stack,
     bench_api::{
         self, API_HEALTHZ, API_VALIDATION, BARE_CHECK, BARE_HELLO, Options, SDK_VALIDATION,
-        load::Load, report, servers::SdkEnv,
+        component::{self, API_HIT, API_MISS, ComponentOutcome, DRIVER, REDIS_GET},
+        load::Load,
+        report,
+        servers::SdkEnv,
+        xlsx::{self, XlsxOutcome},
     },
 };
 use mimalloc::MiMalloc;
@@ -64,11 +73,23 @@ struct Args {
     upload_repeat: usize,
     #[arg(long, default_value_t = 1)]
     upload_repeat_large: usize,
-    /// Only the uploads, or only the throughput part.
-    #[arg(long, conflicts_with = "skip_uploads")]
+    /// Leave out a part: the throughput of `/validation`, the uploads, the component
+    /// data (cache hit and miss), the xlsx download.
+    #[arg(long)]
     skip_throughput: bool,
     #[arg(long)]
     skip_uploads: bool,
+    #[arg(long)]
+    skip_components: bool,
+    #[arg(long)]
+    skip_xlsx: bool,
+    /// Documents of the tenant the component data part aggregates (a miss costs the
+    /// stack's FerretDB a scan of them: beyond a few thousand, a run counts few misses).
+    #[arg(long, default_value_t = 1_000)]
+    component_docs: usize,
+    /// Rows of the xlsx download, of 10 columns each.
+    #[arg(long, default_value_t = 100_000)]
+    xlsx_rows: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +202,111 @@ fn print_uploads(rows: &[report::UploadRow], notes: &[String]) {
 }
 
 #[allow(clippy::print_stdout)] // a benchmark: its figures are its output
+fn print_components(outcome: &ComponentOutcome, options: &Options) {
+    let rounds = &outcome.rounds;
+    println!(
+        "\ncomponent data: {} rows of {} documents, a body of {} bytes; wrk -t{} -c{} -d{}s \
+         against redis-benchmark GET of a {}-byte value (-c{} --threads {} -P 1) and the \
+         driver with {} aggregations in flight; {} interleaved rounds, medians (RSS and CPU: \
+         the API's, Redis's; none for the driver, which runs in this process)",
+        outcome.rows,
+        outcome.documents,
+        outcome.body_bytes,
+        options.load.threads,
+        options.load.connections,
+        options.load.duration.as_secs(),
+        outcome.body_bytes,
+        options.load.connections,
+        options.load.threads,
+        options.load.connections,
+        options.rounds
+    );
+    print!("{}", rounds.table());
+    for note in &outcome.notes {
+        println!("  note: {note}");
+    }
+    println!("  API VmHWM after its rounds: {:.1} MiB", report::mib(outcome.api_hwm_kib));
+    println!("\ntargets (issue 12 §6), reported, not asserted:");
+    match rounds.ratio(API_HIT, REDIS_GET) {
+        Some(ratio) => println!(
+            "  cache hit >= 0.75 of the bare Redis GET: {ratio:.2} ({:.0} / {:.0} req/s), {}",
+            rounds.median_rps(API_HIT).unwrap_or(0.0),
+            rounds.median_rps(REDIS_GET).unwrap_or(0.0),
+            verdict(ratio >= 0.75)
+        ),
+        None => println!("  cache hit: no rounds"),
+    }
+    match rounds.ratio(API_MISS, DRIVER) {
+        Some(ratio) => println!(
+            "  cache miss >= 0.70 of the bare driver: {ratio:.2} ({:.0} / {:.0} req/s), {}",
+            rounds.median_rps(API_MISS).unwrap_or(0.0),
+            rounds.median_rps(DRIVER).unwrap_or(0.0),
+            verdict(ratio >= 0.70)
+        ),
+        None => println!("  cache miss: no rounds"),
+    }
+}
+
+#[allow(clippy::print_stdout)] // a benchmark: its figures are its output
+fn print_xlsx(outcome: &XlsxOutcome) {
+    println!(
+        "\nxlsx download: {} rows x {} columns, {} rounds, medians; API: request to last byte \
+         on disk; SDK: e2e/bench/sdk_xlsx.py, the SDK's execute_query + create_file (pandas \
+         {}), timed inside the script (read + write; the interpreter and imports apart)",
+        outcome.rows,
+        xlsx::COLUMNS,
+        outcome.api_s.len(),
+        if outcome.sdk_engine.is_empty() { "-" } else { &outcome.sdk_engine }
+    );
+    println!(
+        "  API: {:.2} s, {:.1} MB, {} cells read back; RSS idle {:.1} MiB, peak {:.1} MiB \
+         sampled, VmHWM {:.1} MiB",
+        outcome.api_median_s(),
+        outcome.api_bytes as f64 / 1e6,
+        outcome.api_cells,
+        report::mib(outcome.api_idle_rss_kib),
+        report::mib(outcome.api_peak_rss_kib),
+        report::mib(outcome.api_hwm_kib)
+    );
+    if !outcome.sdk_s.is_empty() {
+        println!(
+            "  SDK: {:.2} s (read {:.2} s, write {:.2} s; {:.2} s with the interpreter), {:.1} \
+             MB, {} cells read back; peak RSS {:.1} MiB",
+            outcome.sdk_median_s(),
+            report::median(&outcome.sdk_read_s),
+            report::median(&outcome.sdk_write_s),
+            report::median(&outcome.sdk_wall_s),
+            outcome.sdk_bytes as f64 / 1e6,
+            outcome.sdk_cells,
+            report::mib(outcome.sdk_peak_rss_kib)
+        );
+    }
+    for note in &outcome.notes {
+        println!("  note: {note}");
+    }
+    if !outcome.sdk_read_s.is_empty() {
+        println!(
+            "  note: the SDK's read alone (the rows out of FerretDB, the same server the API \
+             reads) took {:.2} s: the floor of both sides",
+            report::median(&outcome.sdk_read_s)
+        );
+    }
+    println!("\ntargets (issue 12 §6), reported, not asserted:");
+    if let Some(speedup) = outcome.speedup() {
+        println!(
+            "  xlsx >= 3.5x the SDK's way: {speedup:.2}x (median of the per-round ratios), {}",
+            verdict(speedup >= 3.5)
+        );
+    }
+    let peak = outcome.api_peak_rss_kib.max(outcome.api_hwm_kib);
+    println!(
+        "  xlsx under 50 MB RSS: {:.1} MB peak (VmHWM), {}",
+        peak as f64 * 1024.0 / 1e6,
+        verdict(peak * 1024 < 50_000_000)
+    );
+}
+
+#[allow(clippy::print_stdout)] // a benchmark: its figures are its output
 async fn bench(args: Args) -> anyhow::Result<()> {
     let stack = Stack::from_env();
     let sdk = match (args.sdk_python, args.sdk_src) {
@@ -227,6 +353,17 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         )
         .await?;
         print_uploads(&rows, &notes);
+    }
+    if !args.skip_components {
+        println!("\ncomponent data: {} documents", args.component_docs);
+        let outcome =
+            component::component_data(&options, scratch.path(), args.component_docs).await?;
+        print_components(&outcome, &options);
+    }
+    if !args.skip_xlsx {
+        println!("\nxlsx download: {} rows", args.xlsx_rows);
+        let outcome = xlsx::xlsx(&options, &stack, scratch.path(), args.xlsx_rows).await?;
+        print_xlsx(&outcome);
     }
     println!(
         "\nload average at the end: {}",

@@ -752,7 +752,7 @@ async fn no_filter_list_of_another_tenant_returns_a_row_of_tenant_a() {
     let runtime = tokio::runtime::Handle::current();
     let answered = std::sync::atomic::AtomicUsize::new(0);
     let outcome = tokio::task::block_in_place(|| {
-        let mut runner = TestRunner::new(Config { cases: 64, ..Config::default() });
+        let mut runner = TestRunner::new(Config { cases: 96, ..Config::default() });
         runner.run(&requests(a.clone()), |request| {
             // A asks first, so that A's answer is in the cache when B asks the same.
             let (a_status, _) = runtime.block_on(send(request.clone(), a.clone(), token_a.clone()));
@@ -787,7 +787,9 @@ async fn no_filter_list_of_another_tenant_returns_a_row_of_tenant_a() {
     }
     // Not only refusals were generated: some filter lists ran.
     let answered = answered.into_inner();
-    assert!(answered >= 8, "only {answered} of 64 generated requests were answered with rows");
+    // Not vacuous: some generated requests are answered with rows (about one in seven;
+    // CI once saw 7 of 48 against a bound of 8): 4 of 96 keeps the proof, not the flake.
+    assert!(answered >= 4, "only {answered} of 96 generated requests were answered with rows");
     // The honest case returns B's rows: the property is not vacuous.
     let (status, body) = send(
         Request {

@@ -604,7 +604,7 @@ async fn no_filter_list_of_another_tenant_reaches_a_snapshot_of_tenant_a() {
     let runtime = tokio::runtime::Handle::current();
     let answered = std::sync::atomic::AtomicUsize::new(0);
     let outcome = tokio::task::block_in_place(|| {
-        let mut runner = TestRunner::new(Config { cases: 48, ..Config::default() });
+        let mut runner = TestRunner::new(Config { cases: 96, ..Config::default() });
         runner.run(&requests(a.clone()), |request| {
             let (a_status, _) =
                 runtime.block_on(send(request.clone(), a.clone(), alice.token.clone(), va.clone()));
@@ -647,7 +647,9 @@ async fn no_filter_list_of_another_tenant_reaches_a_snapshot_of_tenant_a() {
         panic!("{failure}\nAPI log:\n{}", api.log());
     }
     let answered = answered.into_inner();
-    assert!(answered >= 8, "only {answered} of 48 generated requests were answered with rows");
+    // Not vacuous: some generated requests are answered with rows (about one in seven;
+    // CI once saw 7 of 48 against a bound of 8): 4 of 96 keeps the proof, not the flake.
+    assert!(answered >= 4, "only {answered} of 96 generated requests were answered with rows");
 
     // A's rows cannot be edited by B, on either version, and stay as they were.
     let path_a = format!("/snapshot-report-components/raw-rows/{va}");

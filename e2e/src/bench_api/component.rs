@@ -86,22 +86,33 @@ pub fn devices_by_model(app: &str, ttl_seconds: i64) -> anyhow::Result<ReportCom
 
 /// `count` devices of `tenant` in the setup's `Data`.
 async fn seed_devices(setup: &ConsumerSetup, tenant: &str, count: usize) -> anyhow::Result<()> {
-    let collection = setup.mongo.collection::<Document>("Data");
-    let mut batch = Vec::with_capacity(INSERT_BATCH);
-    for (i, n) in (0..count).zip(0_i64..) {
-        batch.push(doc! {
+    let documents = (0..count).zip(0_i64..).map(|(i, n)| {
+        doc! {
             "tenant_id": tenant,
             "name": format!("host-{i:07}"),
             "model": format!("PowerEdge R{:03} rack server", i % MODELS),
             "os": (["linux", "windows", "esxi"][i % 3]),
             "cpus": 1 + n % 64,
-        });
-        if batch.len() == INSERT_BATCH {
-            collection.insert_many(std::mem::take(&mut batch)).await?;
+        }
+    });
+    insert_in_batches(&setup.mongo.collection("Data"), documents, INSERT_BATCH).await
+}
+
+/// Inserts `documents` `batch` at a time: bounded memory whatever their number.
+pub(super) async fn insert_in_batches(
+    collection: &mongodb::Collection<Document>,
+    documents: impl Iterator<Item = Document>,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let mut pending = Vec::with_capacity(batch);
+    for document in documents {
+        pending.push(document);
+        if pending.len() == batch {
+            collection.insert_many(std::mem::take(&mut pending)).await?;
         }
     }
-    if !batch.is_empty() {
-        collection.insert_many(batch).await?;
+    if !pending.is_empty() {
+        collection.insert_many(pending).await?;
     }
     Ok(())
 }

@@ -87,18 +87,9 @@ fn device(tenant: &str, i: usize) -> Document {
 }
 
 async fn seed(setup: &ConsumerSetup, tenant: &str, rows: usize) -> anyhow::Result<()> {
-    let collection = setup.mongo.collection::<Document>("Data");
-    let mut batch = Vec::with_capacity(INSERT_BATCH);
-    for i in 0..rows {
-        batch.push(device(tenant, i));
-        if batch.len() == INSERT_BATCH {
-            collection.insert_many(std::mem::take(&mut batch)).await?;
-        }
-    }
-    if !batch.is_empty() {
-        collection.insert_many(batch).await?;
-    }
-    Ok(())
+    let documents = (0..rows).map(|i| device(tenant, i));
+    super::component::insert_in_batches(&setup.mongo.collection("Data"), documents, INSERT_BATCH)
+        .await
 }
 
 /// What the xlsx part measured.

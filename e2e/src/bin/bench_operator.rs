@@ -131,7 +131,11 @@ async fn main() -> anyhow::Result<()> {
             .args(["--resync-interval-secs", &args.resync_secs.to_string()])
             .args(["--poll-interval-secs", &args.poll_secs.to_string()])
             .env("LW_LEADER_ELECT", "false")
-            .env("RUST_LOG", "warn")
+            // LW_BENCH_OPERATOR_RUST_LOG: the operator's log level, to see where time goes.
+            .env(
+                "RUST_LOG",
+                std::env::var("LW_BENCH_OPERATOR_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

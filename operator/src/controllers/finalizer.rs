@@ -18,6 +18,7 @@ pub fn has<K: Resource>(object: &K, finalizer: &str) -> bool {
 /// resourceVersion, so it fails (and is retried) instead of overwriting a list another
 /// controller changed in between. Removing it from an object that is gone already
 /// succeeds: nothing is left to finalize.
+#[tracing::instrument(name = "set_finalizer", level = "debug", skip_all)]
 pub async fn set<K>(
     client: &Client,
     object: &K,

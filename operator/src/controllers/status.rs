@@ -57,6 +57,7 @@ where
 /// [`write`], sending `body` rather than `next` when it changed: the fields of `next`
 /// that another field manager owns are left out of `body`, so this apply neither
 /// takes them over nor removes them.
+#[tracing::instrument(name = "write_status", level = "debug", skip_all)]
 pub async fn write_as<K, S>(
     client: &Client,
     recorder: &Recorder,

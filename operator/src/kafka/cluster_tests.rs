@@ -20,8 +20,8 @@ use kafka_protocol::{
 };
 
 use super::{
-    AdminCall, AdminError, Applied, Claim, DesiredTopic, KafkaAdmin, KafkaClient, WireError,
-    WireSecurity,
+    AdminCall, AdminError, Applied, Claim, DesiredTopic, KafkaAdmin, KafkaClient,
+    MAX_LINGER_FACTOR, WireError, WireSecurity,
     fake_broker::{FakeCluster, Reply},
     requests::ATTEMPTS,
 };
@@ -261,4 +261,49 @@ async fn the_last_refusal_keeps_the_brokers_message_and_only_retriable_ones_are_
     assert_eq!(sent[0].len(), 2, "one batch for both: {sent:?}");
     assert!(sent[1..].iter().all(|topics| topics == &["moving"]), "{sent:?}");
     assert_eq!(admin.metrics().calls()[&AdminCall::CreateTopics], u64::from(ATTEMPTS));
+}
+
+#[tokio::test]
+async fn requests_that_keep_coming_share_a_batch_past_the_linger() {
+    let sent: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let cluster = FakeCluster::start(1, {
+        let sent = Arc::clone(&sent);
+        move |call| match call.api {
+            ApiKey::CreateTopics => {
+                let request: CreateTopicsRequest = call.decode();
+                sent.lock()
+                    .unwrap()
+                    .push(request.topics.iter().map(|t| t.name.0.as_str().to_owned()).collect());
+                create_answer(call, |_| (0, None))
+            }
+            _ => Reply::Default,
+        }
+    })
+    .await;
+    // Requests 250 ms apart with a linger of 1 s: six of them span more than one
+    // linger from the first, and still go in one batch.
+    let linger = Duration::from_secs(1);
+    let admin =
+        KafkaAdmin::start(client(&cluster.bootstrap(), Duration::from_secs(30)), linger, 10);
+    let started = tokio::time::Instant::now();
+    let mut longest_gap = Duration::ZERO;
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..6 {
+        let admin = admin.clone();
+        requests.spawn(async move { admin.apply(desired(&format!("stream-{n}"))).await });
+        let before = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        longest_gap = longest_gap.max(before.elapsed());
+    }
+    while let Some(applied) = requests.join_next().await {
+        applied.unwrap().expect("created");
+    }
+    let sent = sent.lock().unwrap().clone();
+    // A machine so loaded that a pause reached the linger, or the stream the cap, may
+    // split the batch: then only nothing may be lost.
+    if longest_gap < linger / 2 && started.elapsed() < linger * MAX_LINGER_FACTOR / 2 {
+        assert_eq!(sent.len(), 1, "one batch for the stream: {sent:?}");
+        assert_eq!(sent[0].len(), 6, "{sent:?}");
+    }
+    assert_eq!(sent.iter().map(Vec::len).sum::<usize>(), 6, "{sent:?}");
 }

@@ -32,8 +32,13 @@ pub use secure::{TlsSetupError, WireSecurity};
 use uncertain::{UncertainCreates, create_outcome_unknown};
 pub use wire::{KafkaClient, WireError};
 
-/// How long the batcher waits for more requests after the first one of a batch.
+/// How long the batcher waits for another request before it sends a batch that is not
+/// full. While requests keep coming (a resync of thousands of Topics reaches it as a
+/// stream, not at once) it keeps waiting, up to [`MAX_LINGER_FACTOR`] times as long:
+/// full batches, not one per pause of the stream.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(50);
+/// The longest a batch waits for more, in lingers since its first request.
+pub const MAX_LINGER_FACTOR: u32 = 10;
 /// The most topics one batch carries.
 pub const DEFAULT_MAX_BATCH: usize = 200;
 /// How long one admin request may take: the broker's own operation timeout (30 s)
@@ -227,6 +232,7 @@ impl KafkaAdmin {
 
     /// Creates the topic, or takes over an existing one when `desired.claim` covers
     /// it, and brings it in line with `desired`, as far as Kafka allows.
+    #[tracing::instrument(name = "kafka_apply", level = "debug", skip_all)]
     pub async fn apply(&self, desired: DesiredTopic) -> Result<Applied, AdminError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Apply(desired, reply)).await.map_err(|_| AdminError::Stopped)?;
@@ -280,10 +286,12 @@ impl Batcher {
                     None => return,
                 }
             }
-            let deadline = tokio::time::Instant::now() + self.linger;
+            let latest = tokio::time::Instant::now() + self.linger * MAX_LINGER_FACTOR;
+            let mut deadline = (tokio::time::Instant::now() + self.linger).min(latest);
             while batch.len() < self.max_batch {
                 match tokio::time::timeout_at(deadline, receiver.recv()).await {
                     Ok(Some(job)) => {
+                        deadline = (tokio::time::Instant::now() + self.linger).min(latest);
                         if names.insert(job.topic().to_owned()) {
                             batch.push(job);
                         } else {

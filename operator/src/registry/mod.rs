@@ -18,6 +18,7 @@
 //! been published; a failure in between is repaired by the next call.
 
 pub mod entries;
+pub mod index;
 pub mod storage;
 
 use std::{
@@ -26,9 +27,10 @@ use std::{
     time::Duration,
 };
 
+use self::index::{Index, Member, app_metadata_of};
+
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
-use licenseware_crds::registry::AppMetadata;
 use mongodb::{
     Collection,
     bson::{self, Bson, Document, doc},
@@ -40,7 +42,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{Mutex, OnceCell, RwLock, RwLockReadGuard};
 
 pub use entries::{
     EntryKind, RegistryEntry, RegistryKey, app_entry, component_entry, datatable_entry,
@@ -118,10 +120,12 @@ struct Inner {
     /// Apps whose document is being rebuilt, each with whether another rebuild was asked
     /// for meanwhile: concurrent requests for one app coalesce into at most one more.
     app_refreshes: std::sync::Mutex<HashMap<String, bool>>,
-    /// Resource (kind, namespace, name) → the key whose stale entries were already
-    /// removed by this process: a resource whose key did not change is not searched
-    /// for stale entries again (a full collection scan on FerretDB).
-    checked: std::sync::Mutex<HashMap<(EntryKind, String, String), String>>,
+    /// What the collection holds ([`index`]); `None` until read, and again after a
+    /// write that failed (its outcome unknown), so the next call reads it anew.
+    index: std::sync::Mutex<Option<Index>>,
+    /// Writes hold it shared from their MongoDB call to their index update; a read of
+    /// the whole collection holds it exclusively, so it never misses a write in between.
+    index_fence: RwLock<()>,
     /// Key → hash of the content this process last wrote or found, and when: an upsert
     /// of the same content within [`VERIFY_AFTER`] reads nothing (every Uploader is
     /// reconciled each poll interval; a read per reconcile kept FerretDB busy).
@@ -189,7 +193,8 @@ impl Registry {
                 wrap_nested_arrays: OnceCell::new(),
                 app_lock: Mutex::new(()),
                 app_refreshes: std::sync::Mutex::default(),
-                checked: std::sync::Mutex::default(),
+                index: std::sync::Mutex::default(),
+                index_fence: RwLock::new(()),
                 written: std::sync::Mutex::default(),
             }),
         })
@@ -240,12 +245,15 @@ impl Registry {
     /// same resource wrote under other keys (an id changed), and refreshes the app
     /// document. Fails with [`RegistryError::Conflict`] when another resource owns the
     /// key.
+    #[tracing::instrument(name = "registry_upsert", level = "debug", skip_all)]
     pub async fn upsert(&self, entry: &RegistryEntry) -> Result<Upserted, RegistryError> {
         let key = entry.key.to_string();
         let hash = content_hash(entry);
         if self.known(&key, hash, entry) {
             return Ok(Upserted::Unchanged);
         }
+        let first_in_process =
+            !self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&key);
         let existing = self.inner.collection.find_one(doc! { "_id": &key }).await?;
         let existing = existing.map(to_json);
         if let Some(existing) = &existing
@@ -254,57 +262,59 @@ impl Registry {
             return Err(RegistryError::Conflict { key, owner });
         }
         // The same content stamped with the stored time is the stored document.
-        let unchanged = match &existing {
-            Some(old) => {
-                let stamp = old.get("updated_at").and_then(Value::as_str).unwrap_or_default();
-                *old == document_json(entry, stamp)?
+        let stored_stamp = existing.as_ref().and_then(|old| {
+            let stamp = old.get("updated_at").and_then(Value::as_str).unwrap_or_default();
+            document_json(entry, stamp).ok().filter(|same| same == old).map(|_| stamp.to_owned())
+        });
+        let fence = self.loaded_index().await?;
+        let (outcome, document) = match stored_stamp {
+            Some(stamp) => (Upserted::Unchanged, document_json(entry, &stamp)?),
+            None => {
+                let document = document_json(entry, &now_iso())?;
+                self.publish(&key, Some(&document)).await?;
+                let bson = to_bson(&document, self.wraps_nested_arrays().await?)?;
+                let written = self
+                    .inner
+                    .collection
+                    .replace_one(doc! { "_id": &key }, bson)
+                    .with_options(ReplaceOptions::builder().upsert(true).build())
+                    .await;
+                self.forget_index_unless(written.is_ok());
+                written?;
+                tracing::info!(registry_key = %key, "registry entry written");
+                (Upserted::Changed, document)
             }
-            None => false,
         };
-        let outcome = if unchanged {
-            Upserted::Unchanged
-        } else {
-            let document = document_json(entry, &now_iso())?;
-            self.publish(&key, Some(&document)).await?;
-            let bson = to_bson(&document, self.wraps_nested_arrays().await?)?;
-            self.inner
-                .collection
-                .replace_one(doc! { "_id": &key }, bson)
-                .with_options(ReplaceOptions::builder().upsert(true).build())
-                .await?;
-            tracing::info!(registry_key = %key, "registry entry written");
-            Upserted::Changed
-        };
+        // Not in the index when it was forgotten meanwhile: the next read finds it.
+        self.with_index(|index| index.extend(Member::from_document(&document)));
+        drop(fence);
         if entry.key.kind != EntryKind::App {
-            let resource = (entry.key.kind, entry.namespace.clone(), entry.resource_name.clone());
-            let checked =
-                self.inner.checked.lock().unwrap_or_else(PoisonError::into_inner).get(&resource)
-                    == Some(&key);
-            // Membership of the app changes only with a new key or removed stale ones.
-            let mut apps = BTreeSet::new();
-            if !checked {
-                let stale = doc! {
-                    "kind": entry.key.kind.as_str(),
-                    "namespace": &entry.namespace,
-                    "resource_name": &entry.resource_name,
-                    "_id": { "$ne": &key },
-                };
-                apps = self.delete_matching(stale).await?;
-            }
+            // An id that changed leaves entries under the old key: they go, and their
+            // apps lose a member.
+            let stale = self
+                .index_read(|index| {
+                    index.keys_of(
+                        entry.key.kind,
+                        &entry.namespace,
+                        &entry.resource_name,
+                        Some(&key),
+                    )
+                })
+                .await?;
+            let mut apps = self.delete_keys(stale).await?;
             // A new member changes the app's lists; a changed uploader or report may
-            // carry new app metadata (its App was edited).
+            // carry new app metadata (its App was edited). The first upsert in this
+            // process refreshes too: a crash may have left the app document behind.
             let carries_app = matches!(entry.key.kind, EntryKind::Uploader | EntryKind::Report);
-            if existing.is_none() || !checked || (carries_app && outcome == Upserted::Changed) {
+            if existing.is_none()
+                || first_in_process
+                || (carries_app && outcome == Upserted::Changed)
+            {
                 apps.insert(entry.key.app_id.clone());
             }
             for app in apps {
                 self.refresh_app(&app).await?;
             }
-            self.inner
-                .checked
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(resource, key.clone());
         }
         self.inner
             .written
@@ -315,7 +325,7 @@ impl Registry {
     }
 
     /// Whether this process wrote or verified exactly this content of `key` recently,
-    /// with the resource's stale entries already removed.
+    /// and the resource has no entry under another key.
     fn known(&self, key: &str, hash: u64, entry: &RegistryEntry) -> bool {
         let fresh = self
             .inner
@@ -324,11 +334,21 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .is_some_and(|(known, at)| *known == hash && at.elapsed() < VERIFY_AFTER);
-        let resource = (entry.key.kind, entry.namespace.clone(), entry.resource_name.clone());
-        let checked = entry.key.kind == EntryKind::App
-            || self.inner.checked.lock().unwrap_or_else(PoisonError::into_inner).get(&resource)
-                == Some(&key.to_owned());
-        fresh && checked
+        fresh
+            && (entry.key.kind == EntryKind::App
+                || self
+                    .with_index(|index| {
+                        index.contains(key)
+                            && index
+                                .keys_of(
+                                    entry.key.kind,
+                                    &entry.namespace,
+                                    &entry.resource_name,
+                                    Some(key),
+                                )
+                                .is_empty()
+                    })
+                    .unwrap_or(false))
     }
 
     /// Removes every entry the resource `namespace/name` of `kind` wrote (a tombstone on
@@ -341,38 +361,89 @@ impl Registry {
         namespace: &str,
         resource_name: &str,
     ) -> Result<usize, RegistryError> {
-        let filter = doc! {
-            "kind": kind.as_str(),
-            "namespace": namespace,
-            "resource_name": resource_name,
-        };
-        let apps = self.delete_matching(filter).await?;
-        self.inner.checked.lock().unwrap_or_else(PoisonError::into_inner).remove(&(
-            kind,
-            namespace.to_owned(),
-            resource_name.to_owned(),
-        ));
+        let keys =
+            self.index_read(|index| index.keys_of(kind, namespace, resource_name, None)).await?;
+        let removed = keys.len();
+        let apps = self.delete_keys(keys).await?;
         for app in &apps {
             self.refresh_app(app).await?;
         }
-        Ok(apps.len())
+        Ok(removed)
     }
 
-    /// Tombstones and deletes the documents matching `filter`; returns their apps.
-    async fn delete_matching(&self, filter: Document) -> Result<BTreeSet<String>, RegistryError> {
-        let found: Vec<Document> = self.inner.collection.find(filter).await?.try_collect().await?;
+    /// Tombstones and deletes the entries `keys`; returns their apps.
+    #[tracing::instrument(name = "registry_delete_keys", level = "debug", skip_all)]
+    async fn delete_keys(&self, keys: Vec<String>) -> Result<BTreeSet<String>, RegistryError> {
         let mut apps = BTreeSet::new();
-        for document in found {
-            let Ok(key) = document.get_str("_id") else { continue };
-            self.publish(key, None).await?;
-            self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
-            self.inner.collection.delete_one(doc! { "_id": key }).await?;
+        for key in keys {
+            let fence = self.loaded_index().await?;
+            self.publish(&key, None).await?;
+            self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+            let deleted = self.inner.collection.delete_one(doc! { "_id": &key }).await;
+            self.forget_index_unless(deleted.is_ok());
+            deleted?;
+            self.with_index(|index| index.remove(&key));
+            drop(fence);
             tracing::info!(registry_key = %key, "registry entry removed");
-            if let Some(parsed) = RegistryKey::parse(key) {
+            if let Some(parsed) = RegistryKey::parse(&key) {
                 apps.insert(parsed.app_id);
             }
         }
         Ok(apps)
+    }
+
+    /// Reads the whole collection into the index unless it is there; returns the fence
+    /// the caller holds until its write is in the index.
+    async fn loaded_index(&self) -> Result<RwLockReadGuard<'_, ()>, RegistryError> {
+        loop {
+            let shared = self.inner.index_fence.read().await;
+            if self.with_index(|_| ()).is_some() {
+                return Ok(shared);
+            }
+            drop(shared);
+            let _exclusive = self.inner.index_fence.write().await;
+            if self.with_index(|_| ()).is_none() {
+                let members = self.read_members().await?;
+                *self.inner.index.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Index::new(members));
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "registry_read_members", level = "debug", skip_all)]
+    async fn read_members(&self) -> Result<Vec<Member>, RegistryError> {
+        let projection: Document =
+            index::FIELDS.iter().map(|f| ((*f).to_owned(), Bson::Int32(1))).collect();
+        let documents: Vec<Document> =
+            self.inner.collection.find(doc! {}).projection(projection).await?.try_collect().await?;
+        let members: Vec<Member> =
+            documents.into_iter().filter_map(|d| Member::from_document(&to_json(d))).collect();
+        tracing::debug!(entries = members.len(), "registry index read");
+        Ok(members)
+    }
+
+    /// Runs `f` on the index, read first when it is not.
+    async fn index_read<T>(&self, f: impl Fn(&mut Index) -> T) -> Result<T, RegistryError> {
+        loop {
+            let _fence = self.loaded_index().await?;
+            // Forgotten since (a failed write elsewhere): read again.
+            if let Some(found) = self.with_index(&f) {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Runs `f` on the index; `None` when it is not read yet.
+    fn with_index<T>(&self, f: impl FnOnce(&mut Index) -> T) -> Option<T> {
+        self.inner.index.lock().unwrap_or_else(PoisonError::into_inner).as_mut().map(f)
+    }
+
+    /// After a write that failed, whether it happened is unknown: the index is read
+    /// again before the next use.
+    fn forget_index_unless(&self, succeeded: bool) {
+        if !succeeded {
+            *self.inner.index.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
     }
 
     /// Rebuilds the app document of `app_id` from the entries that exist now. While a
@@ -404,31 +475,24 @@ impl Registry {
         }
     }
 
+    #[tracing::instrument(name = "registry_rebuild_app", level = "debug", skip_all)]
     async fn rebuild_app(&self, app_id: &str) -> Result<(), RegistryError> {
         let _guard = self.inner.app_lock.lock().await;
-        let members: Vec<Document> = self
-            .inner
-            .collection
-            .find(doc! { "app_id": app_id, "kind": { "$ne": EntryKind::App.as_str() } })
-            .projection(doc! { "_id": 1, "updated_at": 1, "parrent_app": 1 })
-            .await?
-            .try_collect()
+        let (keys, metadata, stored) = self
+            .index_read(|index| {
+                let members = index.app_members(app_id);
+                let keys: Vec<RegistryKey> = members.iter().map(|m| m.key.clone()).collect();
+                let metadata = app_metadata_of(app_id, &members);
+                let key = RegistryKey::new(EntryKind::App, app_id, app_id).to_string();
+                (keys, metadata, index.contains(&key))
+            })
             .await?;
-        let keys: Vec<RegistryKey> = members
-            .iter()
-            .filter_map(|d| d.get_str("_id").ok().and_then(RegistryKey::parse))
-            .filter(|k| k.app_id == app_id)
-            .collect();
-        let members: Vec<Map<String, Value>> = members.into_iter().map(to_json).collect();
-        let app = app_entry(app_metadata_of(app_id, &members), &keys);
+        let app = app_entry(metadata, &keys);
         if keys.is_empty() {
             let key = app.key.to_string();
             self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
-            let found = self.inner.collection.find_one(doc! { "_id": &key }).await?;
-            if found.is_some() {
-                self.publish(&key, None).await?;
-                self.inner.collection.delete_one(doc! { "_id": &key }).await?;
-                tracing::info!(registry_key = %key, "app entry removed");
+            if stored {
+                self.delete_keys(vec![key]).await?;
             }
             return Ok(());
         }
@@ -436,6 +500,7 @@ impl Registry {
     }
 
     /// Publishes `document` under `key`, or a tombstone when `None`.
+    #[tracing::instrument(name = "registry_publish", level = "debug", skip_all)]
     async fn publish(
         &self,
         key: &str,
@@ -478,26 +543,6 @@ fn document_json(
     entry.document_json(updated_at).map_err(|error| RegistryError::Bson(error.to_string()))
 }
 
-/// The app's metadata as its members carry it (`parrent_app` of its Uploaders and
-/// Reports, built from the App of their namespace, if any): that of the most recently
-/// written member, so an edited App reaches the app's entry with the first member it
-/// reaches. Without members that carry one: the defaults.
-fn app_metadata_of(app_id: &str, members: &[Map<String, Value>]) -> AppMetadata {
-    members
-        .iter()
-        .filter_map(|member| {
-            let updated_at = member.get("updated_at").and_then(Value::as_str).unwrap_or_default();
-            let app: AppMetadata =
-                serde_json::from_value(member.get("parrent_app")?.clone()).ok()?;
-            (app.app_id == app_id).then_some((updated_at, app))
-        })
-        .max_by(|a, b| a.0.cmp(b.0))
-        .map_or_else(
-            || AppMetadata::for_app(app_id),
-            |(_, app)| AppMetadata { updated_at: None, ..app },
-        )
-}
-
 fn to_json(document: Document) -> Map<String, Value> {
     match storage::unwrap_nested_arrays(Bson::Document(document).into_relaxed_extjson()) {
         Value::Object(map) => map,
@@ -520,25 +565,6 @@ fn to_bson(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_app_entry_takes_the_metadata_of_its_latest_member() {
-        let member = |updated_at: &str, description: Option<&str>| {
-            let mut app = AppMetadata::for_app("ifmp");
-            app.description = description.map(str::to_owned);
-            app.updated_at = Some(updated_at.to_owned());
-            let value = serde_json::json!({"updated_at": updated_at, "parrent_app": app});
-            value.as_object().cloned().unwrap()
-        };
-        let datatable = serde_json::json!({"updated_at": "2027"}).as_object().cloned().unwrap();
-        let members =
-            [member("2026-01-02", Some("new")), member("2026-01-01", Some("old")), datatable];
-        let app = app_metadata_of("ifmp", &members);
-        assert_eq!(app.description.as_deref(), Some("new"));
-        assert_eq!(app.updated_at, None, "stamped when the app entry is written");
-        assert_eq!(app_metadata_of("ifmp", &members[2..]), AppMetadata::for_app("ifmp"));
-        assert_eq!(app_metadata_of("other", &members), AppMetadata::for_app("other"));
-    }
 
     #[test]
     fn database_comes_from_the_url_path() {

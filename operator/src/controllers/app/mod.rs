@@ -14,7 +14,13 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt,
     api::ListParams,
-    runtime::{Controller, controller::Action, events::Recorder, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::Recorder,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
 };
 use licenseware_crds::App;
 
@@ -59,9 +65,40 @@ impl Debug for Context {
 }
 
 /// The Apps of `namespace` (the deleting ones are skipped by [`plan::describing`]).
+#[tracing::instrument(name = "apps_of", level = "debug", skip_all)]
 pub async fn apps_of(client: &Client, namespace: &str) -> Result<Vec<App>, kube::Error> {
     let api: Api<App> = Api::namespaced(client.clone(), namespace);
     Ok(api.list(&ListParams::default()).await?.items)
+}
+
+/// A cache of the Apps of `scope`, and its changes (deletions too) for
+/// `Controller::watches_stream`: the cache is filled before a change is passed on, so
+/// a reconcile it starts reads the new App.
+pub fn watch(
+    scope: &Scope,
+) -> (Store<App>, impl futures::Stream<Item = Result<App, watcher::Error>> + Send + 'static) {
+    let (reader, writer) = reflector::store();
+    let changes = watcher(scope.api::<App>(), watcher::Config::default())
+        .default_backoff()
+        .modify(|app: &mut App| app.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    (reader, changes)
+}
+
+/// The Apps of `namespace` in `caches`, once they are filled: what [`apps_of`] lists,
+/// without a request per reconcile.
+pub async fn cached_apps_of(caches: &[Store<App>], namespace: &str) -> Vec<App> {
+    for cache in caches {
+        // Only fails when the cache's writer is gone, at shutdown: nothing to wait for.
+        let _ = cache.wait_until_ready().await;
+    }
+    caches
+        .iter()
+        .flat_map(Store::state)
+        .filter(|app| app.namespace().as_deref() == Some(namespace))
+        .map(|app| (*app).clone())
+        .collect()
 }
 
 /// Runs the App controller until `shutdown` completes.

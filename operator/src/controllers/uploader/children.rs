@@ -199,6 +199,7 @@ fn hash_of(object: &impl Serialize) -> Result<String, serde_json::Error> {
 
 /// Server-side applies `desired` unless the memo and the cached `current` say it would
 /// change nothing; returns the object as it now is (the apply's answer, or the cache).
+#[tracing::instrument(name = "apply_child", level = "debug", skip_all)]
 pub async fn apply_child<K>(
     api: &Api<K>,
     memo: &AppliedMemo,
@@ -226,6 +227,7 @@ where
 
 /// Like [`apply_child`] for a kind that is not watched (the ConfigMap): skipped when the
 /// same content was applied within the resync interval.
+#[tracing::instrument(name = "apply_unwatched", level = "debug", skip_all)]
 pub async fn apply_unwatched<K>(
     api: &Api<K>,
     memo: &AppliedMemo,

@@ -34,7 +34,12 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{Controller, controller::Action, events::Recorder, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::Recorder,
+        reflector::{ObjectRef, Store},
+    },
 };
 use licenseware_crds::{App, Topic, Uploader, WorkerConfigFile};
 
@@ -115,6 +120,8 @@ pub struct Context {
     backoff: Backoff,
     recorder: Recorder,
     children: ChildStores,
+    /// The Apps, cached: each reconcile reads the App of its namespace.
+    apps: Vec<Store<App>>,
     applied: AppliedMemo,
 }
 
@@ -136,6 +143,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let mut children = ChildStores::default();
+    let mut app_caches = Vec::new();
     let controllers: Vec<Controller<Uploader>> = Scope::all(&client, &namespaces)
         .iter()
         .map(|scope| {
@@ -149,7 +157,9 @@ pub async fn run(
                 .owns_stream(deployment_changes);
             // An App describes the Uploaders of its namespace and appId (parrent_app).
             let store = controller.store();
-            controller.watches(scope.api::<App>(), watcher::Config::default(), move |app| {
+            let (apps, app_changes) = app::watch(scope);
+            app_caches.push(apps);
+            controller.watches_stream(app_changes, move |app| {
                 let namespace = app.namespace();
                 store
                     .state()
@@ -193,6 +203,7 @@ pub async fn run(
         options,
         backoff: Backoff::reconciles(),
         children,
+        apps: app_caches,
         applied: AppliedMemo::default(),
     });
     tracing::info!(
@@ -376,7 +387,7 @@ async fn register(
         Registration::Failed { reason: error.reason(), message: error.to_string() }
     };
     if uploader.spec.registrable {
-        let apps = app::apps_of(&ctx.client, &uploader.namespace().unwrap_or_default()).await?;
+        let apps = app::cached_apps_of(&ctx.apps, &uploader.namespace().unwrap_or_default()).await;
         let app = app::plan::app_metadata(&uploader.spec.app_id, &apps);
         let entry = uploader_entry(uploader, worker, &app);
         let key = entry.key.to_string();

@@ -146,8 +146,15 @@ async fn snapshots_keep_a_tenants_rows_as_they_were_and_stay_tenant_scoped() {
         .await
         .expect("insert");
     bump(&setup, &a).await;
-    let live = alice.get("/report-components/vm-list").await;
-    assert_eq!(names(&live.body), ["alpha-new", "alpha-renamed", "alpha-vm-02"], "{}", live.body);
+    // Another process's change reaches the API's near cache as a Redis push: a moment.
+    let expected = ["alpha-new", "alpha-renamed", "alpha-vm-02"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut live = alice.get("/report-components/vm-list").await;
+    while names(&live.body) != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        live = alice.get("/report-components/vm-list").await;
+    }
+    assert_eq!(names(&live.body), expected, "{}", live.body);
 
     // The snapshot still holds the rows as they were, in the component-data shape.
     let rows_path = format!("/snapshot-report-components/vm-list/{v1}");

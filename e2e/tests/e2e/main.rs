@@ -7,6 +7,7 @@ mod api;
 mod api_datatables;
 mod api_downloads;
 mod api_isolation;
+mod api_near_cache;
 mod api_reports;
 mod api_sample_app;
 mod api_schema;

@@ -64,6 +64,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LW_SNAPSHOT_ROW_CAP", default_value_t = super::snapshots::store::ROW_CAP,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub snapshot_row_cap: u64,
+    /// MiB of component data each API process keeps in memory in front of Redis
+    /// (answered without a round trip, invalidated by Redis itself); 0 turns it off.
+    #[arg(long, env = "LW_COMPONENT_CACHE_NEAR_MIB", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(0..=4096))]
+    pub component_cache_near_mib: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     /// The limits of each uploaded file's contained validation.
@@ -91,6 +96,8 @@ pub struct ServeSettings {
     /// From `--public-link-secret-file`.
     pub public_link_secret: Option<SecretBytes>,
     pub snapshot_row_cap: u64,
+    /// From `--component-cache-near-mib`.
+    pub near_cache_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +152,7 @@ impl ServeSettings {
             limits: args.limits.into(),
             public_link_secret,
             snapshot_row_cap: args.snapshot_row_cap,
+            near_cache_bytes: args.component_cache_near_mib << 20,
         })
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 use super::{
     ServeError, auth::Authenticator, config::ServeSettings, history::HistoryWriter,
     metrics::Metrics, public_links::store::LinkSecret, quota::Quotas, registry::RegistryView,
+    reports::near_cache::NearCache,
 };
 use crate::sandbox::Sandbox;
 
@@ -37,6 +38,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Open status streams: each holds a Redis subscription, so they are bounded.
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// Component data kept in this process, in front of Redis.
+    pub near_cache: NearCache,
 }
 
 /// The handlers' state: cheap to clone.
@@ -81,6 +84,7 @@ impl AppState {
     pub fn new(parts: Parts) -> Self {
         let quotas = Quotas::new(&parts.database);
         let link_secret = LinkSecret::new(parts.settings.public_link_secret.clone());
+        let near_cache = NearCache::new(&parts.redis_client, parts.settings.near_cache_bytes);
         Self(Arc::new(Shared {
             settings: parts.settings,
             registry: parts.registry,
@@ -96,6 +100,7 @@ impl AppState {
             sandbox: parts.sandbox,
             metrics: Metrics::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_STREAMS)),
+            near_cache,
         }))
     }
 }

@@ -409,7 +409,9 @@ async fn edited(state: &AppState, edit: &Edit<'_>, timer: &StepTimer) {
     let app = edit.table.app_id.as_str();
     match state.redis().await {
         Ok(mut redis) => {
-            if let Err(error) = reports::invalidate(&mut redis, edit.tenant, app).await {
+            if let Err(error) =
+                reports::invalidate(&mut redis, &state.near_cache, edit.tenant, app).await
+            {
                 tracing::error!(%error, app, "component cache not invalidated after an edit");
             }
         }

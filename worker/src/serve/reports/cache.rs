@@ -12,6 +12,8 @@
 //!   `SET NX PX` lock across replicas; whoever does not hold it waits for the value.
 //! - A Redis that does not answer costs the cache, never the request: the rows are
 //!   computed and served uncached.
+//! - In front of Redis, the [`NearCache`] of this process answers hits without a round
+//!   trip, exactly (see there).
 
 use std::{
     collections::HashMap,
@@ -23,7 +25,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{filters::FilterItem, query::Paging};
+use super::{filters::FilterItem, near_cache::NearCache, query::Paging};
 
 /// How long a replica may hold a key's computation before another may take over (a
 /// crashed replica's lock ends by itself).
@@ -33,9 +35,12 @@ const POLL: Duration = Duration::from_millis(25);
 /// Values above this are served but not cached: Redis is not a blob store.
 pub const MAX_CACHED_BYTES: usize = 32 << 20;
 
+/// What every generation key begins with (the near cache tracks this prefix).
+pub const GENERATION_PREFIX: &str = "component_cache_gen:";
+
 /// The generation counter of a tenant's data of one app.
 pub fn generation_key(tenant: &str, app: &str) -> String {
-    format!("component_cache_gen:{tenant}:{app}")
+    format!("{GENERATION_PREFIX}{tenant}:{app}")
 }
 
 /// The key of one result. `tenant` first, so that a tenant's entries are one prefix.
@@ -152,10 +157,15 @@ pub fn matches_if_none_match(header: &str, etag: &str) -> bool {
 /// commits, as the worker does after each event.
 pub async fn invalidate(
     redis: &mut ConnectionManager,
+    near: &NearCache,
     tenant: &str,
     app: &str,
 ) -> redis::RedisResult<u64> {
-    redis::cmd("INCR").arg(generation_key(tenant, app)).query_async(redis).await
+    let key = generation_key(tenant, app);
+    let generation = redis::cmd("INCR").arg(&key).query_async(redis).await;
+    // Whatever the answer: the next request of this process reads the generation anew.
+    near.forget_generation(&key);
+    generation
 }
 
 /// The generation and, if present, the value at the key it makes: one round trip.
@@ -247,6 +257,7 @@ fn flight(key: &str) -> Arc<tokio::sync::Mutex<()>> {
 /// when Redis is away: then every request computes.
 pub async fn get_or_compute<F, Fut, E>(
     redis: Option<ConnectionManager>,
+    near: &NearCache,
     slot: &Slot<'_>,
     wait_at_most: Duration,
     compute: F,
@@ -258,13 +269,27 @@ where
     let Some(mut redis) = redis.filter(|_| slot.ttl_seconds > 0) else {
         return compute().await.map(|entry| (entry, Source::Miss));
     };
-    let generation = match slot.lookup(&mut redis).await {
-        Ok((_, Some(entry))) => return Ok((entry, Source::Hit)),
-        Ok((generation, None)) => generation,
-        Err(error) => {
-            tracing::warn!(%error, "component cache unavailable; computing");
-            return compute().await.map(|entry| (entry, Source::Miss));
+    let ttl = Duration::from_secs(slot.ttl_seconds);
+    let generation = match near.generation(&generation_key(slot.tenant, slot.app)).await {
+        Some(generation) => {
+            let key = slot.key(generation);
+            if let Some(entry) = near.value(&key) {
+                return Ok((entry, Source::Hit));
+            }
+            if let Ok(Some((entry, left))) = get_with_ttl(&mut redis, &key).await {
+                near.keep(key, &entry, left.min(ttl));
+                return Ok((entry, Source::Hit));
+            }
+            generation
         }
+        None => match slot.lookup(&mut redis).await {
+            Ok((_, Some(entry))) => return Ok((entry, Source::Hit)),
+            Ok((generation, None)) => generation,
+            Err(error) => {
+                tracing::warn!(%error, "component cache unavailable; computing");
+                return compute().await.map(|entry| (entry, Source::Miss));
+            }
+        },
     };
     let key = slot.key(generation);
     let local = flight(&key);
@@ -306,8 +331,9 @@ where
             .arg(slot.ttl_seconds)
             .query_async(&mut redis)
             .await;
-        if let Err(error) = stored {
-            tracing::warn!(%error, "component data not cached");
+        match stored {
+            Ok(()) => near.keep(key.clone(), entry, ttl),
+            Err(error) => tracing::warn!(%error, "component data not cached"),
         }
     }
     if locked {
@@ -318,6 +344,17 @@ where
         }
     }
     computed.map(|entry| (entry, Source::Miss))
+}
+
+/// The value at `key` and how long Redis keeps it still: one round trip.
+async fn get_with_ttl(
+    redis: &mut ConnectionManager,
+    key: &str,
+) -> redis::RedisResult<Option<(Entry, Duration)>> {
+    let (value, left_ms): (Option<String>, i64) =
+        redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key).query_async(redis).await?;
+    let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+    Ok(value.as_deref().and_then(Entry::decode).map(|entry| (entry, left)))
 }
 
 async fn get(redis: &mut ConnectionManager, key: &str) -> redis::RedisResult<Option<Entry>> {
@@ -410,11 +447,13 @@ mod tests {
     async fn without_redis_every_request_computes() {
         let slot =
             Slot { tenant: "t", app: "a", component: "c", digest: "d".into(), ttl_seconds: 60 };
-        let (entry, source) = get_or_compute::<_, _, ()>(None, &slot, Duration::ZERO, || async {
-            Ok(Entry::new("[]".into(), false))
-        })
-        .await
-        .unwrap();
+        let near = NearCache::new(&redis::Client::open("redis://127.0.0.1:1/").unwrap(), 0);
+        let (entry, source) =
+            get_or_compute::<_, _, ()>(None, &near, &slot, Duration::ZERO, || async {
+                Ok(Entry::new("[]".into(), false))
+            })
+            .await
+            .unwrap();
         assert_eq!((entry.rows.as_str(), source), ("[]", Source::Miss));
     }
 }

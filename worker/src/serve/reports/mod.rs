@@ -18,6 +18,7 @@ pub mod download;
 pub mod export;
 pub mod filters;
 pub mod metadata;
+pub mod near_cache;
 pub mod query;
 
 use std::time::Duration;
@@ -247,7 +248,8 @@ pub(crate) async fn serve_component(
         }
     };
     let compute = || aggregate(state, target, pipeline, paging.limit);
-    let (entry, source) = cache::get_or_compute(redis, &slot, CLIENT_MAX_TIME, compute).await?;
+    let (entry, source) =
+        cache::get_or_compute(redis, &state.near_cache, &slot, CLIENT_MAX_TIME, compute).await?;
     state.metrics.component_cache(&target.app_id, &target.component_id, source.as_str());
     let not_modified = headers
         .get(header::IF_NONE_MATCH)

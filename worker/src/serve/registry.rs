@@ -4,10 +4,11 @@
 //! new replica knows everything the operator registered.
 
 use std::{
+    any::Any,
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc, PoisonError, RwLock,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, PoisonError, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -107,16 +108,65 @@ pub fn read_record(
 }
 
 /// What every handler reads: a snapshot of the registry, updated by [`follow`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RegistryView {
     index: RwLock<Index>,
     caught_up: AtomicBool,
+    /// Counts the records applied: what was derived from an older count is stale.
+    changes: AtomicU64,
+    /// Values derived from the documents (a component's data target), by name, with
+    /// the count they were derived at: a request reads one instead of deserializing
+    /// the app's documents again.
+    derived: Mutex<HashMap<String, (u64, Arc<dyn Any + Send + Sync>)>>,
 }
+
+impl std::fmt::Debug for RegistryView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryView")
+            .field("index", &self.index)
+            .field("caught_up", &self.caught_up)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Derived values kept at most; past it they are all dropped (and derived again).
+const MAX_DERIVED: usize = 10_000;
 
 impl RegistryView {
     /// Applies one record of the topic: a document, or `None` for a tombstone.
     pub fn apply(&self, key: &str, document: Option<Map<String, Value>>) {
         self.index.write().unwrap_or_else(PoisonError::into_inner).apply(key, document);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The value named `name` that `derive` makes from the documents: made once per
+    /// change of the registry. Failures are not kept.
+    pub fn derived<T, E>(
+        &self,
+        name: String,
+        derive: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+    {
+        let now = self.changes.load(Ordering::Acquire);
+        if let Some((at, value)) =
+            self.derived.lock().unwrap_or_else(PoisonError::into_inner).get(&name)
+            && *at == now
+            && let Ok(value) = Arc::clone(value).downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(derive()?);
+        let mut derived = self.derived.lock().unwrap_or_else(PoisonError::into_inner);
+        // Derived from documents that changed meanwhile: served once, not kept.
+        if self.changes.load(Ordering::Acquire) == now {
+            if derived.len() >= MAX_DERIVED {
+                derived.clear();
+            }
+            derived.insert(name, (now, Arc::clone(&value) as Arc<dyn Any + Send + Sync>));
+        }
+        Ok(value)
     }
 
     /// Whether the topic has been read up to its end once since the start.
@@ -285,6 +335,26 @@ fn read_to(consumer: &BaseConsumer, ends: &[(i32, i64)]) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_derived_value_is_made_once_per_change_and_failures_are_not_kept() {
+        let view = RegistryView::default();
+        let made = std::cell::Cell::new(0);
+        let derive = || {
+            made.set(made.get() + 1);
+            Ok::<_, ()>(view.documents("report", Some("a")).len())
+        };
+        assert_eq!(*view.derived("n".into(), derive).unwrap(), 0);
+        assert_eq!(*view.derived("n".into(), derive).unwrap(), 0);
+        assert_eq!(made.get(), 1, "kept");
+        view.apply("report/a/r", Some(json!({"kind": "report"}).as_object().unwrap().clone()));
+        assert_eq!(*view.derived("n".into(), derive).unwrap(), 1, "derived again after a change");
+        assert_eq!(made.get(), 2);
+        assert_eq!(view.derived::<usize, _>("e".into(), || Err("no")), Err("no"));
+        assert_eq!(*view.derived("e".into(), || Ok::<_, ()>(7_usize)).unwrap(), 7);
+        // Another type under a known name is derived, not mistaken for the kept one.
+        assert_eq!(*view.derived("n".into(), || Ok::<_, ()>("text")).unwrap(), "text");
+    }
 
     fn uploader_document(app: &str, id: &str) -> Map<String, Value> {
         let value = json!({

@@ -2,6 +2,8 @@
 //! id (`devices-by-os` as in the URLs, or `devices_by_os`), the SDK's report metadata,
 //! and, for a data request, the component with every filter the request may use.
 
+use std::sync::Arc;
+
 use licenseware_crds::{
     names::dash,
     registry::{ComponentEntry, FilterEntry, ReportEntry},
@@ -113,6 +115,16 @@ pub fn component_target(
     registry: &RegistryView,
     app: &str,
     component: &str,
+) -> Result<Arc<Target>, ApiError> {
+    registry.derived(format!("component-target/{app}/{component}"), || {
+        derive_component_target(registry, app, component)
+    })
+}
+
+fn derive_component_target(
+    registry: &RegistryView,
+    app: &str,
+    component: &str,
 ) -> Result<Target, ApiError> {
     let document = find_component_document(registry, app, component)
         .ok_or_else(|| ApiError::NotFound("Report component not found".to_owned()))?;
@@ -132,6 +144,18 @@ pub fn component_target(
 /// connected app's (read from that app's data, for the same tenant), filterable on the
 /// report's filters and its own.
 pub fn report_component_target(
+    registry: &RegistryView,
+    app: &str,
+    report: &str,
+    component: &str,
+) -> Result<Arc<Target>, ApiError> {
+    // `/` cannot be in an id (they are path segments): the name is unambiguous.
+    registry.derived(format!("report-component-target/{app}/{report}/{component}"), || {
+        derive_report_component_target(registry, app, report, component)
+    })
+}
+
+fn derive_report_component_target(
     registry: &RegistryView,
     app: &str,
     report: &str,

@@ -112,7 +112,7 @@ async fn copy_components(
     snapshots: &Snapshots,
     scope: Scope<'_>,
     record: &SnapshotRecord,
-    targets: &[Target],
+    targets: &[std::sync::Arc<Target>],
 ) -> Result<Vec<SnapshotComponent>, ApiError> {
     let mut components = Vec::with_capacity(targets.len());
     for target in targets {

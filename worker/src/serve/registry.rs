@@ -117,8 +117,10 @@ pub struct RegistryView {
     /// Values derived from the documents (a component's data target), by name, with
     /// the count they were derived at: a request reads one instead of deserializing
     /// the app's documents again.
-    derived: Mutex<HashMap<String, (u64, Arc<dyn Any + Send + Sync>)>>,
+    derived: Mutex<HashMap<String, (u64, DerivedValue)>>,
 }
+
+type DerivedValue = Arc<dyn Any + Send + Sync>;
 
 impl std::fmt::Debug for RegistryView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,7 +166,7 @@ impl RegistryView {
             if derived.len() >= MAX_DERIVED {
                 derived.clear();
             }
-            derived.insert(name, (now, Arc::clone(&value) as Arc<dyn Any + Send + Sync>));
+            derived.insert(name, (now, Arc::clone(&value) as DerivedValue));
         }
         Ok(value)
     }

@@ -103,7 +103,8 @@ impl ApiProcess {
             .env("LW_KAFKA_BROKERS", &setup.stack.kafka_brokers)
             .env("LW_MONGO_URL", mongo_url_with_database(&setup.stack.mongo_url, &setup.database))
             .env("LW_REDIS_URL", &setup.stack.redis_url)
-            .env("RUST_LOG", "info")
+            // LW_E2E_API_RUST_LOG: the API's log level, to debug a test.
+            .env("RUST_LOG", std::env::var("LW_E2E_API_RUST_LOG").unwrap_or_else(|_| "info".into()))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -82,6 +82,22 @@ async fn the_near_cache_answers_hits_itself_and_follows_every_change_made_elsewh
     assert_eq!(fresh.cache, "miss");
     assert_ne!(fresh.etag, first.etag);
 
+    // The counter deleted (a flush, an eviction, a cleanup) and made again: nothing
+    // kept or cached under its old numbers may be served.
+    let _: u64 = redis::cmd("DEL")
+        .arg(format!("component_cache_gen:{a}:{app}"))
+        .query_async(&mut redis)
+        .await
+        .expect("DEL the generation");
+    let counted_from_zero = client.get(path, &a, &token).await;
+    assert_eq!(counted_from_zero.status, 200);
+    data.insert_one(doc! {"tenant_id": &a, "app_id": &app, "document_type": "virtual_machine", "name": "alpha-recounted"})
+        .await
+        .expect("insert");
+    bump(&setup, &a).await;
+    let recounted = client.get_until(path, &a, &token, has("alpha-recounted")).await;
+    assert!(has("alpha-recounted")(&recounted), "{}\n{}", recounted.body, api.log());
+
     // The tracking connection killed, then a change: what the API kept is not trusted
     // without the pushes, so the change is seen; and tracking comes back.
     for id in tracking_connections(&mut redis, api.pid()).await {

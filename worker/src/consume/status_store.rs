@@ -56,7 +56,7 @@ impl StatusStore {
         let key = crate::serve::reports::cache::generation_key(tenant, app);
         let bump = async {
             let mut connection = self.connection().await?;
-            redis::cmd("INCR").arg(&key).query_async::<()>(&mut connection).await
+            crate::serve::reports::cache::bump_generation(&mut connection, &key).await.map(|_| ())
         };
         let error = match tokio::time::timeout(WRITE_TIMEOUT, bump).await {
             Ok(Ok(())) => return,

@@ -25,7 +25,11 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{filters::FilterItem, near_cache::NearCache, query::Paging};
+use super::{
+    filters::FilterItem,
+    near_cache::{Generation, NearCache},
+    query::Paging,
+};
 
 /// How long a replica may hold a key's computation before another may take over (a
 /// crashed replica's lock ends by itself).
@@ -41,6 +45,39 @@ pub const GENERATION_PREFIX: &str = "component_cache_gen:";
 /// The generation counter of a tenant's data of one app.
 pub fn generation_key(tenant: &str, app: &str) -> String {
     format!("{GENERATION_PREFIX}{tenant}:{app}")
+}
+
+/// Where a generation counter that does not exist starts: a random 48-bit number,
+/// never 0, so that a counter deleted (a flush, an eviction, a cleanup) and made again
+/// does not give back numbers that name results computed before.
+pub fn random_base() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0 >> 16
+}
+
+/// Increments a generation counter, made first from [`random_base`] when missing.
+static BUMP: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+         return redis.call('INCR', KEYS[1])",
+    )
+});
+
+/// The generation at `key`, made from [`random_base`] when missing (a reader must not
+/// compute under a number that a later counter may give again).
+pub static READ_GENERATION: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local g = redis.call('GET', KEYS[1])
+         if not g then redis.call('SET', KEYS[1], ARGV[1], 'NX') g = redis.call('GET', KEYS[1]) end
+         return g",
+    )
+});
+
+/// Increments the generation at `key` (what makes every cached result under it stale).
+pub async fn bump_generation<C: redis::aio::ConnectionLike>(
+    connection: &mut C,
+    key: &str,
+) -> redis::RedisResult<u64> {
+    BUMP.key(key).arg(random_base()).invoke_async(connection).await
 }
 
 /// The key of one result. `tenant` first, so that a tenant's entries are one prefix.
@@ -162,16 +199,18 @@ pub async fn invalidate(
     app: &str,
 ) -> redis::RedisResult<u64> {
     let key = generation_key(tenant, app);
-    let generation = redis::cmd("INCR").arg(&key).query_async(redis).await;
+    let generation = bump_generation(redis, &key).await;
     // Whatever the answer: the next request of this process reads the generation anew.
     near.forget_generation(&key);
     generation
 }
 
-/// The generation and, if present, the value at the key it makes: one round trip.
+/// The generation (made from [`random_base`] when missing) and, if present, the value
+/// at the key it makes: one round trip.
 static LOOKUP: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "local g = redis.call('GET', KEYS[1]) or '0'
+        "local g = redis.call('GET', KEYS[1])
+         if not g then redis.call('SET', KEYS[1], ARGV[3], 'NX') g = redis.call('GET', KEYS[1]) end
          local v = redis.call('GET', ARGV[1] .. g .. ARGV[2])
          return {g, v}",
     )
@@ -211,6 +250,7 @@ impl Slot<'_> {
             .key(generation_key(self.tenant, self.app))
             .arg(prefix)
             .arg(suffix)
+            .arg(random_base())
             .invoke_async(redis)
             .await?;
         let generation = generation.and_then(|g| g.parse().ok()).unwrap_or(0);
@@ -272,26 +312,26 @@ where
     let ttl = Duration::from_secs(slot.ttl_seconds);
     let generation = match near.generation(&generation_key(slot.tenant, slot.app)).await {
         Some(generation) => {
-            let key = slot.key(generation);
-            if let Some(entry) = near.value(&key) {
+            let key = slot.key(generation.value);
+            if let Some(entry) = near.value(&key, generation) {
                 return Ok((entry, Source::Hit));
             }
             if let Ok(Some((entry, left))) = get_with_ttl(&mut redis, &key).await {
-                near.keep(key, &entry, left.min(ttl));
+                near.keep(key, &entry, left.min(ttl), generation);
                 return Ok((entry, Source::Hit));
             }
             generation
         }
         None => match slot.lookup(&mut redis).await {
             Ok((_, Some(entry))) => return Ok((entry, Source::Hit)),
-            Ok((generation, None)) => generation,
+            Ok((value, None)) => Generation { value, token: None },
             Err(error) => {
                 tracing::warn!(%error, "component cache unavailable; computing");
                 return compute().await.map(|entry| (entry, Source::Miss));
             }
         },
     };
-    let key = slot.key(generation);
+    let key = slot.key(generation.value);
     let local = flight(&key);
     let _local = local.lock().await;
     // Someone in this process may have computed it while we waited for the lock.
@@ -332,7 +372,7 @@ where
             .query_async(&mut redis)
             .await;
         match stored {
-            Ok(()) => near.keep(key.clone(), entry, ttl),
+            Ok(()) => near.keep(key.clone(), entry, ttl, generation),
             Err(error) => tracing::warn!(%error, "component data not cached"),
         }
     }

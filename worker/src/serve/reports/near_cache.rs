@@ -2,11 +2,15 @@
 //!
 //! A hit in Redis costs a round trip per request (the lookup script); a hit here costs
 //! none. It is exact, not a guess with a short TTL:
-//! - A value is kept under its full Redis key, which holds the tenant's data generation
-//!   and the digest of what decides the rows: what one key names never changes. It is
-//!   kept no longer than Redis keeps it.
+//! - A value is kept under its full Redis key (the tenant's data generation and the
+//!   digest of what decides the rows), for no longer than Redis keeps it, and tagged
+//!   with the token of the generation it was read or computed under: a generation is
+//!   given a new token each time it is learned, so after any change of the counter
+//!   (an increment, or a deletion that makes it count from 0 again and so reuse a
+//!   number) no value kept before is served.
 //! - A generation is kept only while Redis tells this process of every change to it:
-//!   one RESP3 connection with `CLIENT TRACKING ON BCAST PREFIX component_cache_gen:`.
+//!   one RESP3 connection with `CLIENT TRACKING ON BCAST PREFIX component_cache_gen:
+//!   NOLOOP`.
 //!   Its `invalidate` pushes are applied by the connection's reader before it reads the
 //!   next answer, and generations are read through that same connection; a read is
 //!   kept only when no invalidation arrived while it was in flight. When the connection
@@ -24,7 +28,7 @@ use redis::{
     AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value, aio::MultiplexedConnection,
 };
 
-use super::cache::{Entry, GENERATION_PREFIX};
+use super::cache::{Entry, GENERATION_PREFIX, READ_GENERATION, random_base};
 
 /// How long the tracking connection may take to connect and to answer.
 const WAIT: Duration = Duration::from_secs(5);
@@ -32,6 +36,8 @@ const WAIT: Duration = Duration::from_secs(5);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Generations kept at most; past it they are all dropped (and read again).
 const MAX_GENERATIONS: usize = 100_000;
+/// Reads of a generation before one is kept (see [`NearCache::generation`]).
+const READS_TO_KEEP: usize = 3;
 /// The tracking connection's name in `CLIENT LIST`, before the process id.
 pub const CONNECTION_NAME: &str = "licenseware-api-near-cache-";
 
@@ -41,9 +47,19 @@ struct Tracking {
     /// The connection whose pushes count; those of an older one are ignored.
     connection: u64,
     live: bool,
-    /// Counts invalidations: a generation read is kept only if it did not move.
+    /// Counts invalidations and generations learned: a generation read is kept only if
+    /// no invalidation came meanwhile, and each one kept gets the count as its token.
     epoch: u64,
-    generations: HashMap<String, u64>,
+    generations: HashMap<String, Generation>,
+}
+
+/// A tenant's data generation of one app, as this process knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation {
+    pub value: u64,
+    /// Set when it is kept: the values kept under it carry it. `None`: read once, not
+    /// kept (an invalidation raced the read); nothing is kept or served near under it.
+    pub token: Option<u64>,
 }
 
 impl Tracking {
@@ -103,6 +119,8 @@ impl std::fmt::Debug for NearCache {
 struct Kept {
     entry: Arc<Entry>,
     ttl: Duration,
+    /// The token of the generation it belongs to.
+    token: u64,
 }
 
 struct KeptFor;
@@ -146,38 +164,60 @@ impl NearCache {
     /// The current generation of `generation_key`: kept, or read through the tracking
     /// connection. `None` when the near cache is off or tracking is down: then the
     /// caller asks Redis as it would without one.
-    pub async fn generation(&self, generation_key: &str) -> Option<u64> {
+    pub async fn generation(&self, generation_key: &str) -> Option<Generation> {
         self.values.as_ref()?;
         if let Some(known) = self.known(generation_key) {
             return Some(known);
         }
         let mut connection = self.connection().await?;
-        let epoch = self.lock().epoch;
+        // A read that raced an invalidation is not kept; the first read of a missing
+        // counter always does (it makes the counter, and Redis reports that write back
+        // even with NOLOOP when a script makes it): read again, a few times at most.
+        let mut raced = None;
+        for _ in 0..READS_TO_KEEP {
+            let epoch = self.lock().epoch;
+            let value = self.read_generation(&mut connection, generation_key).await?;
+            let mut tracking = self.lock();
+            if !(tracking.live && tracking.epoch == epoch) {
+                raced = Some(Generation { value, token: None });
+                continue;
+            }
+            if tracking.generations.len() >= MAX_GENERATIONS {
+                tracking.generations.clear();
+            }
+            tracking.epoch += 1;
+            let generation = Generation { value, token: Some(tracking.epoch) };
+            tracking.generations.insert(generation_key.to_owned(), generation);
+            return Some(generation);
+        }
+        raced
+    }
+
+    async fn read_generation(
+        &self,
+        connection: &mut MultiplexedConnection,
+        generation_key: &str,
+    ) -> Option<u64> {
         let read = tokio::time::timeout(
             WAIT,
-            redis::cmd("GET").arg(generation_key).query_async::<Option<u64>>(&mut connection),
+            READ_GENERATION
+                .key(generation_key)
+                .arg(random_base())
+                .invoke_async::<Option<u64>>(connection),
         )
         .await;
-        let generation = match read {
-            Ok(Ok(value)) => value.unwrap_or(0),
+        match read {
+            Ok(Ok(value)) => Some(value.unwrap_or(0)),
             Ok(Err(error)) => {
                 tracing::debug!(%error, "near cache: generation not read");
-                return None;
+                None
             }
             Err(_) => {
                 // An unanswered connection cannot be trusted to deliver invalidations.
                 self.lock().lose();
-                return None;
+                None
             }
-        };
-        let mut tracking = self.lock();
-        if tracking.live && tracking.epoch == epoch {
-            if tracking.generations.len() >= MAX_GENERATIONS {
-                tracking.generations.clear();
-            }
-            tracking.generations.insert(generation_key.to_owned(), generation);
         }
-        Some(generation)
     }
 
     /// Drops a generation this process has just changed, without waiting for the
@@ -188,22 +228,25 @@ impl NearCache {
         tracking.generations.remove(generation_key);
     }
 
-    /// The value kept under the full key `key`.
-    pub fn value(&self, key: &str) -> Option<Entry> {
+    /// The value kept under the full key `key` for `generation`.
+    pub fn value(&self, key: &str, generation: Generation) -> Option<Entry> {
+        let token = generation.token?;
         let kept = self.values.as_ref()?.get(key)?;
-        Some(Entry::clone(&kept.entry))
+        (kept.token == token).then(|| Entry::clone(&kept.entry))
     }
 
-    /// Keeps `entry` under `key` for `ttl` (what is left of its life in Redis).
-    pub fn keep(&self, key: String, entry: &Entry, ttl: Duration) {
+    /// Keeps `entry` under `key` for `ttl` (what is left of its life in Redis), for
+    /// `generation`.
+    pub fn keep(&self, key: String, entry: &Entry, ttl: Duration, generation: Generation) {
         if let Some(values) = &self.values
+            && let Some(token) = generation.token
             && !ttl.is_zero()
         {
-            values.insert(key, Kept { entry: Arc::new(entry.clone()), ttl });
+            values.insert(key, Kept { entry: Arc::new(entry.clone()), ttl, token });
         }
     }
 
-    fn known(&self, generation_key: &str) -> Option<u64> {
+    fn known(&self, generation_key: &str) -> Option<Generation> {
         let tracking = self.lock();
         if !tracking.live {
             return None;
@@ -276,6 +319,10 @@ impl NearCache {
             .arg("BCAST")
             .arg("PREFIX")
             .arg(GENERATION_PREFIX)
+            // The one write of this connection is a missing counter's creation, read
+            // back by the same script: its own invalidation would only drop what it read.
+            // (Redis 7.0 still reports a write made by a script; the reads allow for it.)
+            .arg("NOLOOP")
             .exec_async(&mut connection)
             .await?;
         Ok(connection)
@@ -300,7 +347,10 @@ mod tests {
             connection: 3,
             live: true,
             epoch: 10,
-            generations: generations.iter().map(|(k, g)| ((*k).to_owned(), *g)).collect(),
+            generations: generations
+                .iter()
+                .map(|(k, g)| ((*k).to_owned(), Generation { value: *g, token: Some(1) }))
+                .collect(),
         }
     }
 
@@ -309,7 +359,7 @@ mod tests {
         let mut tracking = live(&[("g:a", 1), ("g:b", 2)]);
         tracking.apply(3, &invalidate(&["g:a"]));
         assert_eq!(tracking.generations.get("g:a"), None);
-        assert_eq!(tracking.generations.get("g:b"), Some(&2));
+        assert_eq!(tracking.generations.get("g:b").map(|g| g.value), Some(2));
         assert_eq!(tracking.epoch, 11);
         // A flush names no keys: everything goes.
         tracking.apply(3, &PushInfo { kind: PushKind::Invalidate, data: vec![Value::Nil] });
@@ -322,7 +372,7 @@ mod tests {
         tracking.apply(2, &invalidate(&["g:a"]));
         tracking.apply(2, &PushInfo { kind: PushKind::Disconnection, data: vec![] });
         assert!(tracking.live, "pushes of an older connection are ignored");
-        assert_eq!(tracking.generations.get("g:a"), Some(&1));
+        assert_eq!(tracking.generations.get("g:a").map(|g| g.value), Some(1));
         tracking.apply(3, &PushInfo { kind: PushKind::Disconnection, data: vec![] });
         assert!(!tracking.live);
         assert!(tracking.generations.is_empty());
@@ -330,18 +380,25 @@ mod tests {
     }
 
     #[test]
-    fn values_are_kept_by_key_and_a_disabled_cache_keeps_nothing() {
+    fn values_are_kept_by_key_for_one_learning_of_their_generation() {
         let client = redis::Client::open("redis://127.0.0.1:1/").unwrap();
         let near = NearCache::new(&client, 1 << 20);
         let entry = Entry::new("[1]".into(), false);
-        near.keep("k".into(), &entry, Duration::from_secs(60));
-        assert_eq!(near.value("k"), Some(entry.clone()));
-        assert_eq!(near.value("other"), None);
-        near.keep("zero".into(), &entry, Duration::ZERO);
-        assert_eq!(near.value("zero"), None, "a value Redis no longer holds is not kept");
+        let minute = Duration::from_secs(60);
+        let first = Generation { value: 1, token: Some(7) };
+        near.keep("k".into(), &entry, minute, first);
+        assert_eq!(near.value("k", first), Some(entry.clone()));
+        assert_eq!(near.value("other", first), None);
+        // The same number learned again (the counter was deleted and counted up anew).
+        assert_eq!(near.value("k", Generation { value: 1, token: Some(9) }), None);
+        assert_eq!(near.value("k", Generation { value: 1, token: None }), None);
+        near.keep("raced".into(), &entry, minute, Generation { value: 1, token: None });
+        assert_eq!(near.value("raced", first), None, "nothing kept under an unkept generation");
+        near.keep("zero".into(), &entry, Duration::ZERO, first);
+        assert_eq!(near.value("zero", first), None, "a value Redis no longer holds is not kept");
         let off = NearCache::new(&client, 0);
-        off.keep("k".into(), &entry, Duration::from_secs(60));
-        assert_eq!(off.value("k"), None);
+        off.keep("k".into(), &entry, minute, first);
+        assert_eq!(off.value("k", first), None);
     }
 
     #[tokio::test]

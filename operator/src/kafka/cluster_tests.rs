@@ -46,6 +46,12 @@ fn desired(name: &str) -> DesiredTopic {
 
 /// The CreateTopics answer: every topic of the request gets what `outcome` says for its
 /// name (error code and message; 0 for created).
+/// The topics a CreateTopics request names, in its order.
+fn topics_to_create(call: &super::fake_broker::Call) -> Vec<String> {
+    let request: CreateTopicsRequest = call.decode();
+    request.topics.iter().map(|t| t.name.0.as_str().to_owned()).collect()
+}
+
 fn create_answer(
     call: &super::fake_broker::Call,
     outcome: impl Fn(&str) -> (i16, Option<&'static str>),
@@ -219,10 +225,7 @@ async fn the_last_refusal_keeps_the_brokers_message_and_only_retriable_ones_are_
         let sent = Arc::clone(&sent);
         move |call| match call.api {
             ApiKey::CreateTopics => {
-                let request: CreateTopicsRequest = call.decode();
-                sent.lock()
-                    .unwrap()
-                    .push(request.topics.iter().map(|t| t.name.0.as_str().to_owned()).collect());
+                sent.lock().unwrap().push(topics_to_create(call));
                 create_answer(call, |name| match name {
                     "moving" => (
                         ResponseError::NotController.code(),
@@ -270,10 +273,7 @@ async fn requests_that_keep_coming_share_a_batch_past_the_linger() {
         let sent = Arc::clone(&sent);
         move |call| match call.api {
             ApiKey::CreateTopics => {
-                let request: CreateTopicsRequest = call.decode();
-                sent.lock()
-                    .unwrap()
-                    .push(request.topics.iter().map(|t| t.name.0.as_str().to_owned()).collect());
+                sent.lock().unwrap().push(topics_to_create(call));
                 create_answer(call, |_| (0, None))
             }
             _ => Reply::Default,

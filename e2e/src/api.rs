@@ -312,6 +312,24 @@ impl ApiProcess {
         self.child.id()
     }
 
+    /// SIGTERM, then waits (bounded) for the API to exit by itself; its exit status.
+    pub async fn stop_gracefully(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM the API");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the API") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn log(&self) -> String {
         let mut text = String::new();
         let _ = fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));

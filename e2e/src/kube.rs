@@ -66,10 +66,43 @@ pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
     name
 }
 
-/// Deletes the namespace `name`, ignoring failures (cleanup).
+/// Deletes the namespace `name`, ignoring failures (cleanup). The finalizers of our
+/// kinds in it are removed first: only an operator removes them, the tests stop theirs
+/// before this, and a namespace left Terminating keeps the controller-manager's
+/// namespace controller (and so the apiserver and etcd) busy for the rest of the run.
 pub async fn delete_namespace(client: &Client, name: &str) {
+    release_finalizers::<App>(client, name).await;
+    release_finalizers::<Uploader>(client, name).await;
+    release_finalizers::<Topic>(client, name).await;
+    release_finalizers::<Report>(client, name).await;
+    release_finalizers::<ReportComponent>(client, name).await;
+    release_finalizers::<DataTable>(client, name).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let _ = namespaces.delete(name, &DeleteParams::default()).await;
+}
+
+/// Removes every finalizer of the `K`s in `namespace`, a few requests at a time.
+async fn release_finalizers<K>(client: &Client, namespace: &str)
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned,
+{
+    use futures::StreamExt;
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let Ok(objects) = api.list_metadata(&ListParams::default()).await else { return };
+    let holding = objects.items.into_iter().filter(|o| !o.finalizers().is_empty());
+    let release = json!({"metadata": {"finalizers": null}});
+    futures::stream::iter(holding)
+        .for_each_concurrent(8, |object| {
+            let (api, release) = (&api, &release);
+            async move {
+                let name = object.name_any();
+                let _ = api.patch(&name, &PatchParams::default(), &Patch::Merge(release)).await;
+            }
+        })
+        .await;
 }
 
 /// Creates a `licenseware.io/v1alpha1` object of `kind` from `manifest` (its

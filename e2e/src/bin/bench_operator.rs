@@ -31,7 +31,7 @@ use kube::{
 };
 use licenseware_e2e::{
     Stack,
-    kube::{create_namespace, install_crds},
+    kube::{create_namespace, delete_namespace, install_crds},
     procfs::{peak_rss_kib, rss_kib},
     unique_name,
 };
@@ -453,7 +453,8 @@ async fn cleanup(client: &Client, namespace: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Api::<Namespace>::all(client.clone()).delete(namespace, &DeleteParams::default()).await?;
+    // Whatever the operator did not finish in time is released, not left Terminating.
+    delete_namespace(client, namespace).await;
     Ok(())
 }
 

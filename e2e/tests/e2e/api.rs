@@ -166,6 +166,37 @@ async fn an_upload_goes_through_validation_files_worker_status_and_history() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_validation_record_is_written_when_the_api_stops_at_once() {
+    use futures::StreamExt;
+    // `/validation` answers before its history record is written (records go in
+    // batches): a graceful stop right after the answers must still write every one.
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::with_spec("api-history-stop", 1, 1, rv_tools_spec()).await;
+    let mut api = ApiProcess::start(&setup, "history-stop", &[]).await;
+    let tenant = uuid();
+    let token = api.token(&tenant, "user-1", &[]);
+    let url = api.uploader_url(&setup, "validation");
+    // More than one batch in flight and a partial one pending.
+    let requests = 1_234;
+    let answers = futures::stream::iter(0..requests)
+        .map(|n| {
+            let (api, url, tenant, token) = (&api, &url, &tenant, &token);
+            async move {
+                let body = json!({"filenames": [format!("RVTools-{n}.xlsx")]});
+                api.post_json(url, tenant, token, &body).await.status()
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
+    let status = api.stop_gracefully(Duration::from_secs(60)).await;
+    assert!(status.success(), "{status}; log:\n{}", api.log());
+    let written = setup.count("ProcessingHistory", doc! {"tenant_id": &tenant}).await;
+    assert_eq!(written, requests, "records written of {requests}; log:\n{}", api.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_upload_is_unpacked_and_processed() {
     let _stack = stack_shared().await;
     // The sample uploader, taking archives too (their members are checked by the worker).

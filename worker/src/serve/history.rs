@@ -9,11 +9,15 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use mongodb::{
     Collection, Database,
-    bson::{self, Bson, Document, doc},
+    bson::{self, Bson, Document, RawDocumentBuf, doc, oid::ObjectId},
     options::UpdateOptions,
 };
+use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+};
 
 use crate::consume::{clock, history::COLLECTION};
 use crate::validation::ValidationResponse;
@@ -22,8 +26,12 @@ use crate::validation::ValidationResponse;
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// And at most this many in one write.
 const BATCH: usize = 500;
-/// Pending records before senders wait (back pressure, bounded memory).
-const QUEUE: usize = 10_000;
+/// Batches written at once: the next one is gathered and sent while the store works
+/// on the last (the store's own rate is `/validation`'s limit).
+const IN_FLIGHT: usize = 2;
+/// Pending records before senders wait (back pressure): with the batches in flight,
+/// a few MiB of encoded records at most.
+const QUEUE: usize = 4_000;
 
 /// Who a record is about.
 #[derive(Debug, Clone)]
@@ -34,8 +42,10 @@ pub struct Subject<'a> {
     pub event_id: &'a str,
 }
 
+/// Inserts travel encoded: a few hundred bytes each, where a `Document` is a tree of
+/// allocations to build, keep and free.
 enum Write {
-    Insert(Document),
+    Insert(RawDocumentBuf),
     Upsert { filter: Document, set: Document, done: oneshot::Sender<mongodb::error::Result<()>> },
 }
 
@@ -58,12 +68,30 @@ fn entries(validation: &[ValidationResponse]) -> Bson {
     bson::to_bson(validation).unwrap_or(Bson::Array(Vec::new()))
 }
 
+/// `/validation`'s record, the SDK's fields; `_id` made here so the driver need not
+/// rebuild the document to prepend one.
+#[derive(Serialize)]
+struct FilenameValidation<'a> {
+    _id: ObjectId,
+    tenant_id: &'a str,
+    event_id: &'a str,
+    app_id: &'a str,
+    uploader_id: &'a str,
+    filename_validation: &'a [ValidationResponse],
+    filename_validation_updated_at: String,
+}
+
+fn encode(record: &impl Serialize) -> Option<RawDocumentBuf> {
+    let bytes = bson::to_vec(record).ok()?;
+    RawDocumentBuf::from_bytes(bytes).ok()
+}
+
 impl HistoryWriter {
     /// The writer and its task; the task ends once every handle is dropped and the
     /// records sent before are written.
     pub fn start(database: &Database) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let collection = database.collection::<Document>(COLLECTION);
+        let collection = database.collection::<RawDocumentBuf>(COLLECTION);
         (Self { sender }, tokio::spawn(write_all(collection, receiver)))
     }
 
@@ -73,11 +101,18 @@ impl HistoryWriter {
         subject: &Subject<'_>,
         validation: &[ValidationResponse],
     ) {
-        let document = doc! {
-            "tenant_id": subject.tenant_id, "event_id": subject.event_id,
-            "app_id": subject.app_id, "uploader_id": subject.uploader_id,
-            "filename_validation": entries(validation),
-            "filename_validation_updated_at": clock::now_iso(),
+        let record = FilenameValidation {
+            _id: ObjectId::new(),
+            tenant_id: subject.tenant_id,
+            event_id: subject.event_id,
+            app_id: subject.app_id,
+            uploader_id: subject.uploader_id,
+            filename_validation: validation,
+            filename_validation_updated_at: clock::now_iso(),
+        };
+        let Some(document) = encode(&record) else {
+            tracing::error!(event_id = subject.event_id, "history record not encodable; lost");
+            return;
         };
         if self.sender.send(Write::Insert(document)).await.is_err() {
             tracing::error!(event_id = subject.event_id, "history writer stopped; record lost");
@@ -86,6 +121,10 @@ impl HistoryWriter {
 
     /// A record of its own (e.g. a data-table edit), written with the next batch.
     pub async fn record(&self, document: Document) {
+        let Ok(document) = RawDocumentBuf::from_document(&document) else {
+            tracing::error!("history record not encodable; lost");
+            return;
+        };
         if self.sender.send(Write::Insert(document)).await.is_err() {
             tracing::error!("history writer stopped; record lost");
         }
@@ -115,36 +154,44 @@ impl HistoryWriter {
     }
 }
 
-async fn write_all(collection: Collection<Document>, mut receiver: mpsc::Receiver<Write>) {
-    let mut inserts: Vec<Document> = Vec::new();
+async fn write_all(collection: Collection<RawDocumentBuf>, mut receiver: mpsc::Receiver<Write>) {
+    let mut inserts: Vec<RawDocumentBuf> = Vec::new();
+    let mut writing = JoinSet::new();
+    // When the oldest pending insert must be sent, whatever keeps coming.
+    let mut send_by = tokio::time::Instant::now();
     loop {
-        let next = if inserts.is_empty() {
-            receiver.recv().await
-        } else {
-            match tokio::time::timeout(FLUSH_EVERY, receiver.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    flush(&collection, &mut inserts).await;
-                    continue;
-                }
+        let next = tokio::select! {
+            // A finished batch frees its place; nothing else to do with it.
+            Some(_) = writing.join_next(), if !writing.is_empty() => continue,
+            () = tokio::time::sleep_until(send_by), if !inserts.is_empty() => {
+                send_batch(&collection, &mut inserts, &mut writing).await;
+                continue;
             }
+            next = receiver.recv() => next,
         };
+        if inserts.is_empty() {
+            send_by = tokio::time::Instant::now() + FLUSH_EVERY;
+        }
         match next {
             None => {
-                flush(&collection, &mut inserts).await;
+                send_batch(&collection, &mut inserts, &mut writing).await;
+                while writing.join_next().await.is_some() {}
                 return;
             }
             Some(Write::Insert(document)) => {
                 inserts.push(document);
                 if inserts.len() >= BATCH {
-                    flush(&collection, &mut inserts).await;
+                    send_batch(&collection, &mut inserts, &mut writing).await;
                 }
             }
             Some(Write::Upsert { filter, set, done }) => {
-                // Records of one event keep their order: pending inserts go first.
-                flush(&collection, &mut inserts).await;
+                // Records of one event keep their order: every insert sent before is
+                // written first.
+                send_batch(&collection, &mut inserts, &mut writing).await;
+                while writing.join_next().await.is_some() {}
                 let options = UpdateOptions::builder().upsert(true).build();
                 let result = collection
+                    .clone_with_type::<Document>()
                     .update_one(filter, doc! {"$set": set})
                     .with_options(options)
                     .await
@@ -155,19 +202,28 @@ async fn write_all(collection: Collection<Document>, mut receiver: mpsc::Receive
     }
 }
 
-/// Writes the pending inserts, retrying a failed batch a few times: history is what a
-/// user reads to know what happened to an upload.
-async fn flush(collection: &Collection<Document>, inserts: &mut Vec<Document>) {
+/// Starts writing the pending inserts, once fewer than [`IN_FLIGHT`] batches are.
+async fn send_batch(
+    collection: &Collection<RawDocumentBuf>,
+    inserts: &mut Vec<RawDocumentBuf>,
+    writing: &mut JoinSet<()>,
+) {
     if inserts.is_empty() {
         return;
     }
+    while writing.len() >= IN_FLIGHT {
+        writing.join_next().await;
+    }
+    writing.spawn(flush(collection.clone(), std::mem::take(inserts)));
+}
+
+/// Writes one batch, retrying a failed write a few times: history is what a user reads
+/// to know what happened to an upload.
+async fn flush(collection: Collection<RawDocumentBuf>, inserts: Vec<RawDocumentBuf>) {
     let mut wait = Duration::from_millis(100);
     for attempt in 1..=5 {
         match collection.insert_many(inserts.iter()).await {
-            Ok(_) => {
-                inserts.clear();
-                return;
-            }
+            Ok(_) => return,
             Err(error) => {
                 tracing::warn!(%error, attempt, records = inserts.len(), "writing history");
                 tokio::time::sleep(wait).await;
@@ -176,7 +232,6 @@ async fn flush(collection: &Collection<Document>, inserts: &mut Vec<Document>) {
         }
     }
     tracing::error!(records = inserts.len(), "history records dropped after 5 attempts");
-    inserts.clear();
 }
 
 /// What `/history` may be filtered by, besides the caller's tenant and the app.

@@ -26,7 +26,7 @@ impl Validator<'_> {
             Err(error) => return vec![error.to_string()],
         };
         let mut failures = Vec::new();
-        match &self.text_contains_all {
+        match self.text_contains_all.as_deref() {
             Some(Ok(keywords)) if !keywords.all_in(&text) => failures.push(format!(
                 "File must contain the all following keywords: {}",
                 keywords.listed()
@@ -34,7 +34,7 @@ impl Validator<'_> {
             Some(Err(invalid)) => failures.push(invalid.to_string()),
             _ => {}
         }
-        match &self.text_contains_any {
+        match self.text_contains_any.as_deref() {
             Some(Ok(keywords)) if !keywords.any_in(&text) => failures.push(format!(
                 "File must contain at least one of the following keywords: {}",
                 keywords.listed()

@@ -2,7 +2,10 @@
 //! files: the SDK's default filenames and filecontents handlers (§1.6, §1.7) with the
 //! fixes of §12 rows 1-6.
 
-use std::path::{Path, PathBuf};
+use std::{
+    borrow::Cow,
+    path::{Path, PathBuf},
+};
 
 use licenseware_crds::ValidationParameters;
 
@@ -39,9 +42,9 @@ impl FileToValidate {
 #[derive(Debug, Clone)]
 pub struct Validator<'p> {
     pub(super) params: &'p ValidationParameters,
-    filename_contains: Result<Keywords, InvalidKeyword>,
-    pub(super) text_contains_all: Option<Result<Keywords, InvalidKeyword>>,
-    pub(super) text_contains_any: Option<Result<Keywords, InvalidKeyword>>,
+    filename_contains: Cow<'p, Result<Keywords, InvalidKeyword>>,
+    pub(super) text_contains_all: Option<Cow<'p, Result<Keywords, InvalidKeyword>>>,
+    pub(super) text_contains_any: Option<Cow<'p, Result<Keywords, InvalidKeyword>>>,
 }
 
 /// An Uploader's rules compiled once and kept (the API's registry holds one per
@@ -58,9 +61,9 @@ impl CompiledRules {
     pub fn new(params: ValidationParameters) -> Self {
         let compiled = Validator::new(&params);
         let (filename_contains, text_contains_all, text_contains_any) = (
-            compiled.filename_contains.clone(),
-            compiled.text_contains_all.clone(),
-            compiled.text_contains_any.clone(),
+            compiled.filename_contains.into_owned(),
+            compiled.text_contains_all.map(Cow::into_owned),
+            compiled.text_contains_any.map(Cow::into_owned),
         );
         Self { params, filename_contains, text_contains_all, text_contains_any }
     }
@@ -72,16 +75,16 @@ impl CompiledRules {
     pub fn validator(&self) -> Validator<'_> {
         Validator {
             params: &self.params,
-            filename_contains: self.filename_contains.clone(),
-            text_contains_all: self.text_contains_all.clone(),
-            text_contains_any: self.text_contains_any.clone(),
+            filename_contains: Cow::Borrowed(&self.filename_contains),
+            text_contains_all: self.text_contains_all.as_ref().map(Cow::Borrowed),
+            text_contains_any: self.text_contains_any.as_ref().map(Cow::Borrowed),
         }
     }
 }
 
 impl<'p> Validator<'p> {
     pub fn new(params: &'p ValidationParameters) -> Self {
-        let compile = |terms: &Vec<String>| Keywords::new(terms, params.regex_escape);
+        let compile = |terms: &Vec<String>| Cow::Owned(Keywords::new(terms, params.regex_escape));
         let no_terms = Vec::new();
         Self {
             params,
@@ -99,7 +102,7 @@ impl<'p> Validator<'p> {
             return ValidationResponse::skipped(filename, &params.filename_ignored_message);
         }
         let mut failures = Vec::new();
-        match &self.filename_contains {
+        match &*self.filename_contains {
             Ok(keywords) if keywords.any_in(filename) => {}
             Ok(keywords) => failures.push(format!(
                 "File must contain at least one of the following keywords: {}",

@@ -11,6 +11,7 @@ use super::headers;
 use super::jwks::{Refresh, RemoteJwks};
 use super::keys::{self, VerifyingKey};
 use super::settings::AuthSettings;
+use super::verified::VerifiedTokens;
 
 /// Verifies tokens against the configured keys. Clones share one key cache.
 #[derive(Debug, Clone)]
@@ -26,6 +27,7 @@ struct Inner {
     /// What every token must satisfy; each key narrows `algorithms` to its own.
     validation: Validation,
     machine_role: String,
+    verified: VerifiedTokens,
 }
 
 impl Authenticator {
@@ -56,6 +58,7 @@ impl Authenticator {
             remote,
             validation: validation(settings),
             machine_role: settings.machine_role.clone(),
+            verified: VerifiedTokens::default(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -86,6 +89,10 @@ impl Authenticator {
     }
 
     async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.inner.verified.get(token, &self.remote_keys(), now) {
+            return Ok(claims);
+        }
         let invalid = AuthError::InvalidToken;
         // `alg: none` and unknown algorithms fail here: jsonwebtoken has no such variant.
         let header =
@@ -124,7 +131,10 @@ impl Authenticator {
         for key in candidates {
             validation.algorithms.clone_from(&key.algorithms);
             match decode::<Claims>(token, &key.key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => {
+                    self.inner.verified.keep(token, &data.claims, remote.clone(), now);
+                    return Ok(data.claims);
+                }
                 // Several keys may fit; only a bad signature means "try the next one".
                 Err(error) => match TokenProblem::from_jwt(&error) {
                     TokenProblem::BadSignature => continue,
@@ -273,6 +283,24 @@ mod tests {
         assert_eq!(caller.subject, "user-1");
         assert!(caller.unlimited());
         assert!(!caller.machine);
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_kept_and_still_judged_per_tenant() {
+        let f = fixture(|_| {}).await;
+        let token = mint_hs256(SECRET, &user_claims(&["t1"])).expect("mint");
+        for _ in 0..3 {
+            let caller = f.auth.authenticate(&request(Some("t1"), Some(&token))).await;
+            assert_eq!(caller.expect("ok").subject, "user-1");
+        }
+        assert_eq!(f.auth.inner.verified.len(), 1, "verified once, then kept");
+        // The kept claims still go through the tenant rule on every request.
+        assert_eq!(user_reason(&f.auth, Some("t2"), Some(&token)).await, "TenantNotAllowed");
+        // A forged token (another secret) is neither accepted nor kept.
+        let forged = mint_hs256(b"another-secret-of-32-bytes-at-least!", &user_claims(&["t1"]));
+        let forged = forged.expect("mint");
+        assert_eq!(user_reason(&f.auth, Some("t1"), Some(&forged)).await, "BadSignature");
+        assert_eq!(f.auth.inner.verified.len(), 1);
     }
 
     #[tokio::test]

@@ -33,8 +33,12 @@ impl Caller {
 }
 
 /// The claims we read; `exp`, `nbf`, `iss` and `aud` are checked by jsonwebtoken.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Claims {
+    /// Read only to know how long a verified token may be kept (a number, as RFC 7519
+    /// allows: integer or not).
+    #[serde(default)]
+    exp: Option<f64>,
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
@@ -50,6 +54,12 @@ pub(crate) struct Claims {
 }
 
 impl Claims {
+    /// `exp` in whole Unix seconds.
+    pub(crate) fn expires_at(&self) -> Option<u64> {
+        let exp = self.exp?;
+        (exp.is_finite() && exp >= 0.0).then(|| exp.floor() as u64)
+    }
+
     fn is_machine(&self, machine_role: &str) -> bool {
         self.roles.iter().flatten().chain(&self.role).any(|role| role == machine_role)
     }

@@ -15,6 +15,7 @@ mod keys;
 mod mint;
 mod settings;
 mod tenant;
+mod verified;
 
 pub use authenticator::Authenticator;
 pub use caller::Caller;

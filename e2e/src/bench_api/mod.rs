@@ -9,6 +9,7 @@
 
 pub mod bare;
 pub mod component;
+pub mod history_floor;
 pub mod load;
 pub mod procs;
 pub mod report;
@@ -117,6 +118,7 @@ pub const API_HEALTHZ: &str = "API /healthz (its hello world)";
 pub const BARE_CHECK: &str = "bare check: JWT + rules, no I/O";
 pub const BARE_HELLO: &str = "hello world of the bare check's server";
 pub const SDK_HELLO: &str = "FastAPI+uvicorn x2 hello world";
+pub const HISTORY_FLOOR: &str = "store floor: its records via the driver /s";
 
 /// Statuses of the `validation` entries of an answer, by file name.
 fn verdicts(answer: &Value) -> Vec<(String, String)> {
@@ -300,6 +302,22 @@ async fn throughput_on(
                 },
             ));
             outcome.rounds.push(&target.name, sample);
+            if target.name == API_VALIDATION {
+                let filenames = &options.filenames;
+                let floor = history_floor::run(
+                    &setup.mongo,
+                    app,
+                    &setup.uploader_id,
+                    filenames,
+                    options.load.duration,
+                )
+                .await?;
+                report_progress(&format!(
+                    "round {round}/{}: {:<48} {:>8.0} records/s",
+                    options.rounds, HISTORY_FLOOR, floor.rps
+                ));
+                outcome.rounds.push(HISTORY_FLOOR, floor);
+            }
         }
     }
     outcome.api_hwm_kib = crate::procfs::peak_rss_kib(api.pid()).unwrap_or(0);

@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
 use licenseware_e2e::{
     Stack,
     bench_api::{
-        self, API_HEALTHZ, API_VALIDATION, BARE_CHECK, BARE_HELLO, Options, SDK_VALIDATION,
+        self, API_HEALTHZ, API_VALIDATION, BARE_CHECK, BARE_HELLO, HISTORY_FLOOR, Options,
+        SDK_VALIDATION,
         component::{self, API_HIT, API_MISS, ComponentOutcome, DRIVER, REDIS_GET},
         load::Load,
         report,
@@ -139,6 +140,9 @@ fn print_throughput(outcome: &bench_api::Throughput, options: &Options) {
     }
     if let Some(ratio) = rounds.ratio(BARE_HELLO, API_HEALTHZ) {
         println!("  bare server hello / API /healthz     {ratio:>6.2}");
+    }
+    if let Some(ratio) = rounds.ratio(API_VALIDATION, HISTORY_FLOOR) {
+        println!("  API /validation / store floor        {ratio:>6.2}");
     }
     if let Some(ratio) = rounds.ratio(API_VALIDATION, API_HEALTHZ) {
         println!("  API /validation / API /healthz       {ratio:>6.2}");

@@ -33,19 +33,15 @@ struct Wrapped {
     filenames: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Filenames {
-    Wrapped(Wrapped),
-    Bare(Vec<String>),
-}
-
 /// `{"filenames": [...]}` or a bare list, not empty.
 pub fn parse_filenames(body: &[u8]) -> Result<Vec<String>, ApiError> {
-    let names = match serde_json::from_slice::<Filenames>(body) {
-        Ok(Filenames::Wrapped(Wrapped { filenames }) | Filenames::Bare(filenames)) => filenames,
-        Err(_) => return Err(ApiError::BadRequest(BAD_BODY.to_owned())),
+    // The first byte tells the form: an untagged enum would try the object first and
+    // build an error for every bare list.
+    let parsed = match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<String>>(body),
+        _ => serde_json::from_slice::<Wrapped>(body).map(|wrapped| wrapped.filenames),
     };
+    let Ok(names) = parsed else { return Err(ApiError::BadRequest(BAD_BODY.to_owned())) };
     if names.is_empty() {
         return Err(ApiError::BadRequest(BAD_BODY.to_owned()));
     }

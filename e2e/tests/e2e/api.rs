@@ -481,6 +481,18 @@ async fn registry_tenant_and_operations_routes_answer_as_documented() {
         .await
         .expect("preflight");
     assert_eq!(cors.headers()["access-control-allow-origin"], "*");
+    // The SDK's security headers, on answers of every kind (a preflight, a 200, a 404).
+    let missing = api.http.get(format!("{}/no-such-route", api.url)).send().await.expect("GET");
+    let ok = api.http.get(format!("{}/readyz", api.url)).send().await.expect("GET");
+    for response in [&cors, &ok, &missing] {
+        let headers = response.headers();
+        assert_eq!(headers["x-frame-options"], "SAMEORIGIN", "{headers:?}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{headers:?}");
+        assert_eq!(
+            headers["strict-transport-security"], "max-age=31536000; includeSubDomains",
+            "{headers:?}"
+        );
+    }
     setup.cleanup().await;
 }
 

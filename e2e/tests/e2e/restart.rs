@@ -145,22 +145,33 @@ fn partitions_of(index: usize) -> i32 {
 #[tokio::test]
 async fn killed_operator_converges_when_restarted() {
     let h = Harness::start("restart").await;
-    for index in 0..TOPICS {
-        h.create_topic(&format!("topic-{index:02}"), partitions_of(index)).await;
-    }
-    for index in 0..UPLOADERS {
-        h.create_uploader(index).await;
-    }
     let total = TOPICS + UPLOADERS;
-
     let mut first = Operator::start(&h.setup, "first");
-    // Kill it as soon as anything is Ready: the rest is half-way or not started.
-    eventually(WAIT, "a first Topic to be Ready", || async {
-        let (topics, _) = h.ready().await;
-        (!topics.is_empty()).then_some(())
-    })
-    .await;
-    first.kill();
+    eventually(WAIT, "the first operator to lead", || async { h.holder().await }).await;
+    // The objects come one at a time while it works, and it is killed at the first
+    // Ready one: some are done, some half-way, some created after the kill. (All made
+    // before it started, the operator's batching made them Ready together, and a kill
+    // "half-way" found nothing left to do.)
+    let mut killed = false;
+    for index in 0..total {
+        if index < TOPICS {
+            h.create_topic(&format!("topic-{index:02}"), partitions_of(index)).await;
+        } else {
+            h.create_uploader(index - TOPICS).await;
+        }
+        if !killed && !h.ready().await.0.is_empty() {
+            first.kill();
+            killed = true;
+        }
+    }
+    if !killed {
+        eventually(WAIT, "a first Topic to be Ready", || async {
+            let (topics, _) = h.ready().await;
+            (!topics.is_empty()).then_some(())
+        })
+        .await;
+        first.kill();
+    }
     let (topics, uploaders) = h.ready().await;
     let ready_at_kill = topics.len() + uploaders.len();
     assert!(ready_at_kill < total + 2 * UPLOADERS, "everything was Ready before the kill");

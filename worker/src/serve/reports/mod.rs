@@ -232,7 +232,6 @@ pub(crate) async fn serve_component(
     let paging = Paging::new(&query)?;
     let filters: Vec<FilterItem> = filters::from_request(query.filters.as_deref(), body)?;
     let user_match = filters::to_match(&filters, &target.allowed)?;
-    let pipeline = query::pipeline(tenant, user_match, &target.data, paging)?;
     let slot = Slot {
         tenant,
         app: &target.app_id,
@@ -247,7 +246,12 @@ pub(crate) async fn serve_component(
             None
         }
     };
-    let compute = || aggregate(state, target, pipeline, paging.limit);
+    // Built on a miss only: a hit needs the key, not the stages (the registry's
+    // definition is checked again with each computation; a refused one is never cached).
+    let compute = || async move {
+        let pipeline = query::pipeline(tenant, user_match, &target.data, paging)?;
+        aggregate(state, target, pipeline, paging.limit).await
+    };
     let (entry, source) =
         cache::get_or_compute(redis, &state.near_cache, &slot, CLIENT_MAX_TIME, compute).await?;
     state.metrics.component_cache(&target.app_id, &target.component_id, source.as_str());

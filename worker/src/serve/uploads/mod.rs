@@ -5,6 +5,7 @@
 pub(crate) mod files;
 pub mod names;
 mod receive;
+mod sink;
 pub(crate) mod status;
 pub(crate) mod validation;
 

@@ -1,19 +1,16 @@
 //! The multipart body of `/files`, streamed to disk: each file goes straight to a
-//! staging directory through a small buffer, its bytes counted against the Uploader's
+//! staging directory (`sink`: no copy in this process), its bytes counted against the Uploader's
 //! limits as they arrive; a limit crossed is a 413 at once, and the staging directory
 //! (with every byte written so far) is removed when the request ends without success.
 
 use std::path::{Path, PathBuf};
 
+use super::names::{UsedNames, sanitize};
+use super::sink::FileSink;
+use crate::serve::error::ApiError;
 use axum::extract::multipart::{Field, Multipart, MultipartError};
 use licenseware_crds::UploadLimits;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
-use super::names::{UsedNames, sanitize};
-use crate::serve::error::ApiError;
-
-/// Large enough that a 1 GB upload is a thousand writes, small enough per request.
-const WRITE_BUFFER: usize = 1 << 20;
 /// The form's text fields are a flag and an id.
 const MAX_TEXT_FIELD: usize = 256;
 pub const NO_FILES: &str = "Files list is empty or files are not on 'files' key";
@@ -145,13 +142,9 @@ async fn write_file(
     limits: &UploadLimits,
     total: &mut u64,
 ) -> Result<u64, ApiError> {
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    let mut out = FileSink::create(path)
         .await
         .map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
     let mut bytes: u64 = 0;
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
         let size = chunk.len() as u64;
@@ -170,11 +163,9 @@ async fn write_file(
                 limits.max_total_bytes
             )));
         }
-        out.write_all(&chunk)
-            .await
-            .map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
+        out.write(chunk).await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
     }
-    out.flush().await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
+    out.finish().await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
     Ok(bytes)
 }
 

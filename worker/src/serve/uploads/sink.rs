@@ -1,30 +1,22 @@
-//! An uploaded file's bytes to disk without copying them in this process: the
-//! multipart chunks (shared buffers) are gathered up to [`GATHER`] and written with one
-//! vectored write on the blocking pool while the next ones arrive. A `BufWriter` over
-//! tokio's `File` copied every byte twice (into each of their buffers) before the
-//! kernel's own copy.
+//! An uploaded file's bytes to disk: copied once into one of two fixed buffers, each
+//! written on the blocking pool while the other fills. Memory is two buffers whatever
+//! the client sends (keeping the received chunks themselves would keep alive the
+//! receive buffers they share, an amount the client's packet sizes decide); a
+//! `BufWriter` over tokio's `File` copied every byte twice.
 
-use std::{
-    fs::File,
-    io::{IoSlice, Write},
-    path::Path,
-    sync::Arc,
-};
+use std::{fs::File, io::Write, path::Path, sync::Arc};
 
-use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-/// Bytes gathered per write: a 1 GB upload is about a thousand writes.
-const GATHER: usize = 1 << 20;
-/// At most this many chunks per `writev` (Linux's IOV_MAX is 1024).
-const MAX_SLICES: usize = 512;
+/// Bytes per write: a 1 GB upload is about four thousand writes.
+const GATHER: usize = 256 << 10;
 
 #[derive(Debug)]
 pub struct FileSink {
     file: Arc<File>,
-    gathered: Vec<Bytes>,
-    gathered_bytes: usize,
-    writing: Option<JoinHandle<std::io::Result<()>>>,
+    filling: Vec<u8>,
+    /// The other buffer's write, which gives the buffer back.
+    writing: Option<JoinHandle<std::io::Result<Vec<u8>>>>,
 }
 
 impl FileSink {
@@ -36,19 +28,18 @@ impl FileSink {
         })
         .await
         .map_err(std::io::Error::other)??;
-        Ok(Self { file: Arc::new(file), gathered: Vec::new(), gathered_bytes: 0, writing: None })
+        Ok(Self { file: Arc::new(file), filling: Vec::with_capacity(GATHER), writing: None })
     }
 
-    /// Takes `chunk`; writes what is gathered once it is large enough.
-    pub async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
-        // A writev of empty slices only writes 0 bytes, which is no progress.
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        self.gathered_bytes += chunk.len();
-        self.gathered.push(chunk);
-        if self.gathered_bytes >= GATHER || self.gathered.len() >= MAX_SLICES {
-            self.send().await?;
+    /// Takes `chunk`; writes a buffer each time one is full.
+    pub async fn write(&mut self, mut chunk: &[u8]) -> std::io::Result<()> {
+        while !chunk.is_empty() {
+            let take = (GATHER - self.filling.len()).min(chunk.len());
+            self.filling.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.filling.len() == GATHER {
+                self.send().await?;
+            }
         }
         Ok(())
     }
@@ -56,43 +47,33 @@ impl FileSink {
     /// Writes everything taken so far and waits until it is written.
     pub async fn finish(mut self) -> std::io::Result<()> {
         self.send().await?;
-        self.wait().await
+        self.wait().await.map(drop)
     }
 
-    async fn wait(&mut self) -> std::io::Result<()> {
+    /// The buffer of the write in flight once it is written, or a new one.
+    async fn wait(&mut self) -> std::io::Result<Vec<u8>> {
         match self.writing.take() {
             Some(writing) => writing.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
+            None => Ok(Vec::with_capacity(GATHER)),
         }
     }
 
     /// One write in flight at a time: the previous one must be done (and its error
     /// seen) before the next starts.
     async fn send(&mut self) -> std::io::Result<()> {
-        self.wait().await?;
-        if self.gathered.is_empty() {
+        if self.filling.is_empty() {
             return Ok(());
         }
-        let chunks = std::mem::take(&mut self.gathered);
-        self.gathered_bytes = 0;
+        let next = self.wait().await?;
+        let mut full = std::mem::replace(&mut self.filling, next);
         let file = Arc::clone(&self.file);
-        self.writing = Some(tokio::task::spawn_blocking(move || write_all(&file, &chunks)));
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            (&*file).write_all(&full)?;
+            full.clear();
+            Ok(full)
+        }));
         Ok(())
     }
-}
-
-fn write_all(mut file: &File, chunks: &[Bytes]) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|chunk| IoSlice::new(chunk)).collect();
-    let mut slices = &mut slices[..];
-    while !slices.is_empty() {
-        match file.write_vectored(slices) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(written) => IoSlice::advance_slices(&mut slices, written),
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -105,13 +86,15 @@ mod tests {
         let path = dir.path().join("f");
         let mut sink = FileSink::create(&path).await.unwrap();
         let mut expected = Vec::new();
-        // Sizes that cross the gather size and the slice limit, and empty chunks (a
-        // writev of empty slices alone writes nothing: not an error).
-        sink.write(Bytes::new()).await.unwrap();
+        // Sizes that cross the buffer's, one larger than a buffer, and empty ones.
+        sink.write(&[]).await.unwrap();
+        let large: Vec<u8> = (0..GATHER * 2 + 7).map(|i| (i % 251) as u8).collect();
+        expected.extend_from_slice(&large);
+        sink.write(&large).await.unwrap();
         for n in 0..3_000_usize {
             let chunk: Vec<u8> = (0..(n % 977)).map(|i| (i + n) as u8).collect();
             expected.extend_from_slice(&chunk);
-            sink.write(Bytes::from(chunk)).await.unwrap();
+            sink.write(&chunk).await.unwrap();
         }
         sink.finish().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
@@ -123,7 +106,7 @@ mod tests {
         let path = dir.path().join("f");
         let mut sink = FileSink::create(&path).await.unwrap();
         for _ in 0..3 {
-            sink.write(Bytes::new()).await.unwrap();
+            sink.write(&[]).await.unwrap();
         }
         sink.finish().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"");

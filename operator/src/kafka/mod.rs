@@ -322,6 +322,8 @@ impl Batcher {
             let mut errors = HashMap::new();
             requests::delete(&self.client, &self.metrics, &names, &mut errors).await;
             for (name, _, reply) in deletes {
+                // Whatever takes this name next is not a create of ours.
+                self.uncertain_creates.forget(&name);
                 let _ = reply.send(errors.remove(&name).map_or(Ok(()), Err));
             }
         }
@@ -386,7 +388,9 @@ impl Batcher {
                     Some(error) if create_outcome_unknown(error) => {
                         self.uncertain_creates.record(&d.name, now);
                     }
-                    _ if !raced.contains(&d.name) => self.uncertain_creates.forget(&d.name),
+                    // Created: metadata may not show it for a while, and a create again
+                    // meanwhile would hear "already exists" of our own topic.
+                    _ if !raced.contains(&d.name) => self.uncertain_creates.record(&d.name, now),
                     _ => {}
                 }
             }

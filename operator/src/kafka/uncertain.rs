@@ -1,8 +1,11 @@
 //! Creates whose outcome the operator does not know. A CreateTopics that timed out
 //! (on the way, or the broker's own operation timeout) may still have created the
 //! topic; the retry then finds it "already exists", which alone would read as someone
-//! else's topic and leave the resource refusing its own topic for ever. The batcher
-//! remembers such creates for a while and takes the topic a retry finds as its own.
+//! else's topic and leave the resource refusing its own topic for ever. The same goes
+//! for a create that succeeded: Kafka's metadata may not show the new topic yet, so a
+//! reconcile soon after creates it again and hears "already exists" (seen right after
+//! the broker started). The batcher remembers its creates for a while and takes the
+//! topic such a retry finds as its own.
 
 use std::{
     collections::HashMap,
@@ -36,11 +39,14 @@ pub fn create_outcome_unknown(error: &AdminError) -> bool {
 pub struct UncertainCreates(HashMap<String, Instant>);
 
 impl UncertainCreates {
+    /// Remembers a create of `name` sent at `at`; creates past the window are dropped,
+    /// so the map holds one window's creates at most.
     pub fn record(&mut self, name: &str, at: Instant) {
+        self.0.retain(|_, sent| at.saturating_duration_since(*sent) < UNCERTAIN_WINDOW);
         self.0.insert(name.to_owned(), at);
     }
 
-    /// A create of `name` had a definite outcome.
+    /// `name` was deleted: a topic found under it later is not from a create of ours.
     pub fn forget(&mut self, name: &str) {
         self.0.remove(name);
     }
@@ -60,6 +66,19 @@ mod tests {
 
     fn topic_error(error: ResponseError) -> AdminError {
         AdminError::Topic { call: AdminCall::CreateTopics, topic: "t".into(), error, message: None }
+    }
+
+    #[test]
+    fn a_create_is_taken_as_ours_once_within_the_window_and_old_ones_are_dropped() {
+        let start = Instant::now();
+        let mut creates = UncertainCreates::default();
+        creates.record("a", start);
+        assert!(creates.take("a", start + Duration::from_secs(1)));
+        assert!(!creates.take("a", start + Duration::from_secs(2)), "settled once");
+        creates.record("old", start);
+        creates.record("new", start + UNCERTAIN_WINDOW);
+        assert_eq!(creates.0.len(), 1, "recording drops what is past the window");
+        assert!(!creates.take("old", start + UNCERTAIN_WINDOW));
     }
 
     #[test]

@@ -314,20 +314,11 @@ impl ApiProcess {
 
     /// SIGTERM, then waits (bounded) for the API to exit by itself; its exit status.
     pub async fn stop_gracefully(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM the API");
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the API") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the API did not exit within {timeout:?} of SIGTERM; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::consumer::terminate_child(&self.child);
+        let status = crate::consumer::wait_exit(&mut self.child, timeout).await;
+        status.unwrap_or_else(|| {
+            panic!("the API did not exit within {timeout:?} of SIGTERM; log:\n{}", self.log())
+        })
     }
 
     pub fn log(&self) -> String {

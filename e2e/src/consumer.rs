@@ -501,7 +501,7 @@ impl WorkerProcess {
     }
 
     pub fn terminate(&self) {
-        signal(&self.child.id().to_string(), "-TERM");
+        terminate_child(&self.child);
     }
 
     /// The exit status if the process exited (by itself or killed by a signal).
@@ -511,14 +511,8 @@ impl WorkerProcess {
 
     /// Waits for the process to exit by itself.
     pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the worker") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the worker did not exit; log:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let status = wait_exit(&mut self.child, timeout).await;
+        status.unwrap_or_else(|| panic!("the worker did not exit; log:\n{}", self.log()))
     }
 }
 
@@ -535,6 +529,25 @@ impl Drop for WorkerProcess {
 fn signal(target: &str, signal: &str) {
     let status = Command::new("kill").args([signal, "--", target]).status().expect("run kill");
     assert!(status.success(), "kill {signal} {target} failed");
+}
+
+/// SIGTERM to one child process.
+pub fn terminate_child(child: &Child) {
+    signal(&child.id().to_string(), "-TERM");
+}
+
+/// Waits up to `timeout` for `child` to exit by itself; `None` if it did not.
+pub async fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child process") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Whether a process is gone (or a zombie nobody reaped yet).

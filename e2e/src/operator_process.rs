@@ -11,7 +11,7 @@ use std::{
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::json;
@@ -161,11 +161,7 @@ impl OperatorProcess {
     }
 
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        crate::consumer::terminate_child(&self.child);
     }
 
     /// The exit status if the process has exited.
@@ -175,18 +171,10 @@ impl OperatorProcess {
 
     /// Waits for the process to exit by itself.
     pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the operator") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the operator did not exit within {timeout:?}; its log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let status = crate::consumer::wait_exit(&mut self.child, timeout).await;
+        status.unwrap_or_else(|| {
+            panic!("the operator did not exit within {timeout:?}; its log:\n{}", self.log())
+        })
     }
 }
 

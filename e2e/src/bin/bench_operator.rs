@@ -32,7 +32,7 @@ use kube::{
 use licenseware_e2e::{
     Stack,
     kube::{create_namespace, delete_namespace, install_crds},
-    procfs::{peak_rss_kib, rss_kib},
+    procfs::{cpu_secs, peak_rss_kib, rss_kib},
     unique_name,
 };
 use licenseware_operator::crds::{Topic, Uploader};
@@ -148,11 +148,23 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss_kib = rss_kib(pid)?;
 
+    let requests_before = apiserver_requests(&client).await?;
+    let cpu_before = cpu_by_process(pid);
     let started = Instant::now();
     create_objects(&client, &namespace, &args).await?;
     let created = started.elapsed();
-    let ready = wait_all_ready(&client, &namespace, &args, started).await?;
+    let ready = match wait_all_ready(&client, &namespace, &args, started).await {
+        Ok(ready) => ready,
+        Err(error) => {
+            // Thousands of objects left behind would load every later run and test.
+            cleanup(&client, &namespace).await?;
+            delete_kafka_topics(&admin, &prefix).await?;
+            return Err(error);
+        }
+    };
     let peak_rss_mb = peak_rss_kib(pid)? as f64 / 1024.0;
+    print_cpu(&cpu_before, &cpu_by_process(pid), ready);
+    print_apiserver_requests(&requests_before, &apiserver_requests(&client).await?);
     println!(
         "operator: {} objects created in {:.2} s; all Ready after {:.2} s; peak RSS {:.1} MiB",
         args.topics + args.uploaders,
@@ -264,8 +276,21 @@ async fn measure_floor(
         .await?;
     let apiserver = started.elapsed();
 
-    Api::<Namespace>::all(client.clone()).delete(&namespace, &DeleteParams::default()).await?;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces.delete(&namespace, &DeleteParams::default()).await?;
     delete_kafka_topics(admin, &prefix).await?;
+    // The floor's cleanup (the namespace controller deleting its objects, Kafka its
+    // topics) is not part of the operator's run: wait for it to be over.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        let namespace_gone = namespaces.get_opt(&namespace).await?.is_none();
+        let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(30))?;
+        let topics_gone = !metadata.topics().iter().any(|t| t.name().starts_with(&prefix));
+        if namespace_gone && topics_gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     Ok(Floor { kafka, apiserver })
 }
 
@@ -309,32 +334,26 @@ async fn create_objects(client: &Client, namespace: &str, args: &Args) -> anyhow
     Ok(())
 }
 
+/// Waits until every Topic and Uploader is Ready, seen through two watches: listing
+/// 4,000 objects four times a second (as this did before) cost the apiserver, which
+/// the operator shares, as much CPU as a good part of the operator's own writes.
 async fn wait_all_ready(
     client: &Client,
     namespace: &str,
     args: &Args,
     started: Instant,
 ) -> anyhow::Result<Duration> {
-    let topics: Api<Topic> = Api::namespaced(client.clone(), namespace);
-    let uploaders: Api<Uploader> = Api::namespaced(client.clone(), namespace);
+    let topics = ready_watch::<Topic>(client, namespace, |topic| {
+        is_ready(topic.status.as_ref().map(|s| &s.conditions))
+    });
+    let uploaders = ready_watch::<Uploader>(client, namespace, |uploader| {
+        is_ready(uploader.status.as_ref().map(|s| &s.conditions))
+    });
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let mut last_report = Instant::now();
     loop {
-        let topics_ready = topics
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|topic| is_ready(topic.status.as_ref().map(|s| &s.conditions)))
-            .count();
-        let uploaders_ready = uploaders
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|uploader| is_ready(uploader.status.as_ref().map(|s| &s.conditions)))
-            .count();
-        // The owned events and dead-letter Topics count among the Topics listed.
+        let (topics_ready, uploaders_ready) = (topics.ready(), uploaders.ready());
+        // The owned events and dead-letter Topics count among the Topics watched.
         if topics_ready >= args.topics + 2 * args.uploaders && uploaders_ready >= args.uploaders {
             return Ok(started.elapsed());
         }
@@ -351,8 +370,63 @@ async fn wait_all_ready(
             );
             last_report = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A watch of one kind in `namespace` that keeps the set of its Ready objects.
+struct ReadyWatch {
+    ready: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReadyWatch {
+    fn ready(&self) -> usize {
+        self.ready.lock().map_or(0, |ready| ready.len())
+    }
+}
+
+impl Drop for ReadyWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn ready_watch<K>(client: &Client, namespace: &str, is_ready: fn(&K) -> bool) -> ReadyWatch
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    use kube::{ResourceExt, runtime::watcher};
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let ready = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let shared = std::sync::Arc::clone(&ready);
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            let Ok(mut ready) = shared.lock() else { return };
+            match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                    if is_ready(&object) {
+                        ready.insert(object.name_any());
+                    } else {
+                        ready.remove(&object.name_any());
+                    }
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    ready.remove(&object.name_any());
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+                // The watcher retries by itself; a relist sends every object again.
+                Err(error) => eprintln!("  watch: {error}"),
+            }
+        }
+    });
+    ReadyWatch { ready, task }
 }
 
 fn is_ready(
@@ -435,6 +509,89 @@ async fn admin_calls(url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
         bail!("no licenseware_kafka_admin_calls_total series at {url}");
     }
     Ok(calls)
+}
+
+/// CPU seconds so far of the operator and of the stack's servers, by name.
+fn cpu_by_process(operator_pid: u32) -> BTreeMap<String, f64> {
+    // /proc/<pid>/comm is cut to 15 bytes: "kube-controller" is the controller-manager.
+    const SERVERS: [&str; 6] =
+        ["kube-apiserver", "etcd", "kube-controller", "java", "ferretdb", "redis-server"];
+    let mut cpu = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return cpu };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let name = if pid == operator_pid {
+            "operator".to_owned()
+        } else {
+            match std::fs::read_to_string(entry.path().join("comm")) {
+                Ok(comm) if SERVERS.contains(&comm.trim()) => comm.trim().to_owned(),
+                _ => continue,
+            }
+        };
+        if let Ok(secs) = cpu_secs(pid) {
+            *cpu.entry(name).or_default() += secs;
+        }
+    }
+    cpu
+}
+
+fn print_cpu(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, elapsed: Duration) {
+    let parts: Vec<String> = after
+        .iter()
+        .map(|(name, secs)| {
+            format!("{name} {:.1}", secs - before.get(name).copied().unwrap_or(0.0))
+        })
+        .collect();
+    println!(
+        "CPU seconds until all Ready ({:.1} s on {} cores): {}",
+        elapsed.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+        parts.join(", ")
+    );
+}
+
+/// `apiserver_request_total` from the apiserver's /metrics, summed by verb and
+/// resource (`/subresource`), so a run can say where the apiserver's work went.
+async fn apiserver_requests(client: &Client) -> anyhow::Result<BTreeMap<String, u64>> {
+    let request = axum::http::Request::get("/metrics").body(Vec::new())?;
+    let body = client.request_text(request).await.context("the apiserver's /metrics")?;
+    let mut requests = BTreeMap::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else { continue };
+        let Some((labels, count)) = rest.split_once("} ") else { continue };
+        let label = |name: &str| {
+            labels.split("\",").find_map(|pair| {
+                pair.strip_prefix(name)?.strip_prefix("=\"").map(|v| v.trim_end_matches('"'))
+            })
+        };
+        let (Some(verb), Some(resource)) = (label("verb"), label("resource")) else { continue };
+        let key = match label("subresource").filter(|s| !s.is_empty()) {
+            Some(subresource) => format!("{verb} {resource}/{subresource}"),
+            None => format!("{verb} {resource}"),
+        };
+        *requests.entry(key).or_default() += count.trim().parse::<f64>().unwrap_or(0.0) as u64;
+    }
+    Ok(requests)
+}
+
+/// The requests made between two readings of [`apiserver_requests`], writes first.
+fn print_apiserver_requests(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
+    const READS: [&str; 3] = ["GET ", "LIST ", "WATCH "];
+    let delta: Vec<(&String, u64)> = after
+        .iter()
+        .map(|(key, count)| (key, count - before.get(key).copied().unwrap_or(0).min(*count)))
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    let is_read = |key: &str| READS.iter().any(|verb| key.starts_with(verb));
+    let (reads, writes): (Vec<_>, Vec<_>) = delta.iter().partition(|(key, _)| is_read(key));
+    let total = |part: &[&(&String, u64)]| part.iter().map(|(_, count)| count).sum::<u64>();
+    let list = |part: &[&(&String, u64)]| {
+        part.iter().map(|(key, count)| format!("{key} {count}")).collect::<Vec<_>>().join(", ")
+    };
+    println!("apiserver writes until all Ready: {} ({})", total(&writes), list(&writes));
+    println!("apiserver reads until all Ready: {} ({})", total(&reads), list(&reads));
 }
 
 /// Deletes the benchmark's objects while the operator still runs (it owns finalizers),

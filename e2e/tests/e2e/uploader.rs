@@ -245,6 +245,8 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     assert!(managers.iter().any(|m| m == "licenseware-operator/scaler"), "{managers:?}");
     let spec = deployment.spec.clone().expect("spec");
     assert_eq!(spec.replicas, Some(0));
+    // Created at minReplicas: never at the apiserver's default of one, then scaled down.
+    assert_eq!(deployment.metadata.generation, Some(1), "the worker's replicas never changed");
     let (hash, pod, container) = licenseware_e2e::worker::assert_hardened_worker(&spec);
     let security = container.security_context.clone().expect("securityContext");
     assert_eq!(security.run_as_non_root, Some(true));

@@ -28,8 +28,16 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// Reasons of a Ready=False that is work under way, not a failure: a Topic being
+/// created, an Uploader waiting for its Topics (a Topic that fails publishes its own
+/// Warning). Every new object passes through them; a Warning each was thousands of
+/// Events (apiserver writes) for a thousand new objects, none of them worth a look.
+const IN_PROGRESS: [&str; 2] =
+    [licenseware_crds::reason::PROGRESSING, licenseware_crds::reason::TOPIC_NOT_READY];
+
 /// The Warning Event `action` to publish when Ready turns False with a new reason from
-/// the `old` conditions to the `new` ones: its reason and message.
+/// the `old` conditions to the `new` ones: its reason and message. Work in progress
+/// ([`IN_PROGRESS`]) is no Warning.
 pub fn ready_turned_false(
     old: Option<&[Condition]>,
     new: &[Condition],
@@ -41,15 +49,14 @@ pub fn ready_turned_false(
     };
     let (status, reason, message) = ready(new)?;
     let before = old.and_then(ready).map(|(status, reason, _)| (status, reason));
-    (status == condition_status::FALSE && before != Some((status.clone(), reason.clone()))).then(
-        || Event {
-            type_: EventType::Warning,
-            reason,
-            note: Some(message),
-            action: action.to_owned(),
-            secondary: None,
-        },
-    )
+    let failed = status == condition_status::FALSE && !IN_PROGRESS.contains(&reason.as_str());
+    (failed && before != Some((status.clone(), reason.clone()))).then(|| Event {
+        type_: EventType::Warning,
+        reason,
+        note: Some(message),
+        action: action.to_owned(),
+        secondary: None,
+    })
 }
 
 #[cfg(test)]
@@ -84,5 +91,18 @@ mod tests {
         assert!(ready_turned_false(Some(&down), &still, "Reconcile").is_none());
         assert!(ready_turned_false(Some(&down), &ready(true, "Reconciled", "ok"), "R").is_none());
         assert!(ready_turned_false(None, &[], "Reconcile").is_none());
+    }
+
+    #[test]
+    fn work_in_progress_is_no_warning() {
+        for reason in IN_PROGRESS {
+            assert!(ready_turned_false(None, &ready(false, reason, "creating"), "R").is_none());
+            let up = ready(true, "Reconciled", "ok");
+            assert!(ready_turned_false(Some(&up), &ready(false, reason, "waiting"), "R").is_none());
+        }
+        // A failure after work in progress still warns.
+        let progressing = ready(false, "Progressing", "creating");
+        let failed = ready(false, "KafkaError", "refused");
+        assert!(ready_turned_false(Some(&progressing), &failed, "Reconcile").is_some());
     }
 }

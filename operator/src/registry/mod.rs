@@ -99,6 +99,9 @@ pub enum Upserted {
     Unchanged,
 }
 
+/// The shortest time between two rebuilds of one app document (see `refresh_app`).
+const APP_REBUILD_SPACING: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The registry writer. Cheap to clone; share one per operator.
 #[derive(Clone)]
 pub struct Registry {
@@ -449,8 +452,9 @@ impl Registry {
     /// Rebuilds the app document of `app_id` from the entries that exist now. While a
     /// rebuild of the same app runs, a request only asks it for one more round and
     /// returns: with many resources of one app reconciled at once, the app document is
-    /// rebuilt a few times instead of once per resource. A failed round clears the
-    /// request, so the caller's retry starts a new rebuild that sees every entry.
+    /// rebuilt about once per [`APP_REBUILD_SPACING`] instead of once per resource. A
+    /// failed round clears the request, so the caller's retry starts a new rebuild that
+    /// sees every entry.
     async fn refresh_app(&self, app_id: &str) -> Result<(), RegistryError> {
         {
             let mut running =
@@ -462,15 +466,33 @@ impl Registry {
             running.insert(app_id.to_owned(), false);
         }
         loop {
+            let started = tokio::time::Instant::now();
             let round = self.rebuild_app(app_id).await;
-            let mut running =
-                self.inner.app_refreshes.lock().unwrap_or_else(PoisonError::into_inner);
-            match (round, running.get_mut(app_id)) {
-                (Ok(()), Some(again)) if *again => *again = false,
-                (round, _) => {
-                    running.remove(app_id);
-                    return round;
+            {
+                let mut running =
+                    self.inner.app_refreshes.lock().unwrap_or_else(PoisonError::into_inner);
+                match (round, running.get(app_id)) {
+                    (Ok(()), Some(true)) => {}
+                    (round, _) => {
+                        running.remove(app_id);
+                        return round;
+                    }
                 }
+            }
+            // Rounds come at most this often: the requests of the wait join the next
+            // one. Back to back, a thousand Uploaders of one app created at once made
+            // ~460 rebuilds of a document listing up to a thousand members (read,
+            // compared, published and written each time): most of the store's and a
+            // good part of Kafka's CPU while the operator was catching up.
+            tokio::time::sleep_until(started + APP_REBUILD_SPACING).await;
+            if let Some(again) = self
+                .inner
+                .app_refreshes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(app_id)
+            {
+                *again = false;
             }
         }
     }

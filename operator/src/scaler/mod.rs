@@ -50,7 +50,8 @@ use k8s_openapi::jiff::Timestamp;
 use licenseware_crds::WorkerSpec;
 
 /// The field manager the scaler applies `spec.replicas` of worker Deployments with.
-/// The controller's own manager never sets replicas, so the two never fight, and
+/// The controller's own manager sets replicas only when it creates the Deployment, and
+/// hands the field to this manager in the same reconcile, so the two never fight, and
 /// `kubectl get deploy -o yaml --show-managed-fields` shows who scales the worker.
 pub const FIELD_MANAGER: &str = "licenseware-operator/scaler";
 

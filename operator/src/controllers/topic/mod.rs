@@ -16,7 +16,7 @@ use std::{
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
-    Client, ResourceExt,
+    Api, Client, ResourceExt,
     runtime::{Controller, controller::Action, events::Recorder, reflector::Store},
 };
 use licenseware_crds::{DeletionPolicy, Topic};
@@ -153,7 +153,7 @@ async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error
     let result = if topic.metadata.deletion_timestamp.is_some() {
         cleanup(&topic, &ctx).await
     } else {
-        apply(&topic, &ctx).await
+        apply(&topic, &ctx, Read::Cached).await
     };
     if result.is_ok() {
         ctx.backoff.reset(&key(&*topic));
@@ -172,7 +172,16 @@ fn error_policy(topic: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
     )
 }
 
-async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
+/// Where the reconciled object came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// The watch cache: it may not show the status the previous reconcile wrote yet.
+    Cached,
+    /// A read from the apiserver just now.
+    Fresh,
+}
+
+async fn apply(topic: &Topic, ctx: &Context, read: Read) -> Result<Action, Error> {
     let management = management(topic);
     let has_finalizer = finalizer::has(topic, FINALIZER);
     if desired::needs_finalizer(topic) != has_finalizer {
@@ -233,6 +242,21 @@ async fn apply(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
             Ok(Applied::Unclaimed) => {
                 // Only an unclaimed apply answers this; nothing to do but try again.
                 return Ok(Action::requeue(CONFLICT_RECHECK.min(ctx.resync)));
+            }
+            // A reconcile right after the one that claimed or created the topic may get
+            // the object from before that status write (the watch lags behind under
+            // load), without the claim: the topic it created would read as someone
+            // else's, for good. Refusing is decided on the object as it is now.
+            Ok(Applied::NotOwned { .. }) if read == Read::Cached => {
+                let api: Api<Topic> =
+                    Api::namespaced(ctx.client.clone(), &topic.namespace().unwrap_or_default());
+                return match api.get_opt(&topic.name_any()).await? {
+                    Some(fresh) if fresh.metadata.deletion_timestamp.is_none() => {
+                        Box::pin(apply(&fresh, ctx, Read::Fresh)).await
+                    }
+                    // Gone or going: its deletion is reconciled next.
+                    _ => Ok(Action::await_change()),
+                };
             }
             Ok(Applied::NotOwned { topic_id }) => {
                 tracing::warn!(kafka_topic = %name, ?topic_id, "existing Kafka topic not adopted");

@@ -152,6 +152,19 @@ impl AppliedMemo {
             .insert(key, Applied { hash, generation, at: Instant::now() });
     }
 
+    /// The scaler moved `spec.replicas` of a child applied here, from generation `from`
+    /// to `to`: the new generation is the operator's own change, not an edit to revert,
+    /// so the next reconcile need not apply the child again (it did after each scale).
+    /// Only when the memo still has `from`: an edit in between keeps its re-apply.
+    pub fn follow_generation(&self, key: &str, from: Option<i64>, to: Option<i64>) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(applied) = entries.get_mut(key)
+            && applied.generation == from
+        {
+            applied.generation = to;
+        }
+    }
+
     /// Forgets the children of a deleted Uploader (`namespace/` + names).
     pub fn forget(&self, keys: &[String]) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -225,6 +238,35 @@ where
     Ok(applied)
 }
 
+/// Creates the worker Deployment `desired` with `replicas` set, and hands that field to
+/// the scaler's field manager [`crate::scaler::FIELD_MANAGER`] at once (a second apply
+/// of the same value: no change, no rollout). Without this the Deployment started at
+/// the apiserver's default of one replica, a worker Pod started for nothing until the
+/// scaler's next tick set `minReplicas`, with a Scaled Event and a status write each.
+/// The reconcile's own applies never carry `replicas` (the memo keeps the hash of
+/// `desired` without it), so only the scaler changes it from then on. Returns the
+/// Deployment as the handover left it.
+#[tracing::instrument(name = "create_worker", level = "debug", skip_all)]
+pub async fn create_worker(
+    api: &Api<Deployment>,
+    memo: &AppliedMemo,
+    desired: &Deployment,
+    replicas: i32,
+) -> Result<Deployment, kube::Error> {
+    let hash = hash_of(desired).unwrap_or_default();
+    let mut created = desired.clone();
+    if let Some(spec) = created.spec.as_mut() {
+        spec.replicas = Some(replicas);
+    }
+    let name = desired.name_any();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let applied = api.patch(&name, &params, &Patch::Apply(&created)).await?;
+    memo.record(memo_key(desired), hash, applied.meta().generation);
+    let handover = super::scaling::replicas_apply(&name, replicas);
+    let params = PatchParams::apply(crate::scaler::FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(&handover)).await
+}
+
 /// Like [`apply_child`] for a kind that is not watched (the ConfigMap): skipped when the
 /// same content was applied within the resync interval.
 #[tracing::instrument(name = "apply_unwatched", level = "debug", skip_all)]
@@ -262,8 +304,12 @@ mod tests {
         assert!(!memo.fresh("k", "h2", Some(1), resync), "desired changed");
         assert!(!memo.fresh("k", "h1", Some(2), resync), "someone edited the spec");
         assert!(!memo.fresh("k", "h1", Some(1), Duration::ZERO), "resync due");
+        memo.follow_generation("k", Some(1), Some(2));
+        assert!(memo.fresh("k", "h1", Some(2), resync), "the scaler's own change");
+        memo.follow_generation("k", Some(1), Some(3));
+        assert!(!memo.fresh("k", "h1", Some(3), resync), "not from what the memo had");
         memo.forget(&["k".into()]);
-        assert!(!memo.fresh("k", "h1", Some(1), resync), "forgotten");
+        assert!(!memo.fresh("k", "h1", Some(2), resync), "forgotten");
     }
 
     #[test]

@@ -46,10 +46,10 @@ use licenseware_crds::{App, Topic, Uploader, WorkerConfigFile};
 use self::{
     build::WorkerSettings,
     children::{
-        AppliedMemo, ChildStores, apply_child, apply_unwatched, not_owned, strip_deployment,
-        strip_topic, watch_children,
+        AppliedMemo, ChildStores, apply_child, apply_unwatched, create_worker, not_owned,
+        strip_deployment, strip_topic, watch_children,
     },
-    status::{Outcome, Registration, next_status, topic_readiness},
+    status::{Outcome, Registration, next_status, topics_readiness},
 };
 use crate::{
     controllers::{
@@ -122,7 +122,7 @@ pub struct Context {
     children: ChildStores,
     /// The Apps, cached: each reconcile reads the App of its namespace.
     apps: Vec<Store<App>>,
-    applied: AppliedMemo,
+    applied: Arc<AppliedMemo>,
 }
 
 impl std::fmt::Debug for Context {
@@ -176,6 +176,7 @@ pub async fn run(
         ..options
     };
     let recorder = events::recorder(client.clone());
+    let applied = Arc::new(AppliedMemo::default());
     let scaler = scaling::Scaler {
         client: client.clone(),
         recorder: recorder.clone(),
@@ -195,6 +196,7 @@ pub async fn run(
         stabilization: options.stabilization,
         uploaders: controllers.iter().map(Controller::store).collect(),
         children: children.clone(),
+        applied: Arc::clone(&applied),
     };
     let context = Arc::new(Context {
         recorder,
@@ -204,7 +206,7 @@ pub async fn run(
         backoff: Backoff::reconciles(),
         children,
         apps: app_caches,
-        applied: AppliedMemo::default(),
+        applied,
     });
     tracing::info!(
         namespaces = ?namespaces,
@@ -335,10 +337,17 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let events = apply_child(&topics, memo, &desired.events_topic, existing, resync).await?;
     let dlq = apply_child(&topics, memo, &desired.dlq_topic, cached_dlq, resync).await?;
     apply_unwatched(&config_maps, memo, &desired.config_map, resync).await?;
-    let deployment =
-        apply_child(&deployments, memo, &desired.deployment, cached_deployment, resync).await?;
+    let deployment = match cached_deployment {
+        Some(current) => {
+            apply_child(&deployments, memo, &desired.deployment, Some(current), resync).await?
+        }
+        None => {
+            let replicas = uploader.spec.worker.min_replicas;
+            create_worker(&deployments, memo, &desired.deployment, replicas).await?
+        }
+    };
 
-    let topics_ready = topic_readiness(&events).and_then(|()| topic_readiness(&dlq));
+    let topics_ready = topics_readiness(&events, &dlq);
     let event_schema = build::check_events_schema(uploader, events.spec.schema.as_ref());
     let registration = register(uploader, ctx, &desired.worker_config).await?;
     let outcome = Outcome::Applied {

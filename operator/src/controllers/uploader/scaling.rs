@@ -39,7 +39,7 @@ use serde_json::json;
 
 use super::{
     build::{self, WorkerSettings},
-    children::{ChildStores, not_owned},
+    children::{AppliedMemo, ChildStores, memo_key, not_owned},
     status::topic_readiness,
 };
 use crate::{
@@ -103,6 +103,8 @@ pub struct Target {
     pub current: i32,
     /// Whether the scaler's field manager owns `spec.replicas` already.
     pub owned: bool,
+    /// The cached Deployment's generation.
+    pub generation: Option<i64>,
     /// Both Topics Ready: only then is the lag read.
     pub topics_ready: bool,
 }
@@ -152,6 +154,7 @@ pub fn target(
         },
         current,
         owned,
+        generation: deployment.metadata.generation,
         topics_ready,
         uploader,
     })
@@ -209,10 +212,13 @@ pub fn plan(
         lag: decision.map(|d| d.lag).or(old.lag),
         last_scale_time: if scaled { Some(Time(now)) } else { old.last_scale_time.clone() },
     };
+    // Nothing to tell yet: no lag read, nothing scaled, no figures written before (a new
+    // Uploader whose Topics are being created); the first reading writes them.
+    let nothing_known = decision.is_none() && !scaled && old == ScaleStatus::default();
     Step {
         target: replicas,
         apply_replicas: (scaled || !owned).then_some(replicas),
-        status: (figures != old).then_some(figures),
+        status: (figures != old && !nothing_known).then_some(figures),
         decision,
         state,
     }
@@ -229,6 +235,8 @@ pub struct Scaler {
     pub stabilization: Duration,
     pub uploaders: Vec<Store<Uploader>>,
     pub children: ChildStores,
+    /// The reconcile's memo of applied children: a scale is the operator's own change.
+    pub applied: Arc<AppliedMemo>,
 }
 
 impl std::fmt::Debug for Scaler {
@@ -370,19 +378,19 @@ impl Scaler {
         let mut written = Written::default();
         if let Some(replicas) = step.apply_replicas {
             let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
-            let body = json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": target.deployment},
-                "spec": {"replicas": replicas},
-            });
+            let body = replicas_apply(&target.deployment, replicas);
             let params = PatchParams::apply(scaler::FIELD_MANAGER).force();
-            if let Err(error) =
-                deployments.patch(&target.deployment, &params, &Patch::Apply(&body)).await
-            {
-                tracing::warn!(uploader = %target.id, %error, "cannot set the worker's replicas");
-                written.failed = true;
-                return written;
+            match deployments.patch(&target.deployment, &params, &Patch::Apply(&body)).await {
+                Ok(applied) => self.applied.follow_generation(
+                    &memo_key(&applied),
+                    target.generation,
+                    applied.metadata.generation,
+                ),
+                Err(error) => {
+                    tracing::warn!(uploader = %target.id, %error, "cannot set the worker's replicas");
+                    written.failed = true;
+                    return written;
+                }
             }
         }
         if step.target != target.current {
@@ -441,6 +449,16 @@ impl Scaler {
     }
 }
 
+/// The apply body that sets `spec.replicas` of the Deployment `name` and nothing else.
+pub fn replicas_apply(name: &str, replicas: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    })
+}
+
 /// What [`Scaler::write`] did.
 #[derive(Debug, Default, Clone, Copy)]
 struct Written {
@@ -478,6 +496,7 @@ mod tests {
             lag_key: Key { group: "p.a.u.worker".into(), topic: "p.a.u.events".into() },
             current,
             owned,
+            generation: Some(1),
             topics_ready: true,
         }
     }
@@ -551,6 +570,21 @@ mod tests {
         // The scaler takes ownership even when the count is already right.
         let target = target_of(uploader(json!({"minReplicas": 1}), None), 1, false);
         assert_eq!(plan(&target, None, None, WINDOW, at(0)).apply_replicas, Some(1));
+    }
+
+    #[test]
+    fn a_worker_handed_over_at_min_replicas_waits_for_a_reading_to_write_figures() {
+        let worker = json!({"minReplicas": 0, "maxReplicas": 3, "lagPerReplica": 2});
+        let mut target = target_of(uploader(worker, None), 0, true);
+        target.topics_ready = false;
+        let step = plan(&target, None, None, WINDOW, at(0));
+        assert_eq!((step.target, step.apply_replicas, step.status), (0, None, None));
+        let step = plan(&target, Some(Ok(&lags(&[0, 0, 0]))), None, WINDOW, at(0));
+        let status = step.status.expect("the first reading's figures");
+        assert_eq!(
+            (status.replicas, status.desired_replicas, status.lag),
+            (Some(0), Some(0), Some(0))
+        );
     }
 
     #[test]

@@ -10,20 +10,56 @@ use licenseware_crds::{
 
 /// Whether an owned Topic is Ready for its latest spec; the error is the message.
 pub fn topic_readiness(topic: &Topic) -> Result<(), String> {
+    match topic_state(topic) {
+        TopicState::Ready => Ok(()),
+        TopicState::Waiting(message) | TopicState::Failed(message) => Err(message),
+    }
+}
+
+/// Whether both owned Topics are Ready; the error is the message. While they are only
+/// being created the message stays the same whatever step each has reached, so the
+/// Uploader's status is written once on the way to Ready, not at every step of its
+/// Topics; a Topic that failed is named with its reason.
+pub fn topics_readiness(events: &Topic, dlq: &Topic) -> Result<(), String> {
+    match (topic_state(events), topic_state(dlq)) {
+        (TopicState::Ready, TopicState::Ready) => Ok(()),
+        (TopicState::Failed(message), _) | (_, TopicState::Failed(message)) => Err(message),
+        _ => Err(format!(
+            "waiting for Topics {} and {} to become Ready",
+            events.metadata.name.as_deref().unwrap_or_default(),
+            dlq.metadata.name.as_deref().unwrap_or_default()
+        )),
+    }
+}
+
+enum TopicState {
+    Ready,
+    /// Not reconciled yet, or being created (`Progressing`), or not yet acting on its
+    /// latest spec.
+    Waiting(String),
+    Failed(String),
+}
+
+fn topic_state(topic: &Topic) -> TopicState {
     let name = topic.metadata.name.as_deref().unwrap_or_default();
     let Some(status) = &topic.status else {
-        return Err(format!("Topic {name} is not reconciled yet"));
+        return TopicState::Waiting(format!("Topic {name} is not reconciled yet"));
     };
     let Some(ready) = find_condition(&status.conditions, condition_type::READY) else {
-        return Err(format!("Topic {name} is not reconciled yet"));
+        return TopicState::Waiting(format!("Topic {name} is not reconciled yet"));
     };
-    if ready.status != condition_status::TRUE {
-        return Err(format!("Topic {name} is not Ready ({}): {}", ready.reason, ready.message));
-    }
     if status.observed_generation != topic.metadata.generation {
-        return Err(format!("Topic {name} has not acted on its latest spec yet"));
+        return TopicState::Waiting(format!("Topic {name} has not acted on its latest spec yet"));
     }
-    Ok(())
+    if ready.status != condition_status::TRUE {
+        let message = format!("Topic {name} is not Ready ({}): {}", ready.reason, ready.message);
+        return if ready.reason == reason::PROGRESSING {
+            TopicState::Waiting(message)
+        } else {
+            TopicState::Failed(message)
+        };
+    }
+    TopicState::Ready
 }
 
 /// What the registry holds for the Uploader after a reconcile.
@@ -239,6 +275,33 @@ mod tests {
         );
         assert!(topic_readiness(&topic(Some(("True", 1)), 2)).unwrap_err().contains("latest spec"));
         assert_eq!(topic_readiness(&topic(Some(("True", 2)), 2)), Ok(()));
+    }
+
+    #[test]
+    fn topics_on_their_way_to_ready_give_one_message_and_a_failure_names_itself() {
+        let named = |mut topic: Topic, name: &str| {
+            topic.metadata.name = Some(name.into());
+            topic
+        };
+        let progressing = |name: &str| {
+            let mut topic = named(topic(Some(("False", 1)), 1), name);
+            topic.status.as_mut().unwrap().conditions[0].reason = "Progressing".into();
+            topic
+        };
+        let waiting = "waiting for Topics u-events and u-dlq to become Ready";
+        let ready = |name: &str| named(topic(Some(("True", 1)), 1), name);
+        for (events, dlq) in [
+            (named(topic(None, 1), "u-events"), named(topic(None, 1), "u-dlq")),
+            (progressing("u-events"), named(topic(None, 1), "u-dlq")),
+            (ready("u-events"), progressing("u-dlq")),
+            (named(topic(Some(("True", 1)), 2), "u-events"), ready("u-dlq")),
+        ] {
+            assert_eq!(topics_readiness(&events, &dlq), Err(waiting.into()));
+        }
+        let failed = named(topic(Some(("False", 1)), 1), "u-dlq");
+        let message = topics_readiness(&progressing("u-events"), &failed).unwrap_err();
+        assert!(message.starts_with("Topic u-dlq is not Ready (KafkaError)"), "{message}");
+        assert_eq!(topics_readiness(&ready("u-events"), &ready("u-dlq")), Ok(()));
     }
 
     #[test]

@@ -255,10 +255,22 @@ impl Registry {
         if self.known(&key, hash, entry) {
             return Ok(Upserted::Unchanged);
         }
-        let first_in_process =
-            !self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&key);
-        let existing = self.inner.collection.find_one(doc! { "_id": &key }).await?;
-        let existing = existing.map(to_json);
+        let last_written =
+            self.inner.written.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
+        let first_in_process = last_written.is_none();
+        let fence = self.loaded_index().await?;
+        // The index holds every key of the collection (read once, then kept by this
+        // writer, the only one): a key it lacks is new, and a key this process wrote
+        // with other content holds that content. Neither needs reading: on FerretDB
+        // (SQLite) a read and an upsert by `_id` cost time in proportion to the
+        // collection, an insert does not (0.7 ms against 9.3 ms at 3,000 documents).
+        let is_new = self.with_index(|index| !index.contains(&key)).unwrap_or(false);
+        let changed_since_written = last_written.is_some_and(|(known, _)| known != hash);
+        let existing = if is_new || changed_since_written {
+            None
+        } else {
+            self.inner.collection.find_one(doc! { "_id": &key }).await?.map(to_json)
+        };
         if let Some(existing) = &existing
             && let Some(owner) = foreign_owner(existing, entry)
         {
@@ -269,20 +281,39 @@ impl Registry {
             let stamp = old.get("updated_at").and_then(Value::as_str).unwrap_or_default();
             document_json(entry, stamp).ok().filter(|same| same == old).map(|_| stamp.to_owned())
         });
-        let fence = self.loaded_index().await?;
         let (outcome, document) = match stored_stamp {
             Some(stamp) => (Upserted::Unchanged, document_json(entry, &stamp)?),
             None => {
                 let document = document_json(entry, &now_iso())?;
                 self.publish(&key, Some(&document)).await?;
                 let bson = to_bson(&document, self.wraps_nested_arrays().await?)?;
-                let written = self
-                    .inner
-                    .collection
-                    .replace_one(doc! { "_id": &key }, bson)
-                    .with_options(ReplaceOptions::builder().upsert(true).build())
-                    .await;
+                let collection = &self.inner.collection;
+                let written = if is_new {
+                    collection.insert_one(bson).await.map(|_| ())
+                } else {
+                    let upsert = ReplaceOptions::builder().upsert(true).build();
+                    collection
+                        .replace_one(doc! { "_id": &key }, bson)
+                        .with_options(upsert)
+                        .await
+                        .map(|_| ())
+                };
                 self.forget_index_unless(written.is_ok());
+                if let Err(error) = &written
+                    && is_duplicate_key(error)
+                {
+                    // Another writer made the key after the index was read (read again
+                    // now). Kafka got this document first: another resource's stored
+                    // one goes back there, and the upsert runs again on what is stored.
+                    drop(fence);
+                    if let Some(stored) = collection.find_one(doc! { "_id": &key }).await? {
+                        let stored = to_json(stored);
+                        if foreign_owner(&stored, entry).is_some() {
+                            self.publish(&key, Some(&stored)).await?;
+                        }
+                    }
+                    return Box::pin(self.upsert(entry)).await;
+                }
                 written?;
                 tracing::info!(registry_key = %key, "registry entry written");
                 (Upserted::Changed, document)
@@ -309,10 +340,7 @@ impl Registry {
             // carry new app metadata (its App was edited). The first upsert in this
             // process refreshes too: a crash may have left the app document behind.
             let carries_app = matches!(entry.key.kind, EntryKind::Uploader | EntryKind::Report);
-            if existing.is_none()
-                || first_in_process
-                || (carries_app && outcome == Upserted::Changed)
-            {
+            if is_new || first_in_process || (carries_app && outcome == Upserted::Changed) {
                 apps.insert(entry.key.app_id.clone());
             }
             for app in apps {
@@ -551,6 +579,12 @@ impl Registry {
 
 /// `namespace/name` of the resource that wrote `existing`, when it is not the one
 /// `entry` comes from.
+/// Whether a write failed because a document with its `_id` exists (E11000).
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    matches!(&*error.kind, ErrorKind::Write(WriteFailure::WriteError(write)) if write.code == 11000)
+}
+
 fn foreign_owner(existing: &Map<String, Value>, entry: &RegistryEntry) -> Option<String> {
     let field = |name: &str| existing.get(name).and_then(Value::as_str).unwrap_or_default();
     let (namespace, name) = (field("namespace"), field("resource_name"));

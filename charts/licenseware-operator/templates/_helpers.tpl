@@ -83,10 +83,11 @@ compares them.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
-# The worker's ConfigMap: read to check its owner, then server-side applied.
+# The worker's ConfigMap: its metadata watched (owner, changes to revert),
+# then server-side applied.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 # events.k8s.io/v1 Events on the custom resources.
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -815,6 +815,7 @@ async fn run(s: Scenario) {
         ("apps", "deployments", "create"),
         ("", "configmaps", "create"),
         ("", "configmaps", "patch"),
+        ("", "configmaps", "watch"),
     ] {
         eventually(WAIT, &format!("{verb} {resource} allowed in its namespace"), || async {
             s.can(group, resource, verb, &s.namespace).await.then_some(())

@@ -309,6 +309,33 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     })
     .await;
 
+    // So is an edit of the ConfigMap's data (its resourceVersion moves) and a label
+    // taken off the Deployment (its generation does not): at once, not at the resync
+    // (120 s here) nor at the safety re-apply, ten resyncs later.
+    let config_maps = h.api::<ConfigMap>();
+    let worker_yaml =
+        |map: &ConfigMap| map.data.as_ref().and_then(|d| d.get("worker.yaml")).cloned();
+    let rendered = worker_yaml(&config_maps.get(&worker_name).await.expect("ConfigMap"));
+    merge_patch(&config_maps, &worker_name, json!({"data": {"worker.yaml": "tampered: true"}}))
+        .await;
+    merge_patch(
+        &deployments,
+        &worker_name,
+        json!({"metadata": {"labels": {"app.kubernetes.io/name": null}}}),
+    )
+    .await;
+    eventually(WAIT, "the edited ConfigMap and the Deployment's label to be restored", || {
+        let (config_maps, deployments) = (config_maps.clone(), deployments.clone());
+        let (rendered, worker_name) = (rendered.clone(), worker_name.clone());
+        async move {
+            let map = config_maps.get(&worker_name).await.ok()?;
+            let deployment = deployments.get(&worker_name).await.ok()?;
+            let labelled = deployment.labels().contains_key("app.kubernetes.io/name");
+            (worker_yaml(&map) == rendered && labelled).then_some(())
+        }
+    })
+    .await;
+
     // The registry follows the spec: a new document, with a new updated_at.
     let changed = eventually(WAIT, "the registry entry to follow the spec", || async {
         let entry = h.registry().document(REGISTRY_KEY).await?;

@@ -35,6 +35,17 @@ pub fn jittered(delay: Duration, fraction: f64) -> Duration {
     half + half.mul_f64(fraction.clamp(0.0, 1.0))
 }
 
+/// The next resync of an object that reconciled well: `resync` give or take a tenth,
+/// so that objects created together (thousands at once from a Git sync) do not all
+/// come back in the same second, every time, and crowd the queue and the apiserver.
+pub fn spread_resync(resync: Duration) -> Duration {
+    spread(resync, random_fraction())
+}
+
+fn spread(resync: Duration, fraction: f64) -> Duration {
+    resync.mul_f64(0.9 + 0.2 * fraction.clamp(0.0, 1.0))
+}
+
 /// A random fraction in [0, 1): the standard library's randomly keyed hasher is
 /// enough for jitter, without a random number crate.
 fn random_fraction() -> f64 {
@@ -140,6 +151,18 @@ mod tests {
             Duration::from_secs(8),
             "the failing object keeps its count"
         );
+    }
+
+    #[test]
+    fn resyncs_are_spread_over_a_tenth_either_side() {
+        let resync = Duration::from_secs(100);
+        assert_eq!(spread(resync, 0.0), Duration::from_secs(90));
+        assert_eq!(spread(resync, 0.5), Duration::from_secs(100));
+        assert_eq!(spread(resync, 1.0), Duration::from_secs(110));
+        let drawn: std::collections::BTreeSet<Duration> =
+            (0..50).map(|_| spread_resync(resync)).collect();
+        assert!(drawn.len() > 10, "not spread: {drawn:?}");
+        assert!(drawn.iter().all(|d| (90..=110).contains(&d.as_secs())), "{drawn:?}");
     }
 
     #[test]

@@ -164,7 +164,7 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, Error> {
     let next = next_status(old, app.metadata.generation, &outcome, Time(Timestamp::now()));
     status_writer::write(&ctx.client, &ctx.recorder, &*app, old, &next, "Describe").await?;
     ctx.backoff.reset(&key(&*app));
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(crate::controllers::backoff::spread_resync(ctx.resync)))
 }
 
 fn error_policy(app: Arc<App>, error: &Error, ctx: Arc<Context>) -> Action {

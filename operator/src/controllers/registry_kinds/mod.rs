@@ -342,7 +342,7 @@ async fn apply<K: RegisteredKind>(object: &K, ctx: &Context) -> Result<Action, E
                 set_finalizer(object, ctx, false).await?;
             }
             write_status(object, ctx, &outcome).await?;
-            Ok(Action::requeue(ctx.resync))
+            Ok(Action::requeue(crate::controllers::backoff::spread_resync(ctx.resync)))
         }
         Err(error) => {
             let outcome = Outcome::Failed { reason: error.reason(), message: error.to_string() };

@@ -1,15 +1,16 @@
 //! Applying an Uploader's children (two Topics, the ConfigMap, the Deployment) only
 //! when that can change something.
 //!
-//! Every Uploader is requeued each poll interval (the scaler's clock) and on every
-//! change of its Topics; applying four objects each time made 1,000 Uploaders cost
-//! ~400 server-side applies a second, no-ops mostly, which saturated the apiserver.
-//! A child is applied again only when what we would send differs from what we last
-//! sent (a hash), when the object changed since (its generation, read from a watch
-//! cache: someone edited its spec, so the drift is reverted at once), when it is
-//! missing from the cache, or when the last apply is older than the resync interval
-//! (which also catches edits that keep the generation, such as labels, and the
-//! ConfigMap, which has no generation and is not watched).
+//! Every Uploader is reconciled at each resync and on every change of its children;
+//! applying four objects each time made 5,000 Uploaders cost ~170 server-side applies
+//! a second at a 120 s resync, no-ops all, which saturated the apiserver (and the
+//! reconciles of new Uploaders starved behind them). A child is applied again only
+//! when what we would send differs from what we last sent (a hash), when the object
+//! changed since, as its watch cache shows (a Topic's or the Deployment's generation,
+//! the ConfigMap's resourceVersion: someone edited it, so the drift is reverted at
+//! once), when a label, annotation or owner we set is missing from the cached
+//! object, when it is missing from the cache, or when the last apply is older than
+//! [`REAPPLY_AFTER_RESYNCS`] resyncs (a safety net for whatever the checks miss).
 
 use std::{
     collections::HashMap,
@@ -18,10 +19,13 @@ use std::{
 };
 
 use futures::Stream;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::ConfigMap},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{PartialObjectMeta, Patch, PatchParams},
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -34,11 +38,16 @@ use serde::Serialize;
 use super::build::UPLOADER_LABEL;
 use crate::controllers::scope::{Namespaced, Scope};
 
+/// How many resync intervals a child may go without an apply although every check
+/// says it is as applied.
+pub const REAPPLY_AFTER_RESYNCS: u32 = 10;
+
 /// Watch caches of the children, one per scope.
 #[derive(Default, Clone)]
 pub struct ChildStores {
     topics: Vec<Store<Topic>>,
     deployments: Vec<Store<Deployment>>,
+    config_maps: Vec<Store<PartialObjectMeta<ConfigMap>>>,
 }
 
 impl std::fmt::Debug for ChildStores {
@@ -48,7 +57,9 @@ impl std::fmt::Debug for ChildStores {
 }
 
 /// A watch of one child kind in `scope`, feeding a cache; the stream goes to
-/// `Controller::owns_stream`, so the controller and the cache share one watch.
+/// `Controller::owns_stream`, so the controller and the cache share one watch. A
+/// deleted child (or one whose label was taken off) triggers its Uploader too: it is
+/// made again at once, not at the next resync.
 pub fn watch_children<K: Namespaced>(
     scope: &Scope,
     strip: fn(&mut K),
@@ -64,7 +75,26 @@ pub fn watch_children<K: Namespaced>(
             strip(object);
         })
         .reflect(writer)
-        .applied_objects();
+        .touched_objects();
+    (reader, stream)
+}
+
+/// A metadata-only watch of one child kind in `scope` (the ConfigMap: its data is
+/// most of it, and only its owner and resourceVersion are read), feeding a cache.
+pub fn watch_child_metadata<K: Namespaced>(
+    scope: &Scope,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    // An Api of PartialObjectMeta asks the apiserver for metadata only.
+    let api = scope.api::<PartialObjectMeta<K>>();
+    let stream = watcher(api, watcher::Config::default().labels(UPLOADER_LABEL))
+        .default_backoff()
+        .modify(|object: &mut PartialObjectMeta<K>| object.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
     (reader, stream)
 }
 
@@ -83,9 +113,15 @@ pub fn strip_deployment(deployment: &mut Deployment) {
 }
 
 impl ChildStores {
-    pub fn add(&mut self, topics: Store<Topic>, deployments: Store<Deployment>) {
+    pub fn add(
+        &mut self,
+        topics: Store<Topic>,
+        deployments: Store<Deployment>,
+        config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    ) {
         self.topics.push(topics);
         self.deployments.push(deployments);
+        self.config_maps.push(config_maps);
     }
 
     pub fn topic(&self, namespace: &str, name: &str) -> Option<Topic> {
@@ -95,6 +131,10 @@ impl ChildStores {
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<Deployment> {
         find(&self.deployments, namespace, name)
     }
+
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<PartialObjectMeta<ConfigMap>> {
+        find(&self.config_maps, namespace, name)
+    }
 }
 
 fn find<K: Namespaced>(stores: &[Store<K>], namespace: &str, name: &str) -> Option<K> {
@@ -102,8 +142,8 @@ fn find<K: Namespaced>(stores: &[Store<K>], namespace: &str, name: &str) -> Opti
     stores.iter().find_map(|store| store.get(&reference)).map(|object| (*object).clone())
 }
 
-/// What was last applied to each child: its hash, the generation the apiserver gave
-/// back, and when.
+/// What was last applied to each child: its hash, the version the apiserver gave
+/// back (a generation, or for the ConfigMap a resourceVersion), and when.
 #[derive(Debug, Default)]
 pub struct AppliedMemo {
     entries: Mutex<HashMap<String, Applied>>,
@@ -112,44 +152,39 @@ pub struct AppliedMemo {
 #[derive(Debug, Clone)]
 struct Applied {
     hash: String,
-    generation: Option<i64>,
+    version: Option<String>,
     at: Instant,
 }
 
-impl AppliedMemo {
-    /// Whether [`apply_unwatched`] would skip `desired` (then its current owner need
-    /// not be read again: the last apply found it ours).
-    pub fn skips_unwatched<K: Namespaced + Serialize>(
-        &self,
-        desired: &K,
-        resync: Duration,
-    ) -> bool {
-        let hash = hash_of(desired).unwrap_or_default();
-        !hash.is_empty() && self.fresh(&memo_key(desired), &hash, None, resync)
-    }
+/// The version of a child whose spec has a generation (Topic, Deployment): its status
+/// changes often and moves the resourceVersion, not the generation.
+fn generation_of(meta: &ObjectMeta) -> Option<String> {
+    meta.generation.map(|generation| generation.to_string())
+}
 
+impl AppliedMemo {
     /// Whether an apply of content `hash` can be skipped: the same content was applied,
-    /// the child's generation has not moved since, and the resync is not due.
+    /// the child's version has not moved since, and the safety re-apply is not due.
     fn fresh(
         &self,
         key: &str,
         hash: &str,
-        current_generation: Option<i64>,
-        resync: Duration,
+        current_version: Option<&str>,
+        reapply: Duration,
     ) -> bool {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(key).is_some_and(|applied| {
             applied.hash == hash
-                && applied.generation == current_generation
-                && applied.at.elapsed() < resync
+                && applied.version.as_deref() == current_version
+                && applied.at.elapsed() < reapply
         })
     }
 
-    fn record(&self, key: String, hash: String, generation: Option<i64>) {
+    fn record(&self, key: String, hash: String, version: Option<String>) {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, Applied { hash, generation, at: Instant::now() });
+            .insert(key, Applied { hash, version, at: Instant::now() });
     }
 
     /// The scaler moved `spec.replicas` of a child applied here, from generation `from`
@@ -159,9 +194,9 @@ impl AppliedMemo {
     pub fn follow_generation(&self, key: &str, from: Option<i64>, to: Option<i64>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(applied) = entries.get_mut(key)
-            && applied.generation == from
+            && applied.version == from.map(|g| g.to_string())
         {
-            applied.generation = to;
+            applied.version = to.map(|g| g.to_string());
         }
     }
 
@@ -172,6 +207,24 @@ impl AppliedMemo {
             entries.remove(key);
         }
     }
+}
+
+/// Whether `current` still carries every label, annotation and owner that `desired`
+/// sets: edits of metadata move neither the generation nor (for a Topic or a
+/// Deployment) anything else the memo can see.
+fn metadata_holds(desired: &ObjectMeta, current: &ObjectMeta) -> bool {
+    let contains = |want: &Option<std::collections::BTreeMap<String, String>>,
+                    have: &Option<std::collections::BTreeMap<String, String>>| {
+        want.iter().flatten().all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let owners_held = desired
+        .owner_references
+        .iter()
+        .flatten()
+        .all(|want| current.owner_references.iter().flatten().any(|have| have.uid == want.uid));
+    contains(&desired.labels, &current.labels)
+        && contains(&desired.annotations, &current.annotations)
+        && owners_held
 }
 
 /// Why `existing`, an object with the name of one of the children of the Uploader with
@@ -218,7 +271,7 @@ pub async fn apply_child<K>(
     memo: &AppliedMemo,
     desired: &K,
     current: Option<K>,
-    resync: Duration,
+    reapply: Duration,
 ) -> Result<K, kube::Error>
 where
     K: Namespaced + Serialize,
@@ -228,13 +281,14 @@ where
     let hash = hash_of(desired).unwrap_or_default();
     if let Some(current) = current
         && !hash.is_empty()
-        && memo.fresh(&key, &hash, current.meta().generation, resync)
+        && memo.fresh(&key, &hash, generation_of(current.meta()).as_deref(), reapply)
+        && metadata_holds(desired.meta(), current.meta())
     {
         return Ok(current);
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = api.patch(&desired.name_any(), &params, &Patch::Apply(desired)).await?;
-    memo.record(key, hash, applied.meta().generation);
+    memo.record(key, hash, generation_of(applied.meta()));
     Ok(applied)
 }
 
@@ -261,32 +315,38 @@ pub async fn create_worker(
     let name = desired.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = api.patch(&name, &params, &Patch::Apply(&created)).await?;
-    memo.record(memo_key(desired), hash, applied.meta().generation);
+    memo.record(memo_key(desired), hash, generation_of(applied.meta()));
     let handover = super::scaling::replicas_apply(&name, replicas);
     let params = PatchParams::apply(crate::scaler::FIELD_MANAGER).force();
     api.patch(&name, &params, &Patch::Apply(&handover)).await
 }
 
-/// Like [`apply_child`] for a kind that is not watched (the ConfigMap): skipped when the
-/// same content was applied within the resync interval.
-#[tracing::instrument(name = "apply_unwatched", level = "debug", skip_all)]
-pub async fn apply_unwatched<K>(
+/// Like [`apply_child`] for a child without a generation (the ConfigMap), watched by
+/// its metadata only: any change of it moves its resourceVersion, so an apply is
+/// skipped while the cached resourceVersion is the one the last apply gave back.
+#[tracing::instrument(name = "apply_by_resource_version", level = "debug", skip_all)]
+pub async fn apply_by_resource_version<K>(
     api: &Api<K>,
     memo: &AppliedMemo,
     desired: &K,
-    resync: Duration,
+    current: Option<&ObjectMeta>,
+    reapply: Duration,
 ) -> Result<(), kube::Error>
 where
     K: Namespaced + Serialize,
 {
     let key = memo_key(desired);
     let hash = hash_of(desired).unwrap_or_default();
-    if !hash.is_empty() && memo.fresh(&key, &hash, None, resync) {
+    if let Some(current) = current
+        && !hash.is_empty()
+        && memo.fresh(&key, &hash, current.resource_version.as_deref(), reapply)
+        && metadata_holds(desired.meta(), current)
+    {
         return Ok(());
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&desired.name_any(), &params, &Patch::Apply(desired)).await?;
-    memo.record(key, hash, None);
+    let applied = api.patch(&desired.name_any(), &params, &Patch::Apply(desired)).await?;
+    memo.record(key, hash, applied.meta().resource_version.clone());
     Ok(())
 }
 
@@ -295,21 +355,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_child_is_skipped_only_while_hash_generation_and_age_agree() {
+    fn a_child_is_skipped_only_while_hash_version_and_age_agree() {
         let memo = AppliedMemo::default();
-        let resync = Duration::from_secs(60);
-        assert!(!memo.fresh("k", "h1", Some(1), resync), "never applied");
-        memo.record("k".into(), "h1".into(), Some(1));
-        assert!(memo.fresh("k", "h1", Some(1), resync));
-        assert!(!memo.fresh("k", "h2", Some(1), resync), "desired changed");
-        assert!(!memo.fresh("k", "h1", Some(2), resync), "someone edited the spec");
-        assert!(!memo.fresh("k", "h1", Some(1), Duration::ZERO), "resync due");
+        let reapply = Duration::from_secs(60);
+        assert!(!memo.fresh("k", "h1", Some("1"), reapply), "never applied");
+        memo.record("k".into(), "h1".into(), Some("1".into()));
+        assert!(memo.fresh("k", "h1", Some("1"), reapply));
+        assert!(!memo.fresh("k", "h2", Some("1"), reapply), "desired changed");
+        assert!(!memo.fresh("k", "h1", Some("2"), reapply), "someone edited the spec");
+        assert!(!memo.fresh("k", "h1", None, reapply), "no version to compare");
+        assert!(!memo.fresh("k", "h1", Some("1"), Duration::ZERO), "re-apply due");
         memo.follow_generation("k", Some(1), Some(2));
-        assert!(memo.fresh("k", "h1", Some(2), resync), "the scaler's own change");
+        assert!(memo.fresh("k", "h1", Some("2"), reapply), "the scaler's own change");
         memo.follow_generation("k", Some(1), Some(3));
-        assert!(!memo.fresh("k", "h1", Some(3), resync), "not from what the memo had");
+        assert!(!memo.fresh("k", "h1", Some("3"), reapply), "not from what the memo had");
         memo.forget(&["k".into()]);
-        assert!(!memo.fresh("k", "h1", Some(2), resync), "forgotten");
+        assert!(!memo.fresh("k", "h1", Some("2"), reapply), "forgotten");
+    }
+
+    #[test]
+    fn a_label_annotation_or_owner_taken_away_is_drift_and_an_added_one_is_not() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let desired = ObjectMeta {
+            labels: Some([("app".to_owned(), "a".to_owned())].into()),
+            annotations: Some([("note".to_owned(), "n".to_owned())].into()),
+            owner_references: Some(vec![OwnerReference {
+                uid: "u1".into(),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        };
+        let mut current = desired.clone();
+        assert!(metadata_holds(&desired, &current));
+        current.labels.as_mut().unwrap().insert("added".into(), "by someone".into());
+        assert!(metadata_holds(&desired, &current), "what others add is theirs");
+        current.labels.as_mut().unwrap().insert("app".into(), "b".into());
+        assert!(!metadata_holds(&desired, &current), "a label changed");
+        current.labels = desired.labels.clone();
+        current.annotations = None;
+        assert!(!metadata_holds(&desired, &current), "an annotation removed");
+        current.annotations = desired.annotations.clone();
+        current.owner_references = Some(vec![]);
+        assert!(!metadata_holds(&desired, &current), "the owner removed");
     }
 
     #[test]

@@ -46,8 +46,9 @@ use licenseware_crds::{App, Topic, Uploader, WorkerConfigFile};
 use self::{
     build::WorkerSettings,
     children::{
-        AppliedMemo, ChildStores, apply_child, apply_unwatched, create_worker, not_owned,
-        strip_deployment, strip_topic, watch_children,
+        AppliedMemo, ChildStores, REAPPLY_AFTER_RESYNCS, apply_by_resource_version, apply_child,
+        create_worker, not_owned, strip_deployment, strip_topic, watch_child_metadata,
+        watch_children,
     },
     status::{Outcome, Registration, next_status, topics_readiness},
 };
@@ -150,11 +151,13 @@ pub async fn run(
             let (topics, topic_changes) = watch_children::<Topic>(scope, strip_topic);
             let (deployments, deployment_changes) =
                 watch_children::<Deployment>(scope, strip_deployment);
-            children.add(topics, deployments);
+            let (config_maps, config_map_changes) = watch_child_metadata::<ConfigMap>(scope);
+            children.add(topics, deployments, config_maps);
             let controller: Controller<Uploader> = scope
                 .controller(CONCURRENCY, shutdown.clone())
                 .owns_stream(topic_changes)
-                .owns_stream(deployment_changes);
+                .owns_stream(deployment_changes)
+                .owns_stream(config_map_changes);
             // An App describes the Uploaders of its namespace and appId (parrent_app).
             let store = controller.store();
             let (apps, app_changes) = app::watch(scope);
@@ -304,7 +307,7 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
         Err(message) => return invalid(message).await,
     };
 
-    let (memo, resync) = (&ctx.applied, ctx.options.resync);
+    let (memo, reapply) = (&ctx.applied, ctx.options.resync * REAPPLY_AFTER_RESYNCS);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let cached_dlq = match ctx.children.topic(&namespace, &dlq_name) {
@@ -317,12 +320,11 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
             // The cache only holds labelled Deployments: a foreign one is found by name.
             None => deployments.get_opt(&desired.deployment.name_any()).await?,
         };
-    // The ConfigMap is not watched: read only when it is about to be applied.
-    let current_config_map = if memo.skips_unwatched(&desired.config_map, resync) {
-        None
-    } else {
-        config_maps.get_opt(&desired.config_map.name_any()).await?
-    };
+    let current_config_map =
+        match ctx.children.config_map(&namespace, &desired.config_map.name_any()) {
+            Some(config_map) => Some(config_map),
+            None => config_maps.get_metadata_opt(&desired.config_map.name_any()).await?,
+        };
     // Every child is checked before any is applied: a conflict changes nothing.
     let uid = uploader.uid().unwrap_or_default();
     let conflict = [existing.as_ref(), cached_dlq.as_ref()]
@@ -334,12 +336,14 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     if let Some(message) = conflict {
         return refuse(uploader, ctx, licenseware_crds::reason::RESOURCE_CONFLICT, message).await;
     }
-    let events = apply_child(&topics, memo, &desired.events_topic, existing, resync).await?;
-    let dlq = apply_child(&topics, memo, &desired.dlq_topic, cached_dlq, resync).await?;
-    apply_unwatched(&config_maps, memo, &desired.config_map, resync).await?;
+    let events = apply_child(&topics, memo, &desired.events_topic, existing, reapply).await?;
+    let dlq = apply_child(&topics, memo, &desired.dlq_topic, cached_dlq, reapply).await?;
+    let config_map_meta = current_config_map.as_ref().map(|map| &map.metadata);
+    apply_by_resource_version(&config_maps, memo, &desired.config_map, config_map_meta, reapply)
+        .await?;
     let deployment = match cached_deployment {
         Some(current) => {
-            apply_child(&deployments, memo, &desired.deployment, Some(current), resync).await?
+            apply_child(&deployments, memo, &desired.deployment, Some(current), reapply).await?
         }
         None => {
             let replicas = uploader.spec.worker.min_replicas;
@@ -359,7 +363,7 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
         registration,
     };
     write_status(uploader, ctx, &outcome).await?;
-    Ok(Action::requeue(ctx.options.resync))
+    Ok(Action::requeue(crate::controllers::backoff::spread_resync(ctx.options.resync)))
 }
 
 /// Stops before applying anything: the status says why (`reason`), and the registry

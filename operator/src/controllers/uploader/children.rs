@@ -25,7 +25,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{PartialObjectMeta, Patch, PatchParams},
+    api::{GetParams, PartialObjectMeta, Patch, PatchParams},
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -249,6 +249,30 @@ pub fn not_owned<K: Resource<DynamicType = ()>>(existing: &K, uid: &str) -> Opti
         K::kind(&()),
         existing.name_any()
     ))
+}
+
+/// A child that is not in the watch cache (just created, the cache still filling, or
+/// someone else's object without our label), read from the apiserver's own watch
+/// cache (`resourceVersion=0`) rather than from etcd: most such reads are of children
+/// that do not exist yet (a new Uploader's), and there is no newer answer to wait for
+/// than what the apiserver has seen.
+pub async fn get_uncached<K: Namespaced>(
+    api: &Api<K>,
+    name: &str,
+) -> Result<Option<K>, kube::Error> {
+    match api.get_with(name, &GetParams::any()).await {
+        Ok(object) => Ok(Some(object)),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// [`get_uncached`] of the metadata only (the ConfigMap, whose data is not read).
+pub async fn get_uncached_metadata<K: Namespaced>(
+    api: &Api<K>,
+    name: &str,
+) -> Result<Option<PartialObjectMeta<K>>, kube::Error> {
+    api.get_metadata_opt_with(name, &GetParams::any()).await
 }
 
 /// The memo key of a child.

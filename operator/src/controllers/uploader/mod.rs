@@ -47,8 +47,8 @@ use self::{
     build::WorkerSettings,
     children::{
         AppliedMemo, ChildStores, REAPPLY_AFTER_RESYNCS, apply_by_resource_version, apply_child,
-        create_worker, not_owned, strip_deployment, strip_topic, watch_child_metadata,
-        watch_children,
+        create_worker, get_uncached, get_uncached_metadata, not_owned, strip_deployment,
+        strip_topic, watch_child_metadata, watch_children,
     },
     status::{Outcome, Registration, next_status, topics_readiness},
 };
@@ -295,7 +295,7 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let existing = match cached_events {
         Some(topic) => Some(topic),
         // Not in the cache yet (just created, or the cache is still filling): ask.
-        None => topics.get_opt(&events_name).await?,
+        None => get_uncached(&topics, &events_name).await?,
     };
     let desired = match build::build(
         uploader,
@@ -312,18 +312,18 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let cached_dlq = match ctx.children.topic(&namespace, &dlq_name) {
         Some(topic) => Some(topic),
-        None => topics.get_opt(&dlq_name).await?,
+        None => get_uncached(&topics, &dlq_name).await?,
     };
     let cached_deployment =
         match ctx.children.deployment(&namespace, &desired.deployment.name_any()) {
             Some(deployment) => Some(deployment),
             // The cache only holds labelled Deployments: a foreign one is found by name.
-            None => deployments.get_opt(&desired.deployment.name_any()).await?,
+            None => get_uncached(&deployments, &desired.deployment.name_any()).await?,
         };
     let current_config_map =
         match ctx.children.config_map(&namespace, &desired.config_map.name_any()) {
             Some(config_map) => Some(config_map),
-            None => config_maps.get_metadata_opt(&desired.config_map.name_any()).await?,
+            None => get_uncached_metadata(&config_maps, &desired.config_map.name_any()).await?,
         };
     // Every child is checked before any is applied: a conflict changes nothing.
     let uid = uploader.uid().unwrap_or_default();

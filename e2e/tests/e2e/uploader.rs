@@ -335,6 +335,18 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
         }
     })
     .await;
+    // A child deleted behind the operator's back is made again at once.
+    config_maps.delete(&worker_name, &Default::default()).await.expect("delete the ConfigMap");
+    eventually(WAIT, "the deleted ConfigMap to be made again", || {
+        let (config_maps, rendered, worker_name) =
+            (config_maps.clone(), rendered.clone(), worker_name.clone());
+        async move {
+            let map = config_maps.get_opt(&worker_name).await.ok()??;
+            (map.metadata.deletion_timestamp.is_none() && worker_yaml(&map) == rendered)
+                .then_some(())
+        }
+    })
+    .await;
 
     // The registry follows the spec: a new document, with a new updated_at.
     let changed = eventually(WAIT, "the registry entry to follow the spec", || async {

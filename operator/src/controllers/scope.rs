@@ -4,7 +4,7 @@
 use std::{fmt::Debug, future::Future, sync::Arc};
 
 use futures::{FutureExt, StreamExt, TryFuture, future};
-use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
@@ -90,9 +90,7 @@ impl Scope {
         let (reader, writer) = reflector::store();
         let changes = watcher(self.api::<K>(), watcher::Config::default())
             .default_backoff()
-            // Thousands of objects stay in memory, and no reconcile reads who manages
-            // which field of its own object (it applies, forcing): not kept.
-            .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+            .modify(|object: &mut K| prune_for_cache(object.meta_mut()))
             .reflect(writer)
             .applied_objects()
             .predicate_filter(wanted_change::<K>, PredicateConfig::default());
@@ -115,6 +113,21 @@ fn wanted_change<K: Resource>(object: &K) -> Option<u64> {
     object.finalizers().hash(&mut hasher);
     object.meta().deletion_timestamp.is_some().hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// `kubectl apply` (client-side, as Argo CD does by default) keeps a whole copy of
+/// the object in this annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched object what no reconcile reads and what can be most of its
+/// size: who manages which field (the operator applies, forcing), and the copy of the
+/// object that a client-side `kubectl apply` keeps in an annotation. Thousands of
+/// objects stay in the caches.
+pub fn prune_for_cache(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// What a controller's output stream reports.

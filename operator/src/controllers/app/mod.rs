@@ -80,7 +80,7 @@ pub fn watch(
     let (reader, writer) = reflector::store();
     let changes = watcher(scope.api::<App>(), watcher::Config::default())
         .default_backoff()
-        .modify(|app: &mut App| app.metadata.managed_fields = None)
+        .modify(|app: &mut App| crate::controllers::scope::prune_for_cache(&mut app.metadata))
         .reflect(writer)
         .touched_objects();
     (reader, changes)

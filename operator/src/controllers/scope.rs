@@ -227,7 +227,28 @@ mod tests {
     use licenseware_crds::Topic;
     use serde_json::json;
 
-    use super::wanted_change;
+    use super::{LAST_APPLIED, ObjectMeta, prune_for_cache, wanted_change};
+
+    #[test]
+    fn a_cached_object_keeps_its_annotations_but_not_the_last_applied_copy() {
+        let mut meta = ObjectMeta {
+            annotations: Some(
+                [
+                    (LAST_APPLIED.to_owned(), r#"{"apiVersion":"..."}"#.to_owned()),
+                    ("licenseware.io/paused".to_owned(), "true".to_owned()),
+                ]
+                .into(),
+            ),
+            managed_fields: Some(vec![Default::default()]),
+            ..ObjectMeta::default()
+        };
+        prune_for_cache(&mut meta);
+        assert_eq!(meta.managed_fields, None);
+        assert_eq!(
+            meta.annotations,
+            Some([("licenseware.io/paused".to_owned(), "true".to_owned())].into())
+        );
+    }
 
     fn topic(patch: serde_json::Value) -> Topic {
         let mut value = json!({

@@ -79,23 +79,11 @@ pub fn watch_children<K: Namespaced>(
     (reader, stream)
 }
 
-/// A metadata-only watch of one child kind in `scope` (the ConfigMap: its data is
-/// most of it, and only its owner and resourceVersion are read), feeding a cache.
-pub fn watch_child_metadata<K: Namespaced>(
-    scope: &Scope,
-) -> (
-    Store<PartialObjectMeta<K>>,
-    impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
-) {
-    let (reader, writer) = reflector::store();
-    // An Api of PartialObjectMeta asks the apiserver for metadata only.
-    let api = scope.api::<PartialObjectMeta<K>>();
-    let stream = watcher(api, watcher::Config::default().labels(UPLOADER_LABEL))
-        .default_backoff()
-        .modify(|object: &mut PartialObjectMeta<K>| object.metadata.managed_fields = None)
-        .reflect(writer)
-        .touched_objects();
-    (reader, stream)
+/// What it reads of a cached ConfigMap, watched by its metadata only (an `Api` of
+/// `PartialObjectMeta` asks the apiserver for nothing else: the data is most of it):
+/// owners, labels, annotations and resourceVersion.
+pub fn strip_config_map(config_map: &mut PartialObjectMeta<ConfigMap>) {
+    config_map.metadata.managed_fields = None;
 }
 
 /// What the Uploader reconcile reads of a cached Topic: name, generation, spec and

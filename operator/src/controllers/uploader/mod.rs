@@ -34,6 +34,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
+    api::PartialObjectMeta,
     runtime::{
         Controller,
         controller::Action,
@@ -47,8 +48,8 @@ use self::{
     build::WorkerSettings,
     children::{
         AppliedMemo, ChildStores, REAPPLY_AFTER_RESYNCS, apply_by_resource_version, apply_child,
-        create_worker, get_uncached, get_uncached_metadata, not_owned, strip_deployment,
-        strip_topic, watch_child_metadata, watch_children,
+        create_worker, get_uncached, get_uncached_metadata, not_owned, strip_config_map,
+        strip_deployment, strip_topic, watch_children,
     },
     status::{Outcome, Registration, next_status, topics_readiness},
 };
@@ -151,7 +152,8 @@ pub async fn run(
             let (topics, topic_changes) = watch_children::<Topic>(scope, strip_topic);
             let (deployments, deployment_changes) =
                 watch_children::<Deployment>(scope, strip_deployment);
-            let (config_maps, config_map_changes) = watch_child_metadata::<ConfigMap>(scope);
+            let (config_maps, config_map_changes) =
+                watch_children::<PartialObjectMeta<ConfigMap>>(scope, strip_config_map);
             children.add(topics, deployments, config_maps);
             let controller: Controller<Uploader> = scope
                 .controller(CONCURRENCY, shutdown.clone())

@@ -307,3 +307,43 @@ async fn requests_that_keep_coming_share_a_batch_past_the_linger() {
     }
     assert_eq!(sent.iter().map(Vec::len).sum::<usize>(), 6, "{sent:?}");
 }
+
+/// Kafka's metadata may lag a create by a while: a reconcile that comes back meanwhile
+/// finds the topic missing, creates it again and hears "already exists". That answer
+/// is about the batcher's own topic, not someone else's: the claim must hold. A name
+/// the batcher never created that answers the same is another's topic.
+#[tokio::test]
+async fn a_create_again_before_metadata_shows_our_topic_is_still_ours() {
+    let creates = Arc::new(AtomicI32::new(0));
+    let cluster = FakeCluster::start(1, {
+        let creates = Arc::clone(&creates);
+        move |call| match call.api {
+            // The fake's Metadata never lists these topics: it lags for ever.
+            ApiKey::CreateTopics if creates.fetch_add(1, Ordering::SeqCst) == 0 => {
+                create_answer(call, |_| (0, None))
+            }
+            ApiKey::CreateTopics => create_answer(call, |_| {
+                (ResponseError::TopicAlreadyExists.code(), Some("Topic already exists."))
+            }),
+            _ => Reply::Default,
+        }
+    })
+    .await;
+    let admin = KafkaAdmin::start(
+        client(&cluster.bootstrap(), Duration::from_secs(30)),
+        Duration::from_millis(10),
+        10,
+    );
+    let claimed = |name: &str| DesiredTopic { claim: Claim::Claimed, ..desired(name) };
+
+    let first = admin.apply(claimed("lagging")).await.expect("created");
+    let Applied::Topic(first) = first else { panic!("not created: {first:?}") };
+    assert!(first.created);
+    let again = admin.apply(claimed("lagging")).await.expect("applied again");
+    let Applied::Topic(again) = again else { panic!("our own topic refused: {again:?}") };
+    assert!(!again.created, "it existed already: {again:?}");
+    assert_eq!(creates.load(Ordering::SeqCst), 2);
+
+    let other = admin.apply(claimed("someone-elses")).await.expect("answered");
+    assert_eq!(other, Applied::NotOwned { topic_id: None }, "a topic this batcher never made");
+}

@@ -377,11 +377,14 @@ impl Batcher {
         let creates: Vec<(&DesiredTopic, i32)> =
             plans.iter().filter_map(|(d, p)| Some((*d, p.create?))).collect();
         let mut raced = HashSet::new();
+        // Every name a create found already there, ours included: none was created now.
+        let mut existed = HashSet::new();
         if !creates.is_empty() {
             let created =
                 requests::create(&self.client, &self.metrics, &creates, &mut errors).await;
             observed.ids.extend(created.ids);
             raced = created.already_exists;
+            existed.clone_from(&raced);
             let now = Instant::now();
             for (d, _) in &creates {
                 match errors.get(&d.name) {
@@ -436,7 +439,7 @@ impl Batcher {
                     Ok(Applied::NotOwned { topic_id: None })
                 }
                 None => Ok(Applied::Topic(AppliedTopic {
-                    created: p.create.is_some() && !raced.contains(&d.name),
+                    created: p.create.is_some() && !existed.contains(&d.name),
                     partitions: p.partitions,
                     replication_factor: p.replication_factor,
                     refusals: p.refusals,

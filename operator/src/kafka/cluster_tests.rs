@@ -30,6 +30,11 @@ fn client(bootstrap: &str, timeout: Duration) -> Arc<KafkaClient> {
     Arc::new(KafkaClient::new(bootstrap, "fake-test", timeout, WireSecurity::plaintext()))
 }
 
+/// The admin batcher over `bootstrap` with a 30 s request timeout and `linger`.
+fn admin(bootstrap: &str, linger: Duration) -> KafkaAdmin {
+    KafkaAdmin::start(client(bootstrap, Duration::from_secs(30)), linger, 10)
+}
+
 fn no_topics() -> MetadataRequest {
     MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(Some(Vec::new()))
 }
@@ -193,11 +198,7 @@ async fn creates_go_to_the_controller_and_follow_it_after_not_controller() {
         }
     })
     .await;
-    let admin = KafkaAdmin::start(
-        client(&cluster.addresses[&3], Duration::from_secs(30)),
-        Duration::from_millis(10),
-        10,
-    );
+    let admin = admin(&cluster.addresses[&3], Duration::from_millis(10));
     let applied = admin.apply(desired("moved")).await.expect("created on the new controller");
     let Applied::Topic(topic) = applied else { panic!("not created: {applied:?}") };
     assert!(topic.created);
@@ -241,11 +242,7 @@ async fn the_last_refusal_keeps_the_brokers_message_and_only_retriable_ones_are_
         }
     })
     .await;
-    let admin = KafkaAdmin::start(
-        client(&cluster.bootstrap(), Duration::from_secs(30)),
-        Duration::from_millis(200),
-        10,
-    );
+    let admin = admin(&cluster.bootstrap(), Duration::from_millis(200));
     let (moving, refused) =
         tokio::join!(admin.apply(desired("moving")), admin.apply(desired("refused")));
     let moving = moving.expect_err("never accepted");
@@ -283,8 +280,7 @@ async fn requests_that_keep_coming_share_a_batch_past_the_linger() {
     // Requests 250 ms apart with a linger of 1 s: six of them span more than one
     // linger from the first, and still go in one batch.
     let linger = Duration::from_secs(1);
-    let admin =
-        KafkaAdmin::start(client(&cluster.bootstrap(), Duration::from_secs(30)), linger, 10);
+    let admin = admin(&cluster.bootstrap(), linger);
     let started = tokio::time::Instant::now();
     let mut longest_gap = Duration::ZERO;
     let mut requests = tokio::task::JoinSet::new();
@@ -329,11 +325,7 @@ async fn a_create_again_before_metadata_shows_our_topic_is_still_ours() {
         }
     })
     .await;
-    let admin = KafkaAdmin::start(
-        client(&cluster.bootstrap(), Duration::from_secs(30)),
-        Duration::from_millis(10),
-        10,
-    );
+    let admin = admin(&cluster.bootstrap(), Duration::from_millis(10));
     let claimed = |name: &str| DesiredTopic { claim: Claim::Claimed, ..desired(name) };
 
     let first = admin.apply(claimed("lagging")).await.expect("created");

@@ -66,6 +66,8 @@ ETCD_DIR=$CACHE/etcd/$ETCD_VERSION
 FERRETDB_DIR=$CACHE/ferretdb/$FERRETDB_VERSION
 # Go GC target of the stack's FerretDB (see start_ferretdb); LW_STACK_FERRETDB_GOGC overrides it.
 FERRETDB_GOGC=${LW_STACK_FERRETDB_GOGC:-400}
+# Go GC target of the stack's kube-apiserver (see start_apiserver); LW_STACK_APISERVER_GOGC overrides it.
+APISERVER_GOGC=${LW_STACK_APISERVER_GOGC:-400}
 KAFKA_DIR=$CACHE/kafka/${KAFKA_VERSION}-scala${KAFKA_SCALA}-log4j${LOG4J_VERSION}
 HELM_DIR=$CACHE/helm/$HELM_VERSION
 

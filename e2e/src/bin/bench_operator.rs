@@ -167,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
     let idle_rss_kib = rss_kib(pid)?;
 
     let requests_before = apiserver_requests(&client).await?;
+    let admin_before = admin_calls(&metrics_url).await.unwrap_or_default();
     let cpu_before = cpu_by_process(pid);
     let started = Instant::now();
     create_objects(&client, &namespace, &args).await?;
@@ -183,6 +184,12 @@ async fn main() -> anyhow::Result<()> {
     let peak_rss_mb = peak_rss_kib(pid)? as f64 / 1024.0;
     print_cpu(&cpu_before, &cpu_by_process(pid), ready);
     print_apiserver_requests(&requests_before, &apiserver_requests(&client).await?);
+    let admin_after = admin_calls(&metrics_url).await?;
+    let admin_delta = calls_since(&admin_before, &admin_after);
+    println!(
+        "Kafka admin calls until all Ready: {} {admin_delta:?}",
+        admin_delta.values().sum::<u64>()
+    );
     println!(
         "operator: {} objects created in {:.2} s; all Ready after {:.2} s; peak RSS {:.1} MiB",
         args.topics + args.uploaders,
@@ -226,11 +233,7 @@ async fn main() -> anyhow::Result<()> {
     let before = admin_calls(&metrics_url).await?;
     tokio::time::sleep(Duration::from_secs(args.resync_secs + 5)).await;
     let after = admin_calls(&metrics_url).await?;
-    let delta: BTreeMap<&String, u64> = after
-        .iter()
-        .map(|(call, count)| (call, count - before.get(call).copied().unwrap_or(0)))
-        .filter(|(_, count)| *count > 0)
-        .collect();
+    let delta = calls_since(&before, &after);
     let total: u64 = delta.values().sum();
     println!(
         "no-op resync of {} Topics (+{} owned by Uploaders): {total} admin calls {delta:?}",
@@ -510,6 +513,18 @@ async fn scaler_ticks(url: &str, args: &Args) -> anyhow::Result<Ticks> {
     }
 }
 
+/// The calls made between two readings of [`admin_calls`], the kinds made at all.
+fn calls_since<'a>(
+    before: &BTreeMap<String, u64>,
+    after: &'a BTreeMap<String, u64>,
+) -> BTreeMap<&'a String, u64> {
+    after
+        .iter()
+        .map(|(call, count)| (call, count.saturating_sub(before.get(call).copied().unwrap_or(0))))
+        .filter(|(_, count)| *count > 0)
+        .collect()
+}
+
 /// `licenseware_kafka_admin_calls_total{call="..."}` from the operator's /metrics.
 async fn admin_calls(url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
     let body = reqwest::get(url).await?.text().await?;
@@ -615,14 +630,23 @@ fn print_apiserver_requests(before: &BTreeMap<String, u64>, after: &BTreeMap<Str
 async fn cleanup(client: &Client, namespace: &str) -> anyhow::Result<()> {
     let uploaders: Api<Uploader> = Api::namespaced(client.clone(), namespace);
     let topics: Api<Topic> = Api::namespaced(client.clone(), namespace);
-    uploaders.delete_collection(&DeleteParams::default(), &ListParams::default()).await?;
-    topics.delete_collection(&DeleteParams::default(), &ListParams::default()).await?;
+    // A request can fail while the apiserver is busy with thousands of deletions (one
+    // run ended on a dropped connection and left 3,000 Kafka topics behind, which
+    // slowed every later run): retried until the deadline, the namespace goes anyway.
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
-        let left = uploaders.list(&ListParams::default()).await?.items.len()
-            + topics.list(&ListParams::default()).await?.items.len();
-        if left == 0 {
-            break;
+        let left = async {
+            uploaders.delete_collection(&DeleteParams::default(), &ListParams::default()).await?;
+            topics.delete_collection(&DeleteParams::default(), &ListParams::default()).await?;
+            anyhow::Ok(
+                uploaders.list_metadata(&ListParams::default()).await?.items.len()
+                    + topics.list_metadata(&ListParams::default()).await?.items.len(),
+            )
+        };
+        match left.await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(error) => eprintln!("  cleanup: {error:#}; trying again"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -641,22 +665,33 @@ async fn delete_kafka_topics(
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(30))?;
-        let names: Vec<String> = metadata
-            .topics()
-            .iter()
-            .map(|topic| topic.name().to_owned())
-            .filter(|name| name.starts_with(prefix))
-            .collect();
-        if names.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{} Kafka topics named {prefix}* are still there", names.len());
-        }
-        for chunk in names.chunks(500) {
-            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            admin.delete_topics(&chunk, &options).await?;
+        let pass = async {
+            let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(30))?;
+            let names: Vec<String> = metadata
+                .topics()
+                .iter()
+                .map(|topic| topic.name().to_owned())
+                .filter(|name| name.starts_with(prefix))
+                .collect();
+            if !names.is_empty() && Instant::now() < deadline {
+                for chunk in names.chunks(500) {
+                    let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    admin.delete_topics(&chunk, &options).await?;
+                }
+            }
+            anyhow::Ok(names.len())
+        };
+        match pass.await {
+            Ok(0) => return Ok(()),
+            Ok(left) if Instant::now() > deadline => {
+                bail!("{left} Kafka topics named {prefix}* are still there")
+            }
+            Ok(_) => {}
+            // A failed pass (a broker busy with thousands of deletions) is tried again.
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("  deleting Kafka topics: {error:#}; trying again");
+            }
+            Err(error) => return Err(error),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

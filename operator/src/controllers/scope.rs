@@ -1,7 +1,7 @@
 //! Where a controller watches: one [`Controller`] per watched namespace, or one for
 //! all, each built the same way and run with the same reconciler and context.
 
-use std::{fmt::Debug, future::Future, sync::Arc};
+use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, TryFuture, future};
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
@@ -87,6 +87,20 @@ impl Scope {
     where
         K: Namespaced,
     {
+        self.debounced_controller(concurrency, Duration::ZERO, shutdown)
+    }
+
+    /// [`Scope::controller`], with the requests for one object that come within
+    /// `debounce` of each other run as one reconcile, after the last of them.
+    pub fn debounced_controller<K>(
+        &self,
+        concurrency: u16,
+        debounce: Duration,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> Controller<K>
+    where
+        K: Namespaced,
+    {
         let (reader, writer) = reflector::store();
         let changes = watcher(self.api::<K>(), watcher::Config::default())
             .default_backoff()
@@ -95,7 +109,7 @@ impl Scope {
             .applied_objects()
             .predicate_filter(wanted_change::<K>, PredicateConfig::default());
         Controller::for_stream(changes, reader)
-            .with_config(ControllerConfig::default().concurrency(concurrency))
+            .with_config(ControllerConfig::default().concurrency(concurrency).debounce(debounce))
             .graceful_shutdown_on(shutdown)
     }
 }

@@ -74,6 +74,11 @@ pub use crate::controllers::registry_kinds::FINALIZER;
 /// Reconciles in flight at once.
 const CONCURRENCY: u16 = 50;
 
+/// Changes of one Uploader and its children that come this close together make one
+/// reconcile: its two Topics, created in the same admin batch, turn Ready a moment
+/// apart, and each turn was a reconcile and a status write of its own.
+const CHILD_CHANGES_DEBOUNCE: Duration = Duration::from_millis(1000);
+
 /// Why a reconcile failed. The reason is stable: it names the log field and the
 /// condition reason.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +161,7 @@ pub async fn run(
                 watch_children::<PartialObjectMeta<ConfigMap>>(scope, strip_config_map);
             children.add(topics, deployments, config_maps);
             let controller: Controller<Uploader> = scope
-                .controller(CONCURRENCY, shutdown.clone())
+                .debounced_controller(CONCURRENCY, CHILD_CHANGES_DEBOUNCE, shutdown.clone())
                 .owns_stream(topic_changes)
                 .owns_stream(deployment_changes)
                 .owns_stream(config_map_changes);

@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds gitops-health images images-debug bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-status clean
+.PHONY: help dev test fmt fmt-check lint unit e2e crds gitops-health images images-debug bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-prune stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -41,6 +41,7 @@ unit: ## Unit tests (no servers needed).
 	cargo test $(CARGO_FLAGS) --workspace --exclude licenseware-e2e
 
 e2e: stack-up ## The end-to-end suite against the real stack, then the tests that restart its servers, alone.
+	e2e/stack/prune
 	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e
 	$(WITH_STACK) cargo test $(CARGO_FLAGS) -p licenseware-e2e --test e2e -- --ignored --test-threads=1 worker_consume::
 
@@ -75,12 +76,14 @@ BENCH_TOPICS ?= 1000
 BENCH_UPLOADERS ?= 1000
 bench-operator: stack-up ## Benchmark: BENCH_TOPICS Topics + BENCH_UPLOADERS Uploaders until Ready, peak RSS, no-op resync calls.
 	cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-e2e --bin licenseware-operator --bin bench_operator
+	e2e/stack/prune
 	$(WITH_STACK) target/release/bench_operator --operator-bin target/release/licenseware-operator \
 		--topics $(BENCH_TOPICS) --uploaders $(BENCH_UPLOADERS)
 
 SCALE_UPLOADERS ?= 5000
 bench-operator-scale: stack-up ## Scale run: SCALE_UPLOADERS Uploaders (no floor, no resync wait): memory per Uploader and the scaler's tick time.
 	cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-e2e --bin licenseware-operator --bin bench_operator
+	e2e/stack/prune
 	$(WITH_STACK) target/release/bench_operator --operator-bin target/release/licenseware-operator \
 		--topics 0 --uploaders $(SCALE_UPLOADERS) --no-floor --no-resync --timeout-secs 1200
 
@@ -114,6 +117,9 @@ stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretD
 
 stack-down: ## Stop the stack's processes (data kept).
 	e2e/stack/down
+
+stack-prune: ## Delete the Kafka topics earlier test and benchmark runs left on the stack.
+	e2e/stack/prune
 
 stack-status: ## Show each server of the stack.
 	e2e/stack/status

@@ -118,6 +118,9 @@ pub async fn serve(
             kafka::ADMIN_REQUEST_TIMEOUT,
             wire_security,
         )),
+        Arc::new(kafka::MongoClaims::new(
+            &dependencies.mongo.database(&config.registry_database()),
+        )),
         kafka::DEFAULT_LINGER,
         kafka::DEFAULT_MAX_BATCH,
     );

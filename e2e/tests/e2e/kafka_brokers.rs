@@ -14,7 +14,7 @@ use licenseware_e2e::kafka_cluster::KafkaCluster;
 use licenseware_operator::{
     kafka::{
         AdminCall, Applied, Claim, DEFAULT_LINGER, DEFAULT_MAX_BATCH, DesiredTopic, KafkaAdmin,
-        KafkaClient, WireSecurity,
+        KafkaClient, MemoryClaims, WireSecurity,
     },
     scaler::{
         lag::{Key, LagReader, Readings},
@@ -39,6 +39,7 @@ fn topic(name: &str, replication_factor: i32) -> DesiredTopic {
         replication_factor: Some(replication_factor),
         config: BTreeMap::new(),
         claim: Claim::Adopt,
+        claimant: format!("e2e/{name}"),
     }
 }
 
@@ -90,7 +91,12 @@ async fn admin_calls_and_lag_reads_ride_out_a_killed_broker() {
         Duration::from_secs(10),
         WireSecurity::plaintext(),
     ));
-    let admin = KafkaAdmin::start(Arc::clone(&admin_client), DEFAULT_LINGER, DEFAULT_MAX_BATCH);
+    let admin = KafkaAdmin::start(
+        Arc::clone(&admin_client),
+        Arc::new(MemoryClaims::default()),
+        DEFAULT_LINGER,
+        DEFAULT_MAX_BATCH,
+    );
     let lag = LagReader::new(
         Arc::new(KafkaClient::new(
             &cluster.bootstrap(),

@@ -352,3 +352,32 @@ async fn topics_reconciled_together_share_admin_calls() {
     assert!(metadata < carried, "{metadata} metadata calls for {carried} requests");
     h.stop().await;
 }
+
+/// The claim store against the stack's MongoDB: a first claim is one insert, a name
+/// claimed again replaces its claim (the duplicate-key path), a forgotten claim is gone,
+/// and each claim reads back by name.
+#[tokio::test]
+async fn the_claim_store_records_replaces_and_forgets_claims_in_mongodb() {
+    use licenseware_operator::kafka::{ClaimStore, MongoClaims, TopicClaim};
+
+    let stack = licenseware_e2e::Stack::from_env();
+    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await.expect("mongodb client");
+    let database = mongo.database(&licenseware_e2e::unique_name("claims").replace('-', "_"));
+    let claims = MongoClaims::new(&database);
+    let claim = |name: &str, claimant: &str| TopicClaim {
+        kafka_name: name.to_owned(),
+        claimant: claimant.to_owned(),
+    };
+    let record = [claim("a", "ns/a/u1"), claim("b", "ns/b/u1"), claim("c", "ns/c/u1")];
+    claims.record(&record).await.expect("first claims");
+    // "a" again, by a Topic made again (another uid), beside a name never claimed.
+    claims.record(&[claim("a", "ns/a/u2"), claim("d", "ns/d/u1")]).await.expect("claimed again");
+    claims.forget(&["c".to_owned()]).await.expect("forgotten");
+
+    let names = ["a", "b", "c", "d", "never"].map(String::from);
+    let read = claims.claimants(&names).await.expect("read");
+    let expected = [("a", "ns/a/u2"), ("b", "ns/b/u1"), ("d", "ns/d/u1")]
+        .map(|(name, claimant)| (name.to_owned(), claimant.to_owned()));
+    assert_eq!(read, expected.into_iter().collect(), "the later claim of a replaced the first");
+    database.drop().await.expect("drop the test's database");
+}

@@ -13,16 +13,18 @@ use std::{
 use kafka_protocol::{
     ResponseError,
     messages::{
-        ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest,
-        create_topics_response::CreatableTopicResult,
+        ApiKey, CreateTopicsRequest, CreateTopicsResponse, DescribeConfigsRequest,
+        DescribeConfigsResponse, MetadataRequest, create_topics_response::CreatableTopicResult,
+        describe_configs_response::DescribeConfigsResult,
     },
     protocol::StrBytes,
 };
 
 use super::{
     AdminCall, AdminError, Applied, Claim, DesiredTopic, KafkaAdmin, KafkaClient,
-    MAX_LINGER_FACTOR, WireError, WireSecurity,
-    fake_broker::{FakeCluster, Reply},
+    MAX_LINGER_FACTOR, MemoryClaims, TopicClaim, WireError, WireSecurity,
+    claims::ClaimStore,
+    fake_broker::{FakeCluster, FakePartition, Reply},
     requests::ATTEMPTS,
 };
 
@@ -32,7 +34,12 @@ fn client(bootstrap: &str, timeout: Duration) -> Arc<KafkaClient> {
 
 /// The admin batcher over `bootstrap` with a 30 s request timeout and `linger`.
 fn admin(bootstrap: &str, linger: Duration) -> KafkaAdmin {
-    KafkaAdmin::start(client(bootstrap, Duration::from_secs(30)), linger, 10)
+    admin_with(bootstrap, linger, Arc::default())
+}
+
+/// [`admin`], recording its claims in `claims`.
+fn admin_with(bootstrap: &str, linger: Duration, claims: Arc<MemoryClaims>) -> KafkaAdmin {
+    KafkaAdmin::start(client(bootstrap, Duration::from_secs(30)), claims, linger, 10)
 }
 
 fn no_topics() -> MetadataRequest {
@@ -46,7 +53,31 @@ fn desired(name: &str) -> DesiredTopic {
         replication_factor: None,
         config: BTreeMap::new(),
         claim: Claim::Adopt,
+        claimant: format!("ns/{name}/uid-1"),
     }
+}
+
+/// [`desired`] without a claim in the resource: what a new Topic asks.
+fn unclaimed(name: &str) -> DesiredTopic {
+    DesiredTopic { claim: Claim::Unclaimed, ..desired(name) }
+}
+
+/// The DescribeConfigs answer: every resource asked for, without a dynamic config.
+fn no_configs(call: &super::fake_broker::Call) -> Reply {
+    let request: DescribeConfigsRequest = call.decode();
+    call.answer(
+        &DescribeConfigsResponse::default().with_results(
+            request
+                .resources
+                .iter()
+                .map(|resource| {
+                    DescribeConfigsResult::default()
+                        .with_resource_type(resource.resource_type)
+                        .with_resource_name(resource.resource_name.clone())
+                })
+                .collect(),
+        ),
+    )
 }
 
 /// The CreateTopics answer: every topic of the request gets what `outcome` says for its
@@ -338,4 +369,110 @@ async fn a_create_again_before_metadata_shows_our_topic_is_still_ours() {
 
     let other = admin.apply(claimed("someone-elses")).await.expect("answered");
     assert_eq!(other, Applied::NotOwned { topic_id: None }, "a topic this batcher never made");
+}
+
+/// A new Topic's topic is created once its intent is in the claim store, and only then:
+/// one record for the whole batch, no status write in between.
+#[tokio::test]
+async fn a_missing_topic_is_claimed_in_the_store_before_its_create() {
+    let claims = Arc::new(MemoryClaims::default());
+    let claimed_at_create = Arc::new(Mutex::new(Vec::new()));
+    let cluster = FakeCluster::start(1, {
+        let (claims, seen) = (Arc::clone(&claims), Arc::clone(&claimed_at_create));
+        move |call| match call.api {
+            ApiKey::CreateTopics => {
+                for name in topics_to_create(call) {
+                    seen.lock().unwrap().push((name.clone(), claims.claimant(&name)));
+                }
+                create_answer(call, |_| (0, None))
+            }
+            _ => Reply::Default,
+        }
+    })
+    .await;
+    let admin = admin_with(&cluster.bootstrap(), Duration::from_millis(50), Arc::clone(&claims));
+
+    let (a, b) = tokio::join!(admin.apply(unclaimed("a")), admin.apply(unclaimed("b")));
+    for applied in [a, b] {
+        let applied = applied.expect("applied");
+        assert!(matches!(applied, Applied::Topic(ref t) if t.created), "{applied:?}");
+    }
+    let mut seen = claimed_at_create.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("a".to_owned(), Some("ns/a/uid-1".to_owned())),
+            ("b".to_owned(), Some("ns/b/uid-1".to_owned()))
+        ],
+        "every topic's claim was recorded before the create that made it"
+    );
+}
+
+/// A claim store that cannot record the intent stops the create: the error says why,
+/// and Kafka is not asked to create anything.
+#[tokio::test]
+async fn a_claim_that_cannot_be_recorded_creates_nothing() {
+    let claims = Arc::new(MemoryClaims::default());
+    claims.fail_with(Some("store unreachable"));
+    let cluster = FakeCluster::start(1, |call| match call.api {
+        ApiKey::CreateTopics => create_answer(call, |_| (0, None)),
+        _ => Reply::Default,
+    })
+    .await;
+    let admin = admin_with(&cluster.bootstrap(), Duration::from_millis(10), Arc::clone(&claims));
+
+    let error = admin.apply(unclaimed("a")).await.expect_err("no claim, no create");
+    assert!(matches!(error, AdminError::Claims(_)), "{error:?}");
+    assert!(error.to_string().contains("store unreachable"), "{error}");
+    assert!(cluster.nodes_for(ApiKey::CreateTopics).is_empty(), "nothing was created");
+
+    claims.fail_with(None);
+    let applied = admin.apply(unclaimed("a")).await.expect("created once the store is back");
+    assert!(matches!(applied, Applied::Topic(ref t) if t.created), "{applied:?}");
+}
+
+/// The operator stopped between a create and the status write that records the id: the
+/// topic is there, the Topic's status says nothing of it. The claim store tells whose it
+/// is: that Topic's (the same uid), not another's, nor anyone's without a claim.
+#[tokio::test]
+async fn an_existing_topic_is_ours_only_with_our_recorded_claim() {
+    let claims = Arc::new(MemoryClaims::default());
+    let cluster = FakeCluster::start(1, |call| match call.api {
+        ApiKey::DescribeConfigs => no_configs(call),
+        _ => Reply::Default,
+    })
+    .await;
+    let partitions = vec![FakePartition { leader: 1, replicas: vec![1] }; 3];
+    for name in ["left", "foreign"] {
+        cluster.add_topic(name, partitions.clone());
+    }
+    let claim =
+        |name: &str| TopicClaim { kafka_name: name.into(), claimant: format!("ns/{name}/uid-1") };
+    claims.record(&[claim("left"), claim("recycled")]).await.expect("recorded");
+    cluster.add_topic("recycled", partitions.clone());
+    let admin = admin_with(&cluster.bootstrap(), Duration::from_millis(10), Arc::clone(&claims));
+
+    let ours = admin.apply(unclaimed("left")).await.expect("applied");
+    let Applied::Topic(ours) = ours else { panic!("our own topic refused: {ours:?}") };
+    assert!(!ours.created && ours.topic_id.is_some(), "{ours:?}");
+
+    let recreated = DesiredTopic { claimant: "ns/left/uid-2".into(), ..unclaimed("left") };
+    let other = admin.apply(recreated).await.expect("answered");
+    assert!(matches!(other, Applied::NotOwned { topic_id: Some(_) }), "another uid: {other:?}");
+    // "recycled" was created by its Topic, which recorded another id than the topic of
+    // that name has now: made again by someone else. Its claim goes with that verdict, so
+    // once the status has lost the id, nothing vouches for the new topic.
+    let owned = DesiredTopic {
+        claim: Claim::Owned("AAAAAAAAAAAAAAAAAAAAAQ".into()),
+        ..unclaimed("recycled")
+    };
+    let replaced = admin.apply(owned).await.expect("answered");
+    assert!(matches!(replaced, Applied::NotOwned { topic_id: Some(_) }), "{replaced:?}");
+    assert_eq!(claims.claimant("recycled"), None, "the claim was forgotten");
+    let recycled = admin.apply(unclaimed("recycled")).await.expect("answered");
+    assert!(matches!(recycled, Applied::NotOwned { .. }), "made again: {recycled:?}");
+    let foreign = admin.apply(unclaimed("foreign")).await.expect("answered");
+    assert!(matches!(foreign, Applied::NotOwned { topic_id: Some(_) }), "no claim: {foreign:?}");
+    assert!(cluster.nodes_for(ApiKey::CreateTopics).is_empty(), "nothing was created");
 }

@@ -3,6 +3,7 @@
 //! (metadata, DescribeConfigs, CreateTopics, CreatePartitions, AlterConfigs,
 //! DeleteTopics) instead of sending one each.
 
+pub mod claims;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::{
 use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 
+pub use claims::{ClaimError, ClaimStore, MemoryClaims, MongoClaims, TopicClaim};
 pub use plan::{Claim, ConfigChange, DesiredTopic, ObservedTopic, Plan, Refusal, Verdict};
 pub use secure::{TlsSetupError, WireSecurity};
 use uncertain::{UncertainCreates, create_outcome_unknown};
@@ -63,6 +65,9 @@ pub enum AdminError {
     /// The admin task is gone: the operator is shutting down.
     #[error("the Kafka admin task has stopped")]
     Stopped,
+    /// The intent to create could not be recorded (or read back): nothing was created.
+    #[error(transparent)]
+    Claims(#[from] ClaimError),
 }
 
 /// The kinds of admin request, the label of the call counter.
@@ -180,9 +185,6 @@ pub struct AppliedTopic {
 pub enum Applied {
     /// Created or updated.
     Topic(AppliedTopic),
-    /// The topic is missing and the claim is [`Claim::Unclaimed`]: nothing was created.
-    /// The caller records its intent, then applies again with [`Claim::Claimed`].
-    Unclaimed,
     /// The topic exists and the claim does not cover it: nothing was changed.
     NotOwned { topic_id: Option<String> },
 }
@@ -211,12 +213,18 @@ pub struct KafkaAdmin {
 
 impl KafkaAdmin {
     /// Starts the batching task on the current runtime. It stops when every handle is
-    /// dropped.
-    pub fn start(client: Arc<KafkaClient>, linger: Duration, max_batch: usize) -> Self {
+    /// dropped. `claims` records the intent to create each topic before its create.
+    pub fn start(
+        client: Arc<KafkaClient>,
+        claims: Arc<dyn ClaimStore>,
+        linger: Duration,
+        max_batch: usize,
+    ) -> Self {
         let (jobs, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let metrics = Arc::new(AdminMetrics::default());
         let batcher = Batcher {
             client,
+            claims,
             metrics: Arc::clone(&metrics),
             linger,
             max_batch: max_batch.max(1),
@@ -254,6 +262,7 @@ impl KafkaAdmin {
 
 struct Batcher {
     client: Arc<KafkaClient>,
+    claims: Arc<dyn ClaimStore>,
     metrics: Arc<AdminMetrics>,
     linger: Duration,
     max_batch: usize,
@@ -337,6 +346,84 @@ impl Batcher {
         }
     }
 
+    /// An existing topic without a claim in its resource's status is still that
+    /// resource's when the claim store holds its intent: it created the topic, and
+    /// stopped (or its status write was lost) before recording the id.
+    async fn check_recorded_claims<'a>(
+        &self,
+        existing: Vec<(&'a DesiredTopic, Option<String>)>,
+        proceed: &mut Vec<&'a DesiredTopic>,
+        results: &mut HashMap<String, Result<Applied, AdminError>>,
+    ) {
+        if existing.is_empty() {
+            return;
+        }
+        let names: Vec<String> = existing.iter().map(|(d, _)| d.name.clone()).collect();
+        match self.claims.claimants(&names).await {
+            Ok(claimants) => {
+                for (d, topic_id) in existing {
+                    if claimants.get(&d.name) == Some(&d.claimant) {
+                        proceed.push(d);
+                    } else {
+                        results.insert(d.name.clone(), Ok(Applied::NotOwned { topic_id }));
+                    }
+                }
+            }
+            Err(error) => {
+                for (d, _) in existing {
+                    results.insert(d.name.clone(), Err(error.clone().into()));
+                }
+            }
+        }
+    }
+
+    /// Records the intent to create every missing topic of the batch, in one call, before
+    /// any create: the topics whose intent could not be recorded are not created.
+    async fn record_claims<'a>(
+        &self,
+        missing: Vec<&'a DesiredTopic>,
+        proceed: &mut Vec<&'a DesiredTopic>,
+        results: &mut HashMap<String, Result<Applied, AdminError>>,
+    ) {
+        if missing.is_empty() {
+            return;
+        }
+        let claims: Vec<TopicClaim> = missing
+            .iter()
+            .map(|d| TopicClaim { kafka_name: d.name.clone(), claimant: d.claimant.clone() })
+            .collect();
+        match self.claims.record(&claims).await {
+            Ok(()) => proceed.extend(missing),
+            Err(error) => {
+                for d in missing {
+                    results.insert(d.name.clone(), Err(error.clone().into()));
+                }
+            }
+        }
+    }
+
+    /// Forgets the claims of topics made again by someone else: the resource's status
+    /// is about to lose the id it recorded, and its claim must not vouch for the new
+    /// topic then. Forgotten before the answer, so before that status write.
+    async fn forget_claims(
+        &self,
+        replaced: Vec<(&DesiredTopic, Option<String>)>,
+        results: &mut HashMap<String, Result<Applied, AdminError>>,
+    ) {
+        if replaced.is_empty() {
+            return;
+        }
+        let names: Vec<String> = replaced.iter().map(|(d, _)| d.name.clone()).collect();
+        let forgotten = self.claims.forget(&names).await;
+        for (d, topic_id) in replaced {
+            let answer = match &forgotten {
+                Ok(()) => Ok(Applied::NotOwned { topic_id }),
+                Err(error) => Err(error.clone().into()),
+            };
+            results.insert(d.name.clone(), answer);
+        }
+    }
+
     /// One Metadata and one DescribeConfigs request for every topic of the batch, then
     /// at most one CreateTopics, one CreatePartitions and one IncrementalAlterConfigs.
     async fn apply_all(
@@ -352,22 +439,33 @@ impl Batcher {
         };
         // Topics the claim does not cover are answered now and get no request.
         let mut results = HashMap::new();
-        let desired: Vec<&DesiredTopic> = desired
-            .iter()
-            .filter(|d| {
-                let id = observed
-                    .topics
-                    .contains_key(&d.name)
-                    .then(|| observed.ids.get(&d.name).map(String::as_str));
-                let answer = match plan::verdict(&d.claim, id) {
-                    Verdict::Proceed => return true,
-                    Verdict::Unclaimed => Applied::Unclaimed,
-                    Verdict::NotOwned { topic_id } => Applied::NotOwned { topic_id },
-                };
-                results.insert(d.name.clone(), Ok(answer));
-                false
-            })
-            .collect();
+        let mut proceed = Vec::new();
+        let mut to_claim = Vec::new();
+        let mut existing_unclaimed = Vec::new();
+        let mut replaced = Vec::new();
+        for d in desired {
+            let id = observed
+                .topics
+                .contains_key(&d.name)
+                .then(|| observed.ids.get(&d.name).map(String::as_str));
+            match plan::verdict(&d.claim, id) {
+                Verdict::Proceed => proceed.push(d),
+                Verdict::Unclaimed => to_claim.push(d),
+                Verdict::NotOwned { topic_id } if d.claim == Claim::Unclaimed => {
+                    existing_unclaimed.push((d, topic_id));
+                }
+                Verdict::NotOwned { topic_id } if matches!(d.claim, Claim::Owned(_)) => {
+                    replaced.push((d, topic_id));
+                }
+                Verdict::NotOwned { topic_id } => {
+                    results.insert(d.name.clone(), Ok(Applied::NotOwned { topic_id }));
+                }
+            }
+        }
+        self.check_recorded_claims(existing_unclaimed, &mut proceed, &mut results).await;
+        self.forget_claims(replaced, &mut results).await;
+        self.record_claims(to_claim, &mut proceed, &mut results).await;
+        let desired = proceed;
         let plans: Vec<(&DesiredTopic, Plan)> = desired
             .iter()
             .map(|d| (*d, plan::plan(d, observed.topics.get(&d.name), observed.brokers)))

@@ -15,6 +15,8 @@ pub struct DesiredTopic {
     pub config: BTreeMap<String, String>,
     /// Which existing Kafka topic of that name the caller may take over.
     pub claim: Claim,
+    /// Who asks, as the claim store records it (`namespace/name/uid` of the Topic).
+    pub claimant: String,
 }
 
 /// What entitles a resource to an existing Kafka topic. The operator never takes over a
@@ -34,8 +36,9 @@ pub enum Claim {
     /// existing topic is taken as its own; a create that finds the topic already there
     /// proves the opposite.
     Claimed,
-    /// No claim yet: an existing topic is not touched, a missing one is not created
-    /// until the intent is recorded (see [`Verdict::Unclaimed`]).
+    /// No claim in the resource yet: an existing topic is not touched unless the claim
+    /// store holds this resource's intent for it; a missing one is created once the
+    /// intent is recorded there (see [`Verdict::Unclaimed`]).
     Unclaimed,
 }
 
@@ -44,7 +47,8 @@ pub enum Claim {
 pub enum Verdict {
     /// Create or update it.
     Proceed,
-    /// The topic does not exist and the resource has not recorded its intent yet.
+    /// The topic does not exist and the resource has not recorded its intent yet: the
+    /// batcher records it in its claim store, then creates the topic.
     Unclaimed,
     /// The topic exists and is not the resource's; nothing is changed.
     NotOwned { topic_id: Option<String> },
@@ -212,6 +216,7 @@ mod tests {
             replication_factor: None,
             config: config.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
             claim: Claim::Adopt,
+            claimant: "ns/t/uid".into(),
         }
     }
 

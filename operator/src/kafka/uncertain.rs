@@ -30,7 +30,7 @@ pub fn create_outcome_unknown(error: &AdminError) -> bool {
         }
         // The controller goes on creating after it answers this.
         AdminError::Topic { error, .. } => matches!(error, ResponseError::RequestTimedOut),
-        AdminError::Stopped => false,
+        AdminError::Stopped | AdminError::Claims(_) => false,
     }
 }
 

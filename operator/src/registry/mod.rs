@@ -235,6 +235,7 @@ impl Registry {
                     // The operator's own topic: whoever created it, it is ours to keep
                     // compacted.
                     claim: Claim::Adopt,
+                    claimant: "licenseware-operator/registry".to_owned(),
                 };
                 let applied = self.inner.admin.apply(desired).await?;
                 if matches!(applied, Applied::Topic(AppliedTopic { created: true, .. })) {

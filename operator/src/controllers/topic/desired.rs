@@ -96,6 +96,12 @@ pub fn claim(topic: &Topic, kafka_name: &str) -> Claim {
     }
 }
 
+/// Who the claim store records as claiming a Kafka topic for `topic`: its namespace,
+/// name and uid (a Topic deleted and made again under the same name is another).
+pub fn claimant(topic: &Topic) -> String {
+    format!("{}/{}", reference(topic), topic.metadata.uid.as_deref().unwrap_or_default())
+}
+
 /// The Kafka topic that deleting `topic` with `deletionPolicy: Delete` may delete: its
 /// name and the id it recorded. Without a recorded id nothing is deleted: the resource
 /// cannot prove the topic of that name is the one it created.
@@ -172,6 +178,7 @@ pub fn desired_topic(topic: &Topic, prefix: &str) -> Result<DesiredTopic, String
     }
     Ok(DesiredTopic {
         claim: claim(topic, &name),
+        claimant: claimant(topic),
         name,
         partitions: topic.spec.partitions,
         replication_factor: topic.spec.replication_factor,

@@ -33,7 +33,7 @@ use crate::{
         scope::{self, Scope},
         status as status_writer,
     },
-    kafka::{Applied, Claim, KafkaAdmin},
+    kafka::{Applied, KafkaAdmin},
 };
 
 /// The finalizer that makes deleting a Topic with `deletionPolicy: Delete` delete its
@@ -198,7 +198,7 @@ async fn apply(topic: &Topic, ctx: &Context, read: Read) -> Result<Action, Error
         }
         Management::Managed => {}
     }
-    let mut desired = match desired::desired_topic(topic, &ctx.policy.prefix) {
+    let desired = match desired::desired_topic(topic, &ctx.policy.prefix) {
         Ok(desired) => desired,
         Err(message) => {
             write_status(topic, ctx, &Outcome::InvalidSpec(message.clone())).await?;
@@ -224,49 +224,38 @@ async fn apply(topic: &Topic, ctx: &Context, read: Read) -> Result<Action, Error
         return Ok(Action::requeue(CONFLICT_RECHECK.min(ctx.resync)));
     }
     let name = desired.name.clone();
-    loop {
-        match ctx.admin.apply(desired.clone()).await {
-            Ok(Applied::Topic(applied)) => {
-                if applied.created {
-                    tracing::info!(kafka_topic = %name, "created Kafka topic");
+    match ctx.admin.apply(desired).await {
+        Ok(Applied::Topic(applied)) => {
+            if applied.created {
+                tracing::info!(kafka_topic = %name, "created Kafka topic");
+            }
+            write_status(topic, ctx, &Outcome::Applied { name, applied }).await?;
+            Ok(Action::requeue(next_resync(ctx.resync, SystemTime::now())))
+        }
+        // A reconcile right after the one that created the topic may get the object
+        // from before that status write (the watch lags behind under load), without
+        // the id: if the claim store could not vouch for it, the topic it created
+        // would read as someone else's, for good. Refusing is decided on the object as
+        // it is now.
+        Ok(Applied::NotOwned { .. }) if read == Read::Cached => {
+            let api: Api<Topic> =
+                Api::namespaced(ctx.client.clone(), &topic.namespace().unwrap_or_default());
+            match api.get_opt(&topic.name_any()).await? {
+                Some(fresh) if fresh.metadata.deletion_timestamp.is_none() => {
+                    Box::pin(apply(&fresh, ctx, Read::Fresh)).await
                 }
-                write_status(topic, ctx, &Outcome::Applied { name, applied }).await?;
-                return Ok(Action::requeue(next_resync(ctx.resync, SystemTime::now())));
+                // Gone or going: its deletion is reconciled next.
+                _ => Ok(Action::await_change()),
             }
-            // The intent goes to the apiserver before the create, so a crash between
-            // the create and the status write cannot leave our own topic unclaimed.
-            Ok(Applied::Unclaimed) if desired.claim == Claim::Unclaimed => {
-                write_status(topic, ctx, &Outcome::Claiming { name: name.clone() }).await?;
-                desired.claim = Claim::Claimed;
-            }
-            Ok(Applied::Unclaimed) => {
-                // Only an unclaimed apply answers this; nothing to do but try again.
-                return Ok(Action::requeue(CONFLICT_RECHECK.min(ctx.resync)));
-            }
-            // A reconcile right after the one that claimed or created the topic may get
-            // the object from before that status write (the watch lags behind under
-            // load), without the claim: the topic it created would read as someone
-            // else's, for good. Refusing is decided on the object as it is now.
-            Ok(Applied::NotOwned { .. }) if read == Read::Cached => {
-                let api: Api<Topic> =
-                    Api::namespaced(ctx.client.clone(), &topic.namespace().unwrap_or_default());
-                return match api.get_opt(&topic.name_any()).await? {
-                    Some(fresh) if fresh.metadata.deletion_timestamp.is_none() => {
-                        Box::pin(apply(&fresh, ctx, Read::Fresh)).await
-                    }
-                    // Gone or going: its deletion is reconciled next.
-                    _ => Ok(Action::await_change()),
-                };
-            }
-            Ok(Applied::NotOwned { topic_id }) => {
-                tracing::warn!(kafka_topic = %name, ?topic_id, "existing Kafka topic not adopted");
-                write_status(topic, ctx, &Outcome::NotOwned { name, topic_id }).await?;
-                return Ok(Action::requeue(ctx.resync));
-            }
-            Err(error) => {
-                write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
-                return Err(error.into());
-            }
+        }
+        Ok(Applied::NotOwned { topic_id }) => {
+            tracing::warn!(kafka_topic = %name, ?topic_id, "existing Kafka topic not adopted");
+            write_status(topic, ctx, &Outcome::NotOwned { name, topic_id }).await?;
+            Ok(Action::requeue(ctx.resync))
+        }
+        Err(error) => {
+            write_status(topic, ctx, &Outcome::KafkaError(error.to_string())).await?;
+            Err(error.into())
         }
     }
 }

@@ -37,11 +37,6 @@ pub enum Outcome {
         name: String,
         topic_id: Option<String>,
     },
-    /// About to create the Kafka topic: the name is recorded first, so that a crash
-    /// right after the create still finds the topic claimed.
-    Claiming {
-        name: String,
-    },
     Applied {
         name: String,
         applied: AppliedTopic,
@@ -59,7 +54,6 @@ impl Outcome {
             Self::Renamed { .. } => reason::NOT_SUPPORTED,
             Self::Conflict { .. } | Self::NotOwned { .. } => reason::RESOURCE_CONFLICT,
             Self::Refused(_) => reason::NOT_SUPPORTED,
-            Self::Claiming { .. } => reason::PROGRESSING,
             Self::Applied { applied, .. } if !applied.refusals.is_empty() => reason::NOT_SUPPORTED,
             Self::Applied { .. } => reason::RECONCILED,
             Self::KafkaError(_) => reason::KAFKA_ERROR,
@@ -172,14 +166,6 @@ pub fn next_status(
                 ),
             );
         }
-        Outcome::Claiming { name } => {
-            status.topic_name = Some(name.clone());
-            status.topic_id = None;
-            set_condition(
-                &mut status.conditions,
-                ready(false, format!("Creating Kafka topic {name}")),
-            );
-        }
         Outcome::Applied { name, applied } => {
             status.observed_generation = generation;
             status.topic_name = Some(name.clone());
@@ -269,9 +255,8 @@ mod tests {
 
     #[test]
     fn a_topic_not_owned_clears_every_claim_and_says_how_to_adopt() {
-        let claiming = next_status(None, Some(1), &Outcome::Claiming { name: "p.t".into() }, at(1));
-        assert_eq!(claiming.topic_name.as_deref(), Some("p.t"));
-        assert_eq!(ready(&claiming).reason, "Progressing");
+        // A claim recorded in the status by an operator before the claim store.
+        let claiming = TopicStatus { topic_name: Some("p.t".into()), ..TopicStatus::default() };
         let outcome = Outcome::NotOwned { name: "p.t".into(), topic_id: Some("X".into()) };
         let status = next_status(Some(&claiming), Some(1), &outcome, at(2));
         assert_eq!((status.topic_name.as_deref(), status.topic_id.as_deref()), (None, None));

@@ -29,6 +29,11 @@ fn limits() -> SandboxLimits {
     SandboxLimits { memory_mib: 1024, cpu_seconds: 60, wall_seconds: 120, output_mib: 256 }
 }
 
+/// Rules that read the file, so that checking it starts a child.
+fn reading_rules() -> licenseware_crds::ValidationParameters {
+    licenseware_crds::ValidationParameters { min_rows_number: 1, ..Default::default() }
+}
+
 fn context() -> FileContext {
     FileContext {
         tenant_id: "t1".into(),
@@ -150,8 +155,8 @@ fn a_reader_that_spins_is_stopped_at_its_cpu_limit() {
     let dir = tempfile::tempdir().unwrap();
     let program = script(dir.path(), "while :; do :; done");
     let limits = SandboxLimits { cpu_seconds: 1, ..limits() };
-    let entry = Sandbox::with_program(program, limits)
-        .check_file(&Default::default(), &csv_file(dir.path()));
+    let entry =
+        Sandbox::with_program(program, limits).check_file(&reading_rules(), &csv_file(dir.path()));
     assert_eq!(entry.status, Status::Failed);
     assert_eq!(entry.message, "File needs more than 1 s of CPU time to read");
 }
@@ -161,8 +166,8 @@ fn a_reader_that_hangs_is_stopped_at_its_time_limit() {
     let dir = tempfile::tempdir().unwrap();
     let program = script(dir.path(), "exec sleep 600");
     let limits = SandboxLimits { wall_seconds: 1, ..limits() };
-    let entry = Sandbox::with_program(program, limits)
-        .check_file(&Default::default(), &csv_file(dir.path()));
+    let entry =
+        Sandbox::with_program(program, limits).check_file(&reading_rules(), &csv_file(dir.path()));
     assert_eq!(entry.status, Status::Failed);
     assert_eq!(entry.message, "File takes longer than 1 s to read");
 }
@@ -172,7 +177,7 @@ fn a_reader_that_crashes_is_a_failed_entry_with_its_last_words() {
     let dir = tempfile::tempdir().unwrap();
     let program = script(dir.path(), "echo 'reader: bad things' >&2; kill -SEGV $$");
     let entry = Sandbox::with_program(program, limits())
-        .check_file(&Default::default(), &csv_file(dir.path()));
+        .check_file(&reading_rules(), &csv_file(dir.path()));
     assert_eq!(entry.status, Status::Failed);
     assert_eq!(entry.message, "File reader crashed (signal SIGSEGV): reader: bad things");
 }
@@ -211,9 +216,37 @@ fn the_child_gets_none_of_the_parents_secrets() {
     let seen = dir.path().join("env");
     let program = script(dir.path(), &format!("env > {}; exit 1", seen.display()));
     let entry = Sandbox::with_program(program, limits())
-        .check_file(&Default::default(), &csv_file(dir.path()));
+        .check_file(&reading_rules(), &csv_file(dir.path()));
     assert_eq!(entry.status, Status::Failed);
     let env = std::fs::read_to_string(seen).unwrap();
     assert!(!env.contains("CARGO_MANIFEST_DIR"), "{env}");
     assert!(!env.contains("LW_"), "{env}");
+}
+
+/// Rules that read nothing of the file are checked without a child (a program that
+/// cannot start would fail the file otherwise); rules that read it still go to one.
+#[test]
+fn only_checks_that_read_the_file_start_a_child() {
+    let sandbox = Sandbox::with_program("/nonexistent/licenseware-worker", limits());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devices.csv");
+    std::fs::write(&path, "device,os\nh1,linux\n").unwrap();
+    let file = FileToValidate::new(&path, "devices.csv");
+    let names_only = licenseware_crds::ValidationParameters {
+        filename_endswith: Some(vec![".csv".into()]),
+        ..Default::default()
+    };
+    let entry = sandbox.check_file(&names_only, &file);
+    assert_eq!(entry.status, Status::Success, "{entry:?}");
+
+    let gone = FileToValidate::new(dir.path().join("gone.csv"), "gone.csv");
+    let entry = sandbox.check_file(&names_only, &gone);
+    assert_eq!(entry.status, Status::Failed, "a missing file still fails: {entry:?}");
+
+    let columns = licenseware_crds::ValidationParameters {
+        required_columns: Some(vec![vec!["device".into()]]),
+        ..names_only
+    };
+    let entry = sandbox.check_file(&columns, &file);
+    assert_eq!(entry.status, Status::Failed, "the child could not start: {entry:?}");
 }

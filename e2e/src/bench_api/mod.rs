@@ -418,8 +418,11 @@ async fn uploads_on(
         let measured: anyhow::Result<()> = async {
             for _ in 0..runs.max(1) {
                 row.cp.push(upload::time_cp(&file, &checked.root.join("cp-baseline"))?);
-                row.checked.push(uploading.upload(&dash(checked), &file).await?);
-                row.names_only.push(uploading.upload(&dash(names), &file).await?);
+                let zero_copy = upload::Client::ZeroCopy;
+                row.checked.push(uploading.upload(&dash(checked), &file, zero_copy).await?);
+                row.names_only.push(uploading.upload(&dash(names), &file, zero_copy).await?);
+                let curl = upload::Client::Curl;
+                row.names_curl.push(uploading.upload(&dash(names), &file, curl).await?);
             }
             Ok(())
         }
@@ -430,10 +433,12 @@ async fn uploads_on(
         std::fs::remove_file(&file)?;
         measured.with_context(|| format!("API log:\n{}", api.log_tail()))?;
         report_progress(&format!(
-            "{megabytes} MB: cp {:.3} s, upload {:.3} s, names only {:.3} s, API HWM {:.1} MiB",
+            "{megabytes} MB: cp {:.3} s, upload {:.3} s, names only {:.3} s (curl {:.3} s), \
+             API HWM {:.1} MiB",
             row.cp_s(),
             row.checked_s(),
             row.names_s(),
+            row.names_curl_s(),
             report::mib(row.hwm_kib)
         ));
         rows.push(row);

@@ -102,6 +102,8 @@ pub struct UploadRow {
     pub cp: Vec<Duration>,
     pub checked: Vec<Duration>,
     pub names_only: Vec<Duration>,
+    /// Names only, sent by curl.
+    pub names_curl: Vec<Duration>,
     /// The API process before the first upload of this size.
     pub idle_rss_kib: u64,
     /// Its highest VmRSS sampled during the uploads, and its VmHWM after them.
@@ -123,11 +125,14 @@ impl UploadRow {
     pub fn names_s(&self) -> f64 {
         median(&secs(&self.names_only))
     }
+    pub fn names_curl_s(&self) -> f64 {
+        median(&secs(&self.names_curl))
+    }
 }
 
 pub fn upload_table(rows: &[UploadRow]) -> String {
     let mut out = format!(
-        "{:>7} {:>5} {:>9} {:>12} {:>12} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9}\n",
+        "{:>7} {:>5} {:>9} {:>12} {:>12} {:>10} {:>10} {:>12} {:>10} {:>12} {:>9} {:>9} {:>9}\n",
         "size",
         "runs",
         "cp s",
@@ -135,6 +140,8 @@ pub fn upload_table(rows: &[UploadRow]) -> String {
         "names s",
         "upload/cp",
         "names/cp",
+        "curl s",
+        "curl/cp",
         "content part",
         "idle MiB",
         "peak MiB",
@@ -142,8 +149,9 @@ pub fn upload_table(rows: &[UploadRow]) -> String {
     );
     for row in rows {
         let (cp, checked, names) = (row.cp_s(), row.checked_s(), row.names_s());
+        let curl = row.names_curl_s();
         out.push_str(&format!(
-            "{:>7} {:>5} {:>9.3} {:>12.3} {:>12.3} {:>9.2}x {:>9.2}x {:>11.1}% {:>9.1} {:>9.1} {:>9.1}\n",
+            "{:>7} {:>5} {:>9.3} {:>12.3} {:>12.3} {:>9.2}x {:>9.2}x {:>10.3} {:>9.2}x {:>11.1}% {:>9.1} {:>9.1} {:>9.1}\n",
             format!("{} MB", row.megabytes),
             row.checked.len(),
             cp,
@@ -151,6 +159,8 @@ pub fn upload_table(rows: &[UploadRow]) -> String {
             names,
             checked / cp,
             names / cp,
+            curl,
+            curl / cp,
             (checked - names) / checked * 100.0,
             mib(row.idle_rss_kib),
             mib(row.peak_rss_kib),

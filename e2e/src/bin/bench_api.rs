@@ -175,10 +175,11 @@ fn print_throughput(outcome: &bench_api::Throughput, options: &Options) {
 #[allow(clippy::print_stdout)] // a benchmark: its figures are its output
 fn print_uploads(rows: &[report::UploadRow], notes: &[String]) {
     println!(
-        "\nuploads: curl -F from disk to /files (after /validation), wall time of curl, medians; \
-         cp of the same file into the same upload root; 'upload' validates contents \
-         (columns + a row, in the sandbox), 'names' only the name rules; RSS of the API \
-         process (the sandbox child apart)"
+        "\nuploads: from disk to /files (after /validation), wall time of the request, medians; \
+         sent by a client that hands the file to the kernel (sendfile), and by curl -F ('curl', \
+         names only); cp of the same file into the same upload root; 'upload' validates \
+         contents (columns + a row, in the sandbox), 'names' only the name rules; RSS of the \
+         API process (the sandbox child apart)"
     );
     print!("{}", report::upload_table(rows));
     for note in notes {
@@ -197,9 +198,11 @@ fn print_uploads(rows: &[report::UploadRow], notes: &[String]) {
     for row in rows {
         let ratio = row.names_s() / row.cp_s();
         println!(
-            "  {} MB transfer < 2x cp: {ratio:.2}x without content checks ({:.2}x with them), {}",
+            "  {} MB transfer < 2x cp: {ratio:.2}x without content checks ({:.2}x with them, \
+             {:.2}x sent by curl), {}",
             row.megabytes,
             row.checked_s() / row.cp_s(),
+            row.names_curl_s() / row.cp_s(),
             verdict(ratio < 2.0)
         );
     }

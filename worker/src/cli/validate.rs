@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn files_are_reported_under_their_base_names() {
-        let uploader = manifest("{filenameEndswith: [.csv]}");
+        let uploader = manifest("{filenameEndswith: [.csv], minRowsNumber: 1}");
         // No reader can start here: the file whose name passes gets that as its entry;
         // tests/sandbox.rs runs the real children.
         let sandbox = Sandbox::with_program("/nonexistent/reader", Default::default());

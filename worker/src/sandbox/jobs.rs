@@ -24,16 +24,21 @@ pub trait ProcessSink {
 }
 
 impl Sandbox {
-    /// The SDK's name and content checks of one file; the content checks run in a
-    /// child, and a child that does not finish is the file's failed entry.
+    /// The SDK's name and content checks of one file; the content checks that read the
+    /// file run in a child, and a child that does not finish is the file's failed entry.
     pub fn check_file(
         &self,
         validation: &ValidationParameters,
         file: &FileToValidate,
     ) -> ValidationResponse {
-        let names = Validator::new(validation).check_filename(&file.filename);
+        let validator = Validator::new(validation);
+        let names = validator.check_filename(&file.filename);
         if names.status != Status::Success {
             return names;
+        }
+        if !validator.reads_contents() {
+            // Nothing to contain: a child would cost milliseconds to read nothing.
+            return validator.check_file(file);
         }
         self.validate(validation, file, false)
     }

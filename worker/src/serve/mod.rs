@@ -160,6 +160,10 @@ fn producer(
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
+        // An upload waits for its one event: send it at once (librdkafka waits 5 ms by
+        // default for more to batch with it; under load batches form anyway while a
+        // request is in flight).
+        .set("linger.ms", "0")
         // Processing events are small envelopes: bound what may wait for the broker
         // (librdkafka's default allows 1 GiB) so an outage fails uploads, not memory.
         .set("queue.buffering.max.kbytes", "16384")

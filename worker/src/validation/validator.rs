@@ -94,6 +94,17 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// Whether the content checks read the file (text or tabular rules): without them
+    /// they look at its name and that it exists, and need no containment.
+    pub fn reads_contents(&self) -> bool {
+        let params = self.params;
+        self.text_contains_all.is_some()
+            || self.text_contains_any.is_some()
+            || params.required_sheets.is_some()
+            || params.required_columns.is_some()
+            || params.min_rows_number > 0
+    }
+
     /// The name checks of one file: `skipped` when ignored, else filenameContains then
     /// filenameEndswith, their failures joined by a space as the SDK did.
     pub fn check_filename(&self, filename: &str) -> ValidationResponse {

@@ -188,6 +188,9 @@ pub async fn upload(
         refund().await;
         return Err(ApiError::internal("UploadWriteFailed", error));
     }
+    // Written before the event is sent, never beside it: the worker's records are
+    // upserts on the same tenant and event, and two upserts racing on a document not yet
+    // there would make two documents.
     record_history(&state, &subject, &response, &filepaths).await;
     if let Err(error) = send_event(&state, &uploader, &tenant, &event_id, &envelope, &headers).await
     {

@@ -1,5 +1,5 @@
 //! The multipart body of `/files`, streamed to disk: each file goes straight to a
-//! staging directory (`sink`: two fixed buffers), its bytes counted against the Uploader's
+//! staging directory (`sink`: written as it arrives), its bytes counted against the Uploader's
 //! limits as they arrive; a limit crossed is a 413 at once, and the staging directory
 //! (with every byte written so far) is removed when the request ends without success.
 
@@ -163,7 +163,7 @@ async fn write_file(
                 limits.max_total_bytes
             )));
         }
-        out.write(&chunk).await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
+        out.write(chunk).await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
     }
     out.finish().await.map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
     Ok(bytes)

@@ -303,6 +303,32 @@ async fn limits_hold_while_the_body_streams_and_names_stay_inside_the_event() {
     assert_eq!(api.upload(&files_url, &tenant, &token, &too_many).await.status(), 413);
     assert!(files_under(&setup.root.join(&tenant)).is_empty(), "nothing left on disk");
 
+    // Not a form; a form whose body ends before its closing boundary: 400, nothing kept.
+    let post = |content_type: &'static str, body: &'static str| {
+        api.http
+            .post(&files_url)
+            .header("TenantId", &tenant)
+            .bearer_auth(&token)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+    let not_a_form = post("application/json", "{}").await.expect("POST");
+    assert_eq!(not_a_form.status(), 400);
+    let unfinished = post(
+        "multipart/form-data; boundary=B",
+        "--B\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.csv\"\r\n\r\na\n1\n",
+    )
+    .await
+    .expect("POST");
+    assert_eq!(unfinished.status(), 400);
+    let message = unfinished.text().await.expect("body");
+    assert!(
+        message.contains("not a valid multipart form: the body ended inside the form"),
+        "{message}"
+    );
+    assert!(files_under(&setup.root.join(&tenant)).is_empty(), "nothing left on disk");
+
     let hostile =
         [("../../etc/passwd.csv", b"a\n1\n".to_vec()), ("a/../../b.csv", b"a\n1\n".to_vec())];
     let stored = api.upload(&files_url, &tenant, &token, &hostile).await;

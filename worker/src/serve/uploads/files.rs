@@ -7,8 +7,9 @@ use std::{path::PathBuf, time::Duration};
 
 use axum::{
     Json,
-    extract::{Multipart, Path, Query, State, multipart::MultipartRejection},
-    http::HeaderMap,
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, header},
 };
 use rdkafka::{
     message::{Header, OwnedHeaders},
@@ -18,7 +19,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    UploaderPath, find_uploader, quota_key,
+    UploaderPath, find_uploader,
+    form::{FormReader, boundary},
+    quota_key,
     receive::{NO_FILES, ReceivedFile, Staging, drain, receive},
 };
 use crate::serve::openapi::{FailBody, QuotaResponse, UploadForm, UploadRefused};
@@ -85,24 +88,29 @@ pub async fn upload(
     caller: Caller,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: Body,
 ) -> Result<Json<FileValidationResponse>, ApiError> {
     let tenant = caller.require_tenant()?.clone();
     let uploader = find_uploader(&state, &path)?;
-    let mut multipart = multipart.map_err(|_| ApiError::BadRequest(NO_FILES.to_owned()))?;
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(boundary)
+        .ok_or_else(|| ApiError::BadRequest(NO_FILES.to_owned()))?;
+    let mut form = FormReader::new(body.into_data_stream(), &boundary);
     let tenant_dir = state.settings.upload_root.join(tenant.as_str());
     let staging = Staging::create(&tenant_dir)?;
     let deadline = state.settings.upload_deadline;
     let limits = &uploader.worker.spec.upload;
-    let received =
-        match tokio::time::timeout(deadline, receive(&mut multipart, &staging, limits)).await {
-            Ok(Ok(received)) => received,
-            Ok(Err(refused)) => {
-                drain(&mut multipart).await;
-                return Err(refused);
-            }
-            Err(_) => return Err(ApiError::Deadline(deadline.as_secs())),
-        };
+    let received = match tokio::time::timeout(deadline, receive(&mut form, &staging, limits)).await
+    {
+        Ok(Ok(received)) => received,
+        Ok(Err(refused)) => {
+            drain(&mut form).await;
+            return Err(refused);
+        }
+        Err(_) => return Err(ApiError::Deadline(deadline.as_secs())),
+    };
     // An empty event_id (a form's empty field) is no ticket.
     let event_id =
         query.event_id.or(received.event_id.clone()).filter(|event_id| !event_id.is_empty());

@@ -1,15 +1,21 @@
-//! The multipart body of `/files`, streamed to disk: each file goes straight to a
-//! staging directory (`sink`: written as it arrives), its bytes counted against the Uploader's
+//! The multipart body of `/files` (`form`: read without copying), streamed to disk: each
+//! file goes straight to a staging directory (`sink`: written as it arrives), its bytes
+//! counted against the Uploader's
 //! limits as they arrive; a limit crossed is a 413 at once, and the staging directory
 //! (with every byte written so far) is removed when the request ends without success.
 
 use std::path::{Path, PathBuf};
 
+use axum::body::BodyDataStream;
+use licenseware_crds::UploadLimits;
+
+use super::form::{FormError, FormReader, PartHead};
 use super::names::{UsedNames, sanitize};
 use super::sink::FileSink;
 use crate::serve::error::ApiError;
-use axum::extract::multipart::{Field, Multipart, MultipartError};
-use licenseware_crds::UploadLimits;
+
+/// The request's form, read from its body.
+pub type Form = FormReader<BodyDataStream>;
 
 /// The form's text fields are a flag and an id.
 const MAX_TEXT_FIELD: usize = 256;
@@ -72,8 +78,8 @@ pub struct Received {
     pub event_id: Option<String>,
 }
 
-fn malformed(error: MultipartError) -> ApiError {
-    ApiError::BadRequest(format!("The upload is not a valid multipart form: {}", error.body_text()))
+fn malformed(error: FormError) -> ApiError {
+    ApiError::BadRequest(format!("The upload is not a valid multipart form: {error}"))
 }
 
 /// A refused body is read on (and dropped) up to this much, so that the client, still
@@ -82,32 +88,20 @@ const DRAIN_BYTES: u64 = 16 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads and drops the rest of a refused body, within bounds.
-pub async fn drain(multipart: &mut Multipart) {
-    let read_rest = async {
-        let mut dropped: u64 = 0;
-        while let Ok(Some(mut field)) = multipart.next_field().await {
-            while let Ok(Some(chunk)) = field.chunk().await {
-                dropped += chunk.len() as u64;
-                if dropped > DRAIN_BYTES {
-                    return;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, read_rest).await;
+pub async fn drain(form: &mut Form) {
+    let _ = tokio::time::timeout(DRAIN_TIME, form.drain(DRAIN_BYTES)).await;
 }
 
 pub async fn receive(
-    multipart: &mut Multipart,
+    form: &mut Form,
     staging: &Staging,
     limits: &UploadLimits,
 ) -> Result<Received, ApiError> {
     let mut received = Received::default();
     let mut used = UsedNames::default();
     let mut total: u64 = 0;
-    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
-        let field_name = field.name().unwrap_or_default().to_owned();
-        match field_name.as_str() {
+    while let Some(PartHead { name, file_name }) = form.next_part().await.map_err(malformed)? {
+        match name.as_deref().unwrap_or_default() {
             "files" | "files[]" => {
                 if received.files.len() >= limits.max_files as usize {
                     return Err(ApiError::TooLarge(format!(
@@ -115,14 +109,14 @@ pub async fn receive(
                         limits.max_files
                     )));
                 }
-                let client_name = field.file_name().unwrap_or_default().to_owned();
+                let client_name = file_name.unwrap_or_default();
                 let name = used.claim(sanitize(&client_name));
                 let path = staging.dir.join(&name);
-                let bytes = write_file(field, &path, &client_name, limits, &mut total).await?;
+                let bytes = write_file(form, &path, &client_name, limits, &mut total).await?;
                 received.files.push(ReceivedFile { client_name, name, path, bytes });
             }
-            "clear_data" => received.clear_data = Some(text(field).await?),
-            "event_id" => received.event_id = Some(text(field).await?),
+            "clear_data" => received.clear_data = Some(text(form).await?),
+            "event_id" => received.event_id = Some(text(form).await?),
             other => {
                 let shown: String = other.chars().take(64).collect();
                 return Err(ApiError::BadRequest(format!("Unexpected form field {shown:?}")));
@@ -136,7 +130,7 @@ pub async fn receive(
 }
 
 async fn write_file(
-    mut field: Field<'_>,
+    form: &mut Form,
     path: &Path,
     client_name: &str,
     limits: &UploadLimits,
@@ -146,7 +140,7 @@ async fn write_file(
         .await
         .map_err(|error| ApiError::internal("UploadWriteFailed", error))?;
     let mut bytes: u64 = 0;
-    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+    while let Some(chunk) = form.chunk().await.map_err(malformed)? {
         let size = chunk.len() as u64;
         bytes += size;
         *total += size;
@@ -169,9 +163,9 @@ async fn write_file(
     Ok(bytes)
 }
 
-async fn text(mut field: Field<'_>) -> Result<String, ApiError> {
+async fn text(form: &mut Form) -> Result<String, ApiError> {
     let mut value = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+    while let Some(chunk) = form.chunk().await.map_err(malformed)? {
         value.extend_from_slice(&chunk);
         if value.len() > MAX_TEXT_FIELD {
             return Err(ApiError::BadRequest("A form field is too long".to_owned()));

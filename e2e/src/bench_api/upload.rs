@@ -6,8 +6,8 @@
 //!
 //! Two clients: one that hands the file to the kernel (sendfile(2), as a proxy in
 //! front of the API or a well-made uploader sends it), so that the time is the API's,
-//! and curl, whose own reading and copying of the file costs on this machine about as
-//! much as a server that receives and drops every byte.
+//! and curl, which reads and copies the file itself on the same cores (about 0.47 CPU-s
+//! per GB here).
 
 use std::{
     io::{BufWriter, Read, Write},

@@ -374,6 +374,12 @@ async fn concurrent_uploads_never_exceed_the_quota() {
     let tenant = uuid();
     let token = api.token(&tenant, "user", &[]);
     let files_url = api.uploader_url(&setup, "files");
+    // A check first, as a client makes one: the consumptions then start from the record
+    // it read (the API's short-lived copy), which must change nothing of the count.
+    let validation = api
+        .post_json(&api.uploader_url(&setup, "validation"), &tenant, &token, &json!(["0.csv"]))
+        .await;
+    assert_eq!(validation.status(), 200);
     let uploads = (0..20).map(|i| {
         let (api, tenant, token, url) = (&api, &tenant, &token, &files_url);
         async move {
@@ -387,6 +393,38 @@ async fn concurrent_uploads_never_exceed_the_quota() {
     assert_eq!((accepted, refused), (5, 15), "{statuses:?}; log:\n{}", api.log());
     let (_, published) = setup.offsets().await;
     assert_eq!(published, 5, "one event per accepted upload");
+    setup.cleanup().await;
+}
+
+/// The API keeps the record it last read for a moment; an upload is never refused on
+/// that copy: a window renewed meanwhile (here by hand, as another replica would) is
+/// read before any refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_quota_record_never_refuses_an_upload() {
+    let _stack = stack_shared().await;
+    let spec = json!({"name": "Lines", "acceptedFileTypes": [".csv"], "freeQuotaUnits": 1});
+    let setup = ConsumerSetup::with_spec("api-quota-renewed", 1, 2, spec).await;
+    let api = ApiProcess::start(&setup, "quota-renewed", &[]).await;
+    let tenant = uuid();
+    let token = api.token(&tenant, "user", &[]);
+    let files_url = api.uploader_url(&setup, "files");
+    let upload = |name: &'static str| {
+        let (api, files_url, tenant, token) = (&api, &files_url, &tenant, &token);
+        async move { api.upload(files_url, tenant, token, &[(name, b"a\n1\n".to_vec())]).await }
+    };
+    assert_eq!(upload("1.csv").await.status(), 200, "log:\n{}", api.log());
+    let renewed = setup
+        .mongo
+        .collection::<mongodb::bson::Document>("Quota")
+        .update_one(
+            mongodb::bson::doc! {"user_id": "user"},
+            mongodb::bson::doc! {"$set": {"monthly_quota_consumed": 0_i64}},
+        )
+        .await
+        .expect("renew the window");
+    assert_eq!(renewed.modified_count, 1, "the API's quota record");
+    assert_eq!(upload("2.csv").await.status(), 200, "log:\n{}", api.log());
+    assert_eq!(upload("3.csv").await.status(), 402);
     setup.cleanup().await;
 }
 

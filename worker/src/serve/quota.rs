@@ -321,21 +321,34 @@ impl Quotas {
         limit: i64,
         units: i64,
     ) -> Result<QuotaOutcome, QuotaError> {
+        // The record this replica read moments ago (`/validation`'s check) saves reading
+        // it again: the increment's own conditions (the same window, room left) decide,
+        // and a record that changed since only means reading it after all. A refusal is
+        // never decided on it.
+        let mut recent = self.recalled(key).filter(|r| !window_over(r, Timestamp::now()));
         for _ in 0..ATTEMPTS {
-            let record = self.current(key, limit).await?;
+            let (mut record, fresh) = match recent.take() {
+                Some(record) => (record, false),
+                None => (self.current(key, limit).await?, true),
+            };
+            record.monthly_quota = limit;
             if !fits(&record, units) {
-                return Ok(QuotaOutcome { within: false, record });
+                if fresh {
+                    return Ok(QuotaOutcome { within: false, record });
+                }
+                continue;
             }
             let mut filter = key.filter();
             filter.insert("quota_reset_date", &record.quota_reset_date);
-            filter.insert("monthly_quota_consumed", doc! {"$lte": record.monthly_quota - units});
+            filter.insert("monthly_quota_consumed", doc! {"$lte": limit - units});
             let options =
                 FindOneAndUpdateOptions::builder().return_document(ReturnDocument::After).build();
-            let consumed = self
-                .collection
-                .find_one_and_update(filter, doc! {"$inc": {"monthly_quota_consumed": units}})
-                .with_options(options)
-                .await?;
+            let update = doc! {
+                "$inc": {"monthly_quota_consumed": units},
+                "$set": {"monthly_quota": limit},
+            };
+            let consumed =
+                self.collection.find_one_and_update(filter, update).with_options(options).await?;
             if let Some(record) = consumed {
                 return Ok(QuotaOutcome { within: true, record });
             }

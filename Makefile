@@ -88,7 +88,7 @@ bench-operator-scale: stack-up ## Scale run: SCALE_UPLOADERS Uploaders (no floor
 		--topics 0 --uploaders $(SCALE_UPLOADERS) --no-floor --no-resync --timeout-secs 1200
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := validate_csv validate_workbook process_csv xlsx_parts ods_content unpack_tar unpack_zip
+FUZZ_TARGETS := validate_csv validate_workbook process_csv xlsx_parts ods_content unpack_tar unpack_zip upload_form
 fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing).
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

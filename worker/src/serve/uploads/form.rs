@@ -80,6 +80,15 @@ pub struct FormReader<S> {
     at_delimiter: bool,
 }
 
+impl<S> std::fmt::Debug for FormReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormReader")
+            .field("phase", &self.phase)
+            .field("body_ended", &self.body_ended)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S, E> FormReader<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,

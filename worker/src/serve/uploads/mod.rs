@@ -3,7 +3,7 @@
 //! URLs (the id itself is accepted too).
 
 pub(crate) mod files;
-mod form;
+pub mod form;
 pub mod names;
 mod receive;
 mod sink;

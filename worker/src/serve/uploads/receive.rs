@@ -1,8 +1,8 @@
 //! The multipart body of `/files` (`form`: read without copying), streamed to disk: each
 //! file goes straight to a staging directory (`sink`: written as it arrives), its bytes
-//! counted against the Uploader's
-//! limits as they arrive; a limit crossed is a 413 at once, and the staging directory
-//! (with every byte written so far) is removed when the request ends without success.
+//! counted against the Uploader's limits as they arrive; a limit crossed is a 413 at
+//! once, and the staging directory (with every byte written so far) is removed when the
+//! request ends without success.
 
 use std::path::{Path, PathBuf};
 

@@ -191,9 +191,7 @@ impl Uploading<'_> {
         sync();
         Ok(elapsed)
     }
-}
 
-impl Uploading<'_> {
     fn post_with_curl(&self, url: &str, file: &Path, name: &str) -> anyhow::Result<(u16, String)> {
         let answer = self.scratch.join("upload-answer.json");
         let output = Command::new("curl")

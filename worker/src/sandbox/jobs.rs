@@ -32,13 +32,13 @@ impl Sandbox {
         file: &FileToValidate,
     ) -> ValidationResponse {
         let validator = Validator::new(validation);
-        let names = validator.check_filename(&file.filename);
-        if names.status != Status::Success {
-            return names;
-        }
         if !validator.reads_contents() {
             // Nothing to contain: a child would cost milliseconds to read nothing.
             return validator.check_file(file);
+        }
+        let names = validator.check_filename(&file.filename);
+        if names.status != Status::Success {
+            return names;
         }
         self.validate(validation, file, false)
     }

@@ -137,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
         Some(median)
     };
 
+    // The floor's clean-up (Kafka deleting thousands of logs, the namespace controller)
+    // goes on after its calls return: the operator's run must not pay for it.
+    wait_for_quiet_stack().await;
     let namespace = format!("{run}-op");
     create_namespace(&client, &namespace).await;
     let probe_port = free_port()?;
@@ -566,6 +569,32 @@ fn cpu_by_process(operator_pid: u32) -> BTreeMap<String, f64> {
         }
     }
     cpu
+}
+
+/// Waits until the stack's servers together use less than a quarter of a core (about
+/// their idle use) for three seconds in a row, three minutes at most, and says how long
+/// that took.
+async fn wait_for_quiet_stack() {
+    const QUIET_CPU_PER_SEC: f64 = 0.25;
+    const QUIET_SECONDS: usize = 3;
+    const GIVE_UP: Duration = Duration::from_secs(180);
+    let started = Instant::now();
+    let mut quiet = 0;
+    let mut last = cpu_by_process(0).values().sum::<f64>();
+    while quiet < QUIET_SECONDS {
+        if started.elapsed() > GIVE_UP {
+            println!("stack still busy after {} s: starting anyway", GIVE_UP.as_secs());
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_by_process(0).values().sum::<f64>();
+        quiet = if now - last < QUIET_CPU_PER_SEC { quiet + 1 } else { 0 };
+        last = now;
+    }
+    println!(
+        "stack quiet after {:.0} s (the floor's clean-up done)",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn print_cpu(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, elapsed: Duration) {

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
-use kube::{ResourceExt, api::DeleteParams};
+use kube::{
+    ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+};
 use licenseware_e2e::{
     KAFKA_TIMEOUT, OperatorUnderTest, Options, eventually,
     kube::{Expected, create_custom, merge_patch, wait_condition},
@@ -241,11 +244,11 @@ async fn rv_tools_uploader_gets_its_topics_config_and_a_hardened_worker() {
     let deployment = deployments.get(&format!("{NAME}-worker")).await.expect("Deployment");
     let managers: Vec<String> =
         deployment.managed_fields().iter().filter_map(|m| m.manager.clone()).collect();
-    assert!(managers.iter().any(|m| m == "licenseware-operator"), "{managers:?}");
-    assert!(managers.iter().any(|m| m == "licenseware-operator/scaler"), "{managers:?}");
+    // Created at minReplicas by the reconcile alone: never at the apiserver's default of
+    // one then scaled down, and no second write while the scaler has nothing to change.
+    assert_eq!(managers, ["licenseware-operator"], "{managers:?}");
     let spec = deployment.spec.clone().expect("spec");
     assert_eq!(spec.replicas, Some(0));
-    // Created at minReplicas: never at the apiserver's default of one, then scaled down.
     assert_eq!(deployment.metadata.generation, Some(1), "the worker's replicas never changed");
     let (hash, pod, container) = licenseware_e2e::worker::assert_hardened_worker(&spec);
     let security = container.security_context.clone().expect("securityContext");
@@ -454,6 +457,30 @@ async fn lag_scales_the_worker_up_and_the_cooldown_back_to_zero() {
     producer.flush(KAFKA_TIMEOUT).expect("flush");
     let scaled = scaled_to(&h, 3, EVENTS).await;
     assert!(scaled.status.expect("status").last_scale_time.is_some());
+    // The first scale took `replicas` from the reconcile: an edit that rolls the worker's
+    // template is applied without it, so the scaled count stays.
+    let deployments = h.api::<Deployment>();
+    let worker = deployments.get(&format!("{NAME}-worker")).await.expect("Deployment");
+    let managers: Vec<String> =
+        worker.managed_fields().iter().filter_map(|m| m.manager.clone()).collect();
+    assert!(managers.iter().any(|m| m == "licenseware-operator/scaler"), "{managers:?}");
+    let limits = json!({"spec": {"worker": {"resources": {"limits": {"memory": "300Mi"}}}}});
+    h.api::<Uploader>()
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(&limits))
+        .await
+        .expect("edit the worker's resources");
+    let rolled = eventually(WAIT, "the worker's template rolled", || {
+        let deployments = deployments.clone();
+        async move {
+            let worker = deployments.get(&format!("{NAME}-worker")).await.ok()?;
+            let spec = worker.spec.clone()?;
+            let container = spec.template.spec?.containers.into_iter().next()?;
+            let memory = container.resources?.limits?.get("memory")?.0.clone();
+            (memory == "300Mi").then_some(spec.replicas)
+        }
+    })
+    .await;
+    assert_eq!(rolled, Some(3), "the reconcile's apply left the scaler's replicas alone");
     let metrics = h.metrics().await;
     let series = format!("{{namespace=\"{}\",uploader=\"{NAME}\"}}", h.namespace);
     assert!(metrics.contains(&format!("licenseware_uploader_lag{series} {EVENTS}")), "{metrics}");

@@ -17,14 +17,15 @@ pub fn has<K: Resource>(object: &K, finalizer: &str) -> bool {
 /// Adds (`present`) or removes `finalizer`, keeping the others. The patch carries the
 /// resourceVersion, so it fails (and is retried) instead of overwriting a list another
 /// controller changed in between. Removing it from an object that is gone already
-/// succeeds: nothing is left to finalize.
+/// succeeds: nothing is left to finalize. Returns the object's new resourceVersion
+/// (`None` when it was gone).
 #[tracing::instrument(name = "set_finalizer", level = "debug", skip_all)]
 pub async fn set<K>(
     client: &Client,
     object: &K,
     finalizer: &str,
     present: bool,
-) -> Result<(), kube::Error>
+) -> Result<Option<String>, kube::Error>
 where
     K: Namespaced,
 {
@@ -41,8 +42,8 @@ where
         }
     });
     match api.patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
+        Ok(patched) => Ok(patched.resource_version()),
+        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(None),
         Err(error) => Err(error),
     }
 }

@@ -8,5 +8,6 @@ pub mod policy;
 pub mod registry_kinds;
 pub mod scope;
 pub mod status;
+pub mod superseded;
 pub mod topic;
 pub mod uploader;

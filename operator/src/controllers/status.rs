@@ -46,7 +46,7 @@ pub async fn write<K, S>(
     old: Option<&S>,
     next: &S,
     action: &str,
-) -> Result<(), kube::Error>
+) -> Result<Option<String>, kube::Error>
 where
     K: Namespaced,
     S: Conditioned,
@@ -66,30 +66,30 @@ pub async fn write_as<K, S>(
     next: &S,
     body: &impl Serialize,
     action: &str,
-) -> Result<(), kube::Error>
+) -> Result<Option<String>, kube::Error>
 where
     K: Namespaced,
     S: Conditioned,
 {
     if old == Some(next) || (old.is_none() && *next == S::default()) {
-        return Ok(());
+        return Ok(None);
     }
-    apply(client, object, body).await?;
+    let version = apply(client, object, body).await?;
     let event =
         events::ready_turned_false(old.map(Conditioned::conditions), next.conditions(), action);
     if let Some(event) = event {
         events::publish(recorder, &event, object).await;
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Server-side applies `status` as the status of `object`, forcing ownership of its
-/// fields to [`FIELD_MANAGER`].
+/// fields to [`FIELD_MANAGER`]; the object's new resourceVersion.
 pub async fn apply<K>(
     client: &Client,
     object: &K,
     status: &impl Serialize,
-) -> Result<(), kube::Error>
+) -> Result<Option<String>, kube::Error>
 where
     K: Namespaced,
 {
@@ -102,7 +102,7 @@ pub async fn apply_as<K>(
     object: &K,
     status: &impl Serialize,
     manager: &str,
-) -> Result<(), kube::Error>
+) -> Result<Option<String>, kube::Error>
 where
     K: Namespaced,
 {
@@ -112,11 +112,12 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
+    let applied = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(applied.resource_version())
 }

@@ -370,7 +370,8 @@ async fn set_finalizer<K: RegisteredKind>(
     ctx: &Context,
     present: bool,
 ) -> Result<(), Error> {
-    Ok(finalizer::set(&ctx.client, object, FINALIZER, present).await?)
+    finalizer::set(&ctx.client, object, FINALIZER, present).await?;
+    Ok(())
 }
 
 /// Writes the status `outcome` leads to when it differs from the current one, and

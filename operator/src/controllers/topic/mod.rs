@@ -301,7 +301,8 @@ async fn cleanup(topic: &Topic, ctx: &Context) -> Result<Action, Error> {
 
 /// Adds or removes the finalizer.
 async fn set_finalizer(topic: &Topic, ctx: &Context, present: bool) -> Result<(), Error> {
-    Ok(finalizer::set(&ctx.client, topic, FINALIZER, present).await?)
+    finalizer::set(&ctx.client, topic, FINALIZER, present).await?;
+    Ok(())
 }
 
 /// Writes the status that `outcome` leads to, when it differs from the current one,

@@ -13,7 +13,7 @@
 //! [`REAPPLY_AFTER_RESYNCS`] resyncs (a safety net for whatever the checks miss).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -135,6 +135,9 @@ fn find<K: Namespaced>(stores: &[Store<K>], namespace: &str, name: &str) -> Opti
 #[derive(Debug, Default)]
 pub struct AppliedMemo {
     entries: Mutex<HashMap<String, Applied>>,
+    /// Worker Deployments whose `replicas` the scaler has set since this process
+    /// started: known here before the watch cache shows the scaler's field manager.
+    scaled: Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,11 +191,26 @@ impl AppliedMemo {
         }
     }
 
+    /// The scaler set `spec.replicas` of the Deployment `key`: the field is its own.
+    pub fn take_replicas(&self, key: &str) {
+        self.scaled.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned());
+    }
+
+    /// Whether the scaler has set `spec.replicas` of the Deployment `key`.
+    pub fn replicas_taken(&self, key: &str) -> bool {
+        self.scaled.lock().unwrap_or_else(PoisonError::into_inner).contains(key)
+    }
+
+    fn release_replicas(&self, key: &str) {
+        self.scaled.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
     /// Forgets the children of a deleted Uploader (`namespace/` + names).
     pub fn forget(&self, keys: &[String]) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             entries.remove(key);
+            self.release_replicas(key);
         }
     }
 }
@@ -304,14 +322,11 @@ where
     Ok(applied)
 }
 
-/// Creates the worker Deployment `desired` with `replicas` set, and hands that field to
-/// the scaler's field manager [`crate::scaler::FIELD_MANAGER`] at once (a second apply
-/// of the same value: no change, no rollout). Without this the Deployment started at
-/// the apiserver's default of one replica, a worker Pod started for nothing until the
-/// scaler's next tick set `minReplicas`, with a Scaled Event and a status write each.
-/// The reconcile's own applies never carry `replicas` (the memo keeps the hash of
-/// `desired` without it), so only the scaler changes it from then on. Returns the
-/// Deployment as the handover left it.
+/// Creates the worker Deployment `desired` with `replicas` set, under the reconcile's
+/// field manager: never at the apiserver's default of one replica (a worker Pod started
+/// for nothing until the scaler's next tick). The reconcile keeps applying that count
+/// ([`with_replicas_until_scaled`]) until the scaler first changes it and so takes the
+/// field; a worker that never needs scaling costs no second write.
 #[tracing::instrument(name = "create_worker", level = "debug", skip_all)]
 pub async fn create_worker(
     api: &Api<Deployment>,
@@ -319,18 +334,40 @@ pub async fn create_worker(
     desired: &Deployment,
     replicas: i32,
 ) -> Result<Deployment, kube::Error> {
-    let hash = hash_of(desired).unwrap_or_default();
-    let mut created = desired.clone();
-    if let Some(spec) = created.spec.as_mut() {
+    let created = with_replicas(desired, replicas);
+    let hash = hash_of(&created).unwrap_or_default();
+    let key = memo_key(desired);
+    // A Deployment made again (deleted by someone) starts with the reconcile's count.
+    memo.release_replicas(&key);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let applied = api.patch(&desired.name_any(), &params, &Patch::Apply(&created)).await?;
+    memo.record(key, hash, generation_of(applied.meta()));
+    Ok(applied)
+}
+
+/// The worker Deployment the reconcile applies: `desired` (which has no `replicas`)
+/// with `replicas` set while the scaler has not taken that field, so the reconcile's
+/// apply neither drops it (an applier's field left out is removed, and the apiserver
+/// would default it to one) nor, once the scaler owns it, takes it back.
+pub fn with_replicas_until_scaled(
+    desired: &Deployment,
+    current: &Deployment,
+    memo: &AppliedMemo,
+    replicas: i32,
+) -> Deployment {
+    if super::scaling::scaler_owns_replicas(current, memo) {
+        desired.clone()
+    } else {
+        with_replicas(desired, replicas)
+    }
+}
+
+fn with_replicas(desired: &Deployment, replicas: i32) -> Deployment {
+    let mut deployment = desired.clone();
+    if let Some(spec) = deployment.spec.as_mut() {
         spec.replicas = Some(replicas);
     }
-    let name = desired.name_any();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let applied = api.patch(&name, &params, &Patch::Apply(&created)).await?;
-    memo.record(memo_key(desired), hash, generation_of(applied.meta()));
-    let handover = super::scaling::replicas_apply(&name, replicas);
-    let params = PatchParams::apply(crate::scaler::FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&handover)).await
+    deployment
 }
 
 /// Like [`apply_child`] for a child without a generation (the ConfigMap), watched by

@@ -49,7 +49,7 @@ use self::{
     children::{
         AppliedMemo, ChildStores, REAPPLY_AFTER_RESYNCS, apply_by_resource_version, apply_child,
         create_worker, get_uncached, get_uncached_metadata, not_owned, strip_config_map,
-        strip_deployment, strip_topic, watch_children,
+        strip_deployment, strip_topic, watch_children, with_replicas_until_scaled,
     },
     status::{Outcome, Registration, next_status, topics_readiness},
 };
@@ -61,6 +61,7 @@ use crate::{
         policy::retry_action,
         scope::{self, Scope},
         status as status_writer,
+        superseded::Superseded,
     },
     kafka::KafkaClient,
     registry::{EntryKind, Registry, RegistryError, uploader_entry},
@@ -78,6 +79,10 @@ const CONCURRENCY: u16 = 50;
 /// reconcile: its two Topics, created in the same admin batch, turn Ready a moment
 /// apart, and each turn was a reconcile and a status write of its own.
 const CHILD_CHANGES_DEBOUNCE: Duration = Duration::from_millis(1000);
+
+/// A reconcile handed a version of the Uploader that its own last write replaced runs
+/// again after this long, when the cache has most likely caught up.
+const STALE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Why a reconcile failed. The reason is stable: it names the log field and the
 /// condition reason.
@@ -130,6 +135,8 @@ pub struct Context {
     /// The Apps, cached: each reconcile reads the App of its namespace.
     apps: Vec<Store<App>>,
     applied: Arc<AppliedMemo>,
+    /// Versions of Uploaders that the finalizer and status writes here replaced.
+    superseded: Superseded,
 }
 
 impl std::fmt::Debug for Context {
@@ -217,6 +224,7 @@ pub async fn run(
         children,
         apps: app_caches,
         applied,
+        superseded: Superseded::default(),
     });
     tracing::info!(
         namespaces = ?namespaces,
@@ -247,6 +255,13 @@ fn reference(uploader: &Uploader) -> String {
 #[tracing::instrument(skip_all, fields(uploader = %reference(&uploader)))]
 async fn reconcile(uploader: Arc<Uploader>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = crate::metrics::reconciles().start("Uploader");
+    let uid = uploader.uid().unwrap_or_default();
+    if ctx.superseded.is_stale(&uid, uploader.resource_version().as_deref()) {
+        // Acting on it would set the finalizer again (a conflict) or write the status
+        // the last reconcile wrote; the cache brings the new version soon.
+        tracing::debug!("the cached uploader predates this operator's last write; waiting");
+        return Ok(Action::requeue(STALE_RECHECK));
+    }
     let result = if uploader.metadata.deletion_timestamp.is_some() {
         // The garbage collector deletes the owned objects; the registry entry is ours.
         cleanup(&uploader, &ctx).await
@@ -348,14 +363,14 @@ async fn apply(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let config_map_meta = current_config_map.as_ref().map(|map| &map.metadata);
     apply_by_resource_version(&config_maps, memo, &desired.config_map, config_map_meta, reapply)
         .await?;
+    let min_replicas = uploader.spec.worker.min_replicas;
     let deployment = match cached_deployment {
         Some(current) => {
-            apply_child(&deployments, memo, &desired.deployment, Some(current), reapply).await?
+            let worker =
+                with_replicas_until_scaled(&desired.deployment, &current, memo, min_replicas);
+            apply_child(&deployments, memo, &worker, Some(current), reapply).await?
         }
-        None => {
-            let replicas = uploader.spec.worker.min_replicas;
-            create_worker(&deployments, memo, &desired.deployment, replicas).await?
-        }
+        None => create_worker(&deployments, memo, &desired.deployment, min_replicas).await?,
     };
 
     let topics_ready = topics_readiness(&events, &dlq);
@@ -438,6 +453,7 @@ async fn cleanup(uploader: &Uploader, ctx: &Context) -> Result<Action, Error> {
     let namespace = uploader.namespace().unwrap_or_default();
     ctx.registry.remove(EntryKind::Uploader, &namespace, &uploader.name_any()).await?;
     set_finalizer(uploader, ctx, false).await?;
+    ctx.superseded.forget(&uploader.uid().unwrap_or_default());
     let name = uploader.name_any();
     ctx.applied.forget(&[
         format!("Topic/{namespace}/{}", build::events_topic_resource(&name)),
@@ -454,7 +470,15 @@ fn has_finalizer(uploader: &Uploader) -> bool {
 
 /// Adds or removes the finalizer.
 async fn set_finalizer(uploader: &Uploader, ctx: &Context, present: bool) -> Result<(), Error> {
-    Ok(finalizer::set(&ctx.client, uploader, FINALIZER, present).await?)
+    let version = finalizer::set(&ctx.client, uploader, FINALIZER, present).await?;
+    remember_write(uploader, ctx, version.as_deref());
+    Ok(())
+}
+
+/// A write of this reconcile gave the Uploader the version `to`.
+fn remember_write(uploader: &Uploader, ctx: &Context, to: Option<&str>) {
+    let from = uploader.resource_version();
+    ctx.superseded.record(&uploader.uid().unwrap_or_default(), from.as_deref(), to);
 }
 
 /// Writes the status that `outcome` leads to, when it differs from the current one,
@@ -464,7 +488,16 @@ async fn write_status(uploader: &Uploader, ctx: &Context, outcome: &Outcome) -> 
     let next = next_status(old, uploader.metadata.generation, outcome, Time(Timestamp::now()));
     // The scale figures are the scaler loop's fields, under its own field manager.
     let body = scaling::without_scale_figures(&next);
-    status_writer::write_as(&ctx.client, &ctx.recorder, uploader, old, &next, &body, "Reconcile")
-        .await?;
+    let version = status_writer::write_as(
+        &ctx.client,
+        &ctx.recorder,
+        uploader,
+        old,
+        &next,
+        &body,
+        "Reconcile",
+    )
+    .await?;
+    remember_write(uploader, ctx, version.as_deref());
     Ok(())
 }

@@ -121,6 +121,7 @@ impl Target {
 pub fn target(
     uploader: Arc<Uploader>,
     children: &ChildStores,
+    applied: &AppliedMemo,
     settings: &WorkerSettings,
 ) -> Option<Target> {
     if uploader.meta().deletion_timestamp.is_some()
@@ -140,10 +141,7 @@ pub fn target(
             |topic| children.topic(&namespace, topic).is_some_and(|t| topic_readiness(&t).is_ok()),
         );
     let current = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let owned = deployment
-        .managed_fields()
-        .iter()
-        .any(|entry| entry.manager.as_deref() == Some(scaler::FIELD_MANAGER));
+    let owned = scaler_owns_replicas(&deployment, applied);
     let prefix = &settings.topic_prefix;
     Some(Target {
         id: format!("{namespace}/{name}"),
@@ -165,7 +163,8 @@ pub fn target(
 pub struct Step {
     /// The replicas to run.
     pub target: i32,
-    /// `spec.replicas` to apply: when it changes, or the scaler does not own it yet.
+    /// `spec.replicas` to apply, when it changes. The reconcile creates the worker at
+    /// `minReplicas` and keeps it there until this first changes it.
     pub apply_replicas: Option<i32>,
     /// The scale figures to write, when they differ from the status.
     pub status: Option<ScaleStatus>,
@@ -173,6 +172,17 @@ pub struct Step {
     pub decision: Option<Decision>,
     /// The scaler's new memory; `None` leaves it as it was.
     pub state: Option<ScalerState>,
+}
+
+/// Whether the scaler has taken `spec.replicas` of the worker `deployment`: its field
+/// manager is on the object (the scaler's applies carry that field alone), or it set
+/// the field since this process started and the watch cache has not shown it yet.
+pub fn scaler_owns_replicas(deployment: &Deployment, applied: &AppliedMemo) -> bool {
+    deployment
+        .managed_fields()
+        .iter()
+        .any(|entry| entry.manager.as_deref() == Some(scaler::FIELD_MANAGER))
+        || applied.replicas_taken(&memo_key(deployment))
 }
 
 /// Decides one Uploader's step from its lag `reading` (`None` when its Topics are not
@@ -190,6 +200,7 @@ pub fn plan(
     now: Timestamp,
 ) -> Step {
     let (current, owned) = (target.current, target.owned);
+    // Until the scaler owns the field, the reconcile holds it at minReplicas.
     let mut replicas = if owned { current } else { target.spec().min_replicas };
     let mut decision = None;
     let mut state = None;
@@ -217,7 +228,7 @@ pub fn plan(
     let nothing_known = decision.is_none() && !scaled && old == ScaleStatus::default();
     Step {
         target: replicas,
-        apply_replicas: (scaled || !owned).then_some(replicas),
+        apply_replicas: scaled.then_some(replicas),
         status: (figures != old && !nothing_known).then_some(figures),
         decision,
         state,
@@ -298,7 +309,7 @@ impl Scaler {
             .uploaders
             .iter()
             .flat_map(Store::state)
-            .filter_map(|uploader| target(uploader, &self.children, &self.settings))
+            .filter_map(|uploader| target(uploader, &self.children, &self.applied, &self.settings))
             .collect();
         // Deleted (or no longer scalable) Uploaders: their memory and series go.
         let live: HashSet<&str> = targets.iter().map(|t| t.id.as_str()).collect();
@@ -381,11 +392,15 @@ impl Scaler {
             let body = replicas_apply(&target.deployment, replicas);
             let params = PatchParams::apply(scaler::FIELD_MANAGER).force();
             match deployments.patch(&target.deployment, &params, &Patch::Apply(&body)).await {
-                Ok(applied) => self.applied.follow_generation(
-                    &memo_key(&applied),
-                    target.generation,
-                    applied.metadata.generation,
-                ),
+                Ok(applied) => {
+                    let key = memo_key(&applied);
+                    self.applied.take_replicas(&key);
+                    self.applied.follow_generation(
+                        &key,
+                        target.generation,
+                        applied.metadata.generation,
+                    );
+                }
                 Err(error) => {
                     tracing::warn!(uploader = %target.id, %error, "cannot set the worker's replicas");
                     written.failed = true;
@@ -428,7 +443,7 @@ impl Scaler {
             )
             .await
             {
-                Ok(()) => written.status = true,
+                Ok(_) => written.status = true,
                 Err(error) => {
                     tracing::warn!(uploader = %target.id, %error, "cannot write the scale status");
                     written.failed = true;
@@ -567,9 +582,19 @@ mod tests {
         assert_eq!((step.target, step.apply_replicas), (0, Some(0)));
         let status = step.status.expect("first figures");
         assert_eq!((status.replicas, status.desired_replicas, status.lag), (Some(0), None, None));
-        // The scaler takes ownership even when the count is already right.
+        // A count that is already right is left to the reconcile, which holds it.
         let target = target_of(uploader(json!({"minReplicas": 1}), None), 1, false);
-        assert_eq!(plan(&target, None, None, WINDOW, at(0)).apply_replicas, Some(1));
+        assert_eq!(plan(&target, None, None, WINDOW, at(0)).apply_replicas, None);
+    }
+
+    #[test]
+    fn the_first_scale_of_a_worker_the_reconcile_created_takes_the_replicas() {
+        let worker = json!({"minReplicas": 0, "maxReplicas": 3, "lagPerReplica": 2});
+        let target = target_of(uploader(worker, None), 0, false);
+        let idle = plan(&target, Some(Ok(&lags(&[0, 0, 0]))), None, WINDOW, at(0));
+        assert_eq!((idle.target, idle.apply_replicas), (0, None), "at minReplicas: no write");
+        let busy = plan(&target, Some(Ok(&lags(&[2, 2, 0]))), None, WINDOW, at(0));
+        assert_eq!((busy.target, busy.apply_replicas), (2, Some(2)));
     }
 
     #[test]

@@ -240,10 +240,15 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Let the last status writes and their echo reconciles finish, then count the admin
-    // calls of one full resync interval in which nothing changes.
+    // calls of one resync interval in which nothing changes. Every Topic resyncs at the
+    // multiples of the interval on the wall clock: the count runs from half an interval
+    // past one of them to half an interval past the next, so it holds exactly one resync
+    // (a window of the interval plus a margin held two now and then).
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let interval = Duration::from_secs(args.resync_secs.max(1));
+    tokio::time::sleep(until_mid_interval(interval, std::time::SystemTime::now())).await;
     let before = admin_calls(&metrics_url).await?;
-    tokio::time::sleep(Duration::from_secs(args.resync_secs + 5)).await;
+    tokio::time::sleep(interval).await;
     let after = admin_calls(&metrics_url).await?;
     let delta = calls_since(&before, &after);
     let total: u64 = delta.values().sum();
@@ -257,6 +262,17 @@ async fn main() -> anyhow::Result<()> {
     drop(operator);
     delete_kafka_topics(&admin, &prefix).await?;
     Ok(())
+}
+
+/// The wait from `now` until half an interval past the last multiple of `interval` on
+/// the wall clock (the operator's resync ticks).
+fn until_mid_interval(interval: Duration, now: std::time::SystemTime) -> Duration {
+    let interval_ms = interval.as_millis().max(1);
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let phase = since_epoch % interval_ms;
+    let mid = interval_ms / 2;
+    let wait_ms = if phase <= mid { mid - phase } else { interval_ms - phase + mid };
+    Duration::from_millis(u64::try_from(wait_ms).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -833,4 +849,20 @@ async fn wait_for_http(url: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("the operator did not serve {url} within 30 s")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::until_mid_interval;
+
+    #[test]
+    fn the_resync_count_starts_half_an_interval_past_a_tick() {
+        let interval = Duration::from_secs(120);
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_200_000 + secs);
+        assert_eq!(until_mid_interval(interval, at(10)), Duration::from_secs(50));
+        assert_eq!(until_mid_interval(interval, at(60)), Duration::ZERO);
+        assert_eq!(until_mid_interval(interval, at(70)), Duration::from_secs(110));
+    }
 }

@@ -36,7 +36,10 @@ use licenseware_e2e::{
     procfs::{cpu_secs, peak_rss_kib, rss_kib},
     unique_name,
 };
-use licenseware_operator::crds::{Topic, Uploader};
+use licenseware_operator::{
+    controllers::topic::next_resync,
+    crds::{Topic, Uploader},
+};
 use rdkafka::{
     ClientConfig,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -264,15 +267,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The wait from `now` until half an interval past the last multiple of `interval` on
-/// the wall clock (the operator's resync ticks).
+/// The wait from `now` until half an interval past the operator's last resync tick
+/// ([`next_resync`]: every Topic resyncs then).
 fn until_mid_interval(interval: Duration, now: std::time::SystemTime) -> Duration {
-    let interval_ms = interval.as_millis().max(1);
-    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-    let phase = since_epoch % interval_ms;
-    let mid = interval_ms / 2;
-    let wait_ms = if phase <= mid { mid - phase } else { interval_ms - phase + mid };
-    Duration::from_millis(u64::try_from(wait_ms).unwrap_or(u64::MAX))
+    let to_next_tick = next_resync(interval, now);
+    let half = interval / 2;
+    if to_next_tick >= half { to_next_tick - half } else { to_next_tick + half }
 }
 
 #[derive(Debug, Clone, Copy)]

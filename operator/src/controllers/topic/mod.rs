@@ -319,7 +319,7 @@ async fn write_status(topic: &Topic, ctx: &Context, outcome: &Outcome) -> Result
 /// that every Topic resyncs at the same moment and the admin batcher turns a resync of
 /// thousands of topics into a few batched calls (a delay counted from each topic's own
 /// last reconcile spread them over the interval, a handful of topics per call).
-fn next_resync(interval: Duration, now: SystemTime) -> Duration {
+pub fn next_resync(interval: Duration, now: SystemTime) -> Duration {
     let interval_ms = interval.as_millis().max(1000);
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
     let wait_ms = interval_ms - since_epoch % interval_ms;

@@ -43,16 +43,28 @@ impl ApiProcess {
     /// Starts the API for `setup`'s world (`extra` flags appended) and publishes the
     /// setup's uploader on its registry topic; returns once the uploader is served.
     pub async fn start(setup: &ConsumerSetup, label: &str, extra: &[&str]) -> Self {
-        let api = Self::spawn(setup, label, extra, &[]).await;
+        let api = Self::spawn(setup, label, extra, &[], None).await;
+        api.wait_served(setup).await;
+        api
+    }
+
+    /// Another replica of this API: the same stores, registry topic and token secret
+    /// (a token of one is good at the other); returns once the uploader is served.
+    pub async fn start_replica(&self, setup: &ConsumerSetup, label: &str) -> Self {
+        let api = Self::spawn(setup, label, &[], &[], Some(&self.secret_file)).await;
+        api.wait_served(setup).await;
+        api
+    }
+
+    async fn wait_served(&self, setup: &ConsumerSetup) {
         let tenant = uuid::Uuid::new_v4().to_string();
-        let token = api.token(&tenant, "probe", &[]);
-        let status_url = api.uploader_url(setup, "status");
+        let token = self.token(&tenant, "probe", &[]);
+        let status_url = self.uploader_url(setup, "status");
         crate::eventually(Duration::from_secs(60), "the uploader to be served", || async {
-            let response = api.get(&status_url, &tenant, &token).await;
+            let response = self.get(&status_url, &tenant, &token).await;
             (response.status() == 200).then_some(())
         })
         .await;
-        api
     }
 
     /// Like [`Self::start`] with `env` set over the stack's (e.g. `LW_REDIS_URL` of a
@@ -64,7 +76,7 @@ impl ApiProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let api = Self::spawn(setup, label, extra, env).await;
+        let api = Self::spawn(setup, label, extra, env, None).await;
         let tenant = uuid::Uuid::new_v4().to_string();
         let token = api.token(&tenant, "probe", &[]);
         let status_url = api.uploader_url(setup, "status");
@@ -81,15 +93,25 @@ impl ApiProcess {
         label: &str,
         extra: &[&str],
         env: &[(&str, &str)],
+        shared_secret: Option<&std::path::Path>,
     ) -> Self {
         let prefix = format!("{}.", setup.events_topic.trim_end_matches(".events"));
         let registry_topic = format!("{prefix}licenseware.registry");
-        setup
-            .kafka
-            .create_topic(&registry_topic, 1, &[("cleanup.policy", "compact")], KAFKA_TIMEOUT)
-            .await;
-        let secret_file = setup.root.with_file_name("jwt-secret");
-        fs::write(&secret_file, format!("{}\n", uuid::Uuid::new_v4())).expect("write the secret");
+        // A replica follows the topic its first made.
+        if shared_secret.is_none() {
+            setup
+                .kafka
+                .create_topic(&registry_topic, 1, &[("cleanup.policy", "compact")], KAFKA_TIMEOUT)
+                .await;
+        }
+        let secret_file = match shared_secret {
+            Some(file) => file.to_owned(),
+            None => {
+                let file = setup.root.with_file_name("jwt-secret");
+                fs::write(&file, format!("{}\n", uuid::Uuid::new_v4())).expect("write the secret");
+                file
+            }
+        };
         let log = setup.root.with_file_name(format!("api-{label}.log"));
         let mut child = Command::new(worker_binary())
             .arg("serve")

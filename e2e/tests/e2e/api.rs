@@ -197,6 +197,51 @@ async fn every_validation_record_is_written_when_the_api_stops_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_at_another_replica_right_after_validation_keep_one_history_record() {
+    // Replicas behind a load balancer: `/validation` answered by one, `/files` sent at
+    // once to the other, while the first still holds its record in a batch. `/files`
+    // writes on the event's document (an upsert on the tenant and event made a
+    // document of its own, and the record a second one).
+    let _stack = stack_shared().await;
+    let setup = ConsumerSetup::with_spec("api-replicas", 1, 1, rv_tools_spec()).await;
+    let first = ApiProcess::start(&setup, "replica-a", &[]).await;
+    let second = first.start_replica(&setup, "replica-b").await;
+    let tenant = uuid();
+    let token = first.token(&tenant, "user-1", &["--plan", "unlimited"]);
+    for round in 0..5 {
+        let validation = first
+            .post_json(
+                &first.uploader_url(&setup, "validation"),
+                &tenant,
+                &token,
+                &json!(["RVTools.xlsx"]),
+            )
+            .await;
+        assert_eq!(validation.status(), 200, "log:\n{}", first.log());
+        let validation: Value = validation.json().await.expect("json");
+        let event_id = validation["event_id"].as_str().expect("event_id").to_owned();
+        // A name the ticket does not hold: refused without opening the file, so the
+        // upsert comes within milliseconds of the answer.
+        let url = format!("{}?event_id={event_id}", second.uploader_url(&setup, "files"));
+        let refused = second.upload(&url, &tenant, &token, &[("other.xlsx", b"x".to_vec())]).await;
+        assert_eq!(refused.status(), 400, "round {round}; log:\n{}", second.log());
+
+        // The first replica's batch is written within a moment; never a second document.
+        let filter = doc! {"tenant_id": &tenant, "event_id": &event_id};
+        licenseware_e2e::eventually(WAIT, "the event's one document with both records", || async {
+            let records = setup.find("ProcessingHistory", filter.clone()).await;
+            assert!(records.len() <= 1, "round {round}: documents of one event: {records:?}");
+            let record = records.first()?;
+            (record.contains_key("filename_validation")
+                && record.contains_key("filecontent_validation"))
+            .then_some(())
+        })
+        .await;
+    }
+    setup.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_upload_is_unpacked_and_processed() {
     let _stack = stack_shared().await;
     // The sample uploader, taking archives too (their members are checked by the worker).

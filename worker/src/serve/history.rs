@@ -3,6 +3,12 @@
 //! `files_uploaded` by `/files`) and the `/history` routes that read what the worker
 //! adds. `/validation` is the hot path: its records are written in batches by one task,
 //! in the order they were sent, and flushed on a graceful stop.
+//!
+//! An event's document has one `_id` whoever writes it first: `/validation` makes it
+//! and hands it on in the upload ticket, and `/files` upserts on it. So a `/files` at
+//! another replica, while this one still holds the record in a batch, makes the
+//! document under that id, and the record, finding it there, is set on it (an upsert
+//! on the event's fields alone made a second document for the event).
 
 use std::time::Duration;
 
@@ -10,6 +16,7 @@ use futures::TryStreamExt;
 use mongodb::{
     Collection, Database,
     bson::{self, Bson, Document, RawDocumentBuf, doc, oid::ObjectId},
+    error::{ErrorKind, InsertManyError},
     options::UpdateOptions,
 };
 use serde::Serialize;
@@ -95,14 +102,16 @@ impl HistoryWriter {
         (Self { sender }, tokio::spawn(write_all(collection, receiver)))
     }
 
-    /// `/validation`'s record: a new document per event, as the SDK's insert_one.
+    /// `/validation`'s record: a new document per event, as the SDK's insert_one, under
+    /// `id` (the ticket's [`crate::serve::tickets::Ticket::history_id`]).
     pub async fn filename_validation(
         &self,
         subject: &Subject<'_>,
         validation: &[ValidationResponse],
+        id: ObjectId,
     ) {
         let record = FilenameValidation {
-            _id: ObjectId::new(),
+            _id: id,
             tenant_id: subject.tenant_id,
             event_id: subject.event_id,
             app_id: subject.app_id,
@@ -131,15 +140,22 @@ impl HistoryWriter {
     }
 
     /// `/files`' record, on the event's document; returns once it is written.
+    /// With `id` (from the ticket), the event's document is that one, made here if its
+    /// `/validation` record is not written yet.
     pub async fn filecontent_validation(
         &self,
         subject: &Subject<'_>,
         validation: &[ValidationResponse],
         files_uploaded: &[String],
+        id: Option<ObjectId>,
     ) -> mongodb::error::Result<()> {
         let (done, written) = oneshot::channel();
+        let mut filter = doc! {"tenant_id": subject.tenant_id, "event_id": subject.event_id};
+        if let Some(id) = id {
+            filter.insert("_id", id);
+        }
         let write = Write::Upsert {
-            filter: doc! {"tenant_id": subject.tenant_id, "event_id": subject.event_id},
+            filter,
             set: doc! {
                 "app_id": subject.app_id, "uploader_id": subject.uploader_id,
                 "filecontent_validation": entries(validation),
@@ -222,16 +238,66 @@ async fn send_batch(
 async fn flush(collection: Collection<RawDocumentBuf>, inserts: Vec<RawDocumentBuf>) {
     let mut wait = Duration::from_millis(100);
     for attempt in 1..=5 {
-        match collection.insert_many(inserts.iter()).await {
+        let error = match collection.insert_many(inserts.iter()).ordered(false).await {
             Ok(_) => return,
-            Err(error) => {
-                tracing::warn!(%error, attempt, records = inserts.len(), "writing history");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+            Err(error) => error,
+        };
+        match duplicates(&error) {
+            // The event's document is there already: made by a `/files` that came
+            // first, or by an earlier attempt whose answer was lost.
+            Some(indexes) => {
+                if set_on_existing(&collection, &inserts, &indexes).await {
+                    return;
+                }
             }
+            None => tracing::warn!(%error, attempt, records = inserts.len(), "writing history"),
         }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
     }
     tracing::error!(records = inserts.len(), "history records dropped after 5 attempts");
+}
+
+/// The records a failed insert left out because their `_id` exists, if that is all
+/// that failed.
+fn duplicates(error: &mongodb::error::Error) -> Option<Vec<usize>> {
+    const DUPLICATE_KEY: i32 = 11000;
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            write_concern_error: None,
+            ..
+        }) if errors.iter().all(|e| e.code == DUPLICATE_KEY) => {
+            Some(errors.iter().map(|e| e.index).collect())
+        }
+        _ => None,
+    }
+}
+
+/// Sets each of these records' fields on the document of its `_id`; whether all were.
+async fn set_on_existing(
+    collection: &Collection<RawDocumentBuf>,
+    inserts: &[RawDocumentBuf],
+    indexes: &[usize],
+) -> bool {
+    let documents = collection.clone_with_type::<Document>();
+    let mut all = true;
+    for record in indexes.iter().filter_map(|&index| inserts.get(index)) {
+        let Ok(mut fields) = record.to_document() else { continue };
+        let Some(id) = fields.remove("_id") else { continue };
+        // Never another tenant's or event's document, whatever holds that id.
+        let mut filter = doc! {"_id": id};
+        for key in ["tenant_id", "event_id"] {
+            if let Some(value) = fields.get(key) {
+                filter.insert(key, value.clone());
+            }
+        }
+        if let Err(error) = documents.update_one(filter, doc! {"$set": fields}).await {
+            tracing::warn!(%error, "setting a history record on its event's document");
+            all = false;
+        }
+    }
+    all
 }
 
 /// What `/history` may be filtered by, besides the caller's tenant and the app.

@@ -23,6 +23,10 @@ pub struct Ticket {
     pub filenames: Vec<String>,
     /// UTC ISO: when it stops being usable (Redis expires it then too).
     pub expires_at: String,
+    /// The `_id` (hex) of the event's history document, which `/validation` writes in
+    /// a batch and `/files` may reach first; absent in tickets of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_id: Option<String>,
 }
 
 impl Ticket {
@@ -87,6 +91,7 @@ mod tests {
             uploader_id: "u".into(),
             filenames: vec!["RVTools.xlsx".into()],
             expires_at: String::new(),
+            history_id: None,
         };
         assert!(ticket.allows("t1", "a", "u"));
         assert!(!ticket.allows("t2", "a", "u"));
@@ -94,5 +99,9 @@ mod tests {
         assert!(!ticket.allows("t1", "a", "v"));
         assert!(ticket.accepted("RVTools.xlsx"));
         assert!(!ticket.accepted("rvtools.xlsx"));
+        // A ticket written by an earlier version (no history id) still reads.
+        let earlier = r#"{"event_id":"e","tenant_id":"t1","app_id":"a","uploader_id":"u",
+            "filenames":["RVTools.xlsx"],"expires_at":""}"#;
+        assert_eq!(serde_json::from_str::<Ticket>(earlier).unwrap(), ticket);
     }
 }

@@ -11,6 +11,7 @@ use axum::{
     extract::{Path, Query, State},
     http::{HeaderMap, header},
 };
+use mongodb::bson::oid::ObjectId;
 use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::FutureRecord,
@@ -137,7 +138,7 @@ pub async fn upload(
         event_id: &event_id,
     };
     if accepted.is_empty() {
-        record_history(&state, &subject, &response, &[]).await;
+        record_history(&state, &subject, &response, &[], ticket.as_ref()).await;
         return Err(ApiError::Rejected(serde_json::to_value(&response).unwrap_or_default()));
     }
     for file in &received.files {
@@ -199,7 +200,7 @@ pub async fn upload(
     // Written before the event is sent, never beside it: the worker's records are
     // upserts on the same tenant and event, and two upserts racing on a document not yet
     // there would make two documents.
-    record_history(&state, &subject, &response, &filepaths).await;
+    record_history(&state, &subject, &response, &filepaths, ticket.as_ref()).await;
     if let Err(error) = send_event(&state, &uploader, &tenant, &event_id, &envelope, &headers).await
     {
         refund().await;
@@ -277,9 +278,13 @@ async fn record_history(
     subject: &Subject<'_>,
     response: &FileValidationResponse,
     filepaths: &[String],
+    ticket: Option<&Ticket>,
 ) {
+    let id = ticket
+        .and_then(|ticket| ticket.history_id.as_deref())
+        .and_then(|hex| ObjectId::parse_str(hex).ok());
     if let Err(error) =
-        state.history.filecontent_validation(subject, &response.validation, filepaths).await
+        state.history.filecontent_validation(subject, &response.validation, filepaths, id).await
     {
         tracing::warn!(%error, event_id = subject.event_id, "upload history not written");
     }

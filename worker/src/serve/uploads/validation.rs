@@ -7,6 +7,7 @@ use axum::{
     extract::{Path, State},
 };
 use jiff::Timestamp;
+use mongodb::bson::oid::ObjectId;
 use serde::Deserialize;
 
 use super::{UploaderPath, find_uploader, quota_key};
@@ -102,6 +103,7 @@ pub async fn validate(
     let ttl = state.settings.ticket_ttl;
     let expires =
         Timestamp::now().checked_add(jiff::SignedDuration::try_from(ttl).unwrap_or_default());
+    let history_id = ObjectId::new();
     let ticket = Ticket {
         event_id: response.event_id.clone(),
         tenant_id: tenant.as_str().to_owned(),
@@ -109,6 +111,7 @@ pub async fn validate(
         uploader_id: uploader.uploader_id.clone(),
         filenames: accepted,
         expires_at: clock::iso(expires.unwrap_or_else(|_| Timestamp::now())),
+        history_id: Some(history_id.to_hex()),
     };
     let mut redis = state.redis().await.map_err(|e| ApiError::unavailable("Redis", e))?;
     tickets::store(&mut redis, &ticket, ttl)
@@ -120,7 +123,7 @@ pub async fn validate(
         uploader_id: &uploader.uploader_id,
         event_id: &response.event_id,
     };
-    state.history.filename_validation(&subject, &response.validation).await;
+    state.history.filename_validation(&subject, &response.validation, history_id).await;
     Ok(Json(response))
 }
 

@@ -130,6 +130,11 @@ async fn an_upload_goes_through_validation_files_worker_status_and_history() {
     assert_eq!(record["processing_status"], "success", "{record}");
     let one = api.get(&format!("{history_url}/{event_id}"), &tenant, &token).await;
     assert_eq!(one.status(), 200);
+    // `/files` came while the record of `/validation` waited for its batch: one
+    // document all the same.
+    let records =
+        setup.count("ProcessingHistory", doc! {"tenant_id": &tenant, "event_id": &event_id}).await;
+    assert_eq!(records, 1, "{history}");
 
     // The free quota (1 file) is used up (the SDK's check of 0 units still passes): the
     // next validation is a 402 with the SDK's body.

@@ -144,8 +144,10 @@ impl HistoryWriter {
     }
 
     /// `/files`' record, on the event's document; returns once it is written.
-    /// With `id` (from the ticket), the event's document is that one, made here if its
-    /// `/validation` record is not written yet.
+    /// With `id` (the ticket's, or a new one for an event without a ticket), the
+    /// event's document is that one, made here if its `/validation` record is not
+    /// written yet; without (a ticket of an earlier version), the records sent before
+    /// are written first.
     pub async fn filecontent_validation(
         &self,
         subject: &Subject<'_>,

@@ -280,9 +280,11 @@ async fn record_history(
     filepaths: &[String],
     ticket: Option<&Ticket>,
 ) {
-    let id = ticket
-        .and_then(|ticket| ticket.history_id.as_deref())
-        .and_then(|hex| ObjectId::parse_str(hex).ok());
+    let id = match ticket {
+        Some(ticket) => ticket.history_id.as_deref().and_then(|hex| ObjectId::parse_str(hex).ok()),
+        // An event id made by this request: no record of it waits anywhere.
+        None => Some(ObjectId::new()),
+    };
     if let Err(error) =
         state.history.filecontent_validation(subject, &response.validation, filepaths, id).await
     {

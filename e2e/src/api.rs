@@ -51,7 +51,7 @@ impl ApiProcess {
     /// Another replica of this API: the same stores, registry topic and token secret
     /// (a token of one is good at the other); returns once the uploader is served.
     pub async fn start_replica(&self, setup: &ConsumerSetup, label: &str) -> Self {
-        let api = Self::spawn(setup, label, &[], &[], Some(&self.secret_file)).await;
+        let api = Self::spawn(setup, label, &[], &[], Some(self)).await;
         api.wait_served(setup).await;
         api
     }
@@ -93,19 +93,19 @@ impl ApiProcess {
         label: &str,
         extra: &[&str],
         env: &[(&str, &str)],
-        shared_secret: Option<&std::path::Path>,
+        replica_of: Option<&Self>,
     ) -> Self {
         let prefix = format!("{}.", setup.events_topic.trim_end_matches(".events"));
         let registry_topic = format!("{prefix}licenseware.registry");
         // A replica follows the topic its first made.
-        if shared_secret.is_none() {
+        if replica_of.is_none() {
             setup
                 .kafka
                 .create_topic(&registry_topic, 1, &[("cleanup.policy", "compact")], KAFKA_TIMEOUT)
                 .await;
         }
-        let secret_file = match shared_secret {
-            Some(file) => file.to_owned(),
+        let secret_file = match replica_of {
+            Some(first) => first.secret_file.clone(),
             None => {
                 let file = setup.root.with_file_name("jwt-secret");
                 fs::write(&file, format!("{}\n", uuid::Uuid::new_v4())).expect("write the secret");

@@ -47,7 +47,7 @@ pub mod shutdown;
 pub mod status;
 mod status_store;
 mod store;
-mod writer;
+pub(crate) mod writer;
 
 pub use backoff::Backoff;
 pub use config::{

@@ -149,6 +149,21 @@ pub async fn write_all(
     Ok(written)
 }
 
+/// The documents an unordered insert_many left out because their `_id` exists, if that
+/// is all that failed.
+pub(crate) fn duplicate_indexes(error: &mongodb::error::Error) -> Option<Vec<usize>> {
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(errors),
+            write_concern_error: None,
+            ..
+        }) if errors.iter().all(|e| e.code == DUPLICATE_KEY) => {
+            Some(errors.iter().map(|e| e.index).collect())
+        }
+        _ => None,
+    }
+}
+
 /// One unordered insert_many; documents whose `_id` exists already are replaced
 /// (a later row with the same key wins), see [`replace_duplicate`].
 async fn insert_batch(
@@ -162,16 +177,7 @@ async fn insert_batch(
         Ok(_) => return Ok(()),
         Err(error) => error,
     };
-    let duplicates = match error.kind.as_ref() {
-        ErrorKind::InsertMany(InsertManyError {
-            write_errors: Some(errors),
-            write_concern_error: None,
-            ..
-        }) if errors.iter().all(|e| e.code == DUPLICATE_KEY) => {
-            errors.iter().map(|e| e.index).collect::<Vec<_>>()
-        }
-        _ => return Err(error.into()),
-    };
+    let Some(duplicates) = duplicate_indexes(&error) else { return Err(error.into()) };
     for index in duplicates {
         if let Some(document) = batch.get(index) {
             replace_duplicate(&target, document, ids).await?;

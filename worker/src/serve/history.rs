@@ -18,7 +18,6 @@ use futures::TryStreamExt;
 use mongodb::{
     Collection, Database,
     bson::{self, Bson, Document, RawDocumentBuf, doc, oid::ObjectId},
-    error::{ErrorKind, InsertManyError},
     options::UpdateOptions,
 };
 use serde::Serialize;
@@ -28,7 +27,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::consume::{clock, history::COLLECTION};
+use crate::consume::{clock, history::COLLECTION, writer::duplicate_indexes};
 use crate::validation::ValidationResponse;
 
 /// Records waiting at most this long before they are written.
@@ -255,7 +254,7 @@ async fn flush(collection: Collection<RawDocumentBuf>, inserts: Vec<RawDocumentB
             Ok(_) => return,
             Err(error) => error,
         };
-        match duplicates(&error) {
+        match duplicate_indexes(&error) {
             // The event's document is there already: made by a `/files` that came
             // first, or by an earlier attempt whose answer was lost.
             Some(indexes) => {
@@ -269,22 +268,6 @@ async fn flush(collection: Collection<RawDocumentBuf>, inserts: Vec<RawDocumentB
         wait *= 2;
     }
     tracing::error!(records = inserts.len(), "history records dropped after 5 attempts");
-}
-
-/// The records a failed insert left out because their `_id` exists, if that is all
-/// that failed.
-fn duplicates(error: &mongodb::error::Error) -> Option<Vec<usize>> {
-    const DUPLICATE_KEY: i32 = 11000;
-    match error.kind.as_ref() {
-        ErrorKind::InsertMany(InsertManyError {
-            write_errors: Some(errors),
-            write_concern_error: None,
-            ..
-        }) if errors.iter().all(|e| e.code == DUPLICATE_KEY) => {
-            Some(errors.iter().map(|e| e.index).collect())
-        }
-        _ => None,
-    }
 }
 
 /// Sets each of these records' fields on the document of its `_id`; whether all were.

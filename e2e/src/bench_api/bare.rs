@@ -70,6 +70,6 @@ pub async fn serve(secret_file: PathBuf, rules_json: &str) -> anyhow::Result<()>
     let auth = Authenticator::from_settings(&settings).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(auth, rules)).await?;
+    axum::serve(listener, router(auth, rules).into_make_service()).await?;
     Ok(())
 }

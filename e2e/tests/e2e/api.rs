@@ -577,6 +577,9 @@ async fn registry_tenant_and_operations_routes_answer_as_documented() {
     let docs = api.http.get(format!("{}/docs/", api.url)).send().await.expect("GET");
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.expect("html").contains("swagger"), "Swagger UI is served");
+    let initializer = api.http.get(format!("{}/docs/swagger-initializer.js", api.url));
+    let initializer = initializer.send().await.expect("GET").text().await.expect("js");
+    assert!(initializer.contains("\"/openapi.json\""), "the UI reads our document: {initializer}");
     let ready = api.http.get(format!("{}/readyz", api.url)).send().await.expect("GET");
     assert_eq!(ready.status(), 200, "{}", ready.text().await.expect("body"));
     let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.expect("GET");

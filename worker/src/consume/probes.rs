@@ -268,7 +268,7 @@ pub async fn start(
         .route("/metrics", get(metrics_text))
         .with_state(state);
     let server = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
+        if let Err(error) = axum::serve(listener, router.into_make_service()).await {
             tracing::error!(%error, "the probe server stopped");
         }
     });

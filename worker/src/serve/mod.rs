@@ -49,7 +49,6 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
 };
-use utoipa::OpenApi;
 
 pub use config::{ServeArgs, ServeSettings};
 
@@ -107,10 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(meta::routes())
         .merge(tenants::routes())
         .merge(ops::routes())
-        .merge(
-            utoipa_swagger_ui::SwaggerUi::new("/docs")
-                .url("/openapi.json", openapi::ApiDoc::openapi()),
-        )
+        .merge(openapi::routes())
         // One layer made of all of them: each `Router::layer` boxes every route once
         // more, and every box is cloned on every request.
         .layer(
@@ -212,7 +208,11 @@ pub async fn run(
     tracing::info!(%address, "serving the API");
     // Tests and scripts started with port 0 read the address here.
     println!("listening on http://{address}");
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    // `into_make_service` prepares the routes once; serving the `Router` itself made a
+    // deep copy of every route for each connection (axum's `IncomingStream` impl).
+    let served = axum::serve(listener, router(state).into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await;
     // Every handle of the history writer is gone with the router: its task now writes
     // what is pending and ends.
     if tokio::time::timeout(Duration::from_secs(30), history_task).await.is_err() {

@@ -1,7 +1,19 @@
 //! The OpenAPI document, generated from the handlers' annotations, served at
 //! `/openapi.json` with a vendored Swagger UI at `/docs` (nothing is downloaded at build
 //! time). The shapes below exist for the document: the handlers build the same JSON.
+//! The document is built at its first request and kept as JSON: building it runs about
+//! a megabyte of generated code that nothing else needs, which a server that is never
+//! asked for it should not keep resident.
 
+use std::sync::LazyLock;
+
+use axum::{
+    Router,
+    body::Bytes,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use serde::Serialize;
 use utoipa::{
     Modify, OpenApi, ToSchema,
@@ -234,6 +246,29 @@ impl Modify for Security {
     security(("bearer" = [], "tenant" = []))
 )]
 pub struct ApiDoc;
+
+const DOCUMENT_PATH: &str = "/openapi.json";
+
+/// `/openapi.json` and the Swagger UI at `/docs`, which reads the document from there.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::from(DOCUMENT_PATH));
+    Router::new().route(DOCUMENT_PATH, get(document)).merge(swagger)
+}
+
+static DOCUMENT: LazyLock<Result<Bytes, String>> = LazyLock::new(|| {
+    serde_json::to_vec(&ApiDoc::openapi()).map(Bytes::from).map_err(|error| error.to_string())
+});
+
+async fn document() -> Response {
+    match &*DOCUMENT {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "the OpenAPI document could not be written");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

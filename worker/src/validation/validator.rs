@@ -43,8 +43,34 @@ impl FileToValidate {
 pub struct Validator<'p> {
     pub(super) params: &'p ValidationParameters,
     filename_contains: Cow<'p, Result<Keywords, InvalidKeyword>>,
+    name_failures: Cow<'p, NameFailures>,
     pub(super) text_contains_all: Option<Cow<'p, Result<Keywords, InvalidKeyword>>>,
     pub(super) text_contains_any: Option<Cow<'p, Result<Keywords, InvalidKeyword>>>,
+}
+
+/// The messages of the two name checks, written once per set of rules: they depend on
+/// the rules alone, and `/validation` would otherwise write them again for every name.
+#[derive(Debug, Clone)]
+struct NameFailures {
+    contains: String,
+    /// Empty when `filenameEndswith` is absent (nothing can fail it).
+    endswith: String,
+}
+
+impl NameFailures {
+    fn new(params: &ValidationParameters, contains: &Result<Keywords, InvalidKeyword>) -> Self {
+        let contains = match contains {
+            Ok(keywords) => format!(
+                "File must contain at least one of the following keywords: {}",
+                keywords.listed()
+            ),
+            Err(invalid) => invalid.to_string(),
+        };
+        let endswith = params.filename_endswith.as_ref().map_or_else(String::new, |suffixes| {
+            format!("File is not of required input type: {}", py_list(suffixes))
+        });
+        Self { contains, endswith }
+    }
 }
 
 /// An Uploader's rules compiled once and kept (the API's registry holds one per
@@ -53,6 +79,7 @@ pub struct Validator<'p> {
 pub struct CompiledRules {
     params: ValidationParameters,
     filename_contains: Result<Keywords, InvalidKeyword>,
+    name_failures: NameFailures,
     text_contains_all: Option<Result<Keywords, InvalidKeyword>>,
     text_contains_any: Option<Result<Keywords, InvalidKeyword>>,
 }
@@ -60,12 +87,13 @@ pub struct CompiledRules {
 impl CompiledRules {
     pub fn new(params: ValidationParameters) -> Self {
         let compiled = Validator::new(&params);
-        let (filename_contains, text_contains_all, text_contains_any) = (
+        let (filename_contains, name_failures, text_contains_all, text_contains_any) = (
             compiled.filename_contains.into_owned(),
+            compiled.name_failures.into_owned(),
             compiled.text_contains_all.map(Cow::into_owned),
             compiled.text_contains_any.map(Cow::into_owned),
         );
-        Self { params, filename_contains, text_contains_all, text_contains_any }
+        Self { params, filename_contains, name_failures, text_contains_all, text_contains_any }
     }
 
     pub fn params(&self) -> &ValidationParameters {
@@ -76,6 +104,7 @@ impl CompiledRules {
         Validator {
             params: &self.params,
             filename_contains: Cow::Borrowed(&self.filename_contains),
+            name_failures: Cow::Borrowed(&self.name_failures),
             text_contains_all: self.text_contains_all.as_ref().map(Cow::Borrowed),
             text_contains_any: self.text_contains_any.as_ref().map(Cow::Borrowed),
         }
@@ -86,9 +115,11 @@ impl<'p> Validator<'p> {
     pub fn new(params: &'p ValidationParameters) -> Self {
         let compile = |terms: &Vec<String>| Cow::Owned(Keywords::new(terms, params.regex_escape));
         let no_terms = Vec::new();
+        let filename_contains = compile(params.filename_contains.as_ref().unwrap_or(&no_terms));
         Self {
             params,
-            filename_contains: compile(params.filename_contains.as_ref().unwrap_or(&no_terms)),
+            name_failures: Cow::Owned(NameFailures::new(params, &filename_contains)),
+            filename_contains,
             text_contains_all: params.text_contains_all.as_ref().map(compile),
             text_contains_any: params.text_contains_any.as_ref().map(compile),
         }
@@ -112,25 +143,22 @@ impl<'p> Validator<'p> {
         if self.is_ignored(filename) {
             return ValidationResponse::skipped(filename, &params.filename_ignored_message);
         }
-        let mut failures = Vec::new();
-        match &*self.filename_contains {
-            Ok(keywords) if keywords.any_in(filename) => {}
-            Ok(keywords) => failures.push(format!(
-                "File must contain at least one of the following keywords: {}",
-                keywords.listed()
-            )),
-            Err(invalid) => failures.push(invalid.to_string()),
-        }
+        let contains =
+            matches!(&*self.filename_contains, Ok(keywords) if keywords.any_in(filename));
         // Absent: any name passes (the SDK crashed, divergence 2); empty: none does.
-        if let Some(suffixes) = &params.filename_endswith
-            && !ends_with_any(filename, suffixes)
-        {
-            failures.push(format!("File is not of required input type: {}", py_list(suffixes)));
-        }
-        if failures.is_empty() {
-            ValidationResponse::success(filename, &params.filename_valid_message)
-        } else {
-            ValidationResponse::failed(filename, failures.join(" "))
+        let ends_well = params
+            .filename_endswith
+            .as_ref()
+            .is_none_or(|suffixes| ends_with_any(filename, suffixes));
+        let failures = &self.name_failures;
+        match (contains, ends_well) {
+            (true, true) => ValidationResponse::success(filename, &params.filename_valid_message),
+            (false, true) => ValidationResponse::failed(filename, failures.contains.clone()),
+            (true, false) => ValidationResponse::failed(filename, failures.endswith.clone()),
+            (false, false) => ValidationResponse::failed(
+                filename,
+                format!("{} {}", failures.contains, failures.endswith),
+            ),
         }
     }
 

@@ -104,6 +104,19 @@ pub async fn create_registry(setups: &[&ConsumerSetup]) -> anyhow::Result<String
     Ok(topic)
 }
 
+/// Drops `binary`'s pages from the page cache, so that every run maps its code from the
+/// same state. The API's RSS counts the code as the kernel maps it, and a file just
+/// written (a fresh build or copy) sits in larger page-cache folios than one read back
+/// from disk: the same binary measured 3.5 MiB more RSS, idle and under load, as a copy
+/// than after this.
+fn evict_from_page_cache(binary: &Path) -> anyhow::Result<()> {
+    let file = fs::File::open(binary).with_context(|| format!("open {}", binary.display()))?;
+    // Dirty pages stay cached: write them out first.
+    file.sync_all().with_context(|| format!("sync {}", binary.display()))?;
+    nix::fcntl::posix_fadvise(&file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+        .with_context(|| format!("evict {} from the page cache", binary.display()))
+}
+
 /// The API for `setups` (the first setup's database and upload root), with every
 /// setup's uploader and `components` published on `registry_topic` (made by
 /// [`create_registry`]).
@@ -118,6 +131,7 @@ pub async fn start_api(
 ) -> anyhow::Result<Server> {
     let first = setups.first().context("at least one uploader")?;
     let prefix = registry_topic.trim_end_matches("licenseware.registry");
+    evict_from_page_cache(worker_bin)?;
     let mut command = Command::new(worker_bin);
     command
         .arg("serve")

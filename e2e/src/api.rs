@@ -44,7 +44,7 @@ impl ApiProcess {
     /// setup's uploader on its registry topic; returns once the uploader is served.
     pub async fn start(setup: &ConsumerSetup, label: &str, extra: &[&str]) -> Self {
         let api = Self::spawn(setup, label, extra, &[], None).await;
-        api.wait_served(setup).await;
+        api.wait_for_uploader(setup, "the uploader to be served", |status| status == 200).await;
         api
     }
 
@@ -52,17 +52,23 @@ impl ApiProcess {
     /// (a token of one is good at the other); returns once the uploader is served.
     pub async fn start_replica(&self, setup: &ConsumerSetup, label: &str) -> Self {
         let api = Self::spawn(setup, label, &[], &[], Some(self)).await;
-        api.wait_served(setup).await;
+        api.wait_for_uploader(setup, "the uploader to be served", |status| status == 200).await;
         api
     }
 
-    async fn wait_served(&self, setup: &ConsumerSetup) {
+    /// Waits until the uploader's status route answers with a status `ready` accepts.
+    async fn wait_for_uploader(
+        &self,
+        setup: &ConsumerSetup,
+        what: &str,
+        ready: impl Fn(reqwest::StatusCode) -> bool,
+    ) {
         let tenant = uuid::Uuid::new_v4().to_string();
         let token = self.token(&tenant, "probe", &[]);
         let status_url = self.uploader_url(setup, "status");
-        crate::eventually(Duration::from_secs(60), "the uploader to be served", || async {
+        crate::eventually(Duration::from_secs(60), what, || async {
             let response = self.get(&status_url, &tenant, &token).await;
-            (response.status() == 200).then_some(())
+            ready(response.status()).then_some(())
         })
         .await;
     }
@@ -77,14 +83,7 @@ impl ApiProcess {
         env: &[(&str, &str)],
     ) -> Self {
         let api = Self::spawn(setup, label, extra, env, None).await;
-        let tenant = uuid::Uuid::new_v4().to_string();
-        let token = api.token(&tenant, "probe", &[]);
-        let status_url = api.uploader_url(setup, "status");
-        crate::eventually(Duration::from_secs(60), "the uploader to be known", || async {
-            let response = api.get(&status_url, &tenant, &token).await;
-            (response.status() != 404).then_some(())
-        })
-        .await;
+        api.wait_for_uploader(setup, "the uploader to be known", |status| status != 404).await;
         api
     }
 

@@ -279,8 +279,17 @@ async fn set_on_existing(
     let documents = collection.clone_with_type::<Document>();
     let mut all = true;
     for record in indexes.iter().filter_map(|&index| inserts.get(index)) {
-        let Ok(mut fields) = record.to_document() else { continue };
-        let Some(id) = fields.remove("_id") else { continue };
+        // A record this writer encoded, with the `_id` it was refused on: anything else
+        // is not written, and said so.
+        let Some((fields, id)) = record
+            .to_document()
+            .ok()
+            .and_then(|mut fields| fields.remove("_id").map(|id| (fields, id)))
+        else {
+            tracing::warn!("a history record refused on its _id could not be read back");
+            all = false;
+            continue;
+        };
         // Never another tenant's or event's document, whatever holds that id.
         let mut filter = doc! {"_id": id};
         for key in ["tenant_id", "event_id"] {

@@ -3,7 +3,8 @@
 #   docker build --target operator -t ghcr.io/licenseware/licenseware-operator:0.1.0 .
 #   docker build --target worker   -t ghcr.io/licenseware/licenseware-worker:0.1.0 .
 #   (podman build / buildah bud take the same arguments)
-# One build stage compiles both binaries; each runtime stage is FROM scratch with
+# One build stage compiles both binaries (the worker profile-guided, worker/pgo/README.md);
+# each runtime stage is FROM scratch with
 # one binary, the shared libraries it loads, CA certificates and the non-root
 # user 65532 (e2e/images/rootfs): no shell, no package manager. `make images`
 # makes the same images without a container engine (e2e/images/build).
@@ -17,10 +18,12 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p licenseware-operator -p licenseware-worker \
-      --bin licenseware-operator --bin licenseware-worker \
+    cargo build --release --locked -p licenseware-operator --bin licenseware-operator \
+ && host=$(rustc -vV | sed -n 's/^host: //p') \
+ && RUSTFLAGS="$(worker/pgo/rustflags)" cargo build --release --locked --target "$host" \
+      -p licenseware-worker --bin licenseware-worker \
  && e2e/images/rootfs /rootfs/operator target/release/licenseware-operator \
- && e2e/images/rootfs /rootfs/worker target/release/licenseware-worker
+ && e2e/images/rootfs /rootfs/worker "target/$host/release/licenseware-worker"
 
 FROM scratch AS operator
 ARG VERSION=0.1.0

@@ -10,7 +10,7 @@ STACK_ENV := e2e/.stack/env
 WITH_STACK := set -a; . $(STACK_ENV); set +a;
 CARGO_FLAGS ?= --locked
 
-.PHONY: help dev test fmt fmt-check lint unit e2e crds gitops-health images images-debug bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-prune stack-status clean
+.PHONY: build-worker-release pgo-profile help dev test fmt fmt-check lint unit e2e crds gitops-health images images-debug bench-operator bench-operator-scale bench-worker bench-worker-store bench-sandbox bench-api fuzz stack-up stack-down stack-prune stack-status clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -49,9 +49,10 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 IMAGES_DIR ?= target/images
 images: ## Build the operator and worker images (OCI archives in target/images, no container engine: umoci) from release binaries, then run each binary from its image.
 	command -v umoci >/dev/null || { echo "umoci is missing: apt-get install umoci (.ci/run installs it)" >&2; exit 1; }
-	nice cargo build $(CARGO_FLAGS) --release -p licenseware-operator -p licenseware-worker \
-		--bin licenseware-operator --bin licenseware-worker
-	e2e/images/build $(IMAGES_DIR) $(VERSION) $(or $(CARGO_TARGET_DIR),target)/release
+	nice cargo build $(CARGO_FLAGS) --release -p licenseware-operator --bin licenseware-operator
+	nice $(MAKE) --no-print-directory build-worker-release
+	mkdir -p $(IMAGES_DIR)/bin && cp $(RELEASE_DIR)/licenseware-operator $(WORKER_RELEASE_BIN) $(IMAGES_DIR)/bin/
+	e2e/images/build $(IMAGES_DIR) $(VERSION) $(IMAGES_DIR)/bin
 	e2e/images/check $(IMAGES_DIR) $(VERSION)
 
 images-debug: ## The images' packaging checked fast: the same build and check from the debug binaries `make test` built (CI runs it; `make images` is the release).
@@ -103,14 +104,24 @@ fuzz: ## Fuzz the worker's readers, validators and processing for FUZZ_SECONDS e
 BENCH_STORE_EVENTS ?= 20
 BENCH_STORE_ROWS ?= 5000
 bench-worker-store: stack-up ## Benchmark (c): BENCH_STORE_EVENTS events of BENCH_STORE_ROWS CSV rows into MongoDB by the worker vs a bare insert_many.
-	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_worker_store
-	$(WITH_STACK) target/release/bench_worker_store --worker-bin target/release/licenseware-worker \
+	$(MAKE) --no-print-directory build-worker-release
+	cargo build $(CARGO_FLAGS) --release -p licenseware-e2e --bin bench_worker_store
+	$(WITH_STACK) target/release/bench_worker_store --worker-bin $(WORKER_RELEASE_BIN) \
 		--events $(BENCH_STORE_EVENTS) --rows $(BENCH_STORE_ROWS) --repeat $(or $(BENCH_REPEAT),3)
 
 include worker/bench/bench.mk
 bench-worker: build-worker-release
-build-worker-release:
-	cargo build $(CARGO_FLAGS) --release -p licenseware-worker --bin licenseware-worker
+# The worker's release build is profile-guided (worker/pgo/README.md): built with the
+# flags worker/pgo/rustflags prints, for the host triple named as the profile was trained.
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
+WORKER_RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release/licenseware-worker
+build-worker-release: ## The worker's release build, profile-guided: target/HOST/release/licenseware-worker.
+	RUSTFLAGS="$$(worker/pgo/rustflags)" cargo build $(CARGO_FLAGS) --release --target $(HOST_TRIPLE) \
+		-p licenseware-worker --bin licenseware-worker
+
+pgo-profile: stack-up ## Train the worker's profile (worker/pgo/licenseware-worker.profdata) on the stack: an instrumented build, the benchmarks' workloads, llvm-profdata.
+	$(WITH_STACK) worker/pgo/train
 
 stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretDB and Redis on loopback.
 	e2e/stack/up
@@ -132,12 +143,14 @@ BENCH_API_ARGS ?=
 bench-api: stack-up ## Benchmark (issue 11 §7, 12 §6): /validation vs the SDK's route, bare check vs hello world, uploads vs cp, component cache hit vs redis-benchmark GET, miss vs the driver, 1M-cell xlsx vs pandas+XlsxWriter.
 	command -v wrk >/dev/null || { echo "bench-api needs wrk: apt-get install wrk" >&2; exit 1; }
 	command -v redis-benchmark >/dev/null || { echo "bench-api needs redis-benchmark: apt-get install redis-tools" >&2; exit 1; }
-	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_api
+	$(MAKE) --no-print-directory build-worker-release
+	cargo build $(CARGO_FLAGS) --release -p licenseware-e2e --bin bench_api
 	read -r sdk_python sdk_src < <(e2e/bench/sdk-env) && $(WITH_STACK) \
-		target/release/bench_api --worker-bin target/release/licenseware-worker \
+		target/release/bench_api --worker-bin $(WORKER_RELEASE_BIN) \
 		--sdk-python "$$sdk_python" --sdk-src "$$sdk_src" $(BENCH_API_ARGS)
 
 BENCH_SANDBOX_FILES ?= 1000
 bench-sandbox: ## Benchmark: the sandbox's cost per file (BENCH_SANDBOX_FILES small CSVs validated and processed, in process vs contained).
-	cargo build $(CARGO_FLAGS) --release -p licenseware-worker -p licenseware-e2e --bin licenseware-worker --bin bench_sandbox
-	target/release/bench_sandbox --worker-bin target/release/licenseware-worker --files $(BENCH_SANDBOX_FILES)
+	$(MAKE) --no-print-directory build-worker-release
+	cargo build $(CARGO_FLAGS) --release -p licenseware-e2e --bin bench_sandbox
+	target/release/bench_sandbox --worker-bin $(WORKER_RELEASE_BIN) --files $(BENCH_SANDBOX_FILES)

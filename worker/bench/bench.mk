@@ -3,7 +3,7 @@
 # (c), bench-worker-store, needs the stack and is defined there.
 # BENCH_REPEAT, BENCH_CSV_MB, BENCH_XLSX_ROWS and BENCH_CACHE are read by run.py.
 
-BENCH_WORKER_BIN ?= target/release/licenseware-worker
+BENCH_WORKER_BIN ?= $(WORKER_RELEASE_BIN)
 BENCH_WORKER_ARGS ?=
 
 .PHONY: bench-worker

@@ -1,5 +1,5 @@
 //! The store's own rate for `/validation`'s history records: the same documents
-//! inserted straight with the MongoDB driver, in the API's batches (500, two at a time),
+//! inserted straight with the MongoDB driver, in the API's batches (250, two at a time),
 //! for as long as a wrk run. Every `/validation` writes one record, so on this stack
 //! the store's insert rate bounds the route whatever the API does.
 
@@ -13,7 +13,7 @@ use mongodb::{
 use super::load::Sample;
 
 /// The API's batch size and batches in flight (`serve::history`).
-const BATCH: usize = 500;
+const BATCH: usize = 250;
 const IN_FLIGHT: usize = 2;
 
 fn record(tenant: &str, app: &str, uploader: &str, filenames: &[String]) -> Document {

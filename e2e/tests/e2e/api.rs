@@ -199,6 +199,7 @@ async fn every_validation_record_is_written_when_the_api_stops_at_once() {
     assert!(status.success(), "{status}; log:\n{}", api.log());
     let written = setup.count("ProcessingHistory", doc! {"tenant_id": &tenant}).await;
     assert_eq!(written, requests, "records written of {requests}; log:\n{}", api.log());
+    setup.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

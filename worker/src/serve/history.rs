@@ -32,14 +32,18 @@ use crate::validation::ValidationResponse;
 
 /// Records waiting at most this long before they are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// And at most this many in one write.
-const BATCH: usize = 500;
+/// And at most this many in one write: past a few hundred a larger batch is no faster
+/// on the store, and every record gathered or in flight is the API's memory.
+const BATCH: usize = 250;
 /// Batches written at once: the next one is gathered and sent while the store works
 /// on the last (the store's own rate is `/validation`'s limit).
 const IN_FLIGHT: usize = 2;
-/// Pending records before senders wait (back pressure): with the batches in flight,
-/// a few MiB of encoded records at most.
-const QUEUE: usize = 4_000;
+/// Pending records before senders wait (back pressure). Every record queued, gathered
+/// or in flight is the API's memory (over 1 KiB with the driver's copy): under `make
+/// bench-api`'s /validation load, which the store bounds, a queue of 4,000 and batches
+/// of 500 held the API at 35 MiB, this queue and batch at 29, at the same rate (the
+/// senders wait on the store either way).
+const QUEUE: usize = 500;
 
 /// Who a record is about.
 #[derive(Debug, Clone)]

@@ -32,8 +32,9 @@ use crate::validation::ValidationResponse;
 
 /// Records waiting at most this long before they are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// And at most this many in one write: past a few hundred a larger batch is no faster
-/// on the store, and every record gathered or in flight is the API's memory.
+/// And at most this many in one write. Batches of 500 are about 8% faster straight
+/// into the stack's FerretDB, but measured no faster through the API, and every record
+/// gathered or in flight is the API's memory.
 const BATCH: usize = 250;
 /// Batches written at once: the next one is gathered and sent while the store works
 /// on the last (the store's own rate is `/validation`'s limit).

@@ -1,6 +1,6 @@
 //! The store's own rate for `/validation`'s history records: the same documents
-//! inserted straight with the MongoDB driver, in the API's batches (250, two at a time),
-//! for as long as a wrk run. Every `/validation` writes one record, so on this stack
+//! inserted straight with the MongoDB driver, in the API's batches (its own `BATCH` and
+//! `IN_FLIGHT`), for as long as a wrk run. Every `/validation` writes one record, so on this stack
 //! the store's insert rate bounds the route whatever the API does.
 
 use std::time::{Duration, Instant};
@@ -10,11 +10,9 @@ use mongodb::{
     bson::{Document, doc, oid::ObjectId},
 };
 
-use super::load::Sample;
+use licenseware_worker::serve::history::{BATCH, IN_FLIGHT};
 
-/// The API's batch size and batches in flight (`serve::history`).
-const BATCH: usize = 250;
-const IN_FLIGHT: usize = 2;
+use super::load::Sample;
 
 fn record(tenant: &str, app: &str, uploader: &str, filenames: &[String]) -> Document {
     let entries: Vec<Document> = filenames

@@ -35,10 +35,10 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// And at most this many in one write. Batches of 500 are about 8% faster straight
 /// into the stack's FerretDB, but measured no faster through the API, and every record
 /// gathered or in flight is the API's memory.
-const BATCH: usize = 250;
+pub const BATCH: usize = 250;
 /// Batches written at once: the next one is gathered and sent while the store works
 /// on the last (the store's own rate is `/validation`'s limit).
-const IN_FLIGHT: usize = 2;
+pub const IN_FLIGHT: usize = 2;
 /// Pending records before senders wait (back pressure). Every record queued, gathered
 /// or in flight is the API's memory (over 1 KiB with the driver's copy): under `make
 /// bench-api`'s /validation load, which the store bounds, a queue of 4,000 and batches

@@ -16,6 +16,7 @@ pub mod duration;
 pub mod event_schema;
 pub mod filter;
 pub mod generate;
+pub mod kafka_client;
 pub mod kafka_security;
 pub mod names;
 pub mod pipeline;

@@ -16,6 +16,7 @@ pub mod dev;
 pub mod kafka;
 pub mod kafka_cluster;
 pub mod kube;
+pub mod metadata_proxy;
 pub mod operator;
 pub mod operator_process;
 pub mod procfs;

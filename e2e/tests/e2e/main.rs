@@ -17,6 +17,7 @@ mod app;
 mod dev;
 mod gitops;
 mod kafka_brokers;
+mod kafka_rebootstrap;
 mod kafka_security;
 mod leader;
 mod operator_first_run;

@@ -31,6 +31,7 @@ use self::index::{Index, Member, app_metadata_of};
 
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
+use licenseware_crds::kafka_client::{self, Watched};
 use mongodb::{
     Collection,
     bson::{self, Bson, Document, doc},
@@ -110,7 +111,7 @@ pub struct Registry {
 
 struct Inner {
     collection: Collection<Document>,
-    producer: FutureProducer,
+    producer: FutureProducer<Watched>,
     topic: String,
     admin: KafkaAdmin,
     topic_ready: OnceCell<()>,
@@ -183,12 +184,13 @@ impl Registry {
         topic_prefix: &str,
         admin: KafkaAdmin,
     ) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = kafka
-            .clone()
-            .set("client.id", "licenseware-operator-registry")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000")
-            .create()?;
+        let producer: FutureProducer<Watched> = kafka_client::create(
+            kafka
+                .clone()
+                .set("client.id", "licenseware-operator-registry")
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", "30000"),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 collection: mongo.database(database).collection(COLLECTION),

@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use licenseware_crds::kafka_client::{self, Watched};
 use rdkafka::{
     ClientConfig,
     error::KafkaError,
@@ -26,7 +27,7 @@ const MESSAGE_TIMEOUT_MS: &str = "120000";
 
 #[derive(Clone)]
 pub struct Notifier {
-    producer: FutureProducer,
+    producer: FutureProducer<Watched>,
     app_events: String,
     log_events: String,
     failures: Arc<AtomicU64>,
@@ -48,13 +49,14 @@ impl Notifier {
         app_events: &str,
         log_events: &str,
     ) -> Result<Self, KafkaError> {
-        let producer = kafka
-            .clone()
-            .set("client.id", client_id)
-            // Dead letters must not be duplicated or reordered by the producer's retries.
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
-            .create()?;
+        let producer = kafka_client::create(
+            kafka
+                .clone()
+                .set("client.id", client_id)
+                // Dead letters must not be duplicated or reordered by the producer's retries.
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", MESSAGE_TIMEOUT_MS),
+        )?;
         Ok(Self {
             producer,
             app_events: app_events.to_owned(),

@@ -22,6 +22,7 @@ use std::{
 
 use axum::{Json, Router, extract::State, http::StatusCode, http::header, routing::get};
 use clap::Args;
+use licenseware_crds::kafka_client::Watched;
 use prometheus_client::{
     metrics::{counter::Counter, histogram::Histogram},
     registry::Registry,
@@ -170,7 +171,7 @@ pub struct Check {
 
 /// What the readiness checks reach.
 pub struct Servers {
-    pub consumer: Arc<StreamConsumer>,
+    pub consumer: Arc<StreamConsumer<Watched>>,
     pub events_topic: String,
     pub db: mongodb::Database,
     pub redis: redis::Client,

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use licenseware_crds::kafka_client::{self, Watched};
 use tracing::Instrument;
 
 use rdkafka::{
@@ -122,8 +123,8 @@ pub async fn run(
         &settings.log_events_topic,
     )
     .map_err(ConsumeError::Kafka)?;
-    let consumer: StreamConsumer = settings
-        .kafka_config()
+    let mut consumer_config = settings.kafka_config();
+    consumer_config
         .set("group.id", &settings.worker.consumer_group)
         .set("client.id", &client_id)
         // At-least-once without blocking the loop: an offset is stored only once its
@@ -137,9 +138,9 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)
         .set("session.timeout.ms", SESSION_TIMEOUT_MS)
-        .set("heartbeat.interval.ms", "3000")
-        .create()
-        .map_err(ConsumeError::Kafka)?;
+        .set("heartbeat.interval.ms", "3000");
+    let consumer: StreamConsumer<Watched> =
+        kafka_client::create(&consumer_config).map_err(ConsumeError::Kafka)?;
     let topic = settings.worker.events_topic.clone();
     consumer
         .subscribe(&[&topic])
@@ -320,7 +321,7 @@ async fn dead_letter(ctx: &Context, message: &OwnedMessage, letter: &DeadLetter)
 
 /// Marks the offset after `message` for the next commit. A partition taken away by a
 /// rebalance refuses it: its next owner redoes the event, which is idempotent.
-fn store_offset(consumer: &StreamConsumer, message: &OwnedMessage) {
+fn store_offset(consumer: &StreamConsumer<Watched>, message: &OwnedMessage) {
     if let Err(error) =
         consumer.store_offset(message.topic(), message.partition(), message.offset())
     {
@@ -330,7 +331,7 @@ fn store_offset(consumer: &StreamConsumer, message: &OwnedMessage) {
 
 /// Commits the stored offsets before a stop, so that a drained worker leaves nothing to
 /// redo. Bounded: a broker that does not answer leaves the events to a redelivery.
-async fn commit_stored(consumer: &Arc<StreamConsumer>) {
+async fn commit_stored(consumer: &Arc<StreamConsumer<Watched>>) {
     let consumer = Arc::clone(consumer);
     let (done, finished) = tokio::sync::oneshot::channel();
     // A thread of its own, not the runtime's: one stuck on a broker that does not answer

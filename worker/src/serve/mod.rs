@@ -42,6 +42,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, header},
     middleware,
 };
+use licenseware_crds::kafka_client::{self, Watched};
 use rdkafka::{ClientConfig, producer::FutureProducer};
 
 use self::kafka_context::LastErrorContext;
@@ -150,9 +151,9 @@ fn cors(origins: &[String]) -> CorsLayer {
 fn producer(
     kafka: &ClientConfig,
     errors: LastErrorContext,
-) -> Result<FutureProducer<LastErrorContext>, rdkafka::error::KafkaError> {
-    kafka
-        .clone()
+) -> Result<FutureProducer<Watched<LastErrorContext>>, rdkafka::error::KafkaError> {
+    let mut config = kafka.clone();
+    config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
@@ -162,8 +163,8 @@ fn producer(
         .set("linger.ms", "0")
         // Processing events are small envelopes: bound what may wait for the broker
         // (librdkafka's default allows 1 GiB) so an outage fails uploads, not memory.
-        .set("queue.buffering.max.kbytes", "16384")
-        .create_with_context(errors)
+        .set("queue.buffering.max.kbytes", "16384");
+    kafka_client::create_with_context(&config, errors)
 }
 
 /// Serves until `shutdown` completes, then drains: requests in flight finish and the

@@ -17,6 +17,7 @@ use crate::validation::CompiledRules;
 use licenseware_crds::{
     WorkerConfigFile,
     event_schema::{CompiledEventSchema, EventSchemaError},
+    kafka_client::{self, Watched},
     names::dash,
     registry::RegistryRecord,
 };
@@ -253,16 +254,16 @@ fn follow_once(
     view: &RegistryView,
     stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = kafka
-        .clone()
+    let mut config = kafka.clone();
+    config
         // No group is joined and nothing is committed: partitions are assigned by hand.
         .set("group.id", "licenseware-api")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // The registry is a few thousand small documents: librdkafka's default pre-fetch
         // queue (64 MiB) would only hold memory for nothing.
-        .set("queued.max.messages.kbytes", "2048")
-        .create()?;
+        .set("queued.max.messages.kbytes", "2048");
+    let consumer: BaseConsumer<Watched> = kafka_client::create(&config)?;
     let partitions = loop {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let found: Vec<i32> = metadata
@@ -323,7 +324,7 @@ fn follow_once(
 
 /// Whether the consumer's position has reached each partition's end as it was at the
 /// start (the position moves past compacted gaps and control records too).
-fn read_to(consumer: &BaseConsumer, ends: &[(i32, i64)]) -> bool {
+fn read_to(consumer: &BaseConsumer<Watched>, ends: &[(i32, i64)]) -> bool {
     let Ok(positions) = consumer.position() else { return false };
     ends.iter().all(|(partition, end)| {
         positions.elements().iter().any(|element| {

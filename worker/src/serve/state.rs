@@ -4,6 +4,7 @@
 use std::{ops::Deref, sync::Arc};
 
 use axum::extract::FromRef;
+use licenseware_crds::kafka_client::Watched;
 use mongodb::Database;
 use rdkafka::producer::FutureProducer;
 
@@ -31,7 +32,7 @@ pub struct Shared {
     /// Made on first use, so that the API starts (and says it is not ready) while Redis
     /// is away; the manager reconnects by itself afterwards.
     redis: OnceCell<ConnectionManager>,
-    pub producer: FutureProducer<LastErrorContext>,
+    pub producer: FutureProducer<Watched<LastErrorContext>>,
     /// The producer's last client error, for `/readyz`.
     pub kafka_errors: LastErrorContext,
     pub sandbox: Sandbox,
@@ -74,7 +75,7 @@ pub struct Parts {
     pub database: Database,
     pub history: HistoryWriter,
     pub redis_client: redis::Client,
-    pub producer: FutureProducer<LastErrorContext>,
+    pub producer: FutureProducer<Watched<LastErrorContext>>,
     /// The producer's last client error, for `/readyz`.
     pub kafka_errors: LastErrorContext,
     pub sandbox: Sandbox,

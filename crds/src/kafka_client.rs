@@ -42,9 +42,9 @@ pub const STATISTICS_INTERVAL_MS: &str = "5000";
 /// when the last broker it knows goes down, and that must be given its chance.
 const STRANDED_SAMPLES: u32 = 2;
 
-/// Creates a client of `config` with the context `inner` (its log, error, OAuth and
-/// address callbacks are used; a consumer's rebalance callbacks are librdkafka's
-/// defaults) that recovers from having no broker left.
+/// Creates a client of `config` with the context `inner` (its log, error and OAuth
+/// callbacks are used; a consumer's rebalance callbacks are rdkafka's defaults) that
+/// recovers from having no broker left.
 pub fn create_with_context<T, C>(config: &ClientConfig, inner: C) -> KafkaResult<T>
 where
     C: ClientContext + 'static,
@@ -78,18 +78,6 @@ where
 pub struct Watched<C = DefaultClientContext> {
     inner: C,
     watch: Arc<BrokerWatch>,
-}
-
-impl<C> Watched<C> {
-    /// The context given to [`create_with_context`].
-    pub fn inner(&self) -> &C {
-        &self.inner
-    }
-
-    /// How many times the client was given its bootstrap servers again.
-    pub fn rebootstraps(&self) -> u64 {
-        self.watch.rebootstraps.load(Ordering::Relaxed)
-    }
 }
 
 impl<C: ClientContext> ClientContext for Watched<C> {

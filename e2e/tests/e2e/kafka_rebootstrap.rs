@@ -16,22 +16,10 @@ use licenseware_e2e::{
     eventually,
     metadata_proxy::MetadataProxy,
 };
-use mongodb::bson::doc;
+
+use crate::worker_consume::{publish_many, successes};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-async fn publish_events(setup: &ConsumerSetup, count: usize) {
-    let tenant = uuid::Uuid::new_v4().to_string();
-    for _ in 0..count {
-        let event = uuid::Uuid::new_v4().to_string();
-        let file = setup.write_file(&tenant, &event, "lines.txt", b"one\ntwo\nthree\n");
-        setup.publish(&setup.event(&tenant, &event, &[file], false)).await;
-    }
-}
-
-async fn successes(setup: &ConsumerSetup) -> u64 {
-    setup.count("ProcessingHistory", doc! {"processing_status": "success"}).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_told_there_is_no_broker_finds_its_broker_again() {
@@ -41,7 +29,7 @@ async fn a_worker_told_there_is_no_broker_finds_its_broker_again() {
         setup.stack.kafka_brokers.parse().expect("the stack's plaintext broker, one address");
     let proxy = MetadataProxy::start(upstream).await;
     let through_proxy = proxy.addr.to_string();
-    publish_events(&setup, 20).await;
+    publish_many(&setup, 20, 3).await;
     let mut worker = WorkerProcess::start_with_env(
         &setup,
         "rebootstrap",
@@ -70,7 +58,7 @@ async fn a_worker_told_there_is_no_broker_finds_its_broker_again() {
     .await;
     // The broker is back: only a client that still knows where to ask will hear it.
     proxy.show_brokers();
-    publish_events(&setup, 20).await;
+    publish_many(&setup, 20, 3).await;
 
     setup.wait_all_committed(40, WAIT).await;
     assert_eq!(successes(&setup).await, 40, "every event processed once");

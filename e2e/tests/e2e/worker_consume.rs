@@ -50,7 +50,7 @@ async fn documents_per_event(setup: &ConsumerSetup) -> BTreeMap<String, u64> {
     counts
 }
 
-async fn successes(setup: &ConsumerSetup) -> u64 {
+pub(crate) async fn successes(setup: &ConsumerSetup) -> u64 {
     setup.count("ProcessingHistory", doc! {"processing_status": "success"}).await
 }
 
@@ -243,7 +243,7 @@ async fn bad_paths_are_refused_and_bad_events_go_to_the_dead_letters() {
 }
 
 /// Publishes `count` events of `lines_per_event` lines over 5 tenants.
-async fn publish_many(setup: &ConsumerSetup, count: usize, lines_per_event: usize) {
+pub(crate) async fn publish_many(setup: &ConsumerSetup, count: usize, lines_per_event: usize) {
     let tenants: Vec<String> = (0..5).map(|_| uuid()).collect();
     for index in 0..count {
         let tenant = &tenants[index % tenants.len()];

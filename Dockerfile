@@ -22,6 +22,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && host=$(rustc -vV | sed -n 's/^host: //p') \
  && RUSTFLAGS="$(worker/pgo/rustflags)" cargo build --release --locked --target "$host" \
       -p licenseware-worker --bin licenseware-worker \
+ && worker/pgo/check "target/$host/release/licenseware-worker" \
  && e2e/images/rootfs /rootfs/operator target/release/licenseware-operator \
  && e2e/images/rootfs /rootfs/worker "target/$host/release/licenseware-worker"
 

@@ -119,6 +119,7 @@ WORKER_RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release/li
 build-worker-release: ## The worker's release build, profile-guided: target/HOST/release/licenseware-worker.
 	RUSTFLAGS="$$(worker/pgo/rustflags)" cargo build $(CARGO_FLAGS) --release --target $(HOST_TRIPLE) \
 		-p licenseware-worker --bin licenseware-worker
+	worker/pgo/check $(WORKER_RELEASE_BIN)
 
 pgo-profile: stack-up ## Train the worker's profile (worker/pgo/licenseware-worker.profdata) on the stack: an instrumented build, the benchmarks' workloads, llvm-profdata.
 	$(WITH_STACK) worker/pgo/train

@@ -146,7 +146,7 @@ pub async fn start_api(
         .env("LW_MONGO_URL", mongo_url_with_database(&first.stack.mongo_url, &first.database))
         .env("LW_REDIS_URL", &first.stack.redis_url)
         .env("RUST_LOG", "info");
-    with_image_allocator_settings(&mut command);
+    command.envs(crate::IMAGE_ALLOCATOR_ENV);
     let server = start_printing_address(command, log)?;
     publish(&first.stack.kafka_brokers, registry_topic, setups, components).await?;
     Ok(server)
@@ -225,7 +225,7 @@ pub async fn wait_ready(
 pub fn start_bare(secret_file: &Path, rules_json: &str, log: &Path) -> anyhow::Result<Server> {
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("bare-server").arg("--secret-file").arg(secret_file).args(["--rules", rules_json]);
-    with_image_allocator_settings(&mut command);
+    command.envs(crate::IMAGE_ALLOCATOR_ENV);
     start_printing_address(command, log)
 }
 
@@ -296,10 +296,4 @@ pub async fn start_sdk(
 /// Topics a bench made beside its setups.
 pub async fn delete_topic(stack: &Stack, topic: &str) {
     Kafka::new(&stack.kafka_brokers).delete_topics(&[topic]).await;
-}
-
-/// The allocator settings the worker image's ENV carries (Dockerfile, e2e/images/build):
-/// the API is measured as it is deployed.
-fn with_image_allocator_settings(command: &mut Command) {
-    command.env("MIMALLOC_PURGE_DELAY", "0").env("MIMALLOC_ARENA_EAGER_COMMIT", "0");
 }

@@ -162,6 +162,7 @@ fn spawn(spec: &ProcessSpec, policy: &Policy, first: bool) -> std::io::Result<Ch
     };
     command
         .args(&spec.args)
+        .envs(crate::IMAGE_ALLOCATOR_ENV)
         .envs(spec.env.iter().map(|(name, value)| (name, value)))
         // Text logs without colour codes: they go to a file.
         .env("NO_COLOR", "1")

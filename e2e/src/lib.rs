@@ -90,3 +90,17 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_image_allocator_settings_are_those_both_image_builds_set() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["Dockerfile", "e2e/images/build"] {
+            let text = std::fs::read_to_string(root.join(file)).expect("read the image build");
+            for (name, value) in super::IMAGE_ALLOCATOR_ENV {
+                assert!(text.contains(&format!("{name}={value}")), "{file} lacks {name}={value}");
+            }
+        }
+    }
+}

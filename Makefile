@@ -121,7 +121,7 @@ build-worker-release: ## The worker's release build, profile-guided: target/HOST
 		-p licenseware-worker --bin licenseware-worker
 	worker/pgo/check $(WORKER_RELEASE_BIN)
 
-pgo-profile: stack-up ## Train the worker's profile (worker/pgo/licenseware-worker.profdata) on the stack: an instrumented build, the benchmarks' workloads, llvm-profdata.
+pgo-profile: stack-up ## Train the worker's profile (worker/pgo/licenseware-worker.profdata.xz) on the stack: an instrumented build, the benchmarks' workloads, llvm-profdata.
 	$(WITH_STACK) worker/pgo/train
 
 stack-up: ## Start (installing on first use) kube-apiserver+etcd, Kafka, FerretDB and Redis on loopback.
